@@ -1,0 +1,1 @@
+//! Apply walker (in progress).

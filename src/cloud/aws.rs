@@ -1,0 +1,1 @@
+//! Amazon EC2 through aws-sdk-ec2 (in progress).

@@ -1,0 +1,300 @@
+//! The cloud: machines, firewalls and key pairs, behind one trait.
+//!
+//! Providers: [`aws`] (aws-sdk-ec2, any EC2-compatible endpoint) and
+//! [`fake`] (in memory, recording every call, for unit tests and benchmarks).
+//!
+//! Ownership is by tag: every instance and group carries `appgrid:app`,
+//! `appgrid:lineage` and `appgrid:address`, so [`Cloud::refresh`] finds all of
+//! an app's machines — including those an interrupted apply launched but never
+//! recorded — with one tag-filtered, paginated listing.
+
+pub mod aws;
+pub mod fake;
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::{Group, InstanceSpec, KeyPairSpec, ResourceAddress, SecurityGroupSpec};
+
+pub const TAG_APP: &str = "appgrid:app";
+pub const TAG_LINEAGE: &str = "appgrid:lineage";
+pub const TAG_ADDRESS: &str = "appgrid:address";
+/// The hash of the spec an instance was launched from, to decide adoption.
+pub const TAG_SPEC: &str = "appgrid:spec";
+
+/// Whose resources these are: the app and the state lineage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub app: String,
+    pub lineage: String,
+}
+
+/// Everything of the app's that the cloud reports.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub instances: Vec<ObservedInstance>,
+    pub groups: Vec<ObservedGroup>,
+    pub key_pair: Option<ObservedKeyPair>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    ShuttingDown,
+    Terminated,
+}
+
+impl InstanceStatus {
+    /// Counts as an existing machine (not on its way out).
+    pub fn is_alive(self) -> bool {
+        matches!(self, InstanceStatus::Pending | InstanceStatus::Running)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedInstance {
+    pub id: String,
+    /// From the `appgrid:address` tag (a launch-batch tag resolved by launch index).
+    pub address: Option<ResourceAddress>,
+    /// From the `appgrid:spec` tag.
+    pub spec_hash: Option<String>,
+    pub instance_type: String,
+    pub zone: String,
+    pub status: InstanceStatus,
+    pub private_ip: Option<String>,
+    pub image_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedGroup {
+    pub id: String,
+    pub name: String,
+    /// From the `appgrid:address` tag.
+    pub group: Option<Group>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedKeyPair {
+    pub name: String,
+    pub fingerprint: Option<String>,
+}
+
+/// An ingress rule with the source group resolved to its cloud id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ResolvedRule {
+    pub port: u16,
+    pub from: ResolvedSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedSource {
+    Cidr(String),
+    GroupId(String),
+}
+
+/// Launch identical instances (same spec, same zone) in one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchRequest {
+    pub owner: Owner,
+    pub spec: InstanceSpec,
+    pub spec_hash: String,
+    /// The addresses to launch, an arithmetic run (`web[0]`, `web[3]`, `web[6]`):
+    /// the instance with launch index `k` is `addresses[k]`.
+    pub addresses: Vec<ResourceAddress>,
+    pub group_id: String,
+    /// Idempotency token for RunInstances (at most 64 ASCII characters).
+    pub client_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchedInstance {
+    pub address: ResourceAddress,
+    pub id: String,
+    pub zone: String,
+    pub private_ip: Option<String>,
+    pub image_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloudError {
+    /// The API answered with an error (after retries, for retryable ones).
+    #[error("{operation} failed: {code}: {message}")]
+    Api {
+        operation: String,
+        code: String,
+        message: String,
+    },
+    /// Nothing answered (connection refused, timed out, DNS) after the retry bound.
+    #[error("cannot reach the EC2 API at {endpoint} ({operation}, {attempts} attempts): {detail}; check `endpoint` in [provider] or AWS_ENDPOINT_URL_EC2")]
+    Unreachable {
+        endpoint: String,
+        operation: String,
+        attempts: u32,
+        detail: String,
+    },
+    #[error("{0}")]
+    Credentials(String),
+    #[error("no image matches `{image}` in {region}; set `image = \"ami-…\"` in [provider] to pick one")]
+    ImageNotFound { image: String, region: String },
+    #[error("cannot read public key {path}: {detail}; create one with `ssh-keygen -t ed25519 -f {private}`")]
+    PublicKey {
+        path: String,
+        private: String,
+        detail: String,
+    },
+    #[error("timed out after {seconds}s waiting for {what}")]
+    Timeout { what: String, seconds: u64 },
+}
+
+/// Machines, firewalls and key pairs. Every call is one logical cloud operation;
+/// implementations retry throttling and transient errors themselves, bounded.
+pub trait Cloud: Send + Sync + 'static {
+    /// Everything owned by `owner`: one tag-filtered, paginated listing per kind.
+    fn refresh(&self, owner: &Owner) -> impl Future<Output = Result<Observed, CloudError>> + Send;
+
+    /// Import the public key; returns the key pair's name (its id in state).
+    fn import_key_pair(
+        &self,
+        owner: &Owner,
+        spec: &KeyPairSpec,
+        public_key: &str,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    fn delete_key_pair(&self, name: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Create an (empty) group tagged for `owner`; returns its id. A group of the
+    /// same name that already carries the owner's tags is returned, not duplicated.
+    fn create_security_group(
+        &self,
+        owner: &Owner,
+        group: Group,
+        spec: &SecurityGroupSpec,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+
+    /// Make the group's ingress exactly `rules`: authorize what is missing,
+    /// revoke what `previous` had and `rules` does not.
+    fn set_ingress(
+        &self,
+        group_id: &str,
+        rules: &[ResolvedRule],
+        previous: &[ResolvedRule],
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    fn delete_security_group(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+
+    /// Launch `request.addresses.len()` instances in ONE call, tagged at launch.
+    /// Returns as soon as the cloud has ids (instances may still be pending).
+    fn launch(
+        &self,
+        request: &LaunchRequest,
+    ) -> impl Future<Output = Result<Vec<LaunchedInstance>, CloudError>> + Send;
+
+    /// Wait until every id is running; returns their current facts.
+    fn wait_running(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<ObservedInstance>, CloudError>> + Send;
+
+    /// Terminate instances (already-gone ids are not an error).
+    fn terminate(&self, ids: &[String]) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// Encode a launch batch's addresses for the `appgrid:address` tag written at
+/// launch: `web[3]` for one, `web[0:9:3]` (start:stop:step) for a run.
+pub fn encode_batch_address(addresses: &[ResourceAddress]) -> String {
+    match addresses {
+        [one] => one.to_string(),
+        [first, second, ..] => {
+            let (ResourceAddress::Instance { role, index: a }, ResourceAddress::Instance { index: b, .. }) =
+                (first, second)
+            else {
+                return first.to_string();
+            };
+            let step = b - a;
+            let stop = a + step * addresses.len() as u32;
+            format!("{}[{a}:{stop}:{step}]", role.as_str())
+        }
+        [] => String::new(),
+    }
+}
+
+/// The address of the instance with `launch_index` in a batch tagged `tag`
+/// (either a plain address or the `role[start:stop:step]` form).
+pub fn decode_batch_address(tag: &str, launch_index: u32) -> Option<ResourceAddress> {
+    if let Ok(address) = tag.parse::<ResourceAddress>() {
+        return (launch_index == 0).then_some(address);
+    }
+    let (name, rest) = tag.strip_suffix(']')?.split_once('[')?;
+    let mut parts = rest.split(':').map(|p| p.parse::<u32>().ok());
+    let (start, stop, step) = (parts.next()??, parts.next()??, parts.next()??);
+    if parts.next().is_some() || step == 0 {
+        return None;
+    }
+    let index = start.checked_add(step.checked_mul(launch_index)?)?;
+    if index >= stop {
+        return None;
+    }
+    format!("{name}[{index}]").parse().ok()
+}
+
+/// Split addresses of one role into arithmetic runs, each launchable in one call.
+pub fn arithmetic_runs(addresses: &[ResourceAddress]) -> Vec<Vec<ResourceAddress>> {
+    let mut runs: Vec<Vec<ResourceAddress>> = Vec::new();
+    let index = |a: &ResourceAddress| match a {
+        ResourceAddress::Instance { index, .. } => *index as i64,
+        _ => 0,
+    };
+    for &a in addresses {
+        if let Some(run) = runs.last_mut() {
+            let fits = match run.as_slice() {
+                [only] => index(&a) > index(only),
+                [.., p, q] => index(&a) - index(q) == index(q) - index(p),
+                [] => true,
+            };
+            if fits {
+                run.push(a);
+                continue;
+            }
+        }
+        runs.push(vec![a]);
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Role;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn batch_tag_roundtrips(mut idx in proptest::collection::btree_set(0u32..500, 1..40)) {
+            let addrs: Vec<_> = std::mem::take(&mut idx).into_iter().map(|i| ResourceAddress::instance(Role::Web, i)).collect();
+            let runs = arithmetic_runs(&addrs);
+            let flat: Vec<_> = runs.iter().flatten().copied().collect();
+            prop_assert_eq!(&flat, &addrs);
+            for run in runs {
+                let tag = encode_batch_address(&run);
+                prop_assert!(tag.len() <= 256);
+                for (k, a) in run.iter().enumerate() {
+                    prop_assert_eq!(decode_batch_address(&tag, k as u32), Some(*a));
+                }
+                prop_assert_eq!(decode_batch_address(&tag, run.len() as u32), None);
+            }
+        }
+    }
+
+    #[test]
+    fn spread_web_instances_make_one_run_per_zone() {
+        let addrs: Vec<_> = [0, 3, 6, 9].map(|i| ResourceAddress::instance(Role::Web, i)).to_vec();
+        assert_eq!(arithmetic_runs(&addrs).len(), 1);
+        assert_eq!(encode_batch_address(&addrs), "web[0:12:3]");
+    }
+}

@@ -1,0 +1,15 @@
+//! appgrid: an app manifest becomes a dependency graph of machines, a plan of
+//! what would change, and an apply that converges the cloud to it.
+//!
+//! The pure core — [`manifest`], [`graph`], [`plan`] — takes data and returns
+//! data. Side effects live at the edge: [`cloud`] (the provider trait),
+//! [`state`] (the state file and its lock) and [`apply`] (the walker).
+
+pub mod apply;
+pub mod cloud;
+pub mod graph;
+pub mod hash;
+pub mod manifest;
+pub mod plan;
+pub mod state;
+pub mod templates;

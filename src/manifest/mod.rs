@@ -1,0 +1,201 @@
+//! The app manifest: what the user wrote (TOML) turned into a validated
+//! [`Manifest`] the rest of appgrid can trust.
+//!
+//! Two stages, as in cargo and just: [`schema`] walks the raw, spanned TOML
+//! tree and reports *every* problem at once as a [`Diagnostic`] with
+//! file:line:col; only a manifest with no error becomes a [`Manifest`].
+//! Nothing here does I/O except [`load`], which reads the one file.
+
+mod diagnostic;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+
+/// A validated manifest. Every field has been checked; defaults are filled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub app: App,
+    pub provider: Provider,
+    pub release: Option<Release>,
+    pub web: Web,
+    pub load_balancer: LoadBalancer,
+    pub database: Option<Database>,
+    pub cache: Option<Cache>,
+    pub autoscale: Option<Autoscale>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    /// A DNS label: lowercase letters, digits and `-`, at most 63 characters.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Aws,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provider {
+    pub kind: ProviderKind,
+    pub region: String,
+    /// Availability zones instances are spread over, in order. Defaults to
+    /// `{region}a`, `{region}b`, `{region}c`.
+    pub zones: Vec<String>,
+    /// An image name resolved to an AMI at apply time (`debian-12`), or an `ami-…` id.
+    pub image: String,
+    pub ssh_user: String,
+    /// Path of the private key, as written in the manifest (`~` allowed).
+    /// The public key is the same path with `.pub`.
+    pub ssh_key: String,
+    /// CIDRs allowed to reach port 22 on every machine.
+    pub ssh_from: Vec<String>,
+    /// An EC2-compatible endpoint, e.g. `http://127.0.0.1:5000`.
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub path: String,
+    pub build: Option<String>,
+    pub start: String,
+    pub health: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Web {
+    pub instance_type: String,
+    pub count: u32,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadBalancer {
+    pub instance_type: String,
+    pub listen: u16,
+    pub allow_from: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Replication {
+    Slony,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Database {
+    pub instance_type: String,
+    pub version: u32,
+    pub replicas: u32,
+    pub replication: Replication,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cache {
+    pub instance_type: String,
+    pub nodes: u32,
+    /// Memory for memcached in MiB; `None` sizes it from the instance.
+    pub memory_mb: Option<u32>,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    RequestsPerInstance,
+    ResponseTimeMs,
+    CpuPercent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Autoscale {
+    pub metric: Metric,
+    pub target: f64,
+    pub min: u32,
+    pub max: u32,
+    #[serde(with = "duration_secs")]
+    pub scale_out_cooldown: Duration,
+    #[serde(with = "duration_secs")]
+    pub scale_in_cooldown: Duration,
+    #[serde(with = "duration_secs")]
+    pub warmup: Duration,
+    #[serde(with = "duration_secs")]
+    pub interval: Duration,
+    pub schedule: Vec<Schedule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Five cron fields: minute hour day-of-month month day-of-week.
+    pub cron: String,
+    pub timezone: String,
+    pub min: Option<u32>,
+    pub max: Option<u32>,
+    pub desired: Option<u32>,
+}
+
+/// A manifest together with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedManifest {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+    /// sha256 of the file's bytes, recorded in plans.
+    pub source_hash: String,
+}
+
+/// Why a manifest could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} has {} error(s)", diagnostics.error_count())]
+    Invalid {
+        path: PathBuf,
+        diagnostics: Diagnostics,
+    },
+}
+
+/// Read and validate the manifest at `path`.
+pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let manifest = parse(path, &text).map_err(|diagnostics| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        diagnostics,
+    })?;
+    Ok(LoadedManifest {
+        path: path.to_path_buf(),
+        manifest,
+        source_hash: crate::hash::sha256_hex(text.as_bytes()),
+    })
+}
+
+/// Validate manifest text. `path` is only used to label diagnostics.
+pub fn parse(path: &Path, text: &str) -> Result<Manifest, Diagnostics> {
+    schema::check(path, text)
+}
+
+mod duration_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_secs(u64::deserialize(d)?))
+    }
+}

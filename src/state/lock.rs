@@ -1,0 +1,1 @@
+//! State lock (in progress).

@@ -1,0 +1,73 @@
+//! What appgrid believes exists: `State { lineage, serial, resources }`.
+//!
+//! `lineage` is fixed when the state is created and ties plans, tags and
+//! backups to one deployment; `serial` grows by one on every write. The
+//! [`store`] writes it atomically (temp file, fsync, rename) with mode 0600 and
+//! keeps the last few serials as backups; the [`lock`] keeps writers to one.
+
+pub mod lock;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::{ResourceAddress, ResourceSpec};
+
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub lineage: String,
+    pub serial: u64,
+    pub app: String,
+    pub resources: BTreeMap<ResourceAddress, ResourceState>,
+}
+
+/// One resource that exists in the cloud (or did, at the last refresh).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceState {
+    /// The spec it was created from.
+    pub spec: ResourceSpec,
+    /// The cloud's id: `i-…`, `sg-…`, or the key pair's name.
+    pub id: String,
+    /// What it needed when it was created; deletes run in the reverse order.
+    #[serde(default)]
+    pub depends_on: Vec<ResourceAddress>,
+    /// Facts the cloud reported: zone, private_ip, image_id, status.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl State {
+    /// A fresh, empty state with a new lineage.
+    pub fn new(app: &str, lineage: String) -> Self {
+        State {
+            version: STATE_VERSION,
+            lineage,
+            serial: 0,
+            app: app.to_string(),
+            resources: BTreeMap::new(),
+        }
+    }
+}
+
+/// A new random lineage (a UUIDv4-shaped string).
+pub fn new_lineage() -> String {
+    let mut bytes = [0u8; 16];
+    for b in &mut bytes {
+        *b = fastrand::u8(..);
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}

@@ -1,0 +1,1 @@
+//! State file store (in progress).
