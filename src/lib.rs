@@ -13,3 +13,6 @@ pub mod manifest;
 pub mod plan;
 pub mod state;
 pub mod templates;
+
+#[cfg(test)]
+mod fixtures;

@@ -1,1 +1,115 @@
-//! Apply walker (in progress).
+//! Apply: walk a plan's steps against a [`Cloud`], saving state after every
+//! completed step.
+//!
+//! The walk is OpenTofu's: each step waits for its dependencies; throughput
+//! is bounded by `parallelism`, outside the graph; a step whose dependency
+//! failed is skipped as "upstream failed" and never runs. On cancellation
+//! (Ctrl-C) no new step starts, running steps finish, and state is saved, so
+//! a failed or interrupted apply leaves a state that says exactly what exists.
+
+mod execute;
+pub mod steps;
+mod walk;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use steps::{Step, StepKind};
+pub use walk::walk;
+
+use crate::graph::ResourceAddress;
+use crate::state::ResourceState;
+
+/// A change to state that a step reports as soon as it knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateChange {
+    Put(ResourceAddress, Box<ResourceState>),
+    /// Remove the entry only if it still records this id (a replacement may
+    /// already have put its successor there).
+    RemoveIfId(ResourceAddress, String),
+}
+
+/// Saves state; the walker calls it after every batch of changes.
+pub trait Checkpoint {
+    fn checkpoint(&mut self, state: &mut crate::state::State) -> Result<(), String>;
+}
+
+/// Keeps every checkpointed serial in memory (for tests).
+#[derive(Debug, Default)]
+pub struct MemoryCheckpoint {
+    pub saved: Vec<crate::state::State>,
+}
+
+impl Checkpoint for MemoryCheckpoint {
+    fn checkpoint(&mut self, state: &mut crate::state::State) -> Result<(), String> {
+        state.serial += 1;
+        self.saved.push(state.clone());
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Steps running at once (default 10, as OpenTofu, to stay clear of throttling).
+    pub parallelism: usize,
+    /// Relative paths in the manifest (the public key) are relative to this.
+    pub base_dir: PathBuf,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            parallelism: 10,
+            base_dir: PathBuf::from("."),
+        }
+    }
+}
+
+/// Progress, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Started {
+        label: String,
+    },
+    Finished {
+        label: String,
+        elapsed: Duration,
+        detail: String,
+    },
+    Failed {
+        label: String,
+        error: String,
+    },
+    Skipped {
+        label: String,
+        reason: String,
+    },
+    Saved {
+        serial: u64,
+    },
+}
+
+/// What a walk did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub done: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    pub skipped: Vec<String>,
+    pub not_started: Vec<String>,
+    pub interrupted: bool,
+    /// A checkpoint failed: the walk stopped; the error says why.
+    pub checkpoint_error: Option<String>,
+}
+
+impl Outcome {
+    pub fn is_success(&self) -> bool {
+        self.failed.is_empty()
+            && self.skipped.is_empty()
+            && self.not_started.is_empty()
+            && !self.interrupted
+            && self.checkpoint_error.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,110 @@
-#[test] fn placeholder_graph() {}
+use super::*;
+use crate::fixtures::manifest;
+use proptest::prelude::*;
+
+#[test]
+fn blog_expands_to_the_expected_resources() {
+    let g = expand(&manifest(2, Some(1), Some(1))).unwrap();
+    let addresses: Vec<String> = g.resources().map(|r| r.address.to_string()).collect();
+    assert_eq!(
+        addresses,
+        [
+            "keypair",
+            "sg.lb",
+            "sg.web",
+            "sg.db",
+            "sg.cache",
+            "lb",
+            "web[0]",
+            "web[1]",
+            "db.primary",
+            "db.replica[0]",
+            "cache[0]"
+        ]
+    );
+}
+
+#[test]
+fn web_and_replicas_spread_across_zones() {
+    let g = expand(&manifest(3, Some(2), None)).unwrap();
+    let zone = |a: &str| match &g.get(&a.parse().unwrap()).unwrap().spec {
+        ResourceSpec::Instance(i) => i.zone.clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(zone("web[0]"), "us-east-1a");
+    assert_eq!(zone("web[1]"), "us-east-1b");
+    assert_eq!(zone("web[2]"), "us-east-1a");
+    assert_eq!(zone("db.primary"), "us-east-1a");
+    assert_eq!(
+        zone("db.replica[0]"),
+        "us-east-1b",
+        "first replica is never in the primary's zone"
+    );
+}
+
+#[test]
+fn groups_are_least_privilege() {
+    let g = expand(&manifest(2, Some(1), Some(1))).unwrap();
+    let rules = |a: &str| match &g.get(&a.parse().unwrap()).unwrap().spec {
+        ResourceSpec::SecurityGroup(s) => s.rules.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        rules("sg.lb"),
+        ["tcp/22 from 203.0.113.0/24", "tcp/80 from 0.0.0.0/0"]
+    );
+    assert_eq!(
+        rules("sg.web"),
+        ["tcp/22 from 203.0.113.0/24", "tcp/8080 from sg.lb"]
+    );
+    assert_eq!(
+        rules("sg.db"),
+        [
+            "tcp/22 from 203.0.113.0/24",
+            "tcp/5432 from sg.web",
+            "tcp/5432 from sg.db"
+        ]
+    );
+    assert_eq!(
+        rules("sg.cache"),
+        ["tcp/22 from 203.0.113.0/24", "tcp/11211 from sg.web"]
+    );
+}
+
+#[test]
+fn dependencies_point_at_what_must_exist_first() {
+    let g = expand(&manifest(1, Some(1), None)).unwrap();
+    let deps = |a: &str| {
+        g.dependencies(&a.parse().unwrap())
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(deps("web[0]"), ["keypair", "sg.web"]);
+    assert_eq!(deps("db.replica[0]"), ["keypair", "sg.db", "db.primary"]);
+    assert_eq!(deps("sg.web"), ["sg.lb"]);
+    assert_eq!(deps("sg.db"), ["sg.web"]);
+}
+
+#[test]
+fn dot_lists_nodes_and_edges() {
+    let g = expand(&manifest(1, None, None)).unwrap();
+    let dot = g.to_dot("blog");
+    assert!(dot.starts_with("digraph \"blog\" {"));
+    assert!(dot.contains("  \"sg.web\" -> \"web[0]\";\n"), "{dot}");
+    assert!(dot.contains("  \"keypair\" -> \"lb\";\n"), "{dot}");
+}
+
+proptest! {
+    #[test]
+    fn every_edge_respects_a_topological_order(web in 1u32..30, replicas in proptest::option::of(0u32..5), cache in proptest::option::of(1u32..5)) {
+        let g = expand(&manifest(web, replicas, cache)).unwrap();
+        let expected = 1 + 2 + usize::from(replicas.is_some()) + usize::from(cache.is_some())
+            + 1 + web as usize + replicas.map_or(0, |r| 1 + r as usize) + cache.unwrap_or(0) as usize;
+        prop_assert_eq!(g.len(), expected);
+        for (from, to) in g.edges() {
+            prop_assert!(g.get(&from).is_some() && g.get(&to).is_some());
+            prop_assert_ne!(from, to);
+        }
+    }
+}

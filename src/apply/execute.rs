@@ -1,0 +1,497 @@
+//! One step against the cloud: `prepare` resolves everything the step needs
+//! from state (ids of groups, prior ids) into an owned [`Job`]; `run` performs
+//! it and reports state changes as soon as they are known.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+
+use super::steps::{Step, StepKind};
+use super::{ApplyOptions, StateChange};
+use crate::cloud::{Cloud, CloudError, LaunchRequest, Owner, ResolvedRule, ResolvedSource};
+use crate::graph::{
+    Group, IngressRule, InstanceSpec, KeyPairSpec, ResourceAddress, ResourceSpec, RuleSource,
+    SecurityGroupSpec,
+};
+use crate::plan::Plan;
+use crate::state::{ResourceState, State};
+
+pub enum Message {
+    Change(StateChange),
+    Finished {
+        step: usize,
+        result: Result<String, String>,
+    },
+}
+
+/// A step with everything it needs, owned.
+pub struct Job {
+    step: usize,
+    work: Work,
+}
+
+enum Work {
+    /// Preparation found a problem: the step fails with this message.
+    Invalid(String),
+    TerminateOrphans(Vec<String>),
+    Record(ResourceAddress, ResourceState),
+    AdoptGroup {
+        address: ResourceAddress,
+        record: ResourceState,
+        spec: SecurityGroupSpec,
+        group_ids: BTreeMap<Group, String>,
+    },
+    Forget(ResourceAddress, String),
+    ImportKey {
+        owner: Owner,
+        spec: KeyPairSpec,
+        path: PathBuf,
+        depends_on: Vec<ResourceAddress>,
+    },
+    CreateGroup {
+        owner: Owner,
+        group: Group,
+        spec: SecurityGroupSpec,
+        depends_on: Vec<ResourceAddress>,
+        group_ids: BTreeMap<Group, String>,
+    },
+    UpdateGroup {
+        group: Group,
+        record: ResourceState,
+        spec: SecurityGroupSpec,
+        group_ids: BTreeMap<Group, String>,
+    },
+    Launch {
+        request: LaunchRequest,
+        depends_on: BTreeMap<ResourceAddress, Vec<ResourceAddress>>,
+    },
+    Terminate(Vec<(ResourceAddress, String)>),
+    DeleteGroup(ResourceAddress, String),
+    DeleteKey(ResourceAddress, String),
+}
+
+pub fn prepare(
+    index: usize,
+    step: &Step,
+    plan: &Plan,
+    state: &State,
+    owner: &Owner,
+    options: &ApplyOptions,
+    serial_at_start: u64,
+) -> Job {
+    let work = prepare_work(step, plan, state, owner, options, serial_at_start)
+        .unwrap_or_else(Work::Invalid);
+    Job { step: index, work }
+}
+
+fn action<'p>(
+    plan: &'p Plan,
+    address: &ResourceAddress,
+) -> Result<&'p crate::plan::Action, String> {
+    plan.actions
+        .iter()
+        .find(|a| a.address == *address)
+        .ok_or_else(|| format!("{address}: no action in the plan"))
+}
+
+fn prior_id(plan: &Plan, address: &ResourceAddress) -> Result<String, String> {
+    action(plan, address)?
+        .prior
+        .as_ref()
+        .map(|p| p.id.clone())
+        .ok_or_else(|| format!("{address}: nothing recorded to remove"))
+}
+
+fn group_ids(state: &State) -> BTreeMap<Group, String> {
+    state
+        .resources
+        .iter()
+        .filter_map(|(a, r)| match a {
+            ResourceAddress::SecurityGroup(g) => Some((*g, r.id.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn prepare_work(
+    step: &Step,
+    plan: &Plan,
+    state: &State,
+    owner: &Owner,
+    options: &ApplyOptions,
+    serial_at_start: u64,
+) -> Result<Work, String> {
+    Ok(match &step.kind {
+        StepKind::TerminateOrphans { ids } => Work::TerminateOrphans(ids.clone()),
+        StepKind::Adopt { address } => {
+            let a = action(plan, address)?;
+            let mut record = a
+                .prior
+                .clone()
+                .ok_or_else(|| format!("{address}: nothing to adopt"))?;
+            record.depends_on = a.depends_on.clone();
+            match (address, &a.desired) {
+                (ResourceAddress::SecurityGroup(_), Some(ResourceSpec::SecurityGroup(spec))) => {
+                    Work::AdoptGroup {
+                        address: *address,
+                        record,
+                        spec: spec.clone(),
+                        group_ids: group_ids(state),
+                    }
+                }
+                _ => Work::Record(*address, record),
+            }
+        }
+        StepKind::Forget { address } => Work::Forget(*address, prior_id(plan, address)?),
+        StepKind::ImportKey { address } => {
+            let a = action(plan, address)?;
+            let Some(ResourceSpec::KeyPair(spec)) = &a.desired else {
+                return Err(format!("{address}: not a key pair"));
+            };
+            Work::ImportKey {
+                owner: owner.clone(),
+                spec: spec.clone(),
+                path: resolve_path(&spec.public_key_path, &options.base_dir),
+                depends_on: a.depends_on.clone(),
+            }
+        }
+        StepKind::CreateGroup { address } => {
+            let a = action(plan, address)?;
+            let (ResourceAddress::SecurityGroup(group), Some(ResourceSpec::SecurityGroup(spec))) =
+                (address, &a.desired)
+            else {
+                return Err(format!("{address}: not a security group"));
+            };
+            Work::CreateGroup {
+                owner: owner.clone(),
+                group: *group,
+                spec: spec.clone(),
+                depends_on: a.depends_on.clone(),
+                group_ids: group_ids(state),
+            }
+        }
+        StepKind::UpdateGroup { address } => {
+            let a = action(plan, address)?;
+            let (ResourceAddress::SecurityGroup(group), Some(ResourceSpec::SecurityGroup(spec))) =
+                (address, &a.desired)
+            else {
+                return Err(format!("{address}: not a security group"));
+            };
+            let record = state
+                .resources
+                .get(address)
+                .cloned()
+                .ok_or_else(|| format!("{address}: not in state"))?;
+            Work::UpdateGroup {
+                group: *group,
+                record,
+                spec: spec.clone(),
+                group_ids: group_ids(state),
+            }
+        }
+        StepKind::Launch { addresses } => {
+            let first = action(plan, &addresses[0])?;
+            let Some(ResourceSpec::Instance(spec)) = &first.desired else {
+                return Err(format!("{}: not an instance", addresses[0]));
+            };
+            let group_id = group_ids(state).get(&spec.group).cloned().ok_or_else(|| {
+                format!(
+                    "sg.{} has no id in state, so {} cannot launch",
+                    spec.group.as_str(),
+                    addresses[0]
+                )
+            })?;
+            let mut depends_on = BTreeMap::new();
+            for address in addresses {
+                depends_on.insert(*address, action(plan, address)?.depends_on.clone());
+            }
+            Work::Launch {
+                request: LaunchRequest {
+                    owner: owner.clone(),
+                    spec: spec.clone(),
+                    spec_hash: ResourceSpec::Instance(spec.clone()).hash(),
+                    addresses: addresses.clone(),
+                    group_id,
+                    client_token: client_token(owner, serial_at_start, addresses),
+                },
+                depends_on,
+            }
+        }
+        StepKind::Terminate { addresses } => {
+            let mut targets = Vec::new();
+            for address in addresses {
+                targets.push((*address, prior_id(plan, address)?));
+            }
+            Work::Terminate(targets)
+        }
+        StepKind::DeleteGroup { address } => Work::DeleteGroup(*address, prior_id(plan, address)?),
+        StepKind::DeleteKey { address } => Work::DeleteKey(*address, prior_id(plan, address)?),
+    })
+}
+
+/// RunInstances idempotency token: the same batch of the same apply gets the same token.
+fn client_token(owner: &Owner, serial: u64, addresses: &[ResourceAddress]) -> String {
+    let names: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+    let text = format!("{}|{serial}|{}", owner.lineage, names.join(","));
+    format!(
+        "appgrid-{}",
+        &crate::hash::sha256_hex(text.as_bytes())[..40]
+    )
+}
+
+/// `~/x` is under $HOME; a relative path is relative to the manifest's directory.
+pub fn resolve_path(path: &str, base_dir: &Path) -> PathBuf {
+    if let Some(rest) = path.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    let p = PathBuf::from(path);
+    if p.is_absolute() { p } else { base_dir.join(p) }
+}
+
+fn resolve_rules(
+    rules: &[IngressRule],
+    group_ids: &BTreeMap<Group, String>,
+) -> Result<Vec<ResolvedRule>, String> {
+    rules
+        .iter()
+        .map(|r| {
+            let from = match &r.from {
+                RuleSource::Cidr(c) => ResolvedSource::Cidr(c.clone()),
+                RuleSource::Group(g) => {
+                    ResolvedSource::GroupId(group_ids.get(g).cloned().ok_or_else(|| {
+                        format!("rule {r} needs sg.{}, which has no id in state", g.as_str())
+                    })?)
+                }
+            };
+            Ok(ResolvedRule { port: r.port, from })
+        })
+        .collect()
+}
+
+fn put(tx: &mpsc::UnboundedSender<Message>, address: ResourceAddress, record: ResourceState) {
+    let _ = tx.send(Message::Change(StateChange::Put(address, Box::new(record))));
+}
+
+fn remove(tx: &mpsc::UnboundedSender<Message>, address: ResourceAddress, id: String) {
+    let _ = tx.send(Message::Change(StateChange::RemoveIfId(address, id)));
+}
+
+pub async fn run<C: Cloud>(cloud: &C, job: Job, tx: mpsc::UnboundedSender<Message>) {
+    let result = perform(cloud, job.work, &tx).await;
+    let _ = tx.send(Message::Finished {
+        step: job.step,
+        result: result.map_err(|e| e.to_string()),
+    });
+}
+
+#[derive(Debug)]
+enum StepError {
+    Cloud(CloudError),
+    Other(String),
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::Cloud(e) => e.fmt(f),
+            StepError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<CloudError> for StepError {
+    fn from(e: CloudError) -> Self {
+        StepError::Cloud(e)
+    }
+}
+
+impl From<String> for StepError {
+    fn from(e: String) -> Self {
+        StepError::Other(e)
+    }
+}
+
+async fn perform<C: Cloud>(
+    cloud: &C,
+    work: Work,
+    tx: &mpsc::UnboundedSender<Message>,
+) -> Result<String, StepError> {
+    match work {
+        Work::Invalid(message) => Err(StepError::Other(message)),
+        Work::TerminateOrphans(ids) => {
+            cloud.terminate(&ids).await?;
+            Ok(ids.join(", "))
+        }
+        Work::Record(address, record) => {
+            let id = record.id.clone();
+            put(tx, address, record);
+            Ok(id)
+        }
+        Work::AdoptGroup {
+            address,
+            mut record,
+            spec,
+            mut group_ids,
+        } => {
+            if let ResourceAddress::SecurityGroup(g) = address {
+                group_ids.insert(g, record.id.clone());
+            }
+            put(tx, address, record.clone());
+            let rules = resolve_rules(&spec.rules, &group_ids)?;
+            cloud.set_ingress(&record.id, &rules, &[]).await?;
+            record.spec = ResourceSpec::SecurityGroup(spec);
+            let id = record.id.clone();
+            put(tx, address, record);
+            Ok(id)
+        }
+        Work::Forget(address, id) => {
+            remove(tx, address, id.clone());
+            Ok(id)
+        }
+        Work::ImportKey {
+            owner,
+            spec,
+            path,
+            depends_on,
+        } => {
+            let public_key = std::fs::read_to_string(&path).map_err(|e| CloudError::PublicKey {
+                path: path.display().to_string(),
+                private: path.with_extension("").display().to_string(),
+                detail: e.to_string(),
+            })?;
+            let name = cloud
+                .import_key_pair(&owner, &spec, public_key.trim())
+                .await?;
+            put(
+                tx,
+                ResourceAddress::KeyPair,
+                ResourceState {
+                    spec: ResourceSpec::KeyPair(spec),
+                    id: name.clone(),
+                    depends_on,
+                    attributes: BTreeMap::new(),
+                },
+            );
+            Ok(name)
+        }
+        Work::CreateGroup {
+            owner,
+            group,
+            spec,
+            depends_on,
+            mut group_ids,
+        } => {
+            let address = ResourceAddress::SecurityGroup(group);
+            let id = cloud.create_security_group(&owner, group, &spec).await?;
+            // Recorded with no rules first: if authorizing fails, state says so.
+            let mut empty = spec.clone();
+            empty.rules.clear();
+            let mut record = ResourceState {
+                spec: ResourceSpec::SecurityGroup(empty),
+                id: id.clone(),
+                depends_on,
+                attributes: BTreeMap::new(),
+            };
+            put(tx, address, record.clone());
+            group_ids.insert(group, id.clone());
+            let rules = resolve_rules(&spec.rules, &group_ids)?;
+            cloud.set_ingress(&id, &rules, &[]).await?;
+            record.spec = ResourceSpec::SecurityGroup(spec);
+            put(tx, address, record);
+            Ok(id)
+        }
+        Work::UpdateGroup {
+            group,
+            mut record,
+            spec,
+            mut group_ids,
+        } => {
+            group_ids.insert(group, record.id.clone());
+            let ResourceSpec::SecurityGroup(old) = &record.spec else {
+                return Err(StepError::Other(format!(
+                    "sg.{}: state records no group",
+                    group.as_str()
+                )));
+            };
+            let previous = resolve_rules(&old.rules, &group_ids)?;
+            let rules = resolve_rules(&spec.rules, &group_ids)?;
+            cloud.set_ingress(&record.id, &rules, &previous).await?;
+            record.spec = ResourceSpec::SecurityGroup(spec);
+            let id = record.id.clone();
+            put(tx, ResourceAddress::SecurityGroup(group), record);
+            Ok(id)
+        }
+        Work::Launch {
+            request,
+            depends_on,
+        } => {
+            let launched = cloud.launch(&request).await?;
+            let record = |spec: &InstanceSpec, address: &ResourceAddress, id: &str, attributes| {
+                ResourceState {
+                    spec: ResourceSpec::Instance(spec.clone()),
+                    id: id.to_string(),
+                    depends_on: depends_on.get(address).cloned().unwrap_or_default(),
+                    attributes,
+                }
+            };
+            let mut by_id = BTreeMap::new();
+            for l in &launched {
+                let mut attributes = BTreeMap::new();
+                attributes.insert("zone".to_string(), l.zone.clone());
+                attributes.insert("status".to_string(), "pending".to_string());
+                if let Some(ip) = &l.private_ip {
+                    attributes.insert("private_ip".to_string(), ip.clone());
+                }
+                put(
+                    tx,
+                    l.address,
+                    record(&request.spec, &l.address, &l.id, attributes),
+                );
+                by_id.insert(l.id.clone(), l.address);
+            }
+            let ids: Vec<String> = launched.iter().map(|l| l.id.clone()).collect();
+            let running = cloud.wait_running(&ids).await?;
+            for r in running {
+                let Some(address) = by_id.get(&r.id) else {
+                    continue;
+                };
+                let mut attributes = BTreeMap::new();
+                attributes.insert("zone".to_string(), r.zone.clone());
+                attributes.insert("status".to_string(), "running".to_string());
+                if let Some(ip) = &r.private_ip {
+                    attributes.insert("private_ip".to_string(), ip.clone());
+                }
+                if let Some(image) = &r.image_id {
+                    attributes.insert("image_id".to_string(), image.clone());
+                }
+                put(
+                    tx,
+                    *address,
+                    record(&request.spec, address, &r.id, attributes),
+                );
+            }
+            Ok(ids.join(", "))
+        }
+        Work::Terminate(targets) => {
+            let ids: Vec<String> = targets.iter().map(|(_, id)| id.clone()).collect();
+            cloud.terminate(&ids).await?;
+            for (address, id) in targets {
+                remove(tx, address, id);
+            }
+            Ok(ids.join(", "))
+        }
+        Work::DeleteGroup(address, id) => {
+            cloud.delete_security_group(&id).await?;
+            remove(tx, address, id.clone());
+            Ok(id)
+        }
+        Work::DeleteKey(address, id) => {
+            cloud.delete_key_pair(&id).await?;
+            remove(tx, address, id.clone());
+            Ok(id)
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The walker against the recording fake: ordering, failure isolation,
+//! convergence (apply then re-plan is empty), drift, orphans.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use tokio::sync::watch;
+
+use super::*;
+use crate::cloud::fake::FakeCloud;
+use crate::cloud::{Cloud, Owner};
+use crate::fixtures::manifest;
+use crate::graph::expand;
+use crate::manifest::Manifest;
+use crate::plan::{self, ActionKind, Plan};
+use crate::state::State;
+
+fn key_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("appgrid-apply-tests-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::write(
+        dir.join("keys/id_ed25519.pub"),
+        "ssh-ed25519 AAAAtest test\n",
+    )
+    .unwrap();
+    dir
+}
+
+fn owner(state: &State) -> Owner {
+    Owner {
+        app: state.app.clone(),
+        lineage: state.lineage.clone(),
+    }
+}
+
+async fn make_plan(m: &Manifest, state: &State, cloud: &FakeCloud) -> Plan {
+    let observed = cloud.refresh(&owner(state)).await.unwrap();
+    plan::make(
+        plan::Source {
+            manifest_path: "blog.toml",
+            manifest_sha256: "",
+            manifest: m,
+        },
+        &expand(m).unwrap(),
+        Some(state),
+        Some(&observed),
+    )
+}
+
+async fn run(cloud: &Arc<FakeCloud>, plan: &Plan, state: &mut State) -> (Outcome, Vec<Event>) {
+    let mut checkpoint = MemoryCheckpoint::default();
+    let options = ApplyOptions {
+        parallelism: 4,
+        base_dir: key_dir(),
+    };
+    let (_tx, rx) = watch::channel(false);
+    let mut events = Vec::new();
+    let outcome = walk(
+        Arc::clone(cloud),
+        plan,
+        state,
+        &mut checkpoint,
+        &options,
+        rx,
+        &mut |e| events.push(e),
+    )
+    .await;
+    (outcome, events)
+}
+
+async fn converge(cloud: &Arc<FakeCloud>, m: &Manifest, state: &mut State) -> Outcome {
+    let plan = make_plan(m, state, cloud).await;
+    run(cloud, &plan, state).await.0
+}
+
+fn new_state() -> State {
+    State::new("blog", "lineage-1".into())
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn apply_then_replan_is_empty() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let m = manifest(2, Some(1), Some(1));
+        let outcome = converge(&cloud, &m, &mut state).await;
+        assert!(outcome.is_success(), "{outcome:?}");
+        assert_eq!(cloud.live_instances().len(), 6);
+        assert_eq!(cloud.group_count(), 4);
+        let again = make_plan(&m, &state, &cloud).await;
+        assert!(!again.has_changes(), "{}", plan::render::text(&again));
+    });
+}
+
+#[test]
+fn identical_instances_in_one_zone_launch_in_one_call() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let mut m = manifest(10, None, None);
+        m.provider.zones.truncate(1);
+        converge(&cloud, &m, &mut state).await;
+        let web_launches: Vec<_> = cloud
+            .calls()
+            .into_iter()
+            .filter(|c| c.operation == "launch" && c.subject.starts_with("web"))
+            .collect();
+        assert_eq!(web_launches.len(), 1, "{web_launches:?}");
+        assert_eq!(web_launches[0].subject, "web[0:10:1]");
+    });
+}
+
+#[test]
+fn scale_out_and_in() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        converge(&cloud, &manifest(2, None, None), &mut state).await;
+        let up = make_plan(&manifest(5, None, None), &state, &cloud).await;
+        let creates: Vec<String> = up
+            .actions
+            .iter()
+            .map(|a| format!("{} {}", a.kind.symbol(), a.address))
+            .collect();
+        assert_eq!(creates, ["+ web[2]", "+ web[3]", "+ web[4]"]);
+        run(&cloud, &up, &mut state).await;
+        assert_eq!(cloud.live_instances().len(), 6);
+
+        let down = make_plan(&manifest(2, None, None), &state, &cloud).await;
+        assert_eq!(down.summary().delete, 3);
+        let before = cloud.count("terminate");
+        let (outcome, _) = run(&cloud, &down, &mut state).await;
+        assert!(outcome.is_success());
+        assert_eq!(
+            cloud.count("terminate") - before,
+            1,
+            "one call terminates the batch"
+        );
+        assert_eq!(cloud.live_instances().len(), 3);
+    });
+}
+
+#[test]
+fn a_failed_step_skips_its_dependents_and_nothing_else() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        cloud.fail_on("create_security_group", "sg.web");
+        let mut state = new_state();
+        let m = manifest(2, Some(1), Some(1));
+        let plan = make_plan(&m, &state, &cloud).await;
+        let (outcome, _) = run(&cloud, &plan, &mut state).await;
+        assert_eq!(outcome.failed.len(), 1);
+        assert!(
+            outcome.failed[0].1.contains("InjectedFailure"),
+            "{:?}",
+            outcome.failed
+        );
+        // web instances, and the groups and machines that need sg.web, never ran.
+        assert!(
+            cloud
+                .calls()
+                .iter()
+                .all(|c| !(c.operation == "launch" && c.subject.starts_with("web")))
+        );
+        let skipped = outcome.skipped.join("; ");
+        assert!(
+            skipped.contains("web[0:2:1]: launch") || skipped.contains("web[0]: launch"),
+            "{skipped}"
+        );
+        assert!(skipped.contains("sg.db: create"), "{skipped}");
+        // The load balancer does not need sg.web: it ran.
+        assert!(state.resources.contains_key(&"lb".parse().unwrap()));
+        assert!(!state.resources.contains_key(&"sg.web".parse().unwrap()));
+    });
+}
+
+#[test]
+fn instance_terminated_outside_is_recreated() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let m = manifest(2, None, None);
+        converge(&cloud, &m, &mut state).await;
+        let web1 = state.resources[&"web[1]".parse().unwrap()].id.clone();
+        cloud.terminate_outside(&web1);
+        let plan = make_plan(&m, &state, &cloud).await;
+        assert_eq!(plan.actions.len(), 1);
+        assert_eq!(plan.actions[0].kind, ActionKind::Create);
+        assert_eq!(
+            plan.actions[0].reason,
+            format!("{web1} was deleted outside appgrid")
+        );
+        run(&cloud, &plan, &mut state).await;
+        assert!(!make_plan(&m, &state, &cloud).await.has_changes());
+    });
+}
+
+#[test]
+fn instances_missing_from_state_are_adopted_and_duplicates_removed() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let m = manifest(2, None, None);
+        converge(&cloud, &m, &mut state).await;
+        // An interrupted apply: web[1] launched twice, state never recorded either.
+        let lost = state.resources.remove(&"web[1]".parse().unwrap()).unwrap();
+        let spec = match &lost.spec {
+            crate::graph::ResourceSpec::Instance(s) => s.clone(),
+            _ => unreachable!(),
+        };
+        let request = crate::cloud::LaunchRequest {
+            owner: owner(&state),
+            spec_hash: lost.spec.hash(),
+            spec,
+            addresses: vec!["web[1]".parse().unwrap()],
+            group_id: state.resources[&"sg.web".parse().unwrap()].id.clone(),
+            client_token: "t".into(),
+        };
+        cloud.launch(&request).await.unwrap();
+        let plan = make_plan(&m, &state, &cloud).await;
+        let text = plan::render::text(&plan);
+        assert_eq!(plan.summary().adopt, 1, "{text}");
+        assert_eq!(plan.orphans.len(), 1, "{text}");
+        assert!(plan.orphans[0].reason.contains("duplicate"), "{text}");
+        run(&cloud, &plan, &mut state).await;
+        assert_eq!(cloud.live_instances().len(), 3);
+        assert!(!make_plan(&m, &state, &cloud).await.has_changes());
+    });
+}
+
+#[test]
+fn web_replacement_starts_the_new_instance_before_terminating_the_old() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let mut m = manifest(1, Some(0), None);
+        converge(&cloud, &m, &mut state).await;
+        m.web.instance_type = "t3.medium".into();
+        m.database.as_mut().unwrap().instance_type = "m5.xlarge".into();
+        let plan = make_plan(&m, &state, &cloud).await;
+        assert_eq!(plan.summary().replace, 2);
+        let start = cloud.calls().len();
+        run(&cloud, &plan, &mut state).await;
+        let calls = &cloud.calls()[start..];
+        let pos = |op: &str, subject: &str| {
+            calls
+                .iter()
+                .position(|c| c.operation == op && c.subject.starts_with(subject))
+                .unwrap()
+        };
+        let old_web = plan
+            .actions
+            .iter()
+            .find(|a| a.address.to_string() == "web[0]")
+            .unwrap()
+            .prior
+            .as_ref()
+            .unwrap()
+            .id
+            .clone();
+        let old_db = plan
+            .actions
+            .iter()
+            .find(|a| a.address.to_string() == "db.primary")
+            .unwrap()
+            .prior
+            .as_ref()
+            .unwrap()
+            .id
+            .clone();
+        assert!(pos("launch", "web[0]") < pos("terminate", &old_web));
+        assert!(pos("terminate", &old_db) < pos("launch", "db.primary"));
+        assert!(!make_plan(&m, &state, &cloud).await.has_changes());
+    });
+}
+
+#[test]
+fn cancelled_walk_starts_nothing_and_says_so() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let m = manifest(2, None, None);
+        let plan = make_plan(&m, &state, &cloud).await;
+        let (tx, rx) = watch::channel(false);
+        tx.send(true).unwrap();
+        let mut checkpoint = MemoryCheckpoint::default();
+        let outcome = walk(
+            Arc::clone(&cloud),
+            &plan,
+            &mut state,
+            &mut checkpoint,
+            &ApplyOptions::default(),
+            rx,
+            &mut |_| {},
+        )
+        .await;
+        assert!(!outcome.is_success());
+        assert!(outcome.done.is_empty());
+        assert_eq!(outcome.not_started.len(), steps::build(&plan).len());
+        assert_eq!(cloud.calls().len(), 1, "only the refresh ran");
+    });
+}
+
+#[test]
+fn destroy_removes_everything() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        converge(&cloud, &manifest(3, Some(1), Some(2)), &mut state).await;
+        let observed = cloud.refresh(&owner(&state)).await.unwrap();
+        let plan = plan::make(
+            plan::Source {
+                manifest_path: "blog.toml",
+                manifest_sha256: "",
+                manifest: &manifest(3, Some(1), Some(2)),
+            },
+            &crate::graph::ResourceGraph::default(),
+            Some(&state),
+            Some(&observed),
+        );
+        let (outcome, _) = run(&cloud, &plan, &mut state).await;
+        assert!(outcome.is_success(), "{outcome:?}");
+        assert!(state.resources.is_empty());
+        assert_eq!(cloud.live_instances().len(), 0);
+        assert_eq!(cloud.group_count(), 0);
+        assert_eq!(cloud.key_count(), 0);
+    });
+}
+
+/// Checks the recorded calls: a launch never started before the calls that
+/// made what it needs (key pair, its group, the primary for a replica) finished.
+fn assert_dependencies_first(cloud: &FakeCloud) {
+    use crate::graph::{ResourceAddress, Role};
+    let calls = cloud.calls();
+    let finished = |op: &str, subject: &str| {
+        calls
+            .iter()
+            .find(|c| c.operation == op && c.ok && c.subject.starts_with(subject))
+            .map(|c| c.finished)
+    };
+    for launch in calls.iter().filter(|c| c.operation == "launch" && c.ok) {
+        let Some(ResourceAddress::Instance { role, .. }) =
+            crate::cloud::decode_batch_address(&launch.subject, 0)
+        else {
+            panic!("launch subject {} is not a batch address", launch.subject);
+        };
+        let key = finished("import_key_pair", "appgrid-blog").expect("key imported");
+        assert!(
+            key < launch.started,
+            "{} launched before the key pair existed",
+            launch.subject
+        );
+        let group = finished(
+            "create_security_group",
+            &format!("sg.{}", role.group().as_str()),
+        )
+        .expect("group created");
+        assert!(
+            group < launch.started,
+            "{} launched before its group existed",
+            launch.subject
+        );
+        if role == Role::DbReplica {
+            let primary = calls
+                .iter()
+                .find(|c| c.operation == "launch" && c.subject == "db.primary")
+                .expect("primary launched");
+            assert!(
+                primary.finished < launch.started,
+                "{} launched before the primary",
+                launch.subject
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Any manifest, then any other: applying and re-planning gives no changes,
+    /// and no launch ever starts before its groups exist.
+    #[test]
+    fn any_sequence_of_manifests_converges(
+        first in (1u32..8, proptest::option::of(0u32..3), proptest::option::of(1u32..3)),
+        second in (1u32..8, proptest::option::of(0u32..3), proptest::option::of(1u32..3)),
+        bigger in any::<bool>(),
+    ) {
+        rt().block_on(async {
+            let cloud = Arc::new(FakeCloud::new());
+            let mut state = new_state();
+            let m1 = manifest(first.0, first.1, first.2);
+            let o1 = converge(&cloud, &m1, &mut state).await;
+            assert!(o1.is_success(), "{o1:?}");
+            assert_dependencies_first(&cloud);
+            let mut m2 = manifest(second.0, second.1, second.2);
+            if bigger {
+                m2.web.instance_type = "t3.large".into();
+            }
+            let o2 = converge(&cloud, &m2, &mut state).await;
+            assert!(o2.is_success(), "{o2:?}");
+            let again = make_plan(&m2, &state, &cloud).await;
+            assert!(!again.has_changes(), "{}", plan::render::text(&again));
+            let expected = 1 + second.0 as usize + second.1.map_or(0, |r| 1 + r as usize) + second.2.unwrap_or(0) as usize;
+            assert_eq!(cloud.live_instances().len(), expected);
+            assert_eq!(state.resources.len(), expected + 1 + 2 + usize::from(second.1.is_some()) + usize::from(second.2.is_some()));
+        });
+    }
+}

@@ -1,0 +1,426 @@
+//! `diff(graph, state, observed)`: the pure heart of `plan`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cloud::{InstanceStatus, Observed, ObservedInstance};
+use crate::graph::{
+    InstanceSpec, ResourceAddress, ResourceGraph, ResourceSpec, Role, SecurityGroupSpec,
+};
+use crate::state::{ResourceState, State};
+
+use super::{Action, ActionKind, FieldChange, Orphan};
+
+/// What must change. Actions are in address order; orphans in id order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    pub actions: Vec<Action>,
+    pub orphans: Vec<Orphan>,
+}
+
+/// Compare the desired graph with what state records and (unless `None`)
+/// what the refresh observed.
+pub fn diff(graph: &ResourceGraph, state: &State, observed: Option<&Observed>) -> Changes {
+    let view = observed.map(|o| ObservedView::new(o, state));
+    let mut changes = Changes::default();
+
+    for resource in graph.resources() {
+        let address = resource.address;
+        let desired = &resource.spec;
+        let depends_on = graph.dependencies(&address);
+        let action = |kind, reason: String| Action {
+            address,
+            kind,
+            reason,
+            prior: None,
+            prior_gone: false,
+            desired: Some(desired.clone()),
+            depends_on: depends_on.clone(),
+            create_before_destroy: false,
+            changes: Vec::new(),
+        };
+        match state.resources.get(&address) {
+            None => {
+                if let Some(adopted) = view.as_ref().and_then(|v| v.adoptable(address, desired)) {
+                    let mut a = action(
+                        ActionKind::Adopt,
+                        format!(
+                            "{} exists with appgrid's tags but is missing from state (an interrupted apply made it)",
+                            adopted.id
+                        ),
+                    );
+                    a.prior = Some(adopted);
+                    changes.actions.push(a);
+                } else {
+                    changes
+                        .actions
+                        .push(action(ActionKind::Create, "does not exist yet".into()));
+                }
+            }
+            Some(prior) => {
+                if let Some(v) = &view
+                    && let Some(why) = v.gone(address, prior)
+                {
+                    let mut a = action(ActionKind::Create, why);
+                    a.prior = Some(prior.clone());
+                    a.prior_gone = true;
+                    changes.actions.push(a);
+                    continue;
+                }
+                let drift = view.as_ref().and_then(|v| v.instance_drift(prior));
+                if let Some(mut a) = compare(address, prior, desired, drift) {
+                    a.depends_on = depends_on.clone();
+                    changes.actions.push(a);
+                }
+            }
+        }
+    }
+
+    for (address, prior) in &state.resources {
+        if graph.get(address).is_some() {
+            continue;
+        }
+        let gone = view.as_ref().and_then(|v| v.gone(*address, prior));
+        changes.actions.push(Action {
+            address: *address,
+            kind: ActionKind::Delete,
+            reason: match &gone {
+                Some(why) => {
+                    format!("no longer in the manifest; {why}, so it is only removed from state")
+                }
+                None => delete_reason(*address),
+            },
+            prior: Some(prior.clone()),
+            prior_gone: gone.is_some(),
+            desired: None,
+            depends_on: Vec::new(),
+            create_before_destroy: false,
+            changes: Vec::new(),
+        });
+    }
+    changes.actions.sort_by_key(|a| a.address);
+
+    if let Some(v) = &view {
+        let adopted: BTreeSet<&str> = changes
+            .actions
+            .iter()
+            .filter(|a| a.kind == ActionKind::Adopt)
+            .filter_map(|a| a.prior.as_ref().map(|p| p.id.as_str()))
+            .collect();
+        changes.orphans = v.orphans(graph, &adopted);
+    }
+    changes
+}
+
+fn delete_reason(address: ResourceAddress) -> String {
+    match address {
+        ResourceAddress::Instance {
+            role: Role::Web, ..
+        } => "no longer in the manifest (web.count went down)".into(),
+        ResourceAddress::Instance {
+            role: Role::DbReplica,
+            ..
+        } => "no longer in the manifest (database.replicas went down)".into(),
+        ResourceAddress::Instance {
+            role: Role::Cache, ..
+        } => "no longer in the manifest (cache.nodes went down)".into(),
+        _ => "no longer in the manifest".into(),
+    }
+}
+
+/// Compare a recorded resource with its desired spec.
+fn compare(
+    address: ResourceAddress,
+    prior: &ResourceState,
+    desired: &ResourceSpec,
+    drift: Option<String>,
+) -> Option<Action> {
+    let mut action = Action {
+        address,
+        kind: ActionKind::Update,
+        reason: String::new(),
+        prior: Some(prior.clone()),
+        prior_gone: false,
+        desired: Some(desired.clone()),
+        depends_on: Vec::new(),
+        create_before_destroy: false,
+        changes: Vec::new(),
+    };
+    match (&prior.spec, desired) {
+        (ResourceSpec::Instance(old), ResourceSpec::Instance(new)) => {
+            action.changes = instance_changes(old, new);
+            let stateless = new.role == Role::Web;
+            action.create_before_destroy = stateless;
+            let order = if stateless {
+                "the new one starts before the old one is destroyed"
+            } else {
+                "the old one is destroyed first"
+            };
+            if let Some(why) = drift {
+                action.kind = ActionKind::Replace;
+                action.reason = format!("{why}; {order}");
+            } else if !action.changes.is_empty() {
+                let fields: Vec<&str> = action.changes.iter().map(|c| c.field.as_str()).collect();
+                action.kind = ActionKind::Replace;
+                action.reason = format!(
+                    "{} changed, which needs a new instance; {order}",
+                    fields.join(", ")
+                );
+            } else {
+                return None;
+            }
+        }
+        (ResourceSpec::SecurityGroup(old), ResourceSpec::SecurityGroup(new)) => {
+            if old.name != new.name {
+                action.kind = ActionKind::Replace;
+                action
+                    .changes
+                    .push(field("name", Some(&old.name), Some(&new.name)));
+                action.reason = "the group's name changed, which needs a new group".into();
+            } else if old.rules != new.rules {
+                action.changes = rule_changes(old, new);
+                action.reason = "ingress rules changed".into();
+            } else {
+                return None;
+            }
+        }
+        (ResourceSpec::KeyPair(old), ResourceSpec::KeyPair(new)) => {
+            if old == new {
+                return None;
+            }
+            if old.name != new.name {
+                action
+                    .changes
+                    .push(field("name", Some(&old.name), Some(&new.name)));
+            }
+            if old.public_key_path != new.public_key_path {
+                action.changes.push(field(
+                    "public_key_path",
+                    Some(&old.public_key_path),
+                    Some(&new.public_key_path),
+                ));
+            }
+            action.kind = ActionKind::Replace;
+            action.reason = "the key changed, which needs a new key pair".into();
+        }
+        _ => {
+            action.kind = ActionKind::Replace;
+            action.reason = format!(
+                "state records a {} at this address, the manifest wants a {}",
+                prior.spec.kind_name(),
+                desired.kind_name()
+            );
+        }
+    }
+    Some(action)
+}
+
+fn field(name: &str, before: Option<&str>, after: Option<&str>) -> FieldChange {
+    FieldChange {
+        field: name.to_string(),
+        before: before.map(str::to_string),
+        after: after.map(str::to_string),
+    }
+}
+
+fn instance_changes(old: &InstanceSpec, new: &InstanceSpec) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    let mut cmp = |name: &str, a: &str, b: &str| {
+        if a != b {
+            out.push(field(name, Some(a), Some(b)));
+        }
+    };
+    cmp("instance_type", &old.instance_type, &new.instance_type);
+    cmp("image", &old.image, &new.image);
+    cmp("zone", &old.zone, &new.zone);
+    cmp("key_name", &old.key_name, &new.key_name);
+    cmp("group", old.group.as_str(), new.group.as_str());
+    if old.role != new.role {
+        out.push(field(
+            "role",
+            Some(old.role.as_str()),
+            Some(new.role.as_str()),
+        ));
+    }
+    if old.user_data != new.user_data {
+        // The script itself is long: show its digest, not its text.
+        let digest = |s: &str| crate::hash::sha256_hex(s.as_bytes())[..12].to_string();
+        out.push(field(
+            "user_data",
+            Some(&digest(&old.user_data)),
+            Some(&digest(&new.user_data)),
+        ));
+    }
+    out
+}
+
+fn rule_changes(old: &SecurityGroupSpec, new: &SecurityGroupSpec) -> Vec<FieldChange> {
+    let before: BTreeSet<_> = old.rules.iter().collect();
+    let after: BTreeSet<_> = new.rules.iter().collect();
+    let mut out: Vec<FieldChange> = before
+        .difference(&after)
+        .map(|r| field("rule", Some(&r.to_string()), None))
+        .collect();
+    out.extend(
+        after
+            .difference(&before)
+            .map(|r| field("rule", None, Some(&r.to_string()))),
+    );
+    out
+}
+
+/// The refresh, indexed for the questions `diff` asks of it.
+struct ObservedView<'a> {
+    observed: &'a Observed,
+    instances_by_id: BTreeMap<&'a str, &'a ObservedInstance>,
+    /// Ids that state already accounts for.
+    known_ids: BTreeSet<&'a str>,
+}
+
+impl<'a> ObservedView<'a> {
+    fn new(observed: &'a Observed, state: &'a State) -> Self {
+        ObservedView {
+            observed,
+            instances_by_id: observed
+                .instances
+                .iter()
+                .filter(|i| {
+                    i.status.is_alive()
+                        || i.status == InstanceStatus::Stopped
+                        || i.status == InstanceStatus::Stopping
+                })
+                .map(|i| (i.id.as_str(), i))
+                .collect(),
+            known_ids: state.resources.values().map(|r| r.id.as_str()).collect(),
+        }
+    }
+
+    /// Why `prior` no longer exists, if it doesn't.
+    fn gone(&self, address: ResourceAddress, prior: &ResourceState) -> Option<String> {
+        let present = match address {
+            ResourceAddress::Instance { .. } => {
+                self.instances_by_id.contains_key(prior.id.as_str())
+            }
+            ResourceAddress::SecurityGroup(_) => {
+                self.observed.groups.iter().any(|g| g.id == prior.id)
+            }
+            ResourceAddress::KeyPair => self
+                .observed
+                .key_pair
+                .as_ref()
+                .is_some_and(|k| k.name == prior.id),
+        };
+        (!present).then(|| format!("{} was deleted outside appgrid", prior.id))
+    }
+
+    /// Drift of a recorded, present instance that forces its replacement.
+    fn instance_drift(&self, prior: &ResourceState) -> Option<String> {
+        let ResourceSpec::Instance(spec) = &prior.spec else {
+            return None;
+        };
+        let seen = self.instances_by_id.get(prior.id.as_str())?;
+        if matches!(
+            seen.status,
+            InstanceStatus::Stopped | InstanceStatus::Stopping
+        ) {
+            return Some(format!("{} was stopped outside appgrid", seen.id));
+        }
+        if seen.instance_type != spec.instance_type {
+            return Some(format!(
+                "{} was changed outside appgrid to {} (state says {})",
+                seen.id, seen.instance_type, spec.instance_type
+            ));
+        }
+        None
+    }
+
+    /// A tagged, unrecorded resource that is exactly what `address` should be.
+    fn adoptable(&self, address: ResourceAddress, desired: &ResourceSpec) -> Option<ResourceState> {
+        let hash = desired.hash();
+        match address {
+            ResourceAddress::Instance { .. } => {
+                let mut candidates: Vec<&&ObservedInstance> = self
+                    .instances_by_id
+                    .values()
+                    .filter(|i| i.status.is_alive())
+                    .filter(|i| !self.known_ids.contains(i.id.as_str()))
+                    .filter(|i| {
+                        i.address == Some(address) && i.spec_hash.as_deref() == Some(hash.as_str())
+                    })
+                    .collect();
+                candidates.sort_by_key(|i| i.id.as_str());
+                let i = candidates.first()?;
+                let mut attributes = BTreeMap::new();
+                attributes.insert("zone".to_string(), i.zone.clone());
+                if let Some(ip) = &i.private_ip {
+                    attributes.insert("private_ip".to_string(), ip.clone());
+                }
+                if let Some(image) = &i.image_id {
+                    attributes.insert("image_id".to_string(), image.clone());
+                }
+                Some(ResourceState {
+                    spec: desired.clone(),
+                    id: i.id.clone(),
+                    depends_on: Vec::new(),
+                    attributes,
+                })
+            }
+            ResourceAddress::SecurityGroup(group) => {
+                let ResourceSpec::SecurityGroup(spec) = desired else {
+                    return None;
+                };
+                let g = self.observed.groups.iter().find(|g| {
+                    g.group == Some(group)
+                        && g.name == spec.name
+                        && !self.known_ids.contains(g.id.as_str())
+                })?;
+                // Its rules are unknown: record it with none, so the apply authorizes them all.
+                let mut recorded = spec.clone();
+                recorded.rules.clear();
+                Some(ResourceState {
+                    spec: ResourceSpec::SecurityGroup(recorded),
+                    id: g.id.clone(),
+                    depends_on: Vec::new(),
+                    attributes: BTreeMap::new(),
+                })
+            }
+            ResourceAddress::KeyPair => {
+                let ResourceSpec::KeyPair(spec) = desired else {
+                    return None;
+                };
+                let k = self
+                    .observed
+                    .key_pair
+                    .as_ref()
+                    .filter(|k| k.name == spec.name)?;
+                Some(ResourceState {
+                    spec: desired.clone(),
+                    id: k.name.clone(),
+                    depends_on: Vec::new(),
+                    attributes: BTreeMap::new(),
+                })
+            }
+        }
+    }
+
+    /// Tagged instances that neither state nor an adoption accounts for.
+    fn orphans(&self, graph: &ResourceGraph, adopted: &BTreeSet<&str>) -> Vec<Orphan> {
+        let mut out: Vec<Orphan> = self
+            .instances_by_id
+            .values()
+            .filter(|i| !self.known_ids.contains(i.id.as_str()) && !adopted.contains(i.id.as_str()))
+            .map(|i| Orphan {
+                id: i.id.clone(),
+                address: i.address,
+                reason: match i.address {
+                    Some(a) if graph.get(&a).is_some() => format!(
+                        "carries appgrid's tags for {a}, which another instance already is (a duplicate from an interrupted apply)"
+                    ),
+                    Some(a) => format!("carries appgrid's tags for {a}, which is not in the manifest"),
+                    None => "carries appgrid's tags but no readable address".into(),
+                },
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+}
