@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod cloud;
+pub mod engine;
 pub mod graph;
 pub mod hash;
 pub mod manifest;

@@ -34,6 +34,12 @@ pub trait Checkpoint {
     fn checkpoint(&mut self, state: &mut crate::state::State) -> Result<(), String>;
 }
 
+impl Checkpoint for crate::state::store::StateStore {
+    fn checkpoint(&mut self, state: &mut crate::state::State) -> Result<(), String> {
+        self.save(state).map_err(|e| e.to_string())
+    }
+}
+
 /// Keeps every checkpointed serial in memory (for tests).
 #[derive(Debug, Default)]
 pub struct MemoryCheckpoint {

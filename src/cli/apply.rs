@@ -1,0 +1,170 @@
+//! `appgrid apply` and `appgrid destroy`: plan (or load a saved plan), confirm,
+//! walk under the state lock, and report exactly what was and was not done.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use appgrid::apply::{self, ApplyOptions, Outcome};
+use appgrid::cloud::aws::AwsCloud;
+use appgrid::engine::{self, Workspace};
+use appgrid::graph::ResourceGraph;
+use appgrid::plan::{self, Plan, render};
+
+use super::{Failure, report};
+
+pub struct Options {
+    pub file: PathBuf,
+    pub parallelism: usize,
+    pub yes: bool,
+    pub lock_timeout: Duration,
+    pub state: Option<PathBuf>,
+    pub destroy: bool,
+}
+
+fn is_saved_plan(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e == "json")
+}
+
+pub async fn run(o: Options) -> Result<ExitCode, Failure> {
+    let saved = if is_saved_plan(&o.file) && !o.destroy {
+        Some(plan::file::load(&o.file).map_err(|e| Failure::Message(e.to_string()))?)
+    } else {
+        None
+    };
+    let ws = match &saved {
+        Some(p) => Workspace::from_plan(p, o.state.as_deref()),
+        None => Workspace::open(&o.file, o.state.as_deref())?,
+    };
+    let operation = if o.destroy { "destroy" } else { "apply" };
+    let lock = ws.lock(operation, o.lock_timeout)?;
+    if let Some(previous) = &lock.taken_over_from {
+        eprintln!(
+            "note: took over the state lock from pid {} on {} ({}), which is no longer running",
+            previous.pid, previous.host, previous.operation
+        );
+    }
+    let existing = ws.load_state()?;
+    if let Some(p) = &saved {
+        plan::file::check_fresh(p, existing.as_ref(), &ws.store_path).map_err(|e| Failure::Message(e.to_string()))?;
+    }
+    let cloud = Arc::new(
+        AwsCloud::connect(&ws.manifest.manifest.provider)
+            .await
+            .map_err(|e| Failure::Message(e.to_string()))?,
+    );
+    let mut plan = match saved {
+        Some(p) => p,
+        None => {
+            let graph = if o.destroy { ResourceGraph::default() } else { ws.graph()? };
+            ws.plan(&graph, existing.as_ref(), Some(cloud.as_ref())).await?
+        }
+    };
+    print!("{}", render::text(&plan));
+    if !plan.has_changes() {
+        drop(lock);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !o.yes && !is_saved_plan(&o.file) {
+        confirm(operation)?;
+    }
+
+    let mut store = ws.store();
+    let mut state = engine::state_for_apply(&store, existing, &plan.app)?;
+    engine::adopt_new_lineage(&mut plan, &state);
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    tokio::spawn(watch_signals(cancel_tx));
+    let options = ApplyOptions {
+        parallelism: o.parallelism,
+        base_dir: ws.base_dir.clone(),
+    };
+    let outcome = apply::walk(cloud, &plan, &mut state, &mut store, &options, cancel_rx, &mut |e| report::print_event(&e)).await;
+    drop(lock);
+    Ok(summarize(&plan, &outcome, state.serial, &ws.store_path, o.destroy))
+}
+
+fn confirm(operation: &str) -> Result<(), Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Message(format!(
+            "refusing to {operation} without confirmation: stdin is not a terminal; pass --yes, or apply a saved plan"
+        )));
+    }
+    eprint!("\nDo you want to {operation} these changes? Only 'yes' will be accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim() != "yes" {
+        return Err(Failure::Message(format!("{operation} cancelled; nothing was changed")));
+    }
+    Ok(())
+}
+
+/// First Ctrl-C (or SIGTERM): start nothing new, let running steps finish.
+/// Second: exit at once.
+async fn watch_signals(cancel: watch::Sender<bool>) {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        return;
+    };
+    let mut interrupts = 0;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => if r.is_err() { return },
+            _ = term.recv() => {}
+        }
+        interrupts += 1;
+        if interrupts == 1 {
+            eprintln!("\ninterrupted: letting running steps finish and saving state; no new steps will start (interrupt again to exit at once)");
+            let _ = cancel.send(true);
+        } else {
+            eprintln!("exiting at once; state holds every step that finished");
+            std::process::exit(130);
+        }
+    }
+}
+
+fn summarize(plan: &Plan, outcome: &Outcome, serial: u64, state_path: &std::path::Path, destroy: bool) -> ExitCode {
+    let s = plan.summary();
+    if outcome.is_success() {
+        let verb = if destroy { "Destroy" } else { "Apply" };
+        let adopted = if s.adopt > 0 { format!(", {} adopted", s.adopt) } else { String::new() };
+        println!(
+            "\n{verb} complete: {} added, {} changed, {} replaced, {} destroyed{adopted}. State: {} (serial {serial}).",
+            s.create,
+            s.update,
+            s.replace,
+            s.delete,
+            state_path.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let mut out = std::io::stderr().lock();
+    let _ = writeln!(out);
+    for (label, error) in &outcome.failed {
+        let _ = writeln!(out, "error: {label}: {error}");
+    }
+    if let Some(e) = &outcome.checkpoint_error {
+        let _ = writeln!(out, "error: saving state failed, so the walk stopped: {e}");
+    }
+    let headline = if outcome.interrupted { "Interrupted" } else { "Apply failed" };
+    let _ = writeln!(
+        out,
+        "{headline}: {} steps done, {} failed, {} skipped because an upstream step failed, {} not started.",
+        outcome.done.len(),
+        outcome.failed.len(),
+        outcome.skipped.len(),
+        outcome.not_started.len()
+    );
+    for label in outcome.skipped.iter().chain(&outcome.not_started) {
+        let _ = writeln!(out, "  not done: {label}");
+    }
+    let _ = writeln!(
+        out,
+        "State at {} (serial {serial}) records exactly what exists. Run the same command again to finish.",
+        state_path.display()
+    );
+    if outcome.interrupted { ExitCode::from(130) } else { ExitCode::from(1) }
+}

@@ -1,0 +1,71 @@
+//! Read-only commands: `validate`, `graph`, `state list`, `state show`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use appgrid::engine::Workspace;
+use appgrid::graph::ResourceAddress;
+
+use super::Failure;
+
+pub fn validate(file: &Path) -> Result<ExitCode, Failure> {
+    let ws = Workspace::open(file, None)?;
+    let graph = ws.graph()?;
+    println!(
+        "{} is valid: app `{}`, {} resources",
+        file.display(),
+        ws.manifest.manifest.app.name,
+        graph.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn graph(file: &Path) -> Result<ExitCode, Failure> {
+    let ws = Workspace::open(file, None)?;
+    print!("{}", ws.graph()?.to_dot(&ws.manifest.manifest.app.name));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state(file: &Path, state_path: Option<&Path>) -> Result<appgrid::state::State, Failure> {
+    let ws = Workspace::open(file, state_path)?;
+    ws.load_state()?.ok_or_else(|| {
+        Failure::Message(format!(
+            "no state at {}: nothing has been applied for {} yet",
+            ws.store_path.display(),
+            file.display()
+        ))
+    })
+}
+
+pub fn state_list(file: &Path, state_path: Option<&Path>) -> Result<ExitCode, Failure> {
+    let s = state(file, state_path)?;
+    for (address, r) in &s.resources {
+        println!("{address}\t{}", r.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Attribute keys whose values are never printed.
+fn is_sensitive(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "private_key"].iter().any(|s| k.contains(s))
+}
+
+pub fn state_show(file: &Path, address: &str, state_path: Option<&Path>) -> Result<ExitCode, Failure> {
+    let address: ResourceAddress = address.parse().map_err(|e: appgrid::graph::address::BadAddress| e.to_string())?;
+    let s = state(file, state_path)?;
+    let mut r = s
+        .resources
+        .get(&address)
+        .cloned()
+        .ok_or_else(|| format!("{address} is not in state; `appgrid state list` shows what is"))?;
+    for (k, v) in r.attributes.iter_mut() {
+        if is_sensitive(k) {
+            *v = "(sensitive)".into();
+        }
+    }
+    let mut value = serde_json::to_value(&r).expect("state serializes");
+    value["address"] = serde_json::Value::String(address.to_string());
+    println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,210 @@
+//! Command-line interface. Exit codes: 0 success (for `plan
+//! --detailed-exitcode`: no changes), 1 error, 2 `plan --detailed-exitcode`
+//! found changes, 130 interrupted.
+
+mod apply;
+mod inspect;
+mod plan;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+pub use report::Failure;
+
+#[derive(Debug, Parser)]
+#[command(name = "appgrid", version, about = "Heroku-style liquid scaling on your own cloud account")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct StateArgs {
+    /// State file (default: .appgrid/APP/state.json beside the manifest).
+    #[arg(long, value_name = "PATH", global = true)]
+    state: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct LockArgs {
+    /// How long to wait for another appgrid holding the state lock (e.g. 30s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    lock_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and check a manifest; report every problem at once.
+    Validate { file: PathBuf },
+    /// Show what apply would change, and why.
+    Plan {
+        file: PathBuf,
+        /// Save the plan for `appgrid apply PLAN`.
+        #[arg(short = 'o', long = "out", value_name = "PLAN")]
+        out: Option<PathBuf>,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit 0 with no changes, 2 with changes, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Refresh what exists before planning (`--refresh=false`: plan from state alone).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+        refresh: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Converge the cloud to a manifest, or apply a saved plan (*.plan.json).
+    Apply {
+        file: PathBuf,
+        /// Steps running at once.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallelism: u16,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Remove everything the app owns, and nothing else.
+    Destroy {
+        file: PathBuf,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+        parallelism: u16,
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Print the resource graph as Graphviz DOT.
+    Graph { file: PathBuf },
+    /// Inspect the state.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCommand {
+    /// List every resource in state.
+    List {
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Show one resource (secrets redacted).
+    Show {
+        file: PathBuf,
+        address: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+/// `90s`, `5m`, `1h`, `250ms`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; write e.g. 30s, 5m or 1h"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("`{s}` is not a duration; write e.g. 30s, 5m or 1h")),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(dispatch(cli.command));
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            report::print_failure(&failure);
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Validate { file } => inspect::validate(&file),
+        Command::Plan {
+            file,
+            out,
+            json,
+            detailed_exitcode,
+            refresh,
+            state,
+        } => {
+            plan::run(plan::Options {
+                file,
+                out,
+                json,
+                detailed_exitcode,
+                refresh,
+                state: state.state,
+            })
+            .await
+        }
+        Command::Apply {
+            file,
+            parallelism,
+            yes,
+            lock,
+            state,
+        } => {
+            apply::run(apply::Options {
+                file,
+                parallelism: parallelism.into(),
+                yes,
+                lock_timeout: lock.lock_timeout,
+                state: state.state,
+                destroy: false,
+            })
+            .await
+        }
+        Command::Destroy {
+            file,
+            parallelism,
+            yes,
+            lock,
+            state,
+        } => {
+            apply::run(apply::Options {
+                file,
+                parallelism: parallelism.into(),
+                yes,
+                lock_timeout: lock.lock_timeout,
+                state: state.state,
+                destroy: true,
+            })
+            .await
+        }
+        Command::Graph { file } => inspect::graph(&file),
+        Command::State { command } => match command {
+            StateCommand::List { file, state } => inspect::state_list(&file, state.state.as_deref()),
+            StateCommand::Show { file, address, state } => {
+                inspect::state_show(&file, &address, state.state.as_deref())
+            }
+        },
+    }
+}

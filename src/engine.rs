@@ -1,0 +1,170 @@
+//! The operations the commands share: open a workspace (manifest + state
+//! path), plan against a refresh or state alone, and apply a plan under the
+//! state lock. No printing: progress goes to the caller's event callback.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cloud::{Cloud, CloudError, Owner};
+use crate::graph::{self, GraphError, ResourceGraph};
+use crate::manifest::{self, LoadedManifest, ManifestError};
+use crate::plan::{self, Plan, file::PlanFileError};
+use crate::state::lock::{self, LockError, StateLock};
+use crate::state::store::{self, StateError, StateStore};
+use crate::state::{State, new_lineage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    PlanFile(#[from] PlanFileError),
+    #[error("refresh failed: {0}")]
+    Refresh(#[source] CloudError),
+    #[error("the state at {path} belongs to app `{state_app}`, but the manifest names `{manifest_app}`; point --state at that app's state, or keep the app's name")]
+    WrongApp {
+        path: PathBuf,
+        state_app: String,
+        manifest_app: String,
+    },
+}
+
+/// A manifest and the state that goes with it.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub manifest: LoadedManifest,
+    /// The manifest path as given (recorded in plans).
+    pub manifest_arg: String,
+    pub store_path: PathBuf,
+    /// Relative paths in the manifest are relative to this.
+    pub base_dir: PathBuf,
+}
+
+impl Workspace {
+    pub fn open(manifest_path: &Path, state_path: Option<&Path>) -> Result<Self, EngineError> {
+        let manifest = manifest::load(manifest_path)?;
+        let store_path = state_path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| store::default_path(manifest_path, &manifest.manifest.app.name));
+        let base_dir = manifest_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Ok(Workspace {
+            manifest_arg: manifest_path.display().to_string(),
+            manifest,
+            store_path,
+            base_dir,
+        })
+    }
+
+    pub fn store(&self) -> StateStore {
+        StateStore::new(&self.store_path)
+    }
+
+    pub fn graph(&self) -> Result<ResourceGraph, EngineError> {
+        Ok(graph::expand(&self.manifest.manifest)?)
+    }
+
+    /// The state, checked to belong to this app.
+    pub fn load_state(&self) -> Result<Option<State>, EngineError> {
+        let state = self.store().load()?;
+        if let Some(s) = &state
+            && s.app != self.manifest.manifest.app.name
+        {
+            return Err(EngineError::WrongApp {
+                path: self.store_path.clone(),
+                state_app: s.app.clone(),
+                manifest_app: self.manifest.manifest.app.name.clone(),
+            });
+        }
+        Ok(state)
+    }
+
+    pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, EngineError> {
+        Ok(lock::acquire(&self.store_path, operation, timeout, Duration::from_secs(60))?)
+    }
+
+    fn source(&self) -> plan::Source<'_> {
+        plan::Source {
+            manifest_path: &self.manifest_arg,
+            manifest_sha256: &self.manifest.source_hash,
+            manifest: &self.manifest.manifest,
+        }
+    }
+
+    /// Plan `graph` (the manifest's, or an empty one to destroy) against `state`,
+    /// refreshing through `cloud` unless it is `None`.
+    pub async fn plan<C: Cloud>(
+        &self,
+        graph: &ResourceGraph,
+        state: Option<&State>,
+        cloud: Option<&C>,
+    ) -> Result<Plan, EngineError> {
+        let observed = match (cloud, state) {
+            (Some(cloud), Some(state)) => Some(
+                cloud
+                    .refresh(&Owner {
+                        app: state.app.clone(),
+                        lineage: state.lineage.clone(),
+                    })
+                    .await
+                    .map_err(EngineError::Refresh)?,
+            ),
+            // Nothing applied yet: nothing of this lineage can exist.
+            (Some(_), None) => Some(Default::default()),
+            (None, _) => None,
+        };
+        Ok(plan::make(self.source(), graph, state, observed.as_ref()))
+    }
+}
+
+/// The state to apply into: the existing one, or a new one saved at once so its
+/// lineage is on disk before anything is launched under it.
+pub fn state_for_apply(store: &StateStore, existing: Option<State>, app: &str) -> Result<State, EngineError> {
+    match existing {
+        Some(s) => Ok(s),
+        None => {
+            let mut s = State::new(app, new_lineage());
+            store.save(&mut s)?;
+            Ok(s)
+        }
+    }
+}
+
+/// Re-base a plan made without state onto the state just created for it.
+pub fn adopt_new_lineage(plan: &mut Plan, state: &State) {
+    if plan.state_lineage.is_none() {
+        plan.state_lineage = Some(state.lineage.clone());
+        plan.state_serial = state.serial;
+    }
+}
+
+impl Workspace {
+    /// The workspace a saved plan was made in (its embedded manifest, its state).
+    pub fn from_plan(plan: &Plan, state_path: Option<&Path>) -> Self {
+        let manifest_path = PathBuf::from(&plan.manifest_path);
+        let base_dir = manifest_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        Workspace {
+            store_path: state_path
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| store::default_path(&manifest_path, &plan.app)),
+            manifest: LoadedManifest {
+                path: manifest_path,
+                manifest: plan.manifest.clone(),
+                source_hash: plan.manifest_sha256.clone(),
+            },
+            manifest_arg: plan.manifest_path.clone(),
+            base_dir,
+        }
+    }
+}
