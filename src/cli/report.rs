@@ -13,16 +13,11 @@ use appgrid::manifest::ManifestError;
 pub enum Failure {
     Engine(EngineError),
     Message(String),
-    /// Already reported (e.g. a failed apply's summary); only the exit code is left.
-    Reported(u8),
 }
 
 impl Failure {
     pub fn exit_code(&self) -> u8 {
-        match self {
-            Failure::Reported(code) => *code,
-            _ => 1,
-        }
+        1
     }
 }
 
@@ -67,7 +62,6 @@ pub fn print_failure(failure: &Failure) {
         Failure::Message(m) => {
             let _ = writeln!(err, "error: {m}");
         }
-        Failure::Reported(_) => {}
     }
 }
 

@@ -1,0 +1,152 @@
+//! The `appgrid` binary: golden plans of the examples, and exact error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn appgrid() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_appgrid"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.env_remove("AWS_ENDPOINT_URL_EC2").env_remove("AWS_ENDPOINT_URL");
+    c
+}
+
+pub fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+/// A fresh directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("appgrid-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    appgrid().args(args).output().expect("appgrid runs")
+}
+
+/// `APPGRID_BLESS=1 cargo test golden` rewrites the golden files; review the diff.
+fn check_golden(path: &str, actual: &str) {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if std::env::var_os("APPGRID_BLESS").is_some() {
+        std::fs::write(&full, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{path}: {e}; run with APPGRID_BLESS=1 to create it"));
+    assert_eq!(actual, expected, "{path} differs from the plan appgrid makes now; if the change is intended, rerun with APPGRID_BLESS=1 and review the diff");
+}
+
+#[test]
+fn golden_plans_of_the_examples() {
+    for example in ["blog", "shop"] {
+        let dir = scratch(&format!("golden-{example}"));
+        let saved = dir.join("p.plan.json");
+        let manifest = format!("examples/{example}/appgrid.toml");
+        let out = run(&[
+            "plan",
+            "--refresh=false",
+            &manifest,
+            "--state",
+            dir.join("none.json").to_str().unwrap(),
+            "-o",
+            saved.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        check_golden(&format!("plans/{example}.plan.txt"), &text(&out.stdout));
+        check_golden(&format!("plans/{example}.plan.json"), &std::fs::read_to_string(&saved).unwrap());
+    }
+}
+
+#[test]
+fn detailed_exitcode_is_2_when_there_are_changes() {
+    let dir = scratch("exitcode");
+    let out = run(&[
+        "plan",
+        "--refresh=false",
+        "--detailed-exitcode",
+        "examples/blog/appgrid.toml",
+        "--state",
+        dir.join("none.json").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn missing_manifest_is_one_clear_error() {
+    let out = run(&["plan", "--refresh=false", "no/such/appgrid.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: cannot read manifest no/such/appgrid.toml: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn invalid_manifest_reports_every_error_and_changes_nothing() {
+    let dir = scratch("invalid");
+    let m = dir.join("bad.toml");
+    std::fs::write(
+        &m,
+        "[app]\nname = \"Blog\"\n[provider]\nkind = \"gcp\"\nregion = \"us-east-1\"\nimage = \"ami-1234abcd\"\nssh_key = \"k\"\nssh_from = [\"10.0.0.0/8\"]\n[web]\ninstance_type = \"t3.small\"\ncount = 0\n[load_balancer]\ninstance_type = \"t3.small\"\n",
+    )
+    .unwrap();
+    let out = run(&["validate", m.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let p = m.display();
+    assert!(stderr.contains(&format!(" --> {p}:2:8\n")), "{stderr}");
+    assert!(stderr.contains(&format!(" --> {p}:4:8\n")), "{stderr}");
+    assert!(stderr.contains(&format!("--> {p}:11:9\n")), "{stderr}");
+    assert!(stderr.ends_with(&format!("error: {p} has 3 error(s); nothing was changed\n")), "{stderr}");
+}
+
+#[test]
+fn corrupt_state_is_refused() {
+    let dir = scratch("corrupt");
+    let state = dir.join("state.json");
+    std::fs::write(&state, "{ not json").unwrap();
+    let out = run(&["plan", "--refresh=false", "examples/blog/appgrid.toml", "--state", state.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with(&format!("error: state file {} is corrupt: ", state.display())), "{stderr}");
+    assert!(stderr.contains("no readable backup was found"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "{ not json", "state untouched");
+}
+
+#[test]
+fn saved_plan_for_another_lineage_is_refused() {
+    let dir = scratch("lineage");
+    let state = dir.join("state.json");
+    let saved = dir.join("p.plan.json");
+    let out = run(&["plan", "--refresh=false", "examples/blog/appgrid.toml", "--state", state.to_str().unwrap(), "-o", saved.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Make it a plan of a state with another lineage; the state on disk has its own.
+    let mut plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    plan["state_lineage"] = "11111111-1111-4111-8111-111111111111".into();
+    plan["state_serial"] = 1.into();
+    std::fs::write(&saved, serde_json::to_string(&plan).unwrap()).unwrap();
+    std::fs::write(
+        &state,
+        r#"{"version":1,"lineage":"22222222-2222-4222-8222-222222222222","serial":1,"app":"blog","resources":{}}"#,
+    )
+    .unwrap();
+    let out = run(&["apply", saved.to_str().unwrap(), "--state", state.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: saved plan is for another state: it was made for lineage 11111111-1111-4111-8111-111111111111, but the state at {} has lineage 22222222-2222-4222-8222-222222222222. Make a new plan with `appgrid plan -o`\n",
+            state.display()
+        )
+    );
+}
+
+#[test]
+fn graph_is_dot() {
+    let out = run(&["graph", "examples/blog/appgrid.toml"]);
+    assert!(out.status.success());
+    let dot = text(&out.stdout);
+    assert!(dot.starts_with("digraph \"blog\" {"), "{dot}");
+    assert!(dot.contains("\"db.primary\" -> \"db.replica[0]\";"), "{dot}");
+}
