@@ -20,6 +20,8 @@
 //! Creating a lock where none exists needs no guard: `O_EXCL` decides.
 //!
 //! The caller chooses the lease; [`DEFAULT_LEASE`] (60 s) is the typical value.
+//! Leases compare wall clocks (whole unix seconds), so hosts sharing a state
+//! directory need clocks that agree to well within a lease.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
