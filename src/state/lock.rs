@@ -1,10 +1,606 @@
-//! TEMPORARY stub until the state branch lands.
-use std::path::Path;
-use std::time::Duration;
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct LockHolder { pub pid: u32, pub host: String, pub operation: String, pub acquired_at: u64, pub lease_until: u64 }
+//! The state lock: one writer at a time.
+//!
+//! The lock is a file next to the state, `<state path>.lock`, created with
+//! `O_EXCL` (mode 0600) and holding a JSON [`LockHolder`]: who holds it (pid,
+//! host), for what, since when, and until when its lease runs. While a
+//! [`StateLock`] is alive a background thread renews the lease every third of
+//! its length; dropping the lock stops the thread and removes the file — only
+//! if the file still names this acquisition.
+//!
+//! A lock is taken over, never silently (see [`StateLock::takeover_note`]), when
+//! - its holder is on this host and its pid is no longer running, or
+//! - its lease has expired (the holder stopped renewing: crashed, or on another
+//!   machine sharing the filesystem), or
+//! - it cannot be parsed and has not been modified for a whole lease.
+//!
+//! Every change to an existing lock file (takeover, renewal, release) happens
+//! under an `flock` on `<state path>.lock.guard`, a small file that is never
+//! removed. That serializes takers with each other and with the holder, so two
+//! processes that both find a dead holder cannot both end up holding the lock.
+//! Creating a lock where none exists needs no guard: `O_EXCL` decides.
+//!
+//! The caller chooses the lease; [`DEFAULT_LEASE`] (60 s) is the typical value.
+//! Leases compare wall clocks (whole unix seconds), so hosts sharing a state
+//! directory need clocks that agree to well within a lease.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// The typical lease: a holder that stops renewing for this long loses the lock.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// Who holds the lock; the content of the lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    pub pid: u32,
+    pub host: String,
+    /// What the holder is doing: `apply`, `autoscale`, …
+    pub operation: String,
+    /// Unix seconds.
+    pub acquired_at: u64,
+    /// Unix seconds; the holder renews it while it works.
+    pub lease_until: u64,
+    /// Random per acquisition, so two acquisitions by one pid in one second
+    /// are told apart.
+    #[serde(default)]
+    pub nonce: String,
+}
+
+impl LockHolder {
+    /// `pid 4242 on host ci-1 (apply, since 2026-11-28T23:50:01Z)`
+    pub fn describe(&self) -> String {
+        format!(
+            "pid {} on host {} ({}, since {})",
+            self.pid,
+            self.host,
+            self.operation,
+            format_rfc3339(self.acquired_at)
+        )
+    }
+
+    /// Same acquisition: everything but the lease.
+    fn same_acquisition(&self, other: &LockHolder) -> bool {
+        self.pid == other.pid
+            && self.host == other.host
+            && self.acquired_at == other.acquired_at
+            && self.nonce == other.nonce
+    }
+}
+
+/// Why a lock was taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakeoverReason {
+    /// The holder was on this host and its pid is not running.
+    NotRunning,
+    /// The holder's lease had expired.
+    LeaseExpired,
+    /// The lock file did not parse and had not been modified for a lease.
+    Unreadable { detail: String },
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("lock")]
-pub struct LockError;
-pub struct StateLock { pub taken_over_from: Option<LockHolder> }
-pub fn acquire(_p: &Path, _op: &str, _t: Duration, _l: Duration) -> Result<StateLock, LockError> { Ok(StateLock { taken_over_from: None }) }
+pub enum LockError {
+    #[error(
+        "state is locked by {}; waited {}. Wait for it to finish, or if you are sure it is gone, delete {}",
+        holder.describe(),
+        format_duration(*waited),
+        path.display()
+    )]
+    Held {
+        path: PathBuf,
+        holder: Box<LockHolder>,
+        waited: Duration,
+    },
+
+    #[error(
+        "state lock {} exists but cannot be read ({detail}); waited {}. It will be taken over once it \
+         has not been modified for the lease ({}); if you are sure no appgrid is running, delete {}",
+        path.display(),
+        format_duration(*waited),
+        format_duration(*lease),
+        path.display()
+    )]
+    Unreadable {
+        path: PathBuf,
+        detail: String,
+        waited: Duration,
+        lease: Duration,
+    },
+
+    #[error(
+        "could not {action} state lock {}: {source}; check that its directory exists and is writable",
+        path.display()
+    )]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+}
+
+/// The lock file for a state file: `<state path>.lock`.
+pub fn lock_path(state_path: &Path) -> PathBuf {
+    suffixed(state_path, ".lock")
+}
+
+fn guard_path(state_path: &Path) -> PathBuf {
+    suffixed(state_path, ".lock.guard")
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// A held state lock. Renews its lease while alive; released on drop.
+#[derive(Debug)]
+pub struct StateLock {
+    path: PathBuf,
+    guard: PathBuf,
+    holder: LockHolder,
+    /// The holder this lock was taken over from, if it was taken over from a
+    /// readable lock (see [`StateLock::takeover_note`] for the message).
+    pub taken_over_from: Option<LockHolder>,
+    takeover: Option<TakeoverReason>,
+    lost: Arc<AtomicBool>,
+    renewer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+}
+
+/// Acquires the state lock for `state_path`, waiting up to `timeout` for a live
+/// holder to finish. `lease` is how long the lock stays valid without renewal
+/// (typically [`DEFAULT_LEASE`]); it is renewed every `lease / 3`.
+///
+/// Creates the state's directory (0700) if it does not exist.
+pub fn acquire(
+    state_path: &Path,
+    operation: &str,
+    timeout: Duration,
+    lease: Duration,
+) -> Result<StateLock, LockError> {
+    let path = lock_path(state_path);
+    let guard = guard_path(state_path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| LockError::Io {
+                path: path.clone(),
+                action: "create the directory of",
+                source,
+            })?;
+    }
+    let host = hostname();
+    let lease_secs = lease_seconds(lease);
+    let start = Instant::now();
+
+    loop {
+        let now = unix_now();
+        let me = LockHolder {
+            pid: std::process::id(),
+            host: host.clone(),
+            operation: operation.to_string(),
+            acquired_at: now,
+            lease_until: now + lease_secs,
+            nonce: format!("{:016x}", fastrand::u64(..)),
+        };
+        if create_lock(&path, &me).map_err(|source| LockError::Io {
+            path: path.clone(),
+            action: "create",
+            source,
+        })? {
+            return Ok(StateLock::start(path, guard, me, None, lease));
+        }
+
+        let io_err = |action, source| LockError::Io {
+            path: path.clone(),
+            action,
+            source,
+        };
+        let Some((bytes, modified)) = read_lock(&path).map_err(|e| io_err("read", e))? else {
+            // Released between our create and our read: try again at once.
+            continue;
+        };
+        let blocker = match serde_json::from_slice::<LockHolder>(&bytes) {
+            Ok(holder) => match stale_reason(&holder, &host, now) {
+                Some(reason) => {
+                    if takeover(&guard, &path, &bytes, &me).map_err(|e| io_err("take over", e))? {
+                        let mut lock = StateLock::start(path, guard, me, Some(reason), lease);
+                        lock.taken_over_from = Some(holder);
+                        return Ok(lock);
+                    }
+                    continue;
+                }
+                None => Err(holder),
+            },
+            Err(e) => {
+                let idle = SystemTime::now()
+                    .duration_since(modified)
+                    .unwrap_or(Duration::ZERO);
+                if idle > lease {
+                    if takeover(&guard, &path, &bytes, &me).map_err(|e| io_err("take over", e))? {
+                        let reason = TakeoverReason::Unreadable {
+                            detail: e.to_string(),
+                        };
+                        return Ok(StateLock::start(path, guard, me, Some(reason), lease));
+                    }
+                    continue;
+                }
+                Ok(e.to_string())
+            }
+        };
+
+        let elapsed = start.elapsed();
+        if elapsed >= timeout {
+            return Err(match blocker {
+                Err(holder) => LockError::Held {
+                    path,
+                    holder: Box::new(holder),
+                    waited: timeout,
+                },
+                Ok(detail) => LockError::Unreadable {
+                    path,
+                    detail,
+                    waited: timeout,
+                    lease,
+                },
+            });
+        }
+        let poll = Duration::from_millis(fastrand::u64(100..=250));
+        std::thread::sleep(poll.min(timeout - elapsed));
+    }
+}
+
+impl StateLock {
+    fn start(
+        path: PathBuf,
+        guard: PathBuf,
+        holder: LockHolder,
+        takeover: Option<TakeoverReason>,
+        lease: Duration,
+    ) -> StateLock {
+        let lost = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let interval = (lease / 3).max(Duration::from_millis(10));
+        let lease_secs = lease_seconds(lease);
+        let thread = {
+            let (path, guard, holder, lost) =
+                (path.clone(), guard.clone(), holder.clone(), lost.clone());
+            std::thread::Builder::new()
+                .name("appgrid-state-lock".into())
+                .spawn(move || {
+                    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval)
+                    {
+                        let renewed = LockHolder {
+                            lease_until: unix_now() + lease_secs,
+                            ..holder.clone()
+                        };
+                        // An I/O error is retried at the next interval; the
+                        // lease leaves room for two misses.
+                        if let Ok(false) = renew(&guard, &path, &renewed) {
+                            lost.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                    }
+                })
+        };
+        // If no thread can be spawned the lock still works; it just is not
+        // renewed, and can be taken over once the lease runs out.
+        let renewer = thread.ok().map(|t| (stop, t));
+        StateLock {
+            path,
+            guard,
+            holder,
+            taken_over_from: None,
+            takeover,
+            lost,
+            renewer,
+        }
+    }
+
+    /// The holder recorded in the lock file at acquisition (the lease in the
+    /// file moves on as it is renewed).
+    pub fn holder(&self) -> &LockHolder {
+        &self.holder
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Why the lock was taken over, if it was.
+    pub fn takeover_reason(&self) -> Option<&TakeoverReason> {
+        self.takeover.as_ref()
+    }
+
+    /// A line for the CLI to print after `note: `, if the lock was taken over:
+    /// `took over the state lock from pid 123 on host x (apply, since …), which is no longer running`.
+    pub fn takeover_note(&self) -> Option<String> {
+        let reason = self.takeover.as_ref()?;
+        Some(match (reason, &self.taken_over_from) {
+            (TakeoverReason::NotRunning, Some(h)) => format!(
+                "took over the state lock from {}, which is no longer running",
+                h.describe()
+            ),
+            (TakeoverReason::LeaseExpired, Some(h)) => format!(
+                "took over the state lock from {}, whose lease expired at {}",
+                h.describe(),
+                format_rfc3339(h.lease_until)
+            ),
+            (TakeoverReason::Unreadable { detail }, _) => format!(
+                "took over the state lock {}, which could not be read ({detail}) and had not been modified for a whole lease",
+                self.path.display()
+            ),
+            (_, None) => format!("took over the state lock {}", self.path.display()),
+        })
+    }
+
+    /// False once renewal found the lock file taken over by someone else
+    /// (our lease ran out): stop writing state.
+    pub fn still_held(&self) -> bool {
+        !self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Stops renewing and removes the lock file if it is still ours.
+    pub fn release(self) {
+        drop(self)
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.renewer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+        let _ = remove_if_ours(&self.guard, &self.path, &self.holder);
+    }
+}
+
+/// Whether `holder`'s lock may be taken over now.
+fn stale_reason(holder: &LockHolder, host: &str, now: u64) -> Option<TakeoverReason> {
+    if holder.host == host && !pid_is_running(holder.pid) {
+        Some(TakeoverReason::NotRunning)
+    } else if now > holder.lease_until {
+        Some(TakeoverReason::LeaseExpired)
+    } else {
+        None
+    }
+}
+
+/// Creates the lock file with `O_EXCL`; `Ok(false)` if it already exists.
+fn create_lock(path: &Path, holder: &LockHolder) -> io::Result<bool> {
+    let mut file = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let written = file
+        .write_all(&holder_json(holder))
+        .and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(true)
+}
+
+fn holder_json(holder: &LockHolder) -> Vec<u8> {
+    let mut json = serde_json::to_vec_pretty(holder).expect("a lock holder always serializes");
+    json.push(b'\n');
+    json
+}
+
+/// The lock file's bytes and mtime, or `None` if there is none.
+fn read_lock(path: &Path) -> io::Result<Option<(Vec<u8>, SystemTime)>> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let modified = file.metadata()?.modified()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(Some((bytes, modified)))
+}
+
+/// An exclusive `flock` on the guard file, released when dropped.
+struct Guard {
+    _file: File,
+}
+
+fn lock_guard(guard: &Path) -> io::Result<Guard> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(guard)?;
+    loop {
+        // SAFETY: flock on a file descriptor we own, for the file's lifetime.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(Guard { _file: file });
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Replaces the stale lock whose content was `seen` by ours. `Ok(false)` if the
+/// lock changed meanwhile or another acquirer created one first.
+fn takeover(guard: &Path, path: &Path, seen: &[u8], me: &LockHolder) -> io::Result<bool> {
+    let _guard = lock_guard(guard)?;
+    match read_lock(path)? {
+        Some((bytes, _)) if bytes == seen => {}
+        _ => return Ok(false),
+    }
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    create_lock(path, me)
+}
+
+/// Rewrites the lock with a new lease if it is still ours; `Ok(false)` if not.
+fn renew(guard: &Path, path: &Path, renewed: &LockHolder) -> io::Result<bool> {
+    let _guard = lock_guard(guard)?;
+    if !is_ours(path, renewed)? {
+        return Ok(false);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}.{:08x}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(&holder_json(renewed))?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map(|()| true)
+}
+
+fn is_ours(path: &Path, holder: &LockHolder) -> io::Result<bool> {
+    Ok(match read_lock(path)? {
+        Some((bytes, _)) => serde_json::from_slice::<LockHolder>(&bytes)
+            .is_ok_and(|current| current.same_acquisition(holder)),
+        None => false,
+    })
+}
+
+fn remove_if_ours(guard: &Path, path: &Path, holder: &LockHolder) -> io::Result<()> {
+    let _guard = lock_guard(guard)?;
+    if is_ours(path, holder)? {
+        fs::remove_file(path)?;
+    }
+    Ok(())
+}
+
+/// Whether a process with this pid exists (on this host).
+fn pid_is_running(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    // EPERM: it exists, but belongs to someone else.
+    io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// This machine's host name, or `unknown`.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; the result is NUL-terminated
+    // unless truncated, which the search for NUL below handles.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    if name.is_empty() {
+        "unknown".to_string()
+    } else {
+        name
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The lease in whole seconds, rounded up, at least 1.
+fn lease_seconds(lease: Duration) -> u64 {
+    let secs = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// `5s`, `300ms`, `1.5s`, `2m`.
+fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC: `2026-11-28T23:50:01Z`.
+pub fn format_rfc3339(unix_secs: u64) -> String {
+    // u64 seconds / 86400 fits an i64 comfortably.
+    let days = (unix_secs / 86_400) as i64;
+    let rem = unix_secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 → proleptic Gregorian (year, month 1–12, day 1–31).
+/// Howard Hinnant's `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+#[path = "lock_tests.rs"]
+mod tests;
