@@ -88,7 +88,7 @@ impl Workspace {
     }
 
     pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, EngineError> {
-        Ok(lock::acquire(&self.store_path, operation, timeout, Duration::from_secs(60))?)
+        Ok(lock::acquire(&self.store_path, operation, timeout, lock::DEFAULT_LEASE)?)
     }
 
     fn source(&self) -> plan::Source<'_> {

@@ -42,11 +42,8 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     };
     let operation = if o.destroy { "destroy" } else { "apply" };
     let lock = ws.lock(operation, o.lock_timeout)?;
-    if let Some(previous) = &lock.taken_over_from {
-        eprintln!(
-            "note: took over the state lock from pid {} on {} ({}), which is no longer running",
-            previous.pid, previous.host, previous.operation
-        );
+    if let Some(note) = lock.takeover_note() {
+        eprintln!("note: {note}");
     }
     let existing = ws.load_state()?;
     if let Some(p) = &saved {
