@@ -10,8 +10,13 @@
 //! - `check` returns `Ok` only when no diagnostic was produced, and never panics.
 //! - Diagnostics come out in source order (the parser's tables are ordered by
 //!   key, not by position, so they are sorted by span at the end).
-//! - After a syntax error the recovered tree may lack keys the user did write,
-//!   so "missing …" errors are suppressed; every other check still runs.
+//! - After a syntax error the recovered tree may lack keys the user did write
+//!   or hold keys and values they did not, so "missing …" and "unknown …"
+//!   errors are suppressed, as is any other error on a line that has a syntax
+//!   error; only the first syntax error of a line is kept. Values on intact
+//!   lines are still checked.
+//! - A misspelt key or table is reported once, as unknown with a suggestion,
+//!   not also as the missing key it was meant to be.
 
 mod autoscale;
 mod cidr;
@@ -32,6 +37,9 @@ use self::table::{Key, Reported, Section, TableSpec};
 use super::{App, Diagnostic, Diagnostics, Manifest};
 
 /// Check manifest `text`; `path` only labels the diagnostics.
+///
+/// Returns the validated manifest with defaults filled in, or every problem
+/// found, in source order.
 pub fn check(path: &Path, text: &str) -> Result<Manifest, Diagnostics> {
     let (root, syntax_errors) = DeTable::parse_recoverable(text);
     let mut checker = Checker::new(path, text);
@@ -56,8 +64,14 @@ pub fn check(path: &Path, text: &str) -> Result<Manifest, Diagnostics> {
 pub(super) struct Checker<'t> {
     path: &'t Path,
     text: &'t str,
-    found: Vec<(usize, Diagnostic)>,
+    found: Vec<Found>,
     had_syntax_error: bool,
+}
+
+struct Found {
+    start: usize,
+    syntax: bool,
+    diagnostic: Diagnostic,
 }
 
 impl<'t> Checker<'t> {
@@ -80,13 +94,31 @@ impl<'t> Checker<'t> {
         let span = self.on_char_boundaries(span);
         let diagnostic =
             Diagnostic::error(self.path, self.text, span.clone(), message).with_help(help);
-        self.found.push((span.start, diagnostic));
+        self.found.push(Found {
+            start: span.start,
+            syntax: false,
+            diagnostic,
+        });
         Reported
     }
 
     /// Report something the user left out; skipped after a syntax error,
     /// since the recovering parser may have dropped what they wrote.
     pub(super) fn missing(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Reported {
+        if !self.had_syntax_error {
+            self.error(span, message, help);
+        }
+        Reported
+    }
+
+    /// Report a key or table the schema does not know; skipped after a
+    /// syntax error, since recovery can turn a broken line into odd keys.
+    pub(super) fn unknown(
         &mut self,
         span: Range<usize>,
         message: impl Into<String>,
@@ -106,10 +138,19 @@ impl<'t> Checker<'t> {
     fn syntax_error(&mut self, error: &toml::de::Error) {
         self.had_syntax_error = true;
         let span = self.on_char_boundaries(error.span().unwrap_or(0..0));
-        let message = format!("invalid TOML: {}", error.message().trim_end());
-        let diagnostic = Diagnostic::error(self.path, self.text, span.clone(), message)
-            .with_help("see https://toml.io for the syntax of keys, values and tables");
-        self.found.push((span.start, diagnostic));
+        let what = error.message().trim_end();
+        let diagnostic = Diagnostic::error(
+            self.path,
+            self.text,
+            span.clone(),
+            format!("invalid TOML: {what}"),
+        )
+        .with_help(syntax_help(what));
+        self.found.push(Found {
+            start: span.start,
+            syntax: true,
+            diagnostic,
+        });
     }
 
     /// Clamp `span` to the text and widen it to whole characters, so slicing
@@ -129,8 +170,48 @@ impl<'t> Checker<'t> {
 
     fn finish(mut self) -> Diagnostics {
         // Stable: problems at the same place keep the order they were found in.
-        self.found.sort_by_key(|(start, _)| *start);
-        Diagnostics(self.found.into_iter().map(|(_, d)| d).collect())
+        self.found.sort_by_key(|f| f.start);
+        let syntax_lines: Vec<usize> = self
+            .found
+            .iter()
+            .filter(|f| f.syntax)
+            .map(|f| f.diagnostic.line)
+            .collect();
+        let mut kept: Vec<Diagnostic> = Vec::with_capacity(self.found.len());
+        for found in self.found {
+            let line = found.diagnostic.line;
+            // An unclosed array or table is the cause of the errors before
+            // it, so it is kept even when its line already has one.
+            let kept_syntax_error = found.syntax
+                && (found
+                    .diagnostic
+                    .message
+                    .starts_with("invalid TOML: unclosed")
+                    || !kept
+                        .last()
+                        .is_some_and(|d| d.line == line && syntax_lines.contains(&line)));
+            if kept_syntax_error || (!found.syntax && !syntax_lines.contains(&line)) {
+                kept.push(found.diagnostic);
+            }
+        }
+        Diagnostics(kept)
+    }
+}
+
+/// What to write instead, for the syntax errors people make most.
+fn syntax_help(message: &str) -> &'static str {
+    if message.starts_with("duplicate key") {
+        "each key and table may be written only once; remove or rename one of them"
+    } else if message.starts_with("string values must be quoted") {
+        "put text in double quotes (`key = \"text\"`); numbers and booleans are written bare"
+    } else if message.starts_with("invalid basic string") {
+        "close the string with `\"` on the same line, or use `\"\"\"` for text over several lines"
+    } else if message.starts_with("unclosed table") {
+        "write a table header as `[name]` on a line of its own"
+    } else if message.starts_with("unclosed array") || message.starts_with("missing comma") {
+        "write an array as `[\"a\", \"b\"]`: items separated by commas, closed with `]`"
+    } else {
+        "see https://toml.io for how to write keys, values and tables"
     }
 }
 
@@ -153,14 +234,15 @@ const APP: TableSpec = TableSpec {
 };
 
 fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
-    unknown_top_level(ck, root);
-    let app = Section::required(ck, root, &APP).and_then(|s| app(ck, &s));
-    let provider =
-        Section::required(ck, root, &provider::PROVIDER).and_then(|s| provider::check(ck, &s));
+    let misspelt = unknown_top_level(ck, root);
+    let app = Section::required(ck, root, &APP, &misspelt).and_then(|s| app(ck, &s));
+    let provider = Section::required(ck, root, &provider::PROVIDER, &misspelt)
+        .and_then(|s| provider::check(ck, &s));
     let release = Section::optional(ck, root, &services::RELEASE)
         .and_then(|s| s.map(|s| services::release(ck, &s)).transpose());
-    let web = Section::required(ck, root, &services::WEB).and_then(|s| services::web(ck, &s));
-    let load_balancer = Section::required(ck, root, &services::LOAD_BALANCER)
+    let web =
+        Section::required(ck, root, &services::WEB, &misspelt).and_then(|s| services::web(ck, &s));
+    let load_balancer = Section::required(ck, root, &services::LOAD_BALANCER, &misspelt)
         .and_then(|s| services::load_balancer(ck, &s));
     let database = Section::optional(ck, root, &services::DATABASE)
         .and_then(|s| s.map(|s| services::database(ck, &s)).transpose());
@@ -180,20 +262,23 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
     })
 }
 
-fn unknown_top_level(ck: &mut Checker, root: &DeTable) {
-    let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+/// Reports unknown top-level keys; returns the table names suggested for them.
+fn unknown_top_level(ck: &mut Checker, root: &DeTable) -> Vec<&'static str> {
+    let mut suggested = Vec::new();
+    let names: Vec<&'static str> = TABLES.iter().map(|t| t.name).collect();
     for (key, value) in root.iter() {
         let key_name: &str = key.get_ref();
         if names.contains(&key_name) {
             continue;
         }
         let suggestion = suggest::closest(key_name, &names);
+        suggested.extend(suggestion);
         if value.get_ref().is_table() {
             let help = match suggestion {
                 Some(name) => format!("did you mean [{name}]?"),
                 None => format!("known tables: {}", bracketed(&names)),
             };
-            ck.error(key.span(), format!("unknown table [{key_name}]"), help);
+            ck.unknown(key.span(), format!("unknown table [{key_name}]"), help);
         } else {
             let help = match suggestion {
                 Some(name) => format!("did you mean [{name}]?"),
@@ -202,13 +287,14 @@ fn unknown_top_level(ck: &mut Checker, root: &DeTable) {
                     bracketed(&names)
                 ),
             };
-            ck.error(
+            ck.unknown(
                 key.span(),
                 format!("unknown key `{key_name}` outside any table"),
                 help,
             );
         }
     }
+    suggested
 }
 
 fn bracketed(names: &[&str]) -> String {

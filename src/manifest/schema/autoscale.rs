@@ -183,7 +183,10 @@ fn schedules(ck: &mut Checker, f: Field) -> Result<Vec<Schedule>, Reported> {
             }
             other => Err(ck.error(
                 item.span(),
-                format!("`schedule` entries must be tables, found {}", other.type_str()),
+                format!(
+                    "`schedule` entries must be tables, found {}",
+                    other.type_str()
+                ),
                 HELP,
             )),
         };
@@ -211,10 +214,7 @@ fn schedule(ck: &mut Checker, s: &Section) -> Result<Schedule, Reported> {
     if let (Ok(None), Ok(None), Ok(None)) = (&min, &max, &desired) {
         return Err(ck.missing(
             s.span(),
-            format!(
-                "{} sets none of `min`, `max` and `desired`",
-                s.spec().label
-            ),
+            format!("{} sets none of `min`, `max` and `desired`", s.spec().label),
             "add at least one of them, e.g. `min = 4`",
         ));
     }
@@ -298,9 +298,9 @@ fn inner_span(
 ) -> Option<std::ops::Range<usize>> {
     let span = f.span();
     let raw = text.get(span.clone())?;
-    let plain = [("\"", "\""), ("'", "'")]
-        .iter()
-        .any(|(open, close)| raw.strip_prefix(open).and_then(|r| r.strip_suffix(close)) == Some(value));
+    let plain = [("\"", "\""), ("'", "'")].iter().any(|(open, close)| {
+        raw.strip_prefix(open).and_then(|r| r.strip_suffix(close)) == Some(value)
+    });
     if !plain {
         return None;
     }

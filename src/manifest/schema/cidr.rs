@@ -45,7 +45,12 @@ mod tests {
 
     #[test]
     fn accepts_valid_blocks() {
-        for ok in ["0.0.0.0/0", "203.0.113.0/24", "10.0.0.1/32", "255.255.255.255/8"] {
+        for ok in [
+            "0.0.0.0/0",
+            "203.0.113.0/24",
+            "10.0.0.1/32",
+            "255.255.255.255/8",
+        ] {
             assert_eq!(ipv4_cidr(ok), Ok(()), "{ok}");
         }
     }
@@ -62,7 +67,10 @@ mod tests {
             ("10.0.0.1/", "prefix length is empty"),
             ("10..0.1/8", "octet is empty"),
             ("10.0.0.+1/8", "octet \"+1\" is not a number"),
-            ("10.0.0.99999999999/8", "octet 99999999999 is greater than 255"),
+            (
+                "10.0.0.99999999999/8",
+                "octet 99999999999 is greater than 255",
+            ),
         ];
         for (input, why) in cases {
             assert_eq!(ipv4_cidr(input), Err(why.to_string()), "{input}");

@@ -247,7 +247,11 @@ mod tests {
         );
         assert_eq!(
             check("*/0 8 * * *"),
-            err("minute", 0..3, "the step \"0\" must be a number from 1 to 59")
+            err(
+                "minute",
+                0..3,
+                "the step \"0\" must be a number from 1 to 59"
+            )
         );
         assert_eq!(
             check("5/10 8 * * *"),

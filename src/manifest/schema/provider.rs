@@ -105,9 +105,9 @@ fn zones(ck: &mut Checker, f: Field, region: Option<&str>) -> Result<Vec<String>
                 format!("zone {name:?} must be lowercase letters, digits and '-'"),
                 "write zones as the region followed by a letter, e.g. \"us-east-1a\"".to_string(),
             ))
-        } else if let Some(region) = region.filter(|r| {
-            name.len() <= r.len() || !name.starts_with(r)
-        }) {
+        } else if let Some(region) =
+            region.filter(|r| name.len() <= r.len() || !name.starts_with(r))
+        {
             Some((
                 format!("zone {name:?} is not in region {region:?}"),
                 format!("zones of {region} are named like \"{region}a\""),

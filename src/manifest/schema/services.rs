@@ -89,7 +89,9 @@ pub(super) fn release(ck: &mut Checker, s: &Section) -> Result<Release, Reported
 }
 
 pub(super) fn web(ck: &mut Checker, s: &Section) -> Result<Web, Reported> {
-    let instance_type = s.require(ck, "instance_type").and_then(|f| instance_type(ck, f));
+    let instance_type = s
+        .require(ck, "instance_type")
+        .and_then(|f| instance_type(ck, f));
     let count = s
         .require(ck, "count")
         .and_then(|f| f.integer(ck, 1, MAX_WEB_COUNT));
@@ -102,7 +104,9 @@ pub(super) fn web(ck: &mut Checker, s: &Section) -> Result<Web, Reported> {
 }
 
 pub(super) fn load_balancer(ck: &mut Checker, s: &Section) -> Result<LoadBalancer, Reported> {
-    let instance_type = s.require(ck, "instance_type").and_then(|f| instance_type(ck, f));
+    let instance_type = s
+        .require(ck, "instance_type")
+        .and_then(|f| instance_type(ck, f));
     let listen = port(ck, s, "listen", 80);
     let allow_from = match s.field("allow_from") {
         Some(f) => cidrs(ck, f),
@@ -116,7 +120,9 @@ pub(super) fn load_balancer(ck: &mut Checker, s: &Section) -> Result<LoadBalance
 }
 
 pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Reported> {
-    let instance_type = s.require(ck, "instance_type").and_then(|f| instance_type(ck, f));
+    let instance_type = s
+        .require(ck, "instance_type")
+        .and_then(|f| instance_type(ck, f));
     let version = match s.field("version") {
         Some(f) => f.integer(ck, i64::MIN, i64::MAX).and_then(|v| {
             if POSTGRES_VERSIONS.contains(&v) {
@@ -153,7 +159,9 @@ pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Report
 }
 
 pub(super) fn cache(ck: &mut Checker, s: &Section) -> Result<Cache, Reported> {
-    let instance_type = s.require(ck, "instance_type").and_then(|f| instance_type(ck, f));
+    let instance_type = s
+        .require(ck, "instance_type")
+        .and_then(|f| instance_type(ck, f));
     let nodes = integer_or(ck, s, "nodes", 1, 100, 1);
     let memory_mb = s
         .field("memory_mb")

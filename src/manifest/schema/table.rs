@@ -78,7 +78,7 @@ impl TableSpec {
             Some((last, [])) => format!(" with {last}"),
             Some((last, rest)) => format!(" with {} and {last}", rest.join(", ")),
         };
-        format!("add a {} table{listed}", self.label)
+        format!("add a table {}{listed}", self.label)
     }
 }
 
@@ -87,25 +87,31 @@ pub(super) struct Section<'a, 'i> {
     spec: &'static TableSpec,
     span: Range<usize>,
     table: &'a DeTable<'i>,
+    /// Keys suggested for unknown keys: not reported again as missing.
+    suggested: Vec<&'static str>,
 }
 
 impl<'a, 'i> Section<'a, 'i> {
     /// Start checking `table` (written at `span`): unknown keys are reported
-    /// right away.
+    /// right away, with the closest known key as a suggestion.
     pub fn open(
         ck: &mut Checker,
         spec: &'static TableSpec,
         span: Range<usize>,
         table: &'a DeTable<'i>,
     ) -> Self {
-        let known: Vec<&str> = spec.keys.iter().map(|k| k.name).collect();
+        let known: Vec<&'static str> = spec.keys.iter().map(|k| k.name).collect();
+        let mut suggested = Vec::new();
         for key in table.keys() {
             let name: &str = key.get_ref();
             if spec.key(name).is_some() {
                 continue;
             }
             let help = match suggest::closest(name, &known) {
-                Some(close) => format!("did you mean `{close}`?"),
+                Some(close) => {
+                    suggested.push(close);
+                    format!("did you mean `{close}`?")
+                }
                 None => format!(
                     "known keys in {}: {}",
                     spec.label,
@@ -116,23 +122,32 @@ impl<'a, 'i> Section<'a, 'i> {
                         .join(", ")
                 ),
             };
-            ck.error(
+            ck.unknown(
                 key.span(),
                 format!("unknown key `{name}` in {}", spec.label),
                 help,
             );
         }
-        Section { spec, span, table }
+        Section {
+            spec,
+            span,
+            table,
+            suggested,
+        }
     }
 
-    /// The top-level table `spec.name`, which must be present.
+    /// The top-level table `spec.name`, which must be present. Not reported
+    /// as missing when an unknown table was already reported as its misspelling
+    /// (`suggested`).
     pub fn required(
         ck: &mut Checker,
         root: &'a DeTable<'i>,
         spec: &'static TableSpec,
+        suggested: &[&str],
     ) -> Result<Self, Reported> {
         match Self::optional(ck, root, spec)? {
             Some(section) => Ok(section),
+            None if suggested.contains(&spec.name) => Err(Reported),
             None => Err(ck.missing(
                 0..0,
                 format!("missing table {}", spec.label),
@@ -154,7 +169,11 @@ impl<'a, 'i> Section<'a, 'i> {
             DeValue::Table(table) => Ok(Some(Self::open(ck, spec, value.span(), table))),
             other => Err(ck.error(
                 value.span(),
-                format!("`{}` must be a table, found {}", spec.name, other.type_str()),
+                format!(
+                    "`{}` must be a table, found {}",
+                    spec.name,
+                    other.type_str()
+                ),
                 format!(
                     "write a table header `{}` and put its keys on the lines below it",
                     spec.label
@@ -182,9 +201,13 @@ impl<'a, 'i> Section<'a, 'i> {
         })
     }
 
-    /// The value of `key`; reports it missing, at the table, if not written.
+    /// The value of `key`; reports it missing, at the table, if not written
+    /// (unless an unknown key was already reported as its misspelling).
     pub fn require(&self, ck: &mut Checker, key: &'static str) -> Result<Field<'a, 'i>, Reported> {
         self.field(key).ok_or_else(|| {
+            if self.suggested.contains(&key) {
+                return Reported;
+            }
             ck.missing(
                 self.span(),
                 format!("missing `{key}` in {}", self.spec.label),
@@ -240,7 +263,9 @@ impl<'a, 'i> Field<'a, 'i> {
     }
 
     pub fn str(&self, ck: &mut Checker) -> Result<&'a str, Reported> {
-        self.value().as_str().ok_or_else(|| self.wrong_type(ck, "a string"))
+        self.value()
+            .as_str()
+            .ok_or_else(|| self.wrong_type(ck, "a string"))
     }
 
     /// An integer within `min..=max`.
