@@ -709,3 +709,13 @@ proptest! {
         assert_well_formed(&text);
     }
 }
+
+#[test]
+fn deeply_nested_input_is_refused_without_crashing() {
+    let arrays = format!("{MINIMAL}x = {}", "[".repeat(10_000));
+    let dotted = format!("{MINIMAL}{} = 1\n", vec!["x"; 10_000].join("."));
+    for text in [arrays, dotted] {
+        assert!(check(&text).is_err());
+        assert_well_formed(&text);
+    }
+}
