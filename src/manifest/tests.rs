@@ -302,6 +302,31 @@ fn bad_duration() {
 }
 
 #[test]
+fn min_greater_than_max_does_not_hide_later_errors() {
+    let text = format!(
+        "{MINIMAL}{}warmup = \"2m30s\"\n",
+        edit(AUTOSCALE, "min = 1", "min = 5")
+    );
+    assert_eq!(
+        errors(&text),
+        r#"error: `min` (5) is greater than `max` (3)
+  --> appgrid.toml:21:7
+   |
+21 | min = 5
+   |       ^
+   = help: lower `min` to at most 3, or raise `max` to at least 5
+
+error: `warmup` must be a duration like "90s", found "2m30s"
+  --> appgrid.toml:23:10
+   |
+23 | warmup = "2m30s"
+   |          ^^^^^^^
+   = help: write a whole number followed by ms, s, m or h, e.g. "500ms", "90s", "5m" or "1h"
+"#
+    );
+}
+
+#[test]
 fn interval_below_one_second() {
     let text = format!("{MINIMAL}{AUTOSCALE}interval = \"500ms\"\n");
     assert_eq!(

@@ -61,9 +61,10 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
     let max = s
         .require(ck, "max")
         .and_then(|f| f.integer(ck, 1, MAX_INSTANCES));
-    if let (Ok(min_field), Ok(lo), Ok(hi)) = (min, min_value, max) {
-        min_not_above_max(ck, min_field, lo, hi)?;
-    }
+    let bounds = match (min, min_value, max) {
+        (Ok(min_field), Ok(lo), Ok(hi)) => min_not_above_max(ck, min_field, lo, hi),
+        _ => Ok(()),
+    };
     let scale_out_cooldown = duration_or(ck, s, "scale_out_cooldown", 60);
     let scale_in_cooldown = duration_or(ck, s, "scale_in_cooldown", 300);
     let warmup = duration_or(ck, s, "warmup", 120);
@@ -85,6 +86,7 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
         Some(f) => schedules(ck, f),
         None => Ok(Vec::new()),
     };
+    bounds?;
     Ok(Autoscale {
         metric: metric?,
         target: target?,
