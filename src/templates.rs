@@ -9,8 +9,10 @@ use std::sync::OnceLock;
 use tera::{Context, Tera};
 
 /// (name, source) of every embedded template.
-pub const EMBEDDED: &[(&str, &str)] =
-    &[("user-data.sh", include_str!("../templates/user-data.sh"))];
+pub const EMBEDDED: &[(&str, &str)] = &[(
+    "user-data.sh",
+    include_str!("../templates/user-data.sh"),
+)];
 
 #[derive(Debug, thiserror::Error)]
 #[error("template {name}: {detail}")]
@@ -22,7 +24,8 @@ pub struct TemplateError {
 /// Quote `s` for a POSIX shell: `'…'` with embedded quotes closed and escaped.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s.bytes()
+        && s
+            .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b))
     {
         return s.to_string();
@@ -79,9 +82,6 @@ mod tests {
         ctx.insert("role", "web");
         ctx.insert("ssh_user", "admin");
         let out = render("user-data.sh", &ctx).unwrap();
-        assert!(
-            out.contains("printf '%s\\n' 'x; rm -rf /' > /etc/appgrid/app"),
-            "{out}"
-        );
+        assert!(out.contains("printf '%s\\n' 'x; rm -rf /' > /etc/appgrid/app"), "{out}");
     }
 }

@@ -131,9 +131,7 @@ pub enum CloudError {
         message: String,
     },
     /// Nothing answered (connection refused, timed out, DNS) after the retry bound.
-    #[error(
-        "cannot reach the EC2 API at {endpoint} ({operation}, {attempts} attempts): {detail}; check `endpoint` in [provider] or AWS_ENDPOINT_URL_EC2"
-    )]
+    #[error("cannot reach the EC2 API at {endpoint} ({operation}, {attempts} attempts): {detail}; check `endpoint` in [provider] or AWS_ENDPOINT_URL_EC2")]
     Unreachable {
         endpoint: String,
         operation: String,
@@ -142,13 +140,9 @@ pub enum CloudError {
     },
     #[error("{0}")]
     Credentials(String),
-    #[error(
-        "no image matches `{image}` in {region}; set `image = \"ami-…\"` in [provider] to pick one"
-    )]
+    #[error("no image matches `{image}` in {region}; set `image = \"ami-…\"` in [provider] to pick one")]
     ImageNotFound { image: String, region: String },
-    #[error(
-        "cannot read public key {path}: {detail}; create one with `ssh-keygen -t ed25519 -f {private}`"
-    )]
+    #[error("cannot read public key {path}: {detail}; create one with `ssh-keygen -t ed25519 -f {private}`")]
     PublicKey {
         path: String,
         private: String,
@@ -192,10 +186,7 @@ pub trait Cloud: Send + Sync + 'static {
         previous: &[ResolvedRule],
     ) -> impl Future<Output = Result<(), CloudError>> + Send;
 
-    fn delete_security_group(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_security_group(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 
     /// Launch `request.addresses.len()` instances in ONE call, tagged at launch.
     /// Returns as soon as the cloud has ids (instances may still be pending).
@@ -220,10 +211,8 @@ pub fn encode_batch_address(addresses: &[ResourceAddress]) -> String {
     match addresses {
         [one] => one.to_string(),
         [first, second, ..] => {
-            let (
-                ResourceAddress::Instance { role, index: a },
-                ResourceAddress::Instance { index: b, .. },
-            ) = (first, second)
+            let (ResourceAddress::Instance { role, index: a }, ResourceAddress::Instance { index: b, .. }) =
+                (first, second)
             else {
                 return first.to_string();
             };
@@ -304,9 +293,7 @@ mod tests {
 
     #[test]
     fn spread_web_instances_make_one_run_per_zone() {
-        let addrs: Vec<_> = [0, 3, 6, 9]
-            .map(|i| ResourceAddress::instance(Role::Web, i))
-            .to_vec();
+        let addrs: Vec<_> = [0, 3, 6, 9].map(|i| ResourceAddress::instance(Role::Web, i)).to_vec();
         assert_eq!(arithmetic_runs(&addrs).len(), 1);
         assert_eq!(encode_batch_address(&addrs), "web[0:12:3]");
     }

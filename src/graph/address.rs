@@ -103,9 +103,7 @@ impl fmt::Display for ResourceAddress {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{0}` is not a resource address; expected one like `web[0]`, `db.primary`, `db.replica[1]`, `cache[0]`, `lb`, `sg.web` or `keypair`"
-)]
+#[error("`{0}` is not a resource address; expected one like `web[0]`, `db.primary`, `db.replica[1]`, `cache[0]`, `lb`, `sg.web` or `keypair`")]
 pub struct BadAddress(pub String);
 
 impl FromStr for ResourceAddress {
@@ -164,16 +162,7 @@ mod tests {
 
     #[test]
     fn displays_and_parses() {
-        for s in [
-            "keypair",
-            "sg.web",
-            "sg.db",
-            "web[3]",
-            "db.primary",
-            "db.replica[1]",
-            "cache[0]",
-            "lb",
-        ] {
+        for s in ["keypair", "sg.web", "sg.db", "web[3]", "db.primary", "db.replica[1]", "cache[0]", "lb"] {
             let a: ResourceAddress = s.parse().unwrap();
             assert_eq!(a.to_string(), s);
         }
@@ -181,20 +170,8 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for s in [
-            "web",
-            "lb[0]",
-            "db.primary[1]",
-            "web[]",
-            "web[-1]",
-            "sg.nope",
-            "web[1",
-            "x[1]",
-        ] {
-            assert!(
-                s.parse::<ResourceAddress>().is_err(),
-                "{s} should not parse"
-            );
+        for s in ["web", "lb[0]", "db.primary[1]", "web[]", "web[-1]", "sg.nope", "web[1", "x[1]"] {
+            assert!(s.parse::<ResourceAddress>().is_err(), "{s} should not parse");
         }
     }
 

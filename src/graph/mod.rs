@@ -13,9 +13,7 @@ use std::collections::BTreeMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 pub use address::{Group, ResourceAddress, Role};
-pub use spec::{
-    IngressRule, InstanceSpec, KeyPairSpec, ResourceSpec, RuleSource, SecurityGroupSpec,
-};
+pub use spec::{IngressRule, InstanceSpec, KeyPairSpec, ResourceSpec, RuleSource, SecurityGroupSpec};
 
 use crate::manifest::Manifest;
 use crate::templates::{self, TemplateError};
@@ -92,12 +90,7 @@ impl ResourceGraph {
             .graph
             .raw_edges()
             .iter()
-            .map(|e| {
-                (
-                    self.graph[e.source()].address,
-                    self.graph[e.target()].address,
-                )
-            })
+            .map(|e| (self.graph[e.source()].address, self.graph[e.target()].address))
             .collect();
         edges.sort();
         edges

@@ -82,12 +82,6 @@ pub struct InstanceSpec {
 impl InstanceSpec {
     /// Instances with equal launch keys can share one RunInstances call.
     pub fn launch_key(&self) -> (Role, &str, &str, &str, &str) {
-        (
-            self.role,
-            &self.instance_type,
-            &self.image,
-            &self.zone,
-            &self.user_data,
-        )
+        (self.role, &self.instance_type, &self.image, &self.zone, &self.user_data)
     }
 }

@@ -1,2 +1,1 @@
-#[test]
-fn placeholder_graph() {}
+#[test] fn placeholder_graph() {}

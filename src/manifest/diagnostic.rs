@@ -50,9 +50,7 @@ impl Diagnostic {
         let end = span.end.clamp(start, text.len());
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-        let source_line = text[line_start..line_end]
-            .trim_end_matches('\r')
-            .to_string();
+        let source_line = text[line_start..line_end].trim_end_matches('\r').to_string();
         let line = text[..start].matches('\n').count() + 1;
         let col0 = text[line_start..start].chars().count();
         let caret_end = text[start..end.min(line_end)].chars().count().max(1) + col0;
@@ -154,13 +152,8 @@ mod tests {
     #[test]
     fn renders_caret_under_span() {
         let text = "[web]\ninstnce_type = \"t3.small\"\n";
-        let d = Diagnostic::error(
-            Path::new("blog.toml"),
-            text,
-            6..18,
-            "unknown key `instnce_type` in [web]",
-        )
-        .with_help("did you mean `instance_type`?");
+        let d = Diagnostic::error(Path::new("blog.toml"), text, 6..18, "unknown key `instnce_type` in [web]")
+            .with_help("did you mean `instance_type`?");
         assert_eq!(
             d.to_string(),
             "error: unknown key `instnce_type` in [web]\n --> blog.toml:2:1\n  |\n2 | instnce_type = \"t3.small\"\n  | ^^^^^^^^^^^^\n  = help: did you mean `instance_type`?"
