@@ -8,6 +8,8 @@
 
 mod diagnostic;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

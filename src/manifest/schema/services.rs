@@ -1,0 +1,230 @@
+//! The machines of an app and what runs on them: `[release]`, `[web]`,
+//! `[load_balancer]`, `[database]` and `[cache]`.
+
+use super::Checker;
+use super::names;
+use super::provider::cidrs;
+use super::table::{Field, Key, Reported, Section, TableSpec};
+use crate::manifest::{Cache, Database, LoadBalancer, Release, Replication, Web};
+
+pub(super) const RELEASE: TableSpec = TableSpec {
+    name: "release",
+    label: "[release]",
+    keys: &[
+        Key::required("path", "\"./app\""),
+        Key::optional("build", "\"make release\""),
+        Key::required("start", "\"./bin/server\""),
+        Key::required("health", "\"/health\""),
+    ],
+};
+
+pub(super) const WEB: TableSpec = TableSpec {
+    name: "web",
+    label: "[web]",
+    keys: &[
+        Key::required("instance_type", "\"t3.small\""),
+        Key::required("count", "2"),
+        Key::optional("port", "8080"),
+    ],
+};
+
+pub(super) const LOAD_BALANCER: TableSpec = TableSpec {
+    name: "load_balancer",
+    label: "[load_balancer]",
+    keys: &[
+        Key::required("instance_type", "\"t3.small\""),
+        Key::optional("listen", "80"),
+        Key::optional("allow_from", "[\"0.0.0.0/0\"]"),
+    ],
+};
+
+pub(super) const DATABASE: TableSpec = TableSpec {
+    name: "database",
+    label: "[database]",
+    keys: &[
+        Key::required("instance_type", "\"m5.large\""),
+        Key::optional("version", "15"),
+        Key::optional("replicas", "1"),
+        Key::optional("replication", "\"slony\""),
+        Key::optional("port", "5432"),
+    ],
+};
+
+pub(super) const CACHE: TableSpec = TableSpec {
+    name: "cache",
+    label: "[cache]",
+    keys: &[
+        Key::required("instance_type", "\"r5.large\""),
+        Key::optional("nodes", "1"),
+        Key::optional("memory_mb", "1024"),
+        Key::optional("port", "11211"),
+    ],
+};
+
+/// Most web servers one app may ask for.
+const MAX_WEB_COUNT: i64 = 10_000;
+const POSTGRES_VERSIONS: std::ops::RangeInclusive<i64> = 13..=17;
+
+pub(super) fn release(ck: &mut Checker, s: &Section) -> Result<Release, Reported> {
+    let path = s.require(ck, "path").and_then(|f| non_empty(ck, f));
+    let build = s.field("build").map(|f| non_empty(ck, f)).transpose();
+    let start = s.require(ck, "start").and_then(|f| non_empty(ck, f));
+    let health = s.require(ck, "health").and_then(|f| {
+        let health = f.str(ck)?;
+        if health.starts_with('/') && !health.contains(char::is_whitespace) {
+            return Ok(health.to_string());
+        }
+        Err(ck.error(
+            f.span(),
+            format!("`health` must be a URL path starting with '/', found {health:?}"),
+            f.example_help(),
+        ))
+    });
+    Ok(Release {
+        path: path?,
+        build: build?,
+        start: start?,
+        health: health?,
+    })
+}
+
+pub(super) fn web(ck: &mut Checker, s: &Section) -> Result<Web, Reported> {
+    let instance_type = s
+        .require(ck, "instance_type")
+        .and_then(|f| instance_type(ck, f));
+    let count = s
+        .require(ck, "count")
+        .and_then(|f| f.integer(ck, 1, MAX_WEB_COUNT));
+    let port = port(ck, s, "port", 8080);
+    Ok(Web {
+        instance_type: instance_type?,
+        count: u32_from(count?),
+        port: port?,
+    })
+}
+
+pub(super) fn load_balancer(ck: &mut Checker, s: &Section) -> Result<LoadBalancer, Reported> {
+    let instance_type = s
+        .require(ck, "instance_type")
+        .and_then(|f| instance_type(ck, f));
+    let listen = port(ck, s, "listen", 80);
+    let allow_from = match s.field("allow_from") {
+        Some(f) => cidrs(ck, f),
+        None => Ok(vec!["0.0.0.0/0".to_string()]),
+    };
+    Ok(LoadBalancer {
+        instance_type: instance_type?,
+        listen: listen?,
+        allow_from: allow_from?,
+    })
+}
+
+pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Reported> {
+    let instance_type = s
+        .require(ck, "instance_type")
+        .and_then(|f| instance_type(ck, f));
+    let version = match s.field("version") {
+        Some(f) => f.integer(ck, i64::MIN, i64::MAX).and_then(|v| {
+            if POSTGRES_VERSIONS.contains(&v) {
+                return Ok(v);
+            }
+            Err(ck.error(
+                f.span(),
+                format!("PostgreSQL version {v} is not supported"),
+                "supported versions: 13, 14, 15, 16 and 17, e.g. `version = 15`",
+            ))
+        }),
+        None => Ok(15),
+    };
+    let replicas = integer_or(ck, s, "replicas", 0, 100, 0);
+    let replication = match s.field("replication") {
+        Some(f) => f.str(ck).and_then(|r| match r {
+            "slony" => Ok(Replication::Slony),
+            other => Err(ck.error(
+                f.span(),
+                format!("unknown replication method {other:?}"),
+                "expected one of: \"slony\"",
+            )),
+        }),
+        None => Ok(Replication::Slony),
+    };
+    let port = port(ck, s, "port", 5432);
+    Ok(Database {
+        instance_type: instance_type?,
+        version: u32_from(version?),
+        replicas: u32_from(replicas?),
+        replication: replication?,
+        port: port?,
+    })
+}
+
+pub(super) fn cache(ck: &mut Checker, s: &Section) -> Result<Cache, Reported> {
+    let instance_type = s
+        .require(ck, "instance_type")
+        .and_then(|f| instance_type(ck, f));
+    let nodes = integer_or(ck, s, "nodes", 1, 100, 1);
+    let memory_mb = s
+        .field("memory_mb")
+        .map(|f| f.integer(ck, 64, 4 * 1024 * 1024))
+        .transpose();
+    let port = port(ck, s, "port", 11211);
+    Ok(Cache {
+        instance_type: instance_type?,
+        nodes: u32_from(nodes?),
+        memory_mb: memory_mb?.map(u32_from),
+        port: port?,
+    })
+}
+
+/// An EC2 instance type like `t3.small`.
+pub(super) fn instance_type(ck: &mut Checker, f: Field) -> Result<String, Reported> {
+    let written = f.str(ck)?;
+    if names::instance_type(written) {
+        return Ok(written.to_string());
+    }
+    Err(ck.error(
+        f.span(),
+        format!("`instance_type` must be an EC2 instance type, found {written:?}"),
+        format!(
+            "write a family and a size joined by '.', {}",
+            f.example_help()
+        ),
+    ))
+}
+
+/// An optional integer key in `min..=max`, `default` when absent.
+pub(super) fn integer_or(
+    ck: &mut Checker,
+    s: &Section,
+    key: &'static str,
+    min: i64,
+    max: i64,
+    default: i64,
+) -> Result<i64, Reported> {
+    match s.field(key) {
+        Some(f) => f.integer(ck, min, max),
+        None => Ok(default),
+    }
+}
+
+fn port(ck: &mut Checker, s: &Section, key: &'static str, default: u16) -> Result<u16, Reported> {
+    integer_or(ck, s, key, 1, 65_535, i64::from(default))
+        .map(|p| u16::try_from(p).unwrap_or(default))
+}
+
+/// A value already range-checked to fit; saturates instead of panicking.
+pub(super) fn u32_from(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn non_empty(ck: &mut Checker, f: Field) -> Result<String, Reported> {
+    let written = f.str(ck)?;
+    if written.trim().is_empty() {
+        return Err(ck.error(
+            f.span(),
+            format!("`{}` must not be empty", f.key()),
+            f.example_help(),
+        ));
+    }
+    Ok(written.to_string())
+}
