@@ -84,7 +84,8 @@ fn main() {
     let key = key_dir.join("id_ed25519");
     std::fs::write(key.with_extension("pub"), "ssh-ed25519 AAAAbench bench\n").unwrap();
     let text = BIG.replace("KEY", key.to_str().unwrap());
-    let manifest = appgrid::manifest::parse(Path::new("big.toml"), &text).expect("bench manifest is valid");
+    let manifest =
+        appgrid::manifest::parse(Path::new("big.toml"), &text).expect("bench manifest is valid");
     let source = Source {
         manifest_path: "big.toml",
         manifest_sha256: "",
@@ -93,13 +94,18 @@ fn main() {
     let graph = expand(&manifest).unwrap();
     println!("resources in the graph: {}", graph.len());
 
-    let parse = time(20, || appgrid::manifest::parse(Path::new("big.toml"), &text).unwrap());
+    let parse = time(20, || {
+        appgrid::manifest::parse(Path::new("big.toml"), &text).unwrap()
+    });
     let expand_t = time(20, || expand(&manifest).unwrap());
     let from_nothing = time(20, || plan::make(source, &graph, None, None));
     let rss_after_plan = peak_rss_mb();
 
     // Converge a state on the fake, then time a no-change plan against it and its refresh.
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let cloud = Arc::new(FakeCloud::new());
     let mut state = State::new("big", "bench-lineage".into());
     let first = plan::make(source, &graph, Some(&state), Some(&Default::default()));
@@ -128,14 +134,28 @@ fn main() {
             lineage: "bench-lineage".into(),
         }))
         .unwrap();
-    let converged = time(20, || plan::make(source, &graph, Some(&state), Some(&observed)));
+    let converged = time(20, || {
+        plan::make(source, &graph, Some(&state), Some(&observed))
+    });
     let again = plan::make(source, &graph, Some(&state), Some(&observed));
     assert!(!again.has_changes());
 
-    println!("parse manifest:                      {:>8.2} ms", parse.as_secs_f64() * 1e3);
-    println!("expand to graph:                     {:>8.2} ms", expand_t.as_secs_f64() * 1e3);
-    println!("plan from nothing (10k creates):     {:>8.2} ms", from_nothing.as_secs_f64() * 1e3);
-    println!("plan against converged state+refresh:{:>8.2} ms", converged.as_secs_f64() * 1e3);
+    println!(
+        "parse manifest:                      {:>8.3} ms",
+        parse.as_secs_f64() * 1e3
+    );
+    println!(
+        "expand to graph:                     {:>8.2} ms",
+        expand_t.as_secs_f64() * 1e3
+    );
+    println!(
+        "plan from nothing (10k creates):     {:>8.2} ms",
+        from_nothing.as_secs_f64() * 1e3
+    );
+    println!(
+        "plan against converged state+refresh:{:>8.2} ms",
+        converged.as_secs_f64() * 1e3
+    );
     println!(
         "apply on the fake (10k resources):   {:>8.2} ms, {} launch calls for {} instances in 3 zones ({} state checkpoints)",
         apply_t.as_secs_f64() * 1e3,
@@ -143,7 +163,13 @@ fn main() {
         observed.instances.len(),
         checkpoint.saves
     );
-    println!("peak RSS after parse+expand+plan:    {:>8.1} MB", rss_after_plan);
-    println!("peak RSS at the end (incl. fake):    {:>8.1} MB", peak_rss_mb());
+    println!(
+        "peak RSS after parse+expand+plan:    {:>8.1} MB",
+        rss_after_plan
+    );
+    println!(
+        "peak RSS at the end (incl. fake):    {:>8.1} MB",
+        peak_rss_mb()
+    );
     let _ = std::fs::remove_dir_all(key_dir);
 }

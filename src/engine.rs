@@ -27,7 +27,9 @@ pub enum EngineError {
     PlanFile(#[from] PlanFileError),
     #[error("refresh failed: {0}")]
     Refresh(#[source] CloudError),
-    #[error("the state at {path} belongs to app `{state_app}`, but the manifest names `{manifest_app}`; point --state at that app's state, or keep the app's name")]
+    #[error(
+        "the state at {path} belongs to app `{state_app}`, but the manifest names `{manifest_app}`; point --state at that app's state, or keep the app's name"
+    )]
     WrongApp {
         path: PathBuf,
         state_app: String,
@@ -88,7 +90,12 @@ impl Workspace {
     }
 
     pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, EngineError> {
-        Ok(lock::acquire(&self.store_path, operation, timeout, lock::DEFAULT_LEASE)?)
+        Ok(lock::acquire(
+            &self.store_path,
+            operation,
+            timeout,
+            lock::DEFAULT_LEASE,
+        )?)
     }
 
     fn source(&self) -> plan::Source<'_> {
@@ -127,7 +134,11 @@ impl Workspace {
 
 /// The state to apply into: the existing one, or a new one saved at once so its
 /// lineage is on disk before anything is launched under it.
-pub fn state_for_apply(store: &StateStore, existing: Option<State>, app: &str) -> Result<State, EngineError> {
+pub fn state_for_apply(
+    store: &StateStore,
+    existing: Option<State>,
+    app: &str,
+) -> Result<State, EngineError> {
     match existing {
         Some(s) => Ok(s),
         None => {

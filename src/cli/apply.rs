@@ -47,7 +47,8 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     }
     let existing = ws.load_state()?;
     if let Some(p) = &saved {
-        plan::file::check_fresh(p, existing.as_ref(), &ws.store_path).map_err(|e| Failure::Message(e.to_string()))?;
+        plan::file::check_fresh(p, existing.as_ref(), &ws.store_path)
+            .map_err(|e| Failure::Message(e.to_string()))?;
     }
     let cloud = Arc::new(
         AwsCloud::connect(&ws.manifest.manifest.provider)
@@ -57,8 +58,13 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     let mut plan = match saved {
         Some(p) => p,
         None => {
-            let graph = if o.destroy { ResourceGraph::default() } else { ws.graph()? };
-            ws.plan(&graph, existing.as_ref(), Some(cloud.as_ref())).await?
+            let graph = if o.destroy {
+                ResourceGraph::default()
+            } else {
+                ws.graph()?
+            };
+            ws.plan(&graph, existing.as_ref(), Some(cloud.as_ref()))
+                .await?
         }
     };
     print!("{}", render::text(&plan));
@@ -79,9 +85,24 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         parallelism: o.parallelism,
         base_dir: ws.base_dir.clone(),
     };
-    let outcome = apply::walk(cloud, &plan, &mut state, &mut store, &options, cancel_rx, &mut |e| report::print_event(&e)).await;
+    let outcome = apply::walk(
+        cloud,
+        &plan,
+        &mut state,
+        &mut store,
+        &options,
+        cancel_rx,
+        &mut |e| report::print_event(&e),
+    )
+    .await;
     drop(lock);
-    Ok(summarize(&plan, &outcome, state.serial, &ws.store_path, o.destroy))
+    Ok(summarize(
+        &plan,
+        &outcome,
+        state.serial,
+        &ws.store_path,
+        o.destroy,
+    ))
 }
 
 fn confirm(operation: &str) -> Result<(), Failure> {
@@ -95,7 +116,9 @@ fn confirm(operation: &str) -> Result<(), Failure> {
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     if answer.trim() != "yes" {
-        return Err(Failure::Message(format!("{operation} cancelled; nothing was changed")));
+        return Err(Failure::Message(format!(
+            "{operation} cancelled; nothing was changed"
+        )));
     }
     Ok(())
 }
@@ -103,7 +126,8 @@ fn confirm(operation: &str) -> Result<(), Failure> {
 /// First Ctrl-C (or SIGTERM): start nothing new, let running steps finish.
 /// Second: exit at once.
 async fn watch_signals(cancel: watch::Sender<bool>) {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
         return;
     };
     let mut interrupts = 0;
@@ -114,7 +138,9 @@ async fn watch_signals(cancel: watch::Sender<bool>) {
         }
         interrupts += 1;
         if interrupts == 1 {
-            eprintln!("\ninterrupted: letting running steps finish and saving state; no new steps will start (interrupt again to exit at once)");
+            eprintln!(
+                "\ninterrupted: letting running steps finish and saving state; no new steps will start (interrupt again to exit at once)"
+            );
             let _ = cancel.send(true);
         } else {
             eprintln!("exiting at once; state holds every step that finished");
@@ -123,11 +149,21 @@ async fn watch_signals(cancel: watch::Sender<bool>) {
     }
 }
 
-fn summarize(plan: &Plan, outcome: &Outcome, serial: u64, state_path: &std::path::Path, destroy: bool) -> ExitCode {
+fn summarize(
+    plan: &Plan,
+    outcome: &Outcome,
+    serial: u64,
+    state_path: &std::path::Path,
+    destroy: bool,
+) -> ExitCode {
     let s = plan.summary();
     if outcome.is_success() {
         let verb = if destroy { "Destroy" } else { "Apply" };
-        let adopted = if s.adopt > 0 { format!(", {} adopted", s.adopt) } else { String::new() };
+        let adopted = if s.adopt > 0 {
+            format!(", {} adopted", s.adopt)
+        } else {
+            String::new()
+        };
         println!(
             "\n{verb} complete: {} added, {} changed, {} replaced, {} destroyed{adopted}. State: {} (serial {serial}).",
             s.create,
@@ -146,7 +182,11 @@ fn summarize(plan: &Plan, outcome: &Outcome, serial: u64, state_path: &std::path
     if let Some(e) = &outcome.checkpoint_error {
         let _ = writeln!(out, "error: saving state failed, so the walk stopped: {e}");
     }
-    let headline = if outcome.interrupted { "Interrupted" } else { "Apply failed" };
+    let headline = if outcome.interrupted {
+        "Interrupted"
+    } else {
+        "Apply failed"
+    };
     let _ = writeln!(
         out,
         "{headline}: {} steps done, {} failed, {} skipped because an upstream step failed, {} not started.",
@@ -163,5 +203,9 @@ fn summarize(plan: &Plan, outcome: &Outcome, serial: u64, state_path: &std::path
         "State at {} (serial {serial}) records exactly what exists. Run the same command again to finish.",
         state_path.display()
     );
-    if outcome.interrupted { ExitCode::from(130) } else { ExitCode::from(1) }
+    if outcome.interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::from(1)
+    }
 }

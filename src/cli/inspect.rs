@@ -48,17 +48,24 @@ pub fn state_list(file: &Path, state_path: Option<&Path>) -> Result<ExitCode, Fa
 /// Attribute keys whose values are never printed.
 fn is_sensitive(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "private_key"].iter().any(|s| k.contains(s))
+    ["password", "secret", "token", "private_key"]
+        .iter()
+        .any(|s| k.contains(s))
 }
 
-pub fn state_show(file: &Path, address: &str, state_path: Option<&Path>) -> Result<ExitCode, Failure> {
-    let address: ResourceAddress = address.parse().map_err(|e: appgrid::graph::address::BadAddress| e.to_string())?;
+pub fn state_show(
+    file: &Path,
+    address: &str,
+    state_path: Option<&Path>,
+) -> Result<ExitCode, Failure> {
+    let address: ResourceAddress = address
+        .parse()
+        .map_err(|e: appgrid::graph::address::BadAddress| e.to_string())?;
     let s = state(file, state_path)?;
-    let mut r = s
-        .resources
-        .get(&address)
-        .cloned()
-        .ok_or_else(|| format!("{address} is not in state; `appgrid state list` shows what is"))?;
+    let mut r =
+        s.resources.get(&address).cloned().ok_or_else(|| {
+            format!("{address} is not in state; `appgrid state list` shows what is")
+        })?;
     for (k, v) in r.attributes.iter_mut() {
         if is_sensitive(k) {
             *v = "(sensitive)".into();

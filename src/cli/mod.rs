@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 pub use report::Failure;
 
 #[derive(Debug, Parser)]
-#[command(name = "appgrid", version, about = "Heroku-style liquid scaling on your own cloud account")]
+#[command(
+    name = "appgrid",
+    version,
+    about = "Heroku-style liquid scaling on your own cloud account"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -127,7 +131,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -201,10 +208,14 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
         }
         Command::Graph { file } => inspect::graph(&file),
         Command::State { command } => match command {
-            StateCommand::List { file, state } => inspect::state_list(&file, state.state.as_deref()),
-            StateCommand::Show { file, address, state } => {
-                inspect::state_show(&file, &address, state.state.as_deref())
+            StateCommand::List { file, state } => {
+                inspect::state_list(&file, state.state.as_deref())
             }
+            StateCommand::Show {
+                file,
+                address,
+                state,
+            } => inspect::state_show(&file, &address, state.state.as_deref()),
         },
     }
 }

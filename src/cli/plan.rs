@@ -39,7 +39,11 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     }
     if let Some(out) = &o.out {
         file::save(&plan, out).map_err(|e| Failure::Message(e.to_string()))?;
-        eprintln!("Saved the plan to {}. To apply exactly this plan: appgrid apply {}", out.display(), out.display());
+        eprintln!(
+            "Saved the plan to {}. To apply exactly this plan: appgrid apply {}",
+            out.display(),
+            out.display()
+        );
     }
     Ok(if o.detailed_exitcode && plan.has_changes() {
         ExitCode::from(2)

@@ -70,8 +70,16 @@ pub fn print_event(event: &Event) {
     let mut err = std::io::stderr().lock();
     let _ = match event {
         Event::Started { label } => writeln!(err, "{label}…"),
-        Event::Finished { label, elapsed, detail } => {
-            writeln!(err, "{label}: done in {:.1}s ({detail})", elapsed.as_secs_f64())
+        Event::Finished {
+            label,
+            elapsed,
+            detail,
+        } => {
+            writeln!(
+                err,
+                "{label}: done in {:.1}s ({detail})",
+                elapsed.as_secs_f64()
+            )
         }
         Event::Failed { label, error } => writeln!(err, "{label}: FAILED: {error}"),
         Event::Skipped { label, reason } => writeln!(err, "{label}: skipped ({reason})"),

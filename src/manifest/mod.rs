@@ -122,13 +122,13 @@ pub struct Autoscale {
     pub target: f64,
     pub min: u32,
     pub max: u32,
-    #[serde(with = "duration_secs")]
+    #[serde(with = "duration_ms")]
     pub scale_out_cooldown: Duration,
-    #[serde(with = "duration_secs")]
+    #[serde(with = "duration_ms")]
     pub scale_in_cooldown: Duration,
-    #[serde(with = "duration_secs")]
+    #[serde(with = "duration_ms")]
     pub warmup: Duration,
-    #[serde(with = "duration_secs")]
+    #[serde(with = "duration_ms")]
     pub interval: Duration,
     pub schedule: Vec<Schedule>,
 }
@@ -190,14 +190,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Manifest, Diagnostics> {
     schema::check(path, text)
 }
 
-mod duration_secs {
+/// Durations in plans and state are whole milliseconds, so `"500ms"` survives.
+mod duration_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_secs(u64::deserialize(d)?))
+        Ok(Duration::from_millis(u64::deserialize(d)?))
     }
 }
