@@ -1,1 +1,0 @@
-//! Amazon EC2 through aws-sdk-ec2 (in progress).
