@@ -1,1 +1,4 @@
+//! Integration tests: one binary (each file under tests/ would link the whole SDK).
 
+mod aws_provider;
+mod moto;
