@@ -2,13 +2,12 @@
 //! servers for the failure modes moto cannot produce. All traffic goes to 127.0.0.1.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use appgrid::cloud::aws::{AwsCloud, AwsOverrides};
 use appgrid::cloud::{
     Cloud, CloudError, InstanceStatus, LaunchRequest, Observed, Owner, ResolvedRule,
-    ResolvedSource, TAG_ADDRESS, TAG_APP, TAG_LINEAGE, TAG_SPEC,
+    ResolvedSource, TAG_ADDRESS, TAG_APP, TAG_LINEAGE, TAG_SPEC, encode_batch_address,
 };
 use appgrid::graph::{Group, InstanceSpec, KeyPairSpec, ResourceAddress, Role, SecurityGroupSpec};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
@@ -245,46 +244,54 @@ async fn refresh_decodes_batch_tags_written_at_launch() {
     );
 }
 
-/// moto pages DescribeInstances by reservation (MaxResults counts reservations),
-/// so each of 2,000 instances gets a reservation of its own and one batch of
-/// 500 makes the rest: 2,500 instances in 2,001 reservations. Both EC2's count
-/// (⌈2,500/1,000⌉) and moto's (⌈2,001/1,000⌉) are three pages, so one page
-/// per 1,000 is proven, and every page is followed.
+/// 2,500 instances launched in three calls (1,000 + 1,000 + 500, tagged at
+/// launch with the batch form only) are found by refresh with their exact
+/// addresses. moto counts MaxResults in reservations, not instances, so these
+/// three reservations come back in one page: one call, within ⌈2,500/1,000⌉.
+/// That EC2's per-instance paging gives exactly ⌈N/1,000⌉ calls is proven
+/// against a local server with EC2's semantics in `refresh_pages_by_1000_instances`.
 #[tokio::test]
-async fn refresh_of_2500_instances_is_three_describe_calls() {
+async fn refresh_of_2500_instances_launched_in_three_calls() {
     let moto = Moto::dedicated();
     let cloud = moto.cloud().await;
     let owner = owner("big");
-    let group_id = cloud
-        .create_security_group(&owner, Group::Web, &group_spec(&owner, Group::Web))
-        .await
-        .unwrap();
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut launched = Vec::new();
-    for index in 0..2000u32 {
-        let (cloud, request) = (cloud.clone(), request(&owner, web(&[index]), &group_id));
-        tasks.spawn(async move { cloud.launch(&request).await });
-        if tasks.len() >= 6 {
-            launched.extend(tasks.join_next().await.unwrap().unwrap().unwrap());
-        }
-    }
-    while let Some(done) = tasks.join_next().await {
-        launched.extend(done.unwrap().unwrap());
-    }
-    let batch: Vec<u32> = (2000..2500).collect();
-    launched.extend(
-        cloud
-            .launch(&request(&owner, web(&batch), &group_id))
+    let sdk = moto.sdk();
+    for (start, count) in [(0u32, 1000u32), (1000, 1000), (2000, 500)] {
+        let addresses = web(&(start..start + count).collect::<Vec<_>>());
+        let tags = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(Tag::builder().key(TAG_APP).value(&owner.app).build())
+            .tags(
+                Tag::builder()
+                    .key(TAG_LINEAGE)
+                    .value(&owner.lineage)
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key(TAG_ADDRESS)
+                    .value(encode_batch_address(&addresses))
+                    .build(),
+            )
+            .build();
+        let out = sdk
+            .run_instances()
+            .image_id("ami-12345678")
+            .min_count(count as i32)
+            .max_count(count as i32)
+            .tag_specifications(tags)
+            .send()
             .await
-            .unwrap(),
-    );
-    assert_eq!(launched.len(), 2500);
-    assert_eq!(cloud.calls().run_instances, 2001);
-
-    let before = cloud.calls();
+            .unwrap();
+        assert_eq!(out.instances().len(), count as usize);
+    }
     let observed = cloud.refresh(&owner).await.unwrap();
     let calls = cloud.calls();
-    assert_eq!(calls.describe_instances - before.describe_instances, 3);
+    assert_eq!(
+        calls.describe_instances, 1,
+        "three reservations are one moto page"
+    );
+    assert!(calls.describe_instances <= 2500u64.div_ceil(1000));
     assert_eq!(observed.instances.len(), 2500);
     let addresses: BTreeSet<_> = observed
         .instances
@@ -295,6 +302,121 @@ async fn refresh_of_2500_instances_is_three_describe_calls() {
         addresses,
         web(&(0..2500).collect::<Vec<_>>()).into_iter().collect()
     );
+}
+
+/// Against a local server that pages DescribeInstances the way EC2 documents
+/// it (MaxResults counts instances), 2,500 instances take exactly three calls,
+/// each asking for 1,000 and passing on the previous page's token.
+#[tokio::test]
+async fn refresh_pages_by_1000_instances() {
+    const N: usize = 2500;
+    let (endpoint, requests) = fake_ec2(Arc::new(|body: &str| {
+        let param = |name: &str| {
+            body.split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .map(str::to_string)
+        };
+        let action = param("Action").unwrap_or_default();
+        let body = match action.as_str() {
+            "DescribeInstances" => {
+                let max: usize = param("MaxResults")
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(N);
+                let start: usize = param("NextToken")
+                    .and_then(|t| t.strip_prefix("from-").and_then(|n| n.parse().ok()))
+                    .unwrap_or(0);
+                let end = (start + max).min(N);
+                ec2_instances_page(start..end, (end < N).then(|| format!("from-{end}")))
+            }
+            "DescribeSecurityGroups" => ec2_response(&action, "<securityGroupInfo/>"),
+            "DescribeKeyPairs" => ec2_response(&action, "<keySet/>"),
+            _ => return ("400 Bad Request", ec2_error("InvalidAction", &action)),
+        };
+        ("200 OK", body)
+    }))
+    .await;
+    let cloud = AwsCloud::connect_with(&moto::provider_at(&endpoint), overrides(1))
+        .await
+        .unwrap();
+    let observed = cloud.refresh(&owner("paging")).await.unwrap();
+    assert_eq!(observed.instances.len(), N);
+    let addresses: BTreeSet<_> = observed
+        .instances
+        .iter()
+        .filter_map(|i| i.address)
+        .collect();
+    assert_eq!(addresses.len(), N);
+    assert_eq!(cloud.calls().describe_instances, N.div_ceil(1000) as u64);
+    let pages: Vec<String> = requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| b.contains("Action=DescribeInstances"))
+        .cloned()
+        .collect();
+    assert_eq!(pages.len(), 3);
+    assert!(
+        pages.iter().all(|b| b.contains("MaxResults=1000")),
+        "{pages:?}"
+    );
+    assert!(
+        pages
+            .iter()
+            .all(|b| b.contains("Filter.1.Name=tag%3Aappgrid%3Aapp")),
+        "{pages:?}"
+    );
+    assert!(
+        !pages[0].contains("NextToken")
+            && pages[1].contains("NextToken=from-1000")
+            && pages[2].contains("NextToken=from-2000")
+    );
+}
+
+/// A DescribeInstances page of instances `range`, 500 to a reservation.
+fn ec2_instances_page(range: std::ops::Range<usize>, next: Option<String>) -> String {
+    let mut xml = String::from("<reservationSet>");
+    let mut open = false;
+    for i in range {
+        if !open || i % 500 == 0 {
+            if open {
+                xml.push_str("</instancesSet></item>");
+            }
+            xml.push_str(&format!("<item><reservationId>r-{:08x}</reservationId><ownerId>123456789012</ownerId><instancesSet>", i / 500));
+            open = true;
+        }
+        xml.push_str(&format!(
+            "<item><instanceId>i-{i:08x}</instanceId><imageId>ami-12345678</imageId>\
+             <instanceState><code>16</code><name>running</name></instanceState>\
+             <instanceType>t3.small</instanceType><amiLaunchIndex>{}</amiLaunchIndex>\
+             <placement><availabilityZone>us-east-1a</availabilityZone></placement>\
+             <tagSet><item><key>{TAG_ADDRESS}</key><value>web[{}:{}:1]</value></item></tagSet></item>",
+            i % 500,
+            i - i % 500,
+            i - i % 500 + 500,
+        ));
+    }
+    if open {
+        xml.push_str("</instancesSet></item>");
+    }
+    xml.push_str("</reservationSet>");
+    if let Some(token) = next {
+        xml.push_str(&format!("<nextToken>{token}</nextToken>"));
+    }
+    ec2_response("DescribeInstances", &xml)
+}
+
+fn ec2_response(action: &str, inner: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{action}Response \
+         xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>x</requestId>{inner}</{action}Response>"
+    )
+}
+
+fn ec2_error(code: &str, message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
+         <Message>{message}</Message></Error></Errors><RequestID>x</RequestID></Response>"
+    )
 }
 
 #[tokio::test]
@@ -622,26 +744,24 @@ async fn an_unreachable_endpoint_fails_after_the_bounded_attempts() {
     );
 }
 
-/// A local HTTP server answering every request with `status` and an EC2 error
-/// document; returns its endpoint and the number of requests it has seen.
-async fn failing_ec2(
-    status: &'static str,
-    code: &'static str,
-    message: &'static str,
-) -> (String, Arc<AtomicUsize>) {
+type Handler = Arc<dyn Fn(&str) -> (&'static str, String) + Send + Sync>;
+
+/// A local HTTP server on 127.0.0.1 answering each request with what
+/// `handler` makes of its body; returns its endpoint and the bodies it saw.
+async fn fake_ec2(handler: Handler) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let requests = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(Mutex::new(Vec::new()));
     let seen = requests.clone();
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
-            let seen = seen.clone();
+            let (seen, handler) = (seen.clone(), handler.clone());
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
+                let mut chunk = [0u8; 16384];
                 // Read the head, then as much body as Content-Length says.
                 let body_start = loop {
                     let n = stream.read(&mut chunk).await.unwrap_or(0);
@@ -666,15 +786,13 @@ async fn failing_ec2(
                     }
                     buf.extend_from_slice(&chunk[..n]);
                 }
-                seen.fetch_add(1, Ordering::SeqCst);
-                let body = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
-                     <Message>{message}</Message></Error></Errors><RequestID>x</RequestID></Response>"
-                );
+                let body = String::from_utf8_lossy(&buf[body_start..]).into_owned();
+                let (status, answer) = handler(&body);
+                seen.lock().unwrap().push(body);
                 let response = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n{body}",
-                    body.len()
+                     Connection: close\r\n\r\n{answer}",
+                    answer.len()
                 );
                 let _ = stream.write_all(response.as_bytes()).await;
                 let _ = stream.shutdown().await;
@@ -682,6 +800,15 @@ async fn failing_ec2(
         }
     });
     (endpoint, requests)
+}
+
+/// A server answering every request with `status` and the EC2 error `code`.
+async fn failing_ec2(
+    status: &'static str,
+    code: &'static str,
+    message: &'static str,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    fake_ec2(Arc::new(move |_| (status, ec2_error(code, message)))).await
 }
 
 #[tokio::test]
@@ -711,7 +838,7 @@ async fn throttling_is_retried_exactly_max_attempts_times() {
         err.to_string(),
         "TerminateInstances failed: RequestLimitExceeded: Rate exceeded"
     );
-    assert_eq!(requests.load(Ordering::SeqCst), 3);
+    assert_eq!(requests.lock().unwrap().len(), 3);
     assert_eq!(
         cloud.calls().terminate_instances,
         1,
@@ -741,7 +868,7 @@ async fn rejected_credentials_are_a_credentials_error() {
     );
     assert!(text.contains("rejected"), "{text}");
     assert!(
-        requests.load(Ordering::SeqCst) <= 3,
+        requests.lock().unwrap().len() <= 3,
         "not retried: one request per listing"
     );
 }
