@@ -21,9 +21,14 @@ struct App {
 impl App {
     fn new(name: &str, web: u32) -> App {
         let dir = scratch(name);
-        let endpoint = super::moto::endpoint();
+        let endpoint = super::moto::shared().endpoint.clone();
         let key = dir.join("id_ed25519");
-        std::fs::write(key.with_extension("pub"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2VrZXlmb3J0ZXN0aW5nb25seTAwMDAwMDAwMDA test\n").unwrap();
+        let keygen = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "appgrid-test", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen runs (apt-get install openssh-client)");
+        assert!(keygen.success());
         let app = App {
             name: name.to_string(),
             manifest: dir.join("appgrid.toml"),
@@ -87,7 +92,7 @@ impl App {
     fn instances(&self) -> Vec<(String, String, String, String)> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let client = super::moto::client().await;
+            let client = super::moto::shared().sdk();
             let mut out = Vec::new();
             let mut pages = client
                 .describe_instances()
@@ -120,7 +125,7 @@ impl App {
     fn terminate(&self, address: &str) -> String {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
-            let client = super::moto::client().await;
+            let client = super::moto::shared().sdk();
             let r = client
                 .describe_instances()
                 .filters(Filter::builder().name("tag:appgrid:app").values(&self.name).build())
@@ -216,7 +221,7 @@ fn blog_lifecycle_on_moto() {
     assert!(app.instances().is_empty());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let client = super::moto::client().await;
+        let client = super::moto::shared().sdk();
         let groups = client
             .describe_security_groups()
             .filters(Filter::builder().name("tag:appgrid:app").values("itblog").build())
