@@ -896,19 +896,26 @@ fn missing_credentials_name_where_they_were_looked_for() {
         );
         return;
     }
-    let home = std::env::temp_dir().join(format!("appgrid-nocreds-{}", std::process::id()));
+    run_in_child(
+        "aws_provider::missing_credentials_name_where_they_were_looked_for",
+        &[],
+    );
+}
+
+/// Runs one test of this binary in a child process whose environment holds
+/// nothing but `env`, an empty home and no AWS files (and instance metadata
+/// disabled); asserts that the child ran it and it passed.
+fn run_in_child(test: &str, env: &[(&str, &str)]) {
+    let home = std::env::temp_dir().join(format!("appgrid-it-home-{}", std::process::id()));
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "aws_provider::missing_credentials_name_where_they_were_looked_for",
-            "--exact",
-            "--test-threads=1",
-        ])
+        .args([test, "--exact", "--test-threads=1"])
         .env_clear()
         .env(CHILD, "1")
         .env("HOME", &home)
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
         .env("AWS_CONFIG_FILE", home.join("config"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -919,8 +926,45 @@ fn missing_credentials_name_where_they_were_looked_for() {
     );
     assert!(
         stdout.contains("1 passed"),
-        "the child ran the check:\n{stdout}"
+        "the child ran the test:\n{stdout}"
     );
+}
+
+/// Credentials from the standard environment variables, and the attempt
+/// bound from APPGRID_AWS_MAX_ATTEMPTS (in a child process: env is global).
+#[test]
+fn credentials_and_attempts_come_from_the_environment() {
+    if std::env::var_os(CHILD).is_none() {
+        run_in_child(
+            "aws_provider::credentials_and_attempts_come_from_the_environment",
+            &[
+                ("AWS_ACCESS_KEY_ID", "test"),
+                ("AWS_SECRET_ACCESS_KEY", "test"),
+                ("APPGRID_AWS_MAX_ATTEMPTS", "2"),
+            ],
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (endpoint, requests) =
+            failing_ec2("503 Service Unavailable", "Unavailable", "try later").await;
+        let cloud = AwsCloud::connect(&moto::provider_at(&endpoint))
+            .await
+            .unwrap();
+        let err = cloud
+            .terminate(&["i-0123456789abcdef0".into()])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "TerminateInstances failed: Unavailable: try later"
+        );
+        assert_eq!(requests.lock().unwrap().len(), 2);
+    });
 }
 
 #[tokio::test]
@@ -932,4 +976,39 @@ async fn launch_of_no_addresses_makes_no_call() {
     assert!(cloud.launch(&req).await.unwrap().is_empty());
     assert!(cloud.wait_running(&[]).await.unwrap().is_empty());
     assert_eq!(cloud.calls().total(), 0);
+}
+
+/// moto never answers DependencyViolation; EC2 does while a group's instances
+/// are still terminating. The delete is retried until the group is free.
+#[tokio::test]
+async fn deleting_a_group_in_use_is_retried_until_it_is_free() {
+    let answered = Arc::new(Mutex::new(0u32));
+    let count = answered.clone();
+    let (endpoint, requests) = fake_ec2(Arc::new(move |_| {
+        let mut n = count.lock().unwrap();
+        *n += 1;
+        if *n == 1 {
+            let message = "resource sg-0123456789abcdef0 has a dependent object";
+            ("400 Bad Request", ec2_error("DependencyViolation", message))
+        } else {
+            let inner = "<return>true</return>";
+            ("200 OK", ec2_response("DeleteSecurityGroup", inner))
+        }
+    }))
+    .await;
+    let cloud = AwsCloud::connect_with(&moto::provider_at(&endpoint), overrides(1))
+        .await
+        .unwrap();
+    cloud
+        .delete_security_group("sg-0123456789abcdef0")
+        .await
+        .unwrap();
+    assert_eq!(cloud.calls().delete_security_group, 2);
+    let requests = requests.lock().unwrap();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests
+            .iter()
+            .all(|b| b.contains("Action=DeleteSecurityGroup"))
+    );
 }
