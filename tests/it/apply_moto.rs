@@ -40,12 +40,17 @@ impl App {
     }
 
     fn write(&self, web: u32) {
-        let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/blog/appgrid.toml")).unwrap();
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/blog/appgrid.toml"),
+        )
+        .unwrap();
         let mut out = String::new();
         for line in example.lines() {
             let key = line.split('=').next().unwrap_or("").trim();
             let line = match key {
-                "name" if out.contains("[app]") && !out.contains("[provider]") => format!("name = \"{}\"", self.name),
+                "name" if out.contains("[app]") && !out.contains("[provider]") => {
+                    format!("name = \"{}\"", self.name)
+                }
                 "image" => "image = \"ami-12c6146b\"".to_string(),
                 "ssh_key" => "ssh_key = \"id_ed25519\"".to_string(),
                 "count" if out.ends_with_section("[web]") => format!("count = {web}"),
@@ -67,7 +72,10 @@ impl App {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", self.dir.join("no-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("no-credentials"));
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.join("no-credentials"),
+            );
         c
     }
 
@@ -80,7 +88,12 @@ impl App {
 
     fn apply(&self) -> Output {
         let out = self.run(&["apply", "--yes"]);
-        assert!(out.status.success(), "apply failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "apply failed:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
         out
     }
 
@@ -90,24 +103,50 @@ impl App {
 
     /// Live instances of this app by address tag, seen by a client of the test's own.
     fn instances(&self) -> Vec<(String, String, String, String)> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let client = super::moto::shared().sdk();
             let mut out = Vec::new();
             let mut pages = client
                 .describe_instances()
-                .filters(Filter::builder().name("tag:appgrid:app").values(&self.name).build())
-                .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
+                .filters(
+                    Filter::builder()
+                        .name("tag:appgrid:app")
+                        .values(&self.name)
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .name("instance-state-name")
+                        .values("pending")
+                        .values("running")
+                        .build(),
+                )
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
                 for r in page.unwrap().reservations() {
                     for i in r.instances() {
-                        let tag = |k: &str| i.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).unwrap_or("").to_string();
+                        let tag = |k: &str| {
+                            i.tags()
+                                .iter()
+                                .find(|t| t.key() == Some(k))
+                                .and_then(|t| t.value())
+                                .unwrap_or("")
+                                .to_string()
+                        };
                         out.push((
                             tag("appgrid:address"),
-                            i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
-                            i.placement().and_then(|p| p.availability_zone()).unwrap_or("").to_string(),
+                            i.instance_type()
+                                .map(|t| t.as_str().to_string())
+                                .unwrap_or_default(),
+                            i.placement()
+                                .and_then(|p| p.availability_zone())
+                                .unwrap_or("")
+                                .to_string(),
                             tag("appgrid:lineage"),
                         ));
                     }
@@ -123,19 +162,45 @@ impl App {
     }
 
     fn terminate(&self, address: &str) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let client = super::moto::shared().sdk();
             let r = client
                 .describe_instances()
-                .filters(Filter::builder().name("tag:appgrid:app").values(&self.name).build())
-                .filters(Filter::builder().name("tag:appgrid:address").values(address).build())
-                .filters(Filter::builder().name("instance-state-name").values("running").build())
+                .filters(
+                    Filter::builder()
+                        .name("tag:appgrid:app")
+                        .values(&self.name)
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .name("tag:appgrid:address")
+                        .values(address)
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .name("instance-state-name")
+                        .values("running")
+                        .build(),
+                )
                 .send()
                 .await
                 .unwrap();
-            let id = r.reservations()[0].instances()[0].instance_id().unwrap().to_string();
-            client.terminate_instances().instance_ids(&id).send().await.unwrap();
+            let id = r.reservations()[0].instances()[0]
+                .instance_id()
+                .unwrap()
+                .to_string();
+            client
+                .terminate_instances()
+                .instance_ids(&id)
+                .send()
+                .await
+                .unwrap();
             id
         })
     }
@@ -148,12 +213,18 @@ trait EndsWithSection {
 impl EndsWithSection for String {
     /// Whether the last table header written so far is `section`.
     fn ends_with_section(&self, section: &str) -> bool {
-        self.lines().rev().find(|l| l.trim_start().starts_with('[')).is_some_and(|l| l.trim() == section)
+        self.lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('['))
+            .is_some_and(|l| l.trim() == section)
     }
 }
 
 fn blog_addresses(web: u32) -> Vec<String> {
-    let mut v: Vec<String> = ["lb", "db.primary", "db.replica[0]", "cache[0]"].iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = ["lb", "db.primary", "db.replica[0]", "cache[0]"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     v.extend((0..web).map(|i| format!("web[{i}]")));
     v.sort();
     v
@@ -167,7 +238,10 @@ fn blog_lifecycle_on_moto() {
     // Exactly the expected instances, with the right tags, types and zones.
     let seen = app.instances();
     let by_address: BTreeMap<_, _> = seen.iter().map(|i| (i.0.clone(), i)).collect();
-    assert_eq!(seen.iter().map(|i| i.0.clone()).collect::<Vec<_>>(), blog_addresses(2));
+    assert_eq!(
+        seen.iter().map(|i| i.0.clone()).collect::<Vec<_>>(),
+        blog_addresses(2)
+    );
     assert_eq!(by_address["web[0]"].1, "t3.small");
     assert_eq!(by_address["web[0]"].2, "us-east-1a");
     assert_eq!(by_address["web[1]"].2, "us-east-1b");
@@ -176,23 +250,41 @@ fn blog_lifecycle_on_moto() {
     let lineage = &by_address["lb"].3;
     assert_eq!(lineage.len(), 36, "lineage tag on every instance");
     assert!(seen.iter().all(|i| &i.3 == lineage));
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(app.dir.join(".appgrid/itblog/state.json")).unwrap()).unwrap();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(app.dir.join(".appgrid/itblog/state.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(state["lineage"].as_str(), Some(lineage.as_str()));
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(app.dir.join(".appgrid/itblog/state.json")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(app.dir.join(".appgrid/itblog/state.json"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     // Plan again: nothing to do.
     let out = app.plan();
-    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
-    assert_eq!(text(&out.stdout), "No changes. itblog matches its manifest.\n");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "No changes. itblog matches its manifest.\n"
+    );
 
     // 2 → 5: three creates, one apply makes them.
     app.write(5);
     let out = app.plan();
     assert_eq!(out.status.code(), Some(2));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("Plan: 3 to add, 0 to change, 0 to replace, 0 to destroy.\n"), "{stdout}");
+    assert!(
+        stdout.contains("Plan: 3 to add, 0 to change, 0 to replace, 0 to destroy.\n"),
+        "{stdout}"
+    );
     for i in 2..5 {
         assert!(stdout.contains(&format!("+ web[{i}]")), "{stdout}");
     }
@@ -202,7 +294,11 @@ fn blog_lifecycle_on_moto() {
     // 5 → 2: three deletes.
     app.write(2);
     let out = app.plan();
-    assert!(text(&out.stdout).contains("Plan: 0 to add, 0 to change, 0 to replace, 3 to destroy.\n"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("Plan: 0 to add, 0 to change, 0 to replace, 3 to destroy.\n"),
+        "{}",
+        text(&out.stdout)
+    );
     app.apply();
     assert_eq!(app.addresses(), blog_addresses(2));
 
@@ -210,7 +306,10 @@ fn blog_lifecycle_on_moto() {
     let id = app.terminate("web[1]");
     let out = app.plan();
     let stdout = text(&out.stdout);
-    assert!(stdout.contains(&format!("web[1]  create: {id} was deleted outside appgrid")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("web[1]  create: {id} was deleted outside appgrid")),
+        "{stdout}"
+    );
     app.apply();
     assert_eq!(app.addresses(), blog_addresses(2));
     assert_eq!(app.plan().status.code(), Some(0));
@@ -219,18 +318,34 @@ fn blog_lifecycle_on_moto() {
     let out = app.run(&["destroy", "--yes"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(app.instances().is_empty());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let client = super::moto::shared().sdk();
         let groups = client
             .describe_security_groups()
-            .filters(Filter::builder().name("tag:appgrid:app").values("itblog").build())
+            .filters(
+                Filter::builder()
+                    .name("tag:appgrid:app")
+                    .values("itblog")
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
-        assert!(groups.security_groups().is_empty(), "{:?}", groups.security_groups());
+        assert!(
+            groups.security_groups().is_empty(),
+            "{:?}",
+            groups.security_groups()
+        );
         let keys = client.describe_key_pairs().send().await.unwrap();
-        assert!(keys.key_pairs().iter().all(|k| k.key_name() != Some("appgrid-itblog")));
+        assert!(
+            keys.key_pairs()
+                .iter()
+                .all(|k| k.key_name() != Some("appgrid-itblog"))
+        );
     });
 }
 
@@ -268,4 +383,73 @@ fn sigkill_during_launch_then_apply_converges() {
     assert_eq!(app.plan().status.code(), Some(0));
     let out = app.run(&["destroy", "--yes"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn unreachable_endpoint_fails_after_bounded_retries_and_leaves_state_untouched() {
+    let mut app = App::new("itdown", 1);
+    app.apply();
+    let state_path = app.dir.join(".appgrid/itdown/state.json");
+    let before = std::fs::read(&state_path).unwrap();
+    let port = super::moto::free_port();
+    app.endpoint = format!("http://127.0.0.1:{port}");
+    app.write(1);
+    let m = app.manifest.to_str().unwrap().to_string();
+    for args in [vec!["plan", m.as_str()], vec!["apply", "--yes", m.as_str()]] {
+        let out = app
+            .cmd(&args)
+            .env("APPGRID_AWS_MAX_ATTEMPTS", "2")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+        // The refresh lists instances, groups and keys at once: any of them may fail first.
+        let stderr = text(&out.stderr);
+        let operation = stderr
+            .strip_prefix(&format!("error: refresh failed: cannot reach the EC2 API at http://127.0.0.1:{port} ("))
+            .and_then(|rest| rest.strip_suffix(", 2 attempts): connection refused; check `endpoint` in [provider] or AWS_ENDPOINT_URL_EC2\n"))
+            .unwrap_or_else(|| panic!("unexpected error text: {stderr}"));
+        assert!(
+            [
+                "DescribeInstances",
+                "DescribeSecurityGroups",
+                "DescribeKeyPairs"
+            ]
+            .contains(&operation),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&state_path).unwrap(),
+        before,
+        "state untouched"
+    );
+    assert!(
+        !app.dir.join(".appgrid/itdown/state.json.lock").exists(),
+        "lock released"
+    );
+}
+
+#[test]
+fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
+    let app = App::new("itlock", 1);
+    let state_path = app.dir.join(".appgrid/itlock/state.json");
+    let lock = appgrid::state::lock::acquire(
+        &state_path,
+        "apply",
+        std::time::Duration::ZERO,
+        appgrid::state::lock::DEFAULT_LEASE,
+    )
+    .unwrap();
+    let out = app.run(&["apply", "--yes", "--lock-timeout", "1s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let expected = format!(
+        "error: state is locked by {}; waited 1s. Wait for it to finish, or if you are sure it is gone, delete {}.lock\n",
+        lock.holder().describe(),
+        state_path.display()
+    );
+    assert_eq!(stderr, expected);
+    drop(lock);
+    app.apply();
+    assert_eq!(app.addresses().len(), 4 + 1);
 }

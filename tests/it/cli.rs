@@ -6,7 +6,8 @@ use std::process::{Command, Output};
 pub fn appgrid() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_appgrid"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
-    c.env_remove("AWS_ENDPOINT_URL_EC2").env_remove("AWS_ENDPOINT_URL");
+    c.env_remove("AWS_ENDPOINT_URL_EC2")
+        .env_remove("AWS_ENDPOINT_URL");
     c
 }
 
@@ -33,8 +34,12 @@ fn check_golden(path: &str, actual: &str) {
         std::fs::write(&full, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{path}: {e}; run with APPGRID_BLESS=1 to create it"));
-    assert_eq!(actual, expected, "{path} differs from the plan appgrid makes now; if the change is intended, rerun with APPGRID_BLESS=1 and review the diff");
+    let expected = std::fs::read_to_string(&full)
+        .unwrap_or_else(|e| panic!("{path}: {e}; run with APPGRID_BLESS=1 to create it"));
+    assert_eq!(
+        actual, expected,
+        "{path} differs from the plan appgrid makes now; if the change is intended, rerun with APPGRID_BLESS=1 and review the diff"
+    );
 }
 
 #[test]
@@ -54,7 +59,10 @@ fn golden_plans_of_the_examples() {
         ]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         check_golden(&format!("plans/{example}.plan.txt"), &text(&out.stdout));
-        check_golden(&format!("plans/{example}.plan.json"), &std::fs::read_to_string(&saved).unwrap());
+        check_golden(
+            &format!("plans/{example}.plan.json"),
+            &std::fs::read_to_string(&saved).unwrap(),
+        );
     }
 }
 
@@ -98,7 +106,10 @@ fn invalid_manifest_reports_every_error_and_changes_nothing() {
     assert!(stderr.contains(&format!(" --> {p}:2:8\n")), "{stderr}");
     assert!(stderr.contains(&format!(" --> {p}:4:8\n")), "{stderr}");
     assert!(stderr.contains(&format!("--> {p}:11:9\n")), "{stderr}");
-    assert!(stderr.ends_with(&format!("error: {p} has 3 error(s); nothing was changed\n")), "{stderr}");
+    assert!(
+        stderr.ends_with(&format!("error: {p} has 3 error(s); nothing was changed\n")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -106,12 +117,28 @@ fn corrupt_state_is_refused() {
     let dir = scratch("corrupt");
     let state = dir.join("state.json");
     std::fs::write(&state, "{ not json").unwrap();
-    let out = run(&["plan", "--refresh=false", "examples/blog/appgrid.toml", "--state", state.to_str().unwrap()]);
+    let out = run(&[
+        "plan",
+        "--refresh=false",
+        "examples/blog/appgrid.toml",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.starts_with(&format!("error: state file {} is corrupt: ", state.display())), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: state file {} is corrupt: ",
+            state.display()
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("no readable backup was found"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(&state).unwrap(), "{ not json", "state untouched");
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "{ not json",
+        "state untouched"
+    );
 }
 
 #[test]
@@ -119,10 +146,19 @@ fn saved_plan_for_another_lineage_is_refused() {
     let dir = scratch("lineage");
     let state = dir.join("state.json");
     let saved = dir.join("p.plan.json");
-    let out = run(&["plan", "--refresh=false", "examples/blog/appgrid.toml", "--state", state.to_str().unwrap(), "-o", saved.to_str().unwrap()]);
+    let out = run(&[
+        "plan",
+        "--refresh=false",
+        "examples/blog/appgrid.toml",
+        "--state",
+        state.to_str().unwrap(),
+        "-o",
+        saved.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // Make it a plan of a state with another lineage; the state on disk has its own.
-    let mut plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     plan["state_lineage"] = "11111111-1111-4111-8111-111111111111".into();
     plan["state_serial"] = 1.into();
     std::fs::write(&saved, serde_json::to_string(&plan).unwrap()).unwrap();
@@ -131,7 +167,12 @@ fn saved_plan_for_another_lineage_is_refused() {
         r#"{"version":1,"lineage":"22222222-2222-4222-8222-222222222222","serial":1,"app":"blog","resources":{}}"#,
     )
     .unwrap();
-    let out = run(&["apply", saved.to_str().unwrap(), "--state", state.to_str().unwrap()]);
+    let out = run(&[
+        "apply",
+        saved.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
@@ -148,5 +189,8 @@ fn graph_is_dot() {
     assert!(out.status.success());
     let dot = text(&out.stdout);
     assert!(dot.starts_with("digraph \"blog\" {"), "{dot}");
-    assert!(dot.contains("\"db.primary\" -> \"db.replica[0]\";"), "{dot}");
+    assert!(
+        dot.contains("\"db.primary\" -> \"db.replica[0]\";"),
+        "{dot}"
+    );
 }

@@ -1,6 +1,6 @@
 //! Integration tests: one binary (each file under tests/ would link the whole SDK).
 
-mod aws_provider;
-mod moto;
 mod apply_moto;
+mod aws_provider;
 mod cli;
+mod moto;
