@@ -40,6 +40,35 @@ struct LockArgs {
     lock_timeout: Duration,
 }
 
+/// What `apply` and `destroy` share.
+#[derive(Debug, clap::Args)]
+struct WalkArgs {
+    file: PathBuf,
+    /// Steps running at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    parallelism: u16,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+    #[command(flatten)]
+    lock: LockArgs,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+impl WalkArgs {
+    fn options(self, destroy: bool) -> apply::Options {
+        apply::Options {
+            file: self.file,
+            parallelism: self.parallelism.into(),
+            yes: self.yes,
+            lock_timeout: self.lock.lock_timeout,
+            state: self.state.state,
+            destroy,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Parse and check a manifest; report every problem at once.
@@ -63,31 +92,9 @@ enum Command {
         state: StateArgs,
     },
     /// Converge the cloud to a manifest, or apply a saved plan (*.plan.json).
-    Apply {
-        file: PathBuf,
-        /// Steps running at once.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
-        parallelism: u16,
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-        #[command(flatten)]
-        lock: LockArgs,
-        #[command(flatten)]
-        state: StateArgs,
-    },
+    Apply(WalkArgs),
     /// Remove everything the app owns, and nothing else.
-    Destroy {
-        file: PathBuf,
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
-        parallelism: u16,
-        #[arg(long)]
-        yes: bool,
-        #[command(flatten)]
-        lock: LockArgs,
-        #[command(flatten)]
-        state: StateArgs,
-    },
+    Destroy(WalkArgs),
     /// Print the resource graph as Graphviz DOT.
     Graph { file: PathBuf },
     /// Inspect the state.
@@ -172,40 +179,8 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             })
             .await
         }
-        Command::Apply {
-            file,
-            parallelism,
-            yes,
-            lock,
-            state,
-        } => {
-            apply::run(apply::Options {
-                file,
-                parallelism: parallelism.into(),
-                yes,
-                lock_timeout: lock.lock_timeout,
-                state: state.state,
-                destroy: false,
-            })
-            .await
-        }
-        Command::Destroy {
-            file,
-            parallelism,
-            yes,
-            lock,
-            state,
-        } => {
-            apply::run(apply::Options {
-                file,
-                parallelism: parallelism.into(),
-                yes,
-                lock_timeout: lock.lock_timeout,
-                state: state.state,
-                destroy: true,
-            })
-            .await
-        }
+        Command::Apply(args) => apply::run(args.options(false)).await,
+        Command::Destroy(args) => apply::run(args.options(true)).await,
         Command::Graph { file } => inspect::graph(&file),
         Command::State { command } => match command {
             StateCommand::List { file, state } => {
