@@ -453,3 +453,51 @@ fn a_second_apply_waits_for_the_lock_then_names_the_holder() {
     app.apply();
     assert_eq!(app.addresses().len(), 4 + 1);
 }
+
+#[test]
+fn ctrl_c_finishes_running_steps_saves_state_and_says_what_was_not_done() {
+    let app = App::new("itint", 4);
+    let m = app.manifest.to_str().unwrap().to_string();
+    let mut child = app
+        .cmd(&["apply", "--yes", "--parallelism", "1", &m])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut sent = false;
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut reader, &mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if !sent && line.starts_with("sg.lb: create…") {
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            sent = true;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(
+        seen.contains("interrupted: letting running steps finish"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("sg.lb: create: done"),
+        "the running step finished:\n{seen}"
+    );
+    assert!(seen.contains("\nInterrupted: "), "{seen}");
+    assert!(seen.contains("not started."), "{seen}");
+    assert!(seen.contains("  not done: "), "{seen}");
+    // What was done is in state; the rest comes with the next apply.
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(app.dir.join(".appgrid/itint/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(state["resources"]["sg.lb"]["id"].is_string(), "{state}");
+    assert!(state["resources"]["web[0]"].is_null(), "{state}");
+    app.apply();
+    assert_eq!(app.addresses(), blog_addresses(4));
+}
