@@ -175,3 +175,6 @@ pub fn make(
         orphans: changes.orphans,
     }
 }
+
+#[cfg(test)]
+mod tests;
