@@ -12,6 +12,7 @@ pub mod graph;
 pub mod hash;
 pub mod manifest;
 pub mod plan;
+pub mod remote;
 pub mod state;
 pub mod templates;
 

@@ -8,9 +8,8 @@ use std::sync::OnceLock;
 
 use tera::{Context, Tera};
 
-/// (name, source) of every embedded template.
-pub const EMBEDDED: &[(&str, &str)] =
-    &[("user-data.sh", include_str!("../templates/user-data.sh"))];
+/// (name, source) of every file under `templates/`, embedded by build.rs.
+pub const EMBEDDED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 
 #[derive(Debug, thiserror::Error)]
 #[error("template {name}: {detail}")]

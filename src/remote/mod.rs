@@ -1,0 +1,91 @@
+//! Running things on a machine: a shell script, or a file put in place.
+//!
+//! Transports: [`local`] (this machine, for the `local` provider and tests)
+//! and `ssh` (russh, for `hosts` and `aws`). Scripts are POSIX shell fed to
+//! `sh -s` on standard input, so no command line is ever built by hand; every
+//! value inside a script comes from a template whose engine shell-quotes it.
+//!
+//! Secrets never reach a log or an error: every line of output and every
+//! error detail passes through the transport's [`Redactor`].
+
+pub mod local;
+mod redact;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use redact::Redactor;
+
+/// What a finished script left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptOutput {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Where each line of a script's output goes as it arrives (already redacted):
+/// `(host, stream, line)` with stream `"out"` or `"err"`.
+pub type LogSink = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteError {
+    #[error("cannot connect to {host}: {detail}")]
+    Connect { host: String, detail: String },
+    #[error(
+        "host key of {host} changed: state pinned {pinned}, the host presented {presented}. \
+         If the machine was rebuilt on purpose, remove its pin with `appgrid state forget-host-key`; \
+         otherwise someone may be intercepting the connection"
+    )]
+    HostKeyChanged {
+        host: String,
+        pinned: String,
+        presented: String,
+    },
+    #[error(
+        "{user}@{host} refused the key {key}: add its public half to ~{user}/.ssh/authorized_keys"
+    )]
+    Auth {
+        host: String,
+        user: String,
+        key: String,
+    },
+    #[error("on {host}, `{step}` failed with {status}: {stderr_tail}")]
+    Script {
+        host: String,
+        step: String,
+        status: String,
+        stderr_tail: String,
+    },
+    #[error("on {host}: {detail}")]
+    Io { host: String, detail: String },
+}
+
+/// Run scripts and put files on one machine.
+pub trait Remote: Send + Sync {
+    /// A name for logs and errors: the host's address or name.
+    fn host(&self) -> &str;
+
+    /// Run `script` with `sh -s` (errexit is the script's business). `step`
+    /// names it in logs and errors. A non-zero exit is [`RemoteError::Script`]
+    /// with the last lines of stderr.
+    fn run(
+        &self,
+        step: &str,
+        script: &str,
+    ) -> impl Future<Output = Result<ScriptOutput, RemoteError>> + Send;
+
+    /// Write `contents` to `path` with `mode`, atomically (temp file + rename),
+    /// creating parent directories.
+    fn put(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+    ) -> impl Future<Output = Result<(), RemoteError>> + Send;
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
