@@ -19,6 +19,9 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             ssh_key: "keys/id_ed25519".into(),
             ssh_from: vec!["203.0.113.0/24".into()],
             endpoint: None,
+            hosts: Vec::new(),
+            proxy_command: None,
+            jump_host: None,
         },
         release: None,
         web: Web {

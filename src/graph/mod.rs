@@ -130,6 +130,62 @@ const SSH_PORT: u16 = 22;
 pub fn expand(m: &Manifest) -> Result<ResourceGraph, GraphError> {
     let app = &m.app.name;
     let mut g = ResourceGraph::default();
+    // Key pairs and security groups exist only where the provider has them.
+    if m.provider.kind == crate::manifest::ProviderKind::Aws {
+        add_key_and_groups(&mut g, m);
+    }
+
+    let zones = &m.provider.zones;
+    let mut instances: Vec<(Role, u32, &str, usize)> = vec![
+        (Role::Lb, 1, &m.load_balancer.instance_type, 0),
+        (Role::Web, m.web.count, &m.web.instance_type, 0),
+    ];
+    if let Some(db) = &m.database {
+        instances.push((Role::DbPrimary, 1, &db.instance_type, 0));
+        // Replicas start one zone over, so the first replica never shares the primary's zone.
+        instances.push((Role::DbReplica, db.replicas, &db.instance_type, 1));
+    }
+    if let Some(cache) = &m.cache {
+        instances.push((Role::Cache, cache.nodes, &cache.instance_type, 0));
+    }
+    for (role, count, instance_type, zone_offset) in instances {
+        let mut ctx = tera::Context::new();
+        ctx.insert("app", app);
+        ctx.insert("role", role.as_str());
+        ctx.insert("ssh_user", &m.provider.ssh_user);
+        let user_data = templates::render("user-data.sh", &ctx)?;
+        for index in 0..count {
+            let address = ResourceAddress::instance(role, index);
+            let zone = zones[(index as usize + zone_offset) % zones.len()].clone();
+            g.add(
+                address,
+                ResourceSpec::Instance(InstanceSpec {
+                    role,
+                    instance_type: instance_type.to_string(),
+                    image: m.provider.image.clone(),
+                    zone,
+                    key_name: key_pair_name(app),
+                    group: role.group(),
+                    user_data: user_data.clone(),
+                }),
+            );
+            g.depend(address, ResourceAddress::KeyPair);
+            g.depend(address, ResourceAddress::SecurityGroup(role.group()));
+            if role == Role::DbReplica {
+                g.depend(address, ResourceAddress::instance(Role::DbPrimary, 0));
+            }
+        }
+    }
+
+    if let Err(cycle) = petgraph::algo::toposort(&g.graph, None) {
+        return Err(GraphError::Cycle(g.graph[cycle.node_id()].address));
+    }
+    Ok(g)
+}
+
+/// The key pair and one least-privilege security group per role family.
+fn add_key_and_groups(g: &mut ResourceGraph, m: &Manifest) {
+    let app = &m.app.name;
     let ssh_rules = || {
         m.provider.ssh_from.iter().map(|c| IngressRule {
             port: SSH_PORT,
@@ -231,53 +287,6 @@ pub fn expand(m: &Manifest) -> Result<ResourceGraph, GraphError> {
             g.depend(address, ResourceAddress::SecurityGroup(source));
         }
     }
-
-    let zones = &m.provider.zones;
-    let mut instances: Vec<(Role, u32, &str, usize)> = vec![
-        (Role::Lb, 1, &m.load_balancer.instance_type, 0),
-        (Role::Web, m.web.count, &m.web.instance_type, 0),
-    ];
-    if let Some(db) = &m.database {
-        instances.push((Role::DbPrimary, 1, &db.instance_type, 0));
-        // Replicas start one zone over, so the first replica never shares the primary's zone.
-        instances.push((Role::DbReplica, db.replicas, &db.instance_type, 1));
-    }
-    if let Some(cache) = &m.cache {
-        instances.push((Role::Cache, cache.nodes, &cache.instance_type, 0));
-    }
-    for (role, count, instance_type, zone_offset) in instances {
-        let mut ctx = tera::Context::new();
-        ctx.insert("app", app);
-        ctx.insert("role", role.as_str());
-        ctx.insert("ssh_user", &m.provider.ssh_user);
-        let user_data = templates::render("user-data.sh", &ctx)?;
-        for index in 0..count {
-            let address = ResourceAddress::instance(role, index);
-            let zone = zones[(index as usize + zone_offset) % zones.len()].clone();
-            g.add(
-                address,
-                ResourceSpec::Instance(InstanceSpec {
-                    role,
-                    instance_type: instance_type.to_string(),
-                    image: m.provider.image.clone(),
-                    zone,
-                    key_name: key_pair_name(app),
-                    group: role.group(),
-                    user_data: user_data.clone(),
-                }),
-            );
-            g.depend(address, ResourceAddress::KeyPair);
-            g.depend(address, ResourceAddress::SecurityGroup(role.group()));
-            if role == Role::DbReplica {
-                g.depend(address, ResourceAddress::instance(Role::DbPrimary, 0));
-            }
-        }
-    }
-
-    if let Err(cycle) = petgraph::algo::toposort(&g.graph, None) {
-        return Err(GraphError::Cycle(g.graph[cycle.node_id()].address));
-    }
-    Ok(g)
 }
 
 #[cfg(test)]

@@ -40,7 +40,12 @@ pub struct App {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
+    /// EC2 through aws-sdk-ec2, or any EC2-compatible endpoint.
     Aws,
+    /// This machine: every instance a loopback address and a directory.
+    Local,
+    /// Machines you already have: a pool of SSH addresses.
+    Hosts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +65,15 @@ pub struct Provider {
     pub ssh_from: Vec<String>,
     /// An EC2-compatible endpoint, e.g. `http://127.0.0.1:5000`.
     pub endpoint: Option<String>,
+    /// `hosts` provider: the pool, each `addr` or `addr:port`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Reach machines through this command (`%h` host, `%p` port, `%i` instance id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_command: Option<String>,
+    /// Reach machines through this SSH host (same user and key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump_host: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

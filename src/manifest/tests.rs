@@ -179,21 +179,63 @@ fn unknown_provider_kind() {
   |
 5 | kind = "gcp"
   |        ^^^^^
-  = help: expected one of: "aws"
+  = help: expected one of: "aws", "local", "hosts"
 "#
     );
 }
 
 #[test]
-fn provider_kind_not_in_this_version() {
+fn aws_keys_under_another_provider_are_errors() {
     assert_eq!(
         errors(&edit(MINIMAL, r#"kind = "aws""#, r#"kind = "local""#)),
-        r#"error: provider kind "local" is not available in this version
- --> appgrid.toml:5:8
+        r#"error: `region` is only read by the "aws" provider
+ --> appgrid.toml:6:10
   |
-5 | kind = "local"
-  |        ^^^^^^^
-  = help: supported: "aws"
+6 | region = "us-east-1"
+  |          ^^^^^^^^^^^
+  = help: remove it, or set `kind = "aws"`
+
+error: `image` is only read by the "aws" provider
+ --> appgrid.toml:7:9
+  |
+7 | image = "debian-12"
+  |         ^^^^^^^^^^^
+  = help: remove it, or set `kind = "aws"`
+
+error: `ssh_from` is only read by the "aws" provider
+ --> appgrid.toml:9:12
+  |
+9 | ssh_from = ["203.0.113.0/24"]
+  |            ^^^^^^^^^^^^^^^^^^
+  = help: remove it, or set `kind = "aws"`
+"#
+    );
+}
+
+#[test]
+fn local_and_hosts_providers() {
+    let local = "[app]\nname = \"blog\"\n[provider]\nkind = \"local\"\n[web]\ninstance_type = \"t3.small\"\ncount = 2\n[load_balancer]\ninstance_type = \"t3.small\"\n";
+    let m = check(local).unwrap();
+    assert_eq!(m.provider.kind, crate::manifest::ProviderKind::Local);
+    assert_eq!(m.provider.zones, ["local"]);
+    let hosts = local.replace(
+        "kind = \"local\"",
+        "kind = \"hosts\"\nssh_key = \"id\"\nhosts = [\"10.77.0.11\", \"h2.example:2222\"]\nproxy_command = \"socat - TCP:%h:%p\"",
+    );
+    let m = check(&hosts).unwrap();
+    assert_eq!(m.provider.hosts, ["10.77.0.11", "h2.example:2222"]);
+    assert_eq!(
+        m.provider.proxy_command.as_deref(),
+        Some("socat - TCP:%h:%p")
+    );
+    assert_eq!(
+        errors(&hosts.replace("\"h2.example:2222\"", "\"h2;rm -rf /\"")),
+        r#"error: `hosts` entry "h2;rm -rf /" must be a host name or IPv4 address with an optional :port
+ --> appgrid.toml:6:24
+  |
+6 | hosts = ["10.77.0.11", "h2;rm -rf /"]
+  |                        ^^^^^^^^^^^^^
+  = help: e.g. "10.0.0.11", "db1.example.com" or "10.0.0.12:2222"
 "#
     );
 }
@@ -476,7 +518,7 @@ error: missing table [provider]
   |
 1 | 
   | ^
-  = help: add a table [provider] with `kind = "aws"`, `region = "us-east-1"`, `image = "debian-12"`, `ssh_key = "~/.ssh/id_ed25519"` and `ssh_from = ["203.0.113.0/24"]`
+  = help: add a table [provider] with `kind = "local"`
 
 error: missing table [web]
  --> appgrid.toml:1:1
@@ -515,7 +557,7 @@ fn several_errors_reported_together_in_source_order() {
   |
 5 | kind = 3
   |        ^
-  = help: for example: `kind = "aws"`
+  = help: for example: `kind = "local"`
 
 error: `port` must be at least 1, found 0
   --> appgrid.toml:13:8
@@ -598,6 +640,9 @@ fn blog_example_validates() {
             ssh_key: "~/.ssh/id_ed25519".into(),
             ssh_from: vec!["203.0.113.0/24".into()],
             endpoint: None,
+            hosts: Vec::new(),
+            proxy_command: None,
+            jump_host: None,
         },
         release: Some(Release {
             path: "./app".into(),

@@ -455,20 +455,15 @@ fn takeover(guard: &Path, path: &Path, seen: &[u8], me: &LockHolder) -> io::Resu
         Some((bytes, _)) if bytes == seen => {}
         _ => return Ok(false),
     }
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    create_lock(path, me)
+    // Replace in one rename: were the stale lock removed first, an unguarded
+    // `create_new` could slip into the gap and win without the takeover being
+    // recorded (seen under load in `concurrent_acquirers_never_both_hold_the_lock`).
+    replace_lock(path, me)?;
+    Ok(true)
 }
 
-/// Rewrites the lock with a new lease if it is still ours; `Ok(false)` if not.
-fn renew(guard: &Path, path: &Path, renewed: &LockHolder) -> io::Result<bool> {
-    let _guard = lock_guard(guard)?;
-    if !is_ours(path, renewed)? {
-        return Ok(false);
-    }
+/// Writes `holder` to a temp file beside `path` and renames it over `path`.
+fn replace_lock(path: &Path, holder: &LockHolder) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -485,14 +480,23 @@ fn renew(guard: &Path, path: &Path, renewed: &LockHolder) -> io::Result<bool> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        file.write_all(&holder_json(renewed))?;
+        file.write_all(&holder_json(holder))?;
         file.sync_all()?;
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.map(|()| true)
+    result
+}
+
+/// Rewrites the lock with a new lease if it is still ours; `Ok(false)` if not.
+fn renew(guard: &Path, path: &Path, renewed: &LockHolder) -> io::Result<bool> {
+    let _guard = lock_guard(guard)?;
+    if !is_ours(path, renewed)? {
+        return Ok(false);
+    }
+    replace_lock(path, renewed).map(|()| true)
 }
 
 fn is_ours(path: &Path, holder: &LockHolder) -> io::Result<bool> {

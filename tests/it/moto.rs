@@ -147,6 +147,9 @@ pub fn provider_at(endpoint: &str) -> Provider {
         ssh_key: "~/.ssh/id_ed25519".to_string(),
         ssh_from: vec!["0.0.0.0/0".to_string()],
         endpoint: Some(endpoint.to_string()),
+        hosts: Vec::new(),
+        proxy_command: None,
+        jump_host: None,
     }
 }
 

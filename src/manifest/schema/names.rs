@@ -132,6 +132,28 @@ pub(super) fn timezone(s: &str) -> bool {
 
 /// An `http://` or `https://` URL with something after the scheme and no
 /// whitespace or control characters.
+/// `addr` or `addr:port`: an IPv4 address or a DNS name (labels of a-z, 0-9, '-'),
+/// and a port from 1 to 65535.
+pub(super) fn host_entry(s: &str) -> bool {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    port_ok && host_ok
+}
+
 pub(super) fn http_url(s: &str) -> bool {
     let rest = s
         .strip_prefix("http://")
@@ -181,6 +203,16 @@ mod tests {
         assert!(image_name("ubuntu_24.04"));
         assert!(!image_name("Debian 12"));
         assert!(!image_name(""));
+    }
+
+    #[test]
+    fn host_entries() {
+        for ok in ["10.0.0.11", "db1.example.com", "10.0.0.12:2222", "h1"] {
+            assert!(host_entry(ok), "{ok}");
+        }
+        for bad in ["", "a b", "h:0", "h:99999", "-h", "h;rm", "$(x)", "h:"] {
+            assert!(!host_entry(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -12,40 +12,94 @@ pub(super) const PROVIDER: TableSpec = TableSpec {
     name: "provider",
     label: "[provider]",
     keys: &[
-        Key::required("kind", "\"aws\""),
-        Key::required("region", "\"us-east-1\""),
+        Key::required("kind", "\"local\""),
+        Key::optional("region", "\"us-east-1\""),
         Key::optional("zones", "[\"us-east-1a\", \"us-east-1b\"]"),
-        Key::required("image", "\"debian-12\""),
+        Key::optional("image", "\"debian-12\""),
         Key::optional("ssh_user", "\"admin\""),
-        Key::required("ssh_key", "\"~/.ssh/id_ed25519\""),
-        Key::required("ssh_from", "[\"203.0.113.0/24\"]"),
+        Key::optional("ssh_key", "\"~/.ssh/id_ed25519\""),
+        Key::optional("ssh_from", "[\"203.0.113.0/24\"]"),
         Key::optional("endpoint", "\"http://127.0.0.1:5000\""),
+        Key::optional("hosts", "[\"10.0.0.11\", \"10.0.0.12:2222\"]"),
+        Key::optional("proxy_command", "\"ssh -W %h:%p bastion\""),
+        Key::optional("jump_host", "\"bastion.example.com:22\""),
     ],
 };
 
-/// Provider kinds the design names but this version does not implement.
-const PLANNED_KINDS: &[&str] = &["local", "hosts"];
+/// Keys that only one kind of provider reads.
+const AWS_ONLY: &[&str] = &["region", "zones", "image", "ssh_from", "endpoint"];
 
 pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Provider, Reported> {
-    let kind = s.require(ck, "kind").and_then(|f| kind(ck, f));
-    let region = s.require(ck, "region").and_then(|f| region(ck, f));
-    let zones = match s.field("zones") {
-        Some(f) => zones(ck, f, region.as_deref().ok()),
-        None => Ok(match &region {
-            Ok(r) => ["a", "b", "c"].iter().map(|z| format!("{r}{z}")).collect(),
-            Err(_) => Vec::new(),
-        }),
-    };
-    let image = s.require(ck, "image").and_then(|f| image(ck, f));
+    let kind = s.require(ck, "kind").and_then(|f| kind(ck, f))?;
+    if kind != ProviderKind::Aws {
+        for key in AWS_ONLY {
+            if let Some(f) = s.field(key) {
+                ck.error(
+                    f.span(),
+                    format!("`{key}` is only read by the \"aws\" provider"),
+                    format!("remove it, or set `kind = \"aws\"`"),
+                );
+            }
+        }
+    }
+    if kind != ProviderKind::Hosts
+        && let Some(f) = s.field("hosts")
+    {
+        ck.error(
+            f.span(),
+            "`hosts` is only read by the \"hosts\" provider",
+            "remove it, or set `kind = \"hosts\"`",
+        );
+    }
+    let remote = kind != ProviderKind::Local;
     let ssh_user = match s.field("ssh_user") {
         Some(f) => ssh_user(ck, f),
         None => Ok("admin".to_string()),
     };
-    let ssh_key = s.require(ck, "ssh_key").and_then(|f| ssh_key(ck, f));
-    let ssh_from = s.require(ck, "ssh_from").and_then(|f| cidrs(ck, f));
-    let endpoint = s.field("endpoint").map(|f| endpoint(ck, f)).transpose();
+    let ssh_key = if remote {
+        s.require(ck, "ssh_key").and_then(|f| ssh_key(ck, f))
+    } else {
+        Ok(String::new())
+    };
+    let proxy_command = s
+        .field("proxy_command")
+        .map(|f| proxy_command(ck, f))
+        .transpose();
+    let jump_host = s.field("jump_host").map(|f| host_entry(ck, f)).transpose();
+    let hosts = match kind {
+        ProviderKind::Hosts => s.require(ck, "hosts").and_then(|f| hosts(ck, f)),
+        _ => Ok(Vec::new()),
+    };
+    let (region, zones, image, ssh_from, endpoint) = if kind == ProviderKind::Aws {
+        let region = s.require(ck, "region").and_then(|f| region(ck, f));
+        let zones = match s.field("zones") {
+            Some(f) => zones(ck, f, region.as_deref().ok()),
+            None => Ok(match &region {
+                Ok(r) => ["a", "b", "c"].iter().map(|z| format!("{r}{z}")).collect(),
+                Err(_) => Vec::new(),
+            }),
+        };
+        let image = s.require(ck, "image").and_then(|f| image(ck, f));
+        let ssh_from = s.require(ck, "ssh_from").and_then(|f| cidrs(ck, f));
+        let endpoint = s.field("endpoint").map(|f| endpoint(ck, f)).transpose();
+        (region, zones, image, ssh_from, endpoint)
+    } else {
+        // One "zone": the machine itself, or the pool.
+        let place = if kind == ProviderKind::Local {
+            "local"
+        } else {
+            "hosts"
+        };
+        (
+            Ok(place.to_string()),
+            Ok(vec![place.to_string()]),
+            Ok(String::new()),
+            Ok(Vec::new()),
+            Ok(None),
+        )
+    };
     Ok(Provider {
-        kind: kind?,
+        kind,
         region: region?,
         zones: zones?,
         image: image?,
@@ -53,23 +107,81 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Provider, Reported>
         ssh_key: ssh_key?,
         ssh_from: ssh_from?,
         endpoint: endpoint?,
+        hosts: hosts?,
+        proxy_command: proxy_command?,
+        jump_host: jump_host?,
     })
 }
 
 fn kind(ck: &mut Checker, f: Field) -> Result<ProviderKind, Reported> {
     match f.str(ck)? {
         "aws" => Ok(ProviderKind::Aws),
-        planned if PLANNED_KINDS.contains(&planned) => Err(ck.error(
-            f.span(),
-            format!("provider kind {planned:?} is not available in this version"),
-            "supported: \"aws\"",
-        )),
+        "local" => Ok(ProviderKind::Local),
+        "hosts" => Ok(ProviderKind::Hosts),
         other => Err(ck.error(
             f.span(),
             format!("unknown provider kind {other:?}"),
-            "expected one of: \"aws\"",
+            "expected one of: \"aws\", \"local\", \"hosts\"",
         )),
     }
+}
+
+/// `addr` or `addr:port`, where addr is an IPv4 address or a DNS name.
+fn host_entry(ck: &mut Checker, f: Field) -> Result<String, Reported> {
+    let entry = f.str(ck)?;
+    if names::host_entry(entry) {
+        return Ok(entry.to_string());
+    }
+    Err(ck.error(
+        f.span(),
+        format!(
+            "`{}` must be a host name or IPv4 address with an optional :port, found {entry:?}",
+            f.key()
+        ),
+        "e.g. \"10.0.0.11\", \"db1.example.com\" or \"10.0.0.12:2222\"",
+    ))
+}
+
+fn hosts(ck: &mut Checker, f: Field) -> Result<Vec<String>, Reported> {
+    let written = f.strings(ck)?;
+    if written.is_empty() {
+        return Err(ck.error(
+            f.span(),
+            "`hosts` must not be empty",
+            "list the SSH addresses of the machines appgrid may use, e.g. `hosts = [\"10.0.0.11\"]`",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut result = Ok(());
+    for h in &written {
+        let entry = *h.get_ref();
+        if !names::host_entry(entry) {
+            result = Err(ck.error(
+                h.span(),
+                format!("`hosts` entry {entry:?} must be a host name or IPv4 address with an optional :port"),
+                "e.g. \"10.0.0.11\", \"db1.example.com\" or \"10.0.0.12:2222\"",
+            ));
+        } else if !seen.insert(entry) {
+            result = Err(ck.error(
+                h.span(),
+                format!("`hosts` lists {entry:?} more than once"),
+                "remove the repeated host",
+            ));
+        }
+    }
+    result.map(|()| written.iter().map(|h| h.get_ref().to_string()).collect())
+}
+
+fn proxy_command(ck: &mut Checker, f: Field) -> Result<String, Reported> {
+    let command = f.str(ck)?;
+    if command.trim().is_empty() || command.contains(['\0', '\n', '\r']) {
+        return Err(ck.error(
+            f.span(),
+            "`proxy_command` must be one non-empty line",
+            "e.g. `proxy_command = \"ssh -W %h:%p bastion\"` (%h host, %p port, %i instance id; each is shell-quoted)",
+        ));
+    }
+    Ok(command.to_string())
 }
 
 fn region(ck: &mut Checker, f: Field) -> Result<String, Reported> {
