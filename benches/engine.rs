@@ -118,6 +118,7 @@ fn main() {
     let t = Instant::now();
     let outcome = rt.block_on(appgrid::apply::walk(
         Arc::clone(&cloud),
+        Arc::new(appgrid::apply::NoConfigurator),
         &first,
         &mut state,
         &mut checkpoint,

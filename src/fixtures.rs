@@ -22,6 +22,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             hosts: Vec::new(),
             proxy_command: None,
             jump_host: None,
+            configure: true,
         },
         release: None,
         web: Web {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
 use super::steps::{Step, StepKind};
-use super::{ApplyOptions, StateChange};
+use super::{ApplyOptions, ConfigJob, Configurator, StateChange};
 use crate::cloud::{Cloud, CloudError, LaunchRequest, Owner, ResolvedRule, ResolvedSource};
 use crate::graph::{
     Group, IngressRule, InstanceSpec, KeyPairSpec, ResourceAddress, ResourceSpec, RuleSource,
@@ -69,6 +69,12 @@ enum Work {
     Terminate(Vec<(ResourceAddress, String)>),
     DeleteGroup(ResourceAddress, String),
     DeleteKey(ResourceAddress, String),
+    Configure {
+        job: ConfigJob,
+        machine: ResourceState,
+        depends_on: Vec<ResourceAddress>,
+    },
+    Unconfigure(ConfigJob),
 }
 
 pub fn prepare(
@@ -227,7 +233,58 @@ fn prepare_work(
         }
         StepKind::DeleteGroup { address } => Work::DeleteGroup(*address, prior_id(plan, address)?),
         StepKind::DeleteKey { address } => Work::DeleteKey(*address, prior_id(plan, address)?),
+        StepKind::Configure { address } => {
+            let a = action(plan, address)?;
+            let Some(ResourceSpec::Config(spec)) = &a.desired else {
+                return Err(format!("{address}: not a configuration"));
+            };
+            let machine_address = address
+                .machine()
+                .ok_or_else(|| format!("{address}: no machine"))?;
+            let machine = state
+                .resources
+                .get(&machine_address)
+                .cloned()
+                .ok_or_else(|| {
+                    format!("{address}: its machine {machine_address} is not in state")
+                })?;
+            Work::Configure {
+                job: ConfigJob {
+                    address: *address,
+                    spec: spec.clone(),
+                    prior: state.resources.get(address).cloned(),
+                    resources: machines_and_configs(state),
+                },
+                machine,
+                depends_on: a.depends_on.clone(),
+            }
+        }
+        StepKind::Unconfigure { address } => {
+            let prior = state
+                .resources
+                .get(address)
+                .cloned()
+                .ok_or_else(|| format!("{address}: not in state"))?;
+            let ResourceSpec::Config(spec) = &prior.spec else {
+                return Err(format!("{address}: state records no configuration"));
+            };
+            Work::Unconfigure(ConfigJob {
+                address: *address,
+                spec: spec.clone(),
+                prior: Some(prior.clone()),
+                resources: machines_and_configs(state),
+            })
+        }
     })
+}
+
+fn machines_and_configs(state: &State) -> BTreeMap<ResourceAddress, ResourceState> {
+    state
+        .resources
+        .iter()
+        .filter(|(a, _)| a.machine().is_some())
+        .map(|(a, r)| (*a, r.clone()))
+        .collect()
 }
 
 /// RunInstances idempotency token: the same batch of the same apply gets the same token.
@@ -279,12 +336,71 @@ fn remove(tx: &mpsc::UnboundedSender<Message>, address: ResourceAddress, id: Str
     let _ = tx.send(Message::Change(StateChange::RemoveIfId(address, id)));
 }
 
-pub async fn run<C: Cloud>(cloud: &C, job: Job, tx: mpsc::UnboundedSender<Message>) {
-    let result = perform(cloud, job.work, &tx).await;
+pub async fn run<C: Cloud, K: Configurator>(
+    cloud: &C,
+    configurator: &K,
+    job: Job,
+    tx: mpsc::UnboundedSender<Message>,
+) {
+    let result = match job.work {
+        Work::Configure {
+            job: config,
+            machine,
+            depends_on,
+        } => configure(configurator, config, machine, depends_on, &tx).await,
+        Work::Unconfigure(config) => {
+            let address = config.address;
+            let id = config
+                .prior
+                .as_ref()
+                .map(|p| p.id.clone())
+                .unwrap_or_default();
+            match configurator.unconfigure(config).await {
+                Ok(()) => {
+                    remove(&tx, address, id.clone());
+                    Ok(id)
+                }
+                Err(e) => Err(StepError::Other(e)),
+            }
+        }
+        work => perform(cloud, work, &tx).await,
+    };
     let _ = tx.send(Message::Finished {
         step: job.step,
         result: result.map_err(|e| e.to_string()),
     });
+}
+
+async fn configure<K: Configurator>(
+    configurator: &K,
+    job: ConfigJob,
+    mut machine: ResourceState,
+    depends_on: Vec<ResourceAddress>,
+    tx: &mpsc::UnboundedSender<Message>,
+) -> Result<String, StepError> {
+    let address = job.address;
+    let spec = job.spec.clone();
+    let machine_address = address.machine().expect("configurations live on machines");
+    let configured = configurator
+        .configure(job)
+        .await
+        .map_err(StepError::Other)?;
+    if !configured.machine_attributes.is_empty() {
+        machine.attributes.extend(configured.machine_attributes);
+        put(tx, machine_address, machine.clone());
+    }
+    put(
+        tx,
+        address,
+        ResourceState {
+            spec: ResourceSpec::Config(spec),
+            // A configuration records the machine it was applied on.
+            id: machine.id.clone(),
+            depends_on,
+            attributes: configured.attributes,
+        },
+    );
+    Ok(format!("on {machine_address} ({})", machine.id))
 }
 
 #[derive(Debug)]
@@ -493,5 +609,6 @@ async fn perform<C: Cloud>(
             remove(tx, address, id.clone());
             Ok(id)
         }
+        Work::Configure { .. } | Work::Unconfigure(_) => unreachable!("handled in run"),
     }
 }

@@ -8,17 +8,68 @@
 //! a failed or interrupted apply leaves a state that says exactly what exists.
 
 mod execute;
+pub mod fake;
 pub mod steps;
 mod walk;
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use steps::{Step, StepKind};
 pub use walk::walk;
 
-use crate::graph::ResourceAddress;
+use crate::graph::{ConfigSpec, ResourceAddress};
 use crate::state::ResourceState;
+
+/// One configuration to apply or undo, with what state knows.
+#[derive(Debug, Clone)]
+pub struct ConfigJob {
+    pub address: ResourceAddress,
+    /// The spec to apply (for an undo: the one last applied).
+    pub spec: ConfigSpec,
+    /// What state records for it now, secrets included (never printed).
+    pub prior: Option<ResourceState>,
+    /// Every machine and configuration in state, secrets included.
+    pub resources: BTreeMap<ResourceAddress, ResourceState>,
+}
+
+/// What applying a configuration learned, to keep in state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Configured {
+    /// Attributes of the configuration (e.g. a generated password).
+    pub attributes: BTreeMap<String, String>,
+    /// Attributes to merge into its machine's record (e.g. the pinned host key).
+    pub machine_attributes: BTreeMap<String, String>,
+}
+
+/// Gives machines their roles: the real one runs `roles` over `remote`;
+/// unit tests use a recording fake.
+pub trait Configurator: Send + Sync + 'static {
+    fn configure(&self, job: ConfigJob) -> impl Future<Output = Result<Configured, String>> + Send;
+    /// Undo before the machine goes: drop a replica from the cluster, stop a service.
+    fn unconfigure(&self, job: ConfigJob) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// For graphs with no configuration (`configure = false`): any job is an error.
+#[derive(Debug, Default)]
+pub struct NoConfigurator;
+
+impl Configurator for NoConfigurator {
+    async fn configure(&self, job: ConfigJob) -> Result<Configured, String> {
+        Err(format!(
+            "{}: this provider cannot configure machines; set `configure = false` in [provider]",
+            job.address
+        ))
+    }
+    async fn unconfigure(&self, job: ConfigJob) -> Result<(), String> {
+        Err(format!(
+            "{}: this provider cannot configure machines",
+            job.address
+        ))
+    }
+}
 
 /// A change to state that a step reports as soon as it knows it.
 #[derive(Debug, Clone, PartialEq)]

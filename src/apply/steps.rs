@@ -2,16 +2,23 @@
 //!
 //! Pure. One step may serve several actions: instances with the same spec in
 //! the same zone are launched by one step (one RunInstances call), and the
-//! instances of a role that go away are terminated by one step. Edges:
-//! creates wait for what they depend on; deletes wait for everything that
-//! depended on what they delete; a web replacement's new instance starts
-//! before its old one is terminated, other replacements terminate first.
+//! instances of a role that go away are terminated by one step.
+//!
+//! Edges:
+//! - a create, update or adopt waits for the steps that provide what it
+//!   depends on (its desired dependencies);
+//! - a removal of X waits for the removal of everything that depended on X,
+//!   and for the update of everything that depended on X and stays (the load
+//!   balancer drops a web server before that server goes);
+//! - a web replacement's new instance starts before the old one goes; other
+//!   replacements remove the old one first (and their dependents are applied
+//!   again on the new one, so the old one does not wait for them).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::cloud::{arithmetic_runs, encode_batch_address};
 use crate::graph::{ResourceAddress, ResourceSpec, Role};
-use crate::plan::{ActionKind, Plan};
+use crate::plan::{Action, ActionKind, Plan};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
@@ -50,6 +57,15 @@ pub enum StepKind {
     DeleteKey {
         address: ResourceAddress,
     },
+    /// Apply a configuration on its machine (create or update).
+    Configure {
+        address: ResourceAddress,
+    },
+    /// Undo a configuration before its machine goes (drop a replica from the
+    /// cluster, stop a service).
+    Unconfigure {
+        address: ResourceAddress,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +89,11 @@ impl Step {
                 format!("{}: launch", encode_batch_address(addresses))
             }
             StepKind::Terminate { addresses } => format!("{}: terminate", list(addresses)),
-            StepKind::DeleteGroup { address } => format!("{address}: delete"),
-            StepKind::DeleteKey { address } => format!("{address}: delete"),
+            StepKind::DeleteGroup { address } | StepKind::DeleteKey { address } => {
+                format!("{address}: delete")
+            }
+            StepKind::Configure { address } => format!("{address}: configure"),
+            StepKind::Unconfigure { address } => format!("{address}: remove"),
         }
     }
 
@@ -89,7 +108,9 @@ impl Step {
             | StepKind::CreateGroup { address }
             | StepKind::UpdateGroup { address }
             | StepKind::DeleteGroup { address }
-            | StepKind::DeleteKey { address } => vec![*address],
+            | StepKind::DeleteKey { address }
+            | StepKind::Configure { address }
+            | StepKind::Unconfigure { address } => vec![*address],
         }
     }
 }
@@ -102,251 +123,271 @@ fn list(addresses: &[ResourceAddress]) -> String {
         .join(", ")
 }
 
-/// The steps for `plan`, with dependency edges by index (acyclic).
-pub fn build(plan: &Plan) -> Vec<Step> {
-    let mut b = Builder::default();
-    let actions: BTreeMap<ResourceAddress, &crate::plan::Action> =
-        plan.actions.iter().map(|a| (a.address, a)).collect();
-
-    // 1. Orphans go first: nothing depends on them, groups wait for them.
-    let orphans = (!plan.orphans.is_empty()).then(|| {
-        b.push(
-            StepKind::TerminateOrphans {
-                ids: plan.orphans.iter().map(|o| o.id.clone()).collect(),
-            },
-            [],
-        )
-    });
-
-    // 2. Old instances that must go before their replacement (stateful roles), per role.
-    let mut first_out: BTreeMap<Role, Vec<ResourceAddress>> = BTreeMap::new();
-    // 3. Instances to launch, grouped by identical spec.
-    let mut launches: BTreeMap<String, Vec<ResourceAddress>> = BTreeMap::new();
-    // 4. Old instances that go after their replacement (web), and plain deletes, per role.
-    let mut last_out: BTreeMap<Role, Vec<ResourceAddress>> = BTreeMap::new();
-    let mut deletes: BTreeMap<Role, Vec<ResourceAddress>> = BTreeMap::new();
-
-    for a in &plan.actions {
-        let instance_role = match a.address {
-            ResourceAddress::Instance { role, .. } => Some(role),
-            _ => None,
-        };
-        match (a.kind, instance_role) {
-            (ActionKind::Adopt, _) => {
-                b.provide(a.address, StepKind::Adopt { address: a.address });
-            }
-            (ActionKind::Delete, _) if a.prior_gone => {
-                b.push(StepKind::Forget { address: a.address }, []);
-            }
-            (ActionKind::Create, Some(_)) => {
-                launches.entry(spec_key(a)).or_default().push(a.address);
-            }
-            (ActionKind::Replace, Some(role)) => {
-                launches.entry(spec_key(a)).or_default().push(a.address);
-                if a.create_before_destroy {
-                    last_out.entry(role).or_default().push(a.address);
-                } else {
-                    first_out.entry(role).or_default().push(a.address);
-                }
-            }
-            (ActionKind::Delete, Some(role)) => deletes.entry(role).or_default().push(a.address),
-            (ActionKind::Update, Some(_)) => {}
-            (kind, None) => b.non_instance(a.address, kind),
-        }
-    }
-
-    let mut first_out_steps = BTreeMap::new();
-    for (_, addresses) in first_out {
-        let step = b.push(
-            StepKind::Terminate {
-                addresses: addresses.clone(),
-            },
-            [],
-        );
-        for a in addresses {
-            first_out_steps.insert(a, step);
-        }
-    }
-
-    let mut launch_steps = BTreeMap::new();
-    for (_, addresses) in launches {
-        for run in arithmetic_runs(&addresses) {
-            let mut deps: BTreeSet<usize> = BTreeSet::new();
-            for a in &run {
-                for d in &actions[a].depends_on {
-                    deps.extend(b.provider(d));
-                }
-                deps.extend(first_out_steps.get(a));
-            }
-            let step = b.push(
-                StepKind::Launch {
-                    addresses: run.clone(),
-                },
-                deps,
-            );
-            for a in run {
-                b.providers.insert(a, step);
-                launch_steps.insert(a, step);
-            }
-        }
-    }
-    // Provider edges for non-instance creates whose dependencies were only now known.
-    b.resolve_pending(&actions);
-
-    let mut removals: Vec<(ResourceAddress, usize)> = Vec::new();
-    for (_, addresses) in last_out {
-        let deps: BTreeSet<usize> = addresses
-            .iter()
-            .filter_map(|a| launch_steps.get(a).copied())
-            .collect();
-        let step = b.push(
-            StepKind::Terminate {
-                addresses: addresses.clone(),
-            },
-            deps,
-        );
-        removals.extend(addresses.into_iter().map(|a| (a, step)));
-    }
-    for (_, addresses) in deletes {
-        let step = b.push(
-            StepKind::Terminate {
-                addresses: addresses.clone(),
-            },
-            [],
-        );
-        removals.extend(addresses.into_iter().map(|a| (a, step)));
-    }
-    removals.extend(first_out_steps.iter().map(|(a, s)| (*a, *s)));
-
-    // Group and key deletes wait for every removal of something that depended on them.
-    b.finish_deletes(&actions, &removals, orphans);
-    b.steps
+fn is_config(address: ResourceAddress) -> bool {
+    matches!(
+        address,
+        ResourceAddress::Config { .. } | ResourceAddress::SlonyCluster
+    )
 }
 
-/// Launch batches share spec (which includes the zone) exactly.
-fn spec_key(a: &crate::plan::Action) -> String {
-    a.desired
-        .as_ref()
-        .map(ResourceSpec::hash)
-        .unwrap_or_default()
+/// How an address leaves: the step that removes it, and whether the removal
+/// is the first half of a replacement that does not wait for its dependents.
+#[derive(Clone, Copy)]
+struct Removal {
+    step: usize,
+    waits_for_dependents: bool,
 }
 
 #[derive(Default)]
 struct Builder {
     steps: Vec<Step>,
-    /// The step that creates, updates or adopts each address in this plan.
+    /// The step that creates, updates or adopts each address.
     providers: BTreeMap<ResourceAddress, usize>,
-    /// Create/update steps of groups and keys, to wire after all providers exist.
-    pending: Vec<(ResourceAddress, usize)>,
-    /// Delete steps of groups and keys that leave for good (not replaced).
-    deletes: Vec<(ResourceAddress, usize)>,
+    /// The step that removes each (prior) address.
+    removals: BTreeMap<ResourceAddress, Removal>,
 }
 
 impl Builder {
-    fn push(&mut self, kind: StepKind, deps: impl IntoIterator<Item = usize>) -> usize {
+    fn push(&mut self, kind: StepKind) -> usize {
         self.steps.push(Step {
             kind,
-            deps: deps.into_iter().collect(),
+            deps: BTreeSet::new(),
         });
         self.steps.len() - 1
     }
 
     fn provide(&mut self, address: ResourceAddress, kind: StepKind) -> usize {
-        let step = self.push(kind, []);
+        let step = self.push(kind);
         self.providers.insert(address, step);
-        self.pending.push((address, step));
         step
     }
 
-    fn provider(&self, address: &ResourceAddress) -> Option<usize> {
-        self.providers.get(address).copied()
+    fn remove(
+        &mut self,
+        address: ResourceAddress,
+        kind: StepKind,
+        waits_for_dependents: bool,
+    ) -> usize {
+        let step = self.push(kind);
+        self.removals.insert(
+            address,
+            Removal {
+                step,
+                waits_for_dependents,
+            },
+        );
+        step
     }
+}
 
-    fn non_instance(&mut self, address: ResourceAddress, kind: ActionKind) {
-        let is_group = matches!(address, ResourceAddress::SecurityGroup(_));
-        match kind {
-            ActionKind::Create => {
-                let k = if is_group {
+/// The steps for `plan`, with dependency edges by index (acyclic).
+pub fn build(plan: &Plan) -> Vec<Step> {
+    let mut b = Builder::default();
+    let actions: BTreeMap<ResourceAddress, &Action> =
+        plan.actions.iter().map(|a| (a.address, a)).collect();
+
+    let orphans = (!plan.orphans.is_empty()).then(|| {
+        b.push(StepKind::TerminateOrphans {
+            ids: plan.orphans.iter().map(|o| o.id.clone()).collect(),
+        })
+    });
+
+    let mut launches: BTreeMap<String, Vec<ResourceAddress>> = BTreeMap::new();
+    // Instances leaving, per role: before their replacement, after it, or for good.
+    let mut first_out: BTreeMap<Role, Vec<ResourceAddress>> = BTreeMap::new();
+    let mut last_out: BTreeMap<Role, Vec<ResourceAddress>> = BTreeMap::new();
+    let mut deletes: BTreeMap<Role, Vec<ResourceAddress>> = BTreeMap::new();
+
+    for a in &plan.actions {
+        let address = a.address;
+        let group = matches!(address, ResourceAddress::SecurityGroup(_));
+        match (a.kind, address) {
+            (ActionKind::Adopt, _) => {
+                b.provide(address, StepKind::Adopt { address });
+            }
+            (ActionKind::Delete, _) if a.prior_gone => {
+                b.remove(address, StepKind::Forget { address }, true);
+            }
+            (ActionKind::Create | ActionKind::Update | ActionKind::Replace, _)
+                if is_config(address) =>
+            {
+                b.provide(address, StepKind::Configure { address });
+            }
+            (ActionKind::Delete, _) if is_config(address) => {
+                b.remove(address, StepKind::Unconfigure { address }, true);
+            }
+            (ActionKind::Create, ResourceAddress::Instance { .. }) => {
+                launches.entry(spec_key(a)).or_default().push(address);
+            }
+            (ActionKind::Replace, ResourceAddress::Instance { role, .. }) => {
+                launches.entry(spec_key(a)).or_default().push(address);
+                let out = if a.create_before_destroy {
+                    &mut last_out
+                } else {
+                    &mut first_out
+                };
+                out.entry(role).or_default().push(address);
+            }
+            (ActionKind::Delete, ResourceAddress::Instance { role, .. }) => {
+                deletes.entry(role).or_default().push(address)
+            }
+            (ActionKind::Update, ResourceAddress::Instance { .. }) => {}
+            (ActionKind::Create, _) => {
+                let kind = if group {
                     StepKind::CreateGroup { address }
                 } else {
                     StepKind::ImportKey { address }
                 };
-                self.provide(address, k);
+                b.provide(address, kind);
             }
-            ActionKind::Update => {
-                self.provide(address, StepKind::UpdateGroup { address });
+            (ActionKind::Update, _) => {
+                b.provide(address, StepKind::UpdateGroup { address });
             }
-            ActionKind::Replace => {
-                let delete = if is_group {
+            (ActionKind::Replace, _) => {
+                let delete = if group {
                     StepKind::DeleteGroup { address }
                 } else {
                     StepKind::DeleteKey { address }
                 };
-                // Replaced in place under the same name: instances that use it are
-                // unaffected, so the delete waits for nothing.
-                let d = self.push(delete, []);
-                let create = if is_group {
+                let d = b.push(delete);
+                let create = if group {
                     StepKind::CreateGroup { address }
                 } else {
                     StepKind::ImportKey { address }
                 };
-                let c = self.provide(address, create);
-                self.steps[c].deps.insert(d);
+                // Replaced in place under the same name: what uses it is unaffected.
+                let c = b.provide(address, create);
+                b.steps[c].deps.insert(d);
             }
-            ActionKind::Delete => {
-                let delete = if is_group {
+            (ActionKind::Delete, _) => {
+                let delete = if group {
                     StepKind::DeleteGroup { address }
                 } else {
                     StepKind::DeleteKey { address }
                 };
-                let d = self.push(delete, []);
-                self.deletes.push((address, d));
+                b.remove(address, delete, true);
             }
-            ActionKind::Adopt => {}
         }
     }
 
-    /// Steps are pushed in address order, so a group's dependency on another
-    /// group may point forward; record it now that every provider is known.
-    fn resolve_pending(&mut self, actions: &BTreeMap<ResourceAddress, &crate::plan::Action>) {
-        for (address, step) in std::mem::take(&mut self.pending) {
-            for d in &actions[&address].depends_on {
-                if let Some(p) = self.provider(d)
-                    && p != step
-                {
-                    self.steps[step].deps.insert(p);
+    for addresses in first_out.into_values() {
+        let step = b.push(StepKind::Terminate {
+            addresses: addresses.clone(),
+        });
+        for a in addresses {
+            b.removals.insert(
+                a,
+                Removal {
+                    step,
+                    waits_for_dependents: false,
+                },
+            );
+        }
+    }
+    for (_, addresses) in launches {
+        for run in arithmetic_runs(&addresses) {
+            let step = b.push(StepKind::Launch {
+                addresses: run.clone(),
+            });
+            for a in &run {
+                b.providers.insert(*a, step);
+                if let Some(old) = b.removals.get(a) {
+                    b.steps[step].deps.insert(old.step);
                 }
             }
         }
     }
+    for addresses in last_out.into_values() {
+        let step = b.push(StepKind::Terminate {
+            addresses: addresses.clone(),
+        });
+        for a in &addresses {
+            let launch = b.providers[a];
+            b.steps[step].deps.insert(launch);
+            b.removals.insert(
+                *a,
+                Removal {
+                    step,
+                    waits_for_dependents: true,
+                },
+            );
+        }
+    }
+    for addresses in deletes.into_values() {
+        let step = b.push(StepKind::Terminate {
+            addresses: addresses.clone(),
+        });
+        for a in addresses {
+            b.removals.insert(
+                a,
+                Removal {
+                    step,
+                    waits_for_dependents: true,
+                },
+            );
+        }
+    }
 
-    fn finish_deletes(
-        &mut self,
-        actions: &BTreeMap<ResourceAddress, &crate::plan::Action>,
-        removals: &[(ResourceAddress, usize)],
-        orphans: Option<usize>,
-    ) {
-        let deletes = std::mem::take(&mut self.deletes);
-        let mut all_removals: Vec<(ResourceAddress, usize)> = removals.to_vec();
-        all_removals.extend(deletes.iter().copied());
-        for &(address, step) in &deletes {
-            let mut deps: BTreeSet<usize> = BTreeSet::new();
-            for &(removed, by) in &all_removals {
-                if by == step {
+    // Providers wait for what they depend on.
+    let provided: Vec<(ResourceAddress, usize)> =
+        b.providers.iter().map(|(a, s)| (*a, *s)).collect();
+    for (address, step) in provided {
+        let Some(action) = actions.get(&address) else {
+            continue;
+        };
+        for d in &action.depends_on {
+            if let Some(&p) = b.providers.get(d)
+                && p != step
+            {
+                b.steps[step].deps.insert(p);
+            }
+        }
+    }
+
+    // Removals wait for everything that depended on what they remove, directly
+    // or through others (web[4] ← web[4].release ← lb.config): removed ones go
+    // first, updated ones stop depending on it first.
+    let mut dependents: BTreeMap<ResourceAddress, Vec<&Action>> = BTreeMap::new();
+    for a in &plan.actions {
+        for d in a.prior.iter().flat_map(|p| &p.depends_on) {
+            dependents.entry(*d).or_default().push(a);
+        }
+    }
+    let removals: Vec<(ResourceAddress, Removal)> =
+        b.removals.iter().map(|(a, r)| (*a, *r)).collect();
+    for &(address, removal) in &removals {
+        if !removal.waits_for_dependents {
+            continue;
+        }
+        let mut seen = BTreeSet::from([address]);
+        let mut queue = vec![address];
+        while let Some(x) = queue.pop() {
+            for a in dependents.get(&x).into_iter().flatten() {
+                if !seen.insert(a.address) {
                     continue;
                 }
-                let depended = actions
-                    .get(&removed)
-                    .and_then(|a| a.prior.as_ref())
-                    .is_some_and(|p| p.depends_on.contains(&address));
-                if depended {
-                    deps.insert(by);
+                queue.push(a.address);
+                let before = match a.kind {
+                    ActionKind::Delete => b.removals.get(&a.address).map(|r| r.step),
+                    ActionKind::Update => b.providers.get(&a.address).copied(),
+                    _ => None,
+                };
+                if let Some(s) = before.filter(|&s| s != removal.step) {
+                    b.steps[removal.step].deps.insert(s);
                 }
             }
-            if matches!(address, ResourceAddress::SecurityGroup(_)) {
-                deps.extend(orphans);
-            }
-            self.steps[step].deps.extend(deps);
+        }
+        if matches!(address, ResourceAddress::SecurityGroup(_)) {
+            b.steps[removal.step].deps.extend(orphans);
         }
     }
+    b.steps
+}
+
+/// Launch batches share spec (which includes the zone) exactly.
+fn spec_key(a: &Action) -> String {
+    a.desired
+        .as_ref()
+        .map(ResourceSpec::hash)
+        .unwrap_or_default()
 }

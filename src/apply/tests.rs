@@ -6,13 +6,14 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use tokio::sync::watch;
 
+use super::fake::FakeConfigurator;
 use super::*;
 use crate::cloud::fake::FakeCloud;
 use crate::cloud::{Cloud, Owner};
 use crate::fixtures::manifest;
 use crate::graph::expand;
 use crate::manifest::Manifest;
-use crate::plan::{self, ActionKind, Plan};
+use crate::plan::{self, Plan};
 use crate::state::State;
 
 fn key_dir() -> std::path::PathBuf {
@@ -48,6 +49,16 @@ async fn make_plan(m: &Manifest, state: &State, cloud: &FakeCloud) -> Plan {
 }
 
 async fn run(cloud: &Arc<FakeCloud>, plan: &Plan, state: &mut State) -> (Outcome, Vec<Event>) {
+    let (outcome, events, _) = run_recording(cloud, plan, state).await;
+    (outcome, events)
+}
+
+/// Also returns what the configurator was asked, stamped on the cloud's clock.
+async fn run_recording(
+    cloud: &Arc<FakeCloud>,
+    plan: &Plan,
+    state: &mut State,
+) -> (Outcome, Vec<Event>, Vec<super::fake::ConfigCall>) {
     let mut checkpoint = MemoryCheckpoint::default();
     let options = ApplyOptions {
         parallelism: 4,
@@ -55,8 +66,10 @@ async fn run(cloud: &Arc<FakeCloud>, plan: &Plan, state: &mut State) -> (Outcome
     };
     let (_tx, rx) = watch::channel(false);
     let mut events = Vec::new();
+    let configurator = Arc::new(FakeConfigurator::with_clock(cloud.clock()));
     let outcome = walk(
         Arc::clone(cloud),
+        Arc::clone(&configurator),
         plan,
         state,
         &mut checkpoint,
@@ -65,7 +78,7 @@ async fn run(cloud: &Arc<FakeCloud>, plan: &Plan, state: &mut State) -> (Outcome
         &mut |e| events.push(e),
     )
     .await;
-    (outcome, events)
+    (outcome, events, configurator.calls())
 }
 
 async fn converge(cloud: &Arc<FakeCloud>, m: &Manifest, state: &mut State) -> Outcome {
@@ -129,15 +142,43 @@ fn scale_out_and_in() {
             .iter()
             .map(|a| format!("{} {}", a.kind.symbol(), a.address))
             .collect();
-        assert_eq!(creates, ["+ web[2]", "+ web[3]", "+ web[4]"]);
-        run(&cloud, &up, &mut state).await;
+        assert_eq!(creates, ["+ web[2]", "+ web[3]", "+ web[4]", "~ lb.config"]);
+        let (_, _, configs) = run_recording(&cloud, &up, &mut state).await;
         assert_eq!(cloud.live_instances().len(), 6);
+        // The load balancer learns of the new servers once they exist.
+        let lb = configs
+            .iter()
+            .find(|c| c.address.to_string() == "lb.config")
+            .expect("lb configured");
+        let launched = cloud
+            .calls()
+            .iter()
+            .filter(|c| c.operation == "wait_running")
+            .map(|c| c.finished)
+            .max()
+            .unwrap();
+        assert!(lb.started > launched);
 
         let down = make_plan(&manifest(2, None, None), &state, &cloud).await;
         assert_eq!(down.summary().delete, 3);
+        assert_eq!(down.summary().update, 1, "lb.config drops the servers");
         let before = cloud.count("terminate");
-        let (outcome, _) = run(&cloud, &down, &mut state).await;
+        let (outcome, _, configs) = run_recording(&cloud, &down, &mut state).await;
         assert!(outcome.is_success());
+        // Drained before terminated: the load balancer's update finishes first.
+        let lb = configs
+            .iter()
+            .find(|c| c.address.to_string() == "lb.config")
+            .expect("lb configured");
+        let terminate = cloud
+            .calls()
+            .into_iter()
+            .rfind(|c| c.operation == "terminate")
+            .unwrap();
+        assert!(
+            lb.finished < terminate.started,
+            "lb.config must drop web[2..5] before they are terminated"
+        );
         assert_eq!(
             cloud.count("terminate") - before,
             1,
@@ -191,11 +232,17 @@ fn instance_terminated_outside_is_recreated() {
         let web1 = state.resources[&"web[1]".parse().unwrap()].id.clone();
         cloud.terminate_outside(&web1);
         let plan = make_plan(&m, &state, &cloud).await;
-        assert_eq!(plan.actions.len(), 1);
-        assert_eq!(plan.actions[0].kind, ActionKind::Create);
+        let summary: Vec<String> = plan
+            .actions
+            .iter()
+            .map(|a| format!("{} {}: {}", a.kind.symbol(), a.address, a.reason))
+            .collect();
         assert_eq!(
-            plan.actions[0].reason,
-            format!("{web1} was deleted outside appgrid")
+            summary,
+            [
+                format!("+ web[1]: {web1} was deleted outside appgrid"),
+                "~ lb.config: web[1] is new: apply it again".to_string(),
+            ]
         );
         run(&cloud, &plan, &mut state).await;
         assert!(!make_plan(&m, &state, &cloud).await.has_changes());
@@ -293,6 +340,7 @@ fn cancelled_walk_starts_nothing_and_says_so() {
         let mut checkpoint = MemoryCheckpoint::default();
         let outcome = walk(
             Arc::clone(&cloud),
+            Arc::new(FakeConfigurator::new()),
             &plan,
             &mut state,
             &mut checkpoint,
@@ -409,7 +457,9 @@ proptest! {
             assert!(!again.has_changes(), "{}", plan::render::text(&again));
             let expected = 1 + second.0 as usize + second.1.map_or(0, |r| 1 + r as usize) + second.2.unwrap_or(0) as usize;
             assert_eq!(cloud.live_instances().len(), expected);
-            assert_eq!(state.resources.len(), expected + 1 + 2 + usize::from(second.1.is_some()) + usize::from(second.2.is_some()));
+            // Configurations: lb.config, the primary's, the cluster and one per replica, one per cache node.
+            let configs = 1 + second.1.map_or(0, |r| 1 + usize::from(r > 0) + r as usize) + second.2.unwrap_or(0) as usize;
+            assert_eq!(state.resources.len(), expected + configs + 1 + 2 + usize::from(second.1.is_some()) + usize::from(second.2.is_some()));
         });
     }
 }

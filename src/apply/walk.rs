@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::execute::{self, Message};
 use super::steps::{self, Step};
-use super::{ApplyOptions, Checkpoint, Event, Outcome, StateChange};
+use super::{ApplyOptions, Checkpoint, Configurator, Event, Outcome, StateChange};
 use crate::cloud::{Cloud, Owner};
 use crate::plan::Plan;
 use crate::state::State;
@@ -25,8 +25,10 @@ enum Status {
 
 /// Apply `plan` to the cloud, recording every change in `state` and saving it
 /// through `checkpoint`. Returns what was done; never panics on cloud errors.
-pub async fn walk<C: Cloud>(
+#[allow(clippy::too_many_arguments)]
+pub async fn walk<C: Cloud, K: Configurator>(
     cloud: Arc<C>,
+    configurator: Arc<K>,
     plan: &Plan,
     state: &mut State,
     checkpoint: &mut dyn Checkpoint,
@@ -66,8 +68,11 @@ pub async fn walk<C: Cloud>(
             let label = steps[i].label();
             on_event(Event::Started { label });
             let job = execute::prepare(i, &steps[i], plan, state, &owner, options, serial_at_start);
-            let (cloud, tx) = (Arc::clone(&cloud), tx.clone());
-            tokio::spawn(async move { execute::run(cloud.as_ref(), job, tx).await });
+            let (cloud, configurator, tx) =
+                (Arc::clone(&cloud), Arc::clone(&configurator), tx.clone());
+            tokio::spawn(async move {
+                execute::run(cloud.as_ref(), configurator.as_ref(), job, tx).await
+            });
         }
         if running == 0 {
             break;

@@ -87,6 +87,7 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     };
     let outcome = apply::walk(
         cloud,
+        Arc::new(apply::NoConfigurator),
         &plan,
         &mut state,
         &mut store,

@@ -45,14 +45,6 @@ pub fn state_list(file: &Path, state_path: Option<&Path>) -> Result<ExitCode, Fa
     Ok(ExitCode::SUCCESS)
 }
 
-/// Attribute keys whose values are never printed.
-fn is_sensitive(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "private_key"]
-        .iter()
-        .any(|s| k.contains(s))
-}
-
 pub fn state_show(
     file: &Path,
     address: &str,
@@ -62,15 +54,11 @@ pub fn state_show(
         .parse()
         .map_err(|e: appgrid::graph::address::BadAddress| e.to_string())?;
     let s = state(file, state_path)?;
-    let mut r =
-        s.resources.get(&address).cloned().ok_or_else(|| {
-            format!("{address} is not in state; `appgrid state list` shows what is")
-        })?;
-    for (k, v) in r.attributes.iter_mut() {
-        if is_sensitive(k) {
-            *v = "(sensitive)".into();
-        }
-    }
+    let r = s
+        .resources
+        .get(&address)
+        .map(|r| r.redacted())
+        .ok_or_else(|| format!("{address} is not in state; `appgrid state list` shows what is"))?;
     let mut value = serde_json::to_value(&r).expect("state serializes");
     value["address"] = serde_json::Value::String(address.to_string());
     println!("{}", serde_json::to_string_pretty(&value).expect("json"));

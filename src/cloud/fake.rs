@@ -45,12 +45,17 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct FakeCloud {
     inner: Mutex<Inner>,
-    clock: AtomicU64,
+    clock: std::sync::Arc<AtomicU64>,
 }
 
 impl FakeCloud {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The clock its calls are stamped with (share it with a fake configurator).
+    pub fn clock(&self) -> std::sync::Arc<AtomicU64> {
+        std::sync::Arc::clone(&self.clock)
     }
 
     /// Make every `operation` whose subject contains `subject` fail.

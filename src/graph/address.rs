@@ -49,6 +49,15 @@ impl Role {
     pub fn is_singleton(self) -> bool {
         matches!(self, Role::Lb | Role::DbPrimary)
     }
+
+    /// What the configuration of a machine of this role is called in its address.
+    pub fn config_part(self) -> &'static str {
+        match self {
+            Role::DbReplica => "subscription",
+            Role::Web => "release",
+            Role::Lb | Role::DbPrimary | Role::Cache => "config",
+        }
+    }
 }
 
 /// A security group: one per role family.
@@ -75,17 +84,42 @@ impl Group {
 }
 
 /// Where a resource lives in the graph and in state. Orders as written in plans:
-/// key pair, groups, then machines by role and index.
+/// key pair, groups, machines by role and index, then their configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceAddress {
     KeyPair,
     SecurityGroup(Group),
-    Instance { role: Role, index: u32 },
+    Instance {
+        role: Role,
+        index: u32,
+    },
+    /// What runs on a machine: `db.primary.config`, `db.replica[1].subscription`,
+    /// `cache[0].config`, `web[3].release`, `lb.config`.
+    Config {
+        role: Role,
+        index: u32,
+    },
+    /// The Slony-I cluster, initialised on the primary.
+    SlonyCluster,
 }
 
 impl ResourceAddress {
     pub fn instance(role: Role, index: u32) -> Self {
         ResourceAddress::Instance { role, index }
+    }
+
+    pub fn config(role: Role, index: u32) -> Self {
+        ResourceAddress::Config { role, index }
+    }
+
+    /// The machine a configuration lives on (itself for a machine).
+    pub fn machine(self) -> Option<ResourceAddress> {
+        match self {
+            ResourceAddress::Instance { .. } => Some(self),
+            ResourceAddress::Config { role, index } => Some(ResourceAddress::instance(role, index)),
+            ResourceAddress::SlonyCluster => Some(ResourceAddress::instance(Role::DbPrimary, 0)),
+            _ => None,
+        }
     }
 }
 
@@ -98,6 +132,15 @@ impl fmt::Display for ResourceAddress {
                 f.write_str(role.as_str())
             }
             ResourceAddress::Instance { role, index } => write!(f, "{}[{index}]", role.as_str()),
+            ResourceAddress::Config { role, index } => {
+                write!(
+                    f,
+                    "{}.{}",
+                    ResourceAddress::instance(*role, *index),
+                    role.config_part()
+                )
+            }
+            ResourceAddress::SlonyCluster => f.write_str("slony.cluster"),
         }
     }
 }
@@ -115,6 +158,22 @@ impl FromStr for ResourceAddress {
         let bad = || BadAddress(s.to_string());
         if s == "keypair" {
             return Ok(ResourceAddress::KeyPair);
+        }
+        if s == "slony.cluster" {
+            return Ok(ResourceAddress::SlonyCluster);
+        }
+        for part in [".config", ".subscription", ".release"] {
+            if let Some(machine) = s.strip_suffix(part) {
+                let Ok(ResourceAddress::Instance { role, index }) =
+                    machine.parse::<ResourceAddress>()
+                else {
+                    return Err(bad());
+                };
+                if role.config_part() != &part[1..] {
+                    return Err(bad());
+                }
+                return Ok(ResourceAddress::config(role, index));
+            }
         }
         if let Some(g) = s.strip_prefix("sg.") {
             let group = Group::ALL

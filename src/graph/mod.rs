@@ -5,6 +5,7 @@
 //! dependency to its dependent; the graph is acyclic (checked in [`expand`]).
 
 pub mod address;
+mod config;
 mod dot;
 pub mod spec;
 
@@ -13,8 +14,9 @@ use std::collections::BTreeMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 pub use address::{Group, ResourceAddress, Role};
+pub use config::Inputs;
 pub use spec::{
-    IngressRule, InstanceSpec, KeyPairSpec, ResourceSpec, RuleSource, SecurityGroupSpec,
+    ConfigSpec, IngressRule, InstanceSpec, KeyPairSpec, ResourceSpec, RuleSource, SecurityGroupSpec,
 };
 
 use crate::manifest::Manifest;
@@ -92,6 +94,15 @@ impl ResourceGraph {
         deps
     }
 
+    /// Every address, dependencies before dependents.
+    pub fn topological(&self) -> Vec<ResourceAddress> {
+        petgraph::algo::toposort(&self.graph, None)
+            .expect("expand rejects cycles")
+            .into_iter()
+            .map(|n| self.graph[n].address)
+            .collect()
+    }
+
     /// All edges as (dependency, dependent), sorted.
     pub fn edges(&self) -> Vec<(ResourceAddress, ResourceAddress)> {
         let mut edges: Vec<_> = self
@@ -126,8 +137,14 @@ pub fn group_name(app: &str, group: Group) -> String {
 
 const SSH_PORT: u16 = 22;
 
-/// Expand a manifest into its resource graph.
+/// Expand a manifest into its resource graph, with the embedded templates and
+/// no release digest (enough for everything but configuration inputs).
 pub fn expand(m: &Manifest) -> Result<ResourceGraph, GraphError> {
+    expand_with(m, &Inputs::default())
+}
+
+/// Expand a manifest into its resource graph.
+pub fn expand_with(m: &Manifest, inputs: &Inputs) -> Result<ResourceGraph, GraphError> {
     let app = &m.app.name;
     let mut g = ResourceGraph::default();
     // Key pairs and security groups exist only where the provider has them.
@@ -175,6 +192,10 @@ pub fn expand(m: &Manifest) -> Result<ResourceGraph, GraphError> {
                 g.depend(address, ResourceAddress::instance(Role::DbPrimary, 0));
             }
         }
+    }
+
+    if m.provider.configure {
+        config::add(&mut g, m, inputs);
     }
 
     if let Err(cycle) = petgraph::algo::toposort(&g.graph, None) {

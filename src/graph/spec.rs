@@ -10,6 +10,7 @@ pub enum ResourceSpec {
     KeyPair(KeyPairSpec),
     SecurityGroup(SecurityGroupSpec),
     Instance(InstanceSpec),
+    Config(ConfigSpec),
 }
 
 impl ResourceSpec {
@@ -25,6 +26,7 @@ impl ResourceSpec {
             ResourceSpec::KeyPair(_) => "key pair",
             ResourceSpec::SecurityGroup(_) => "security group",
             ResourceSpec::Instance(_) => "instance",
+            ResourceSpec::Config(_) => "configuration",
         }
     }
 }
@@ -90,4 +92,14 @@ impl InstanceSpec {
             &self.user_data,
         )
     }
+}
+
+/// Configuration on a machine (or the Slony cluster). What runs is decided by
+/// the address; `inputs` is everything that, when it changes, means the
+/// configuration must be applied again: digests of the templates it renders,
+/// ports, the peers it knows by address, the release's content digest. No
+/// secrets: generated passwords live in state attributes, redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigSpec {
+    pub inputs: std::collections::BTreeMap<String, String>,
 }

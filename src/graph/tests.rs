@@ -19,7 +19,12 @@ fn blog_expands_to_the_expected_resources() {
             "web[1]",
             "db.primary",
             "db.replica[0]",
-            "cache[0]"
+            "cache[0]",
+            "lb.config",
+            "db.primary.config",
+            "db.replica[0].subscription",
+            "cache[0].config",
+            "slony.cluster"
         ]
     );
 }
@@ -87,6 +92,60 @@ fn dependencies_point_at_what_must_exist_first() {
 }
 
 #[test]
+fn configuration_waits_for_what_it_points_at() {
+    let mut m = manifest(2, Some(1), Some(1));
+    m.release = Some(crate::manifest::Release {
+        path: "./app".into(),
+        build: None,
+        start: "./run".into(),
+        health: "/health".into(),
+    });
+    let g = expand(&m).unwrap();
+    let deps = |a: &str| {
+        g.dependencies(&a.parse().unwrap())
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(deps("db.primary.config"), ["db.primary"]);
+    assert_eq!(deps("slony.cluster"), ["db.primary.config"]);
+    assert_eq!(
+        deps("db.replica[0].subscription"),
+        ["db.replica[0]", "slony.cluster"]
+    );
+    assert_eq!(
+        deps("web[1].release"),
+        [
+            "web[1]",
+            "db.primary.config",
+            "db.replica[0].subscription",
+            "cache[0].config"
+        ]
+    );
+    assert_eq!(
+        deps("lb.config"),
+        ["lb", "web[0].release", "web[1].release"]
+    );
+}
+
+#[test]
+fn template_digests_are_inputs_of_exactly_their_configurations() {
+    let m = manifest(2, Some(1), Some(1));
+    let before = expand_with(&m, &Inputs::default()).unwrap();
+    let mut inputs = Inputs::default();
+    inputs
+        .templates
+        .insert("memcached".into(), "new-digest".into());
+    let after = expand_with(&m, &inputs).unwrap();
+    let changed: Vec<String> = after
+        .resources()
+        .filter(|r| before.get(&r.address).map(|b| &b.spec) != Some(&r.spec))
+        .map(|r| r.address.to_string())
+        .collect();
+    assert_eq!(changed, ["cache[0].config"]);
+}
+
+#[test]
 fn dot_lists_nodes_and_edges() {
     let g = expand(&manifest(1, None, None)).unwrap();
     let dot = g.to_dot("blog");
@@ -101,7 +160,9 @@ proptest! {
         let g = expand(&manifest(web, replicas, cache)).unwrap();
         let expected = 1 + 2 + usize::from(replicas.is_some()) + usize::from(cache.is_some())
             + 1 + web as usize + replicas.map_or(0, |r| 1 + r as usize) + cache.unwrap_or(0) as usize;
-        prop_assert_eq!(g.len(), expected);
+        // Configurations: lb.config, the primary's, the cluster and a subscription per replica, one per cache node.
+        let configs = 1 + replicas.map_or(0, |r| 1 + usize::from(r > 0) + r as usize) + cache.unwrap_or(0) as usize;
+        prop_assert_eq!(g.len(), expected + configs);
         for (from, to) in g.edges() {
             prop_assert!(g.get(&from).is_some() && g.get(&to).is_some());
             prop_assert_ne!(from, to);

@@ -74,6 +74,14 @@ pub struct Provider {
     /// Reach machines through this SSH host (same user and key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jump_host: Option<String>,
+    /// Give machines their roles (Postgres, Slony, memcached, HAProxy, the app).
+    /// `false` manages the machines only.
+    #[serde(default = "yes")]
+    pub configure: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

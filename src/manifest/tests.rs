@@ -643,6 +643,7 @@ fn blog_example_validates() {
             hosts: Vec::new(),
             proxy_command: None,
             jump_host: None,
+            configure: true,
         },
         release: Some(Release {
             path: "./app".into(),

@@ -61,7 +61,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, observed: Option<&Observed>) -
                     && let Some(why) = v.gone(address, prior)
                 {
                     let mut a = action(ActionKind::Create, why);
-                    a.prior = Some(prior.clone());
+                    a.prior = Some(prior.redacted());
                     a.prior_gone = true;
                     changes.actions.push(a);
                     continue;
@@ -89,7 +89,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, observed: Option<&Observed>) -
                 }
                 None => delete_reason(*address),
             },
-            prior: Some(prior.clone()),
+            prior: Some(prior.redacted()),
             prior_gone: gone.is_some(),
             desired: None,
             depends_on: Vec::new(),
@@ -97,6 +97,7 @@ pub fn diff(graph: &ResourceGraph, state: &State, observed: Option<&Observed>) -
             changes: Vec::new(),
         });
     }
+    reconfigure_on_new_machines(graph, state, &mut changes.actions);
     changes.actions.sort_by_key(|a| a.address);
 
     if let Some(v) = &view {
@@ -109,6 +110,60 @@ pub fn diff(graph: &ResourceGraph, state: &State, observed: Option<&Observed>) -
         changes.orphans = v.orphans(graph, &adopted);
     }
     changes
+}
+
+/// A configuration is applied again when a machine it runs on or points at is
+/// new (created or replaced), or was applied on a machine that has since been
+/// replaced; and so, in turn, is what depends on that configuration.
+fn reconfigure_on_new_machines(graph: &ResourceGraph, state: &State, actions: &mut Vec<Action>) {
+    let mut renewed: BTreeMap<ResourceAddress, String> = actions
+        .iter()
+        .filter(|a| matches!(a.kind, ActionKind::Create | ActionKind::Replace))
+        .map(|a| (a.address, format!("{} is new", a.address)))
+        .collect();
+    let acted: BTreeSet<ResourceAddress> = actions.iter().map(|a| a.address).collect();
+    for address in graph.topological() {
+        if !matches!(
+            address,
+            ResourceAddress::Config { .. } | ResourceAddress::SlonyCluster
+        ) {
+            continue;
+        }
+        // Already acted on: a create or replace is in `renewed`; an update for
+        // its inputs leaves what depends on it unaffected.
+        if acted.contains(&address) {
+            continue;
+        }
+        let Some(prior) = state.resources.get(&address) else {
+            continue;
+        };
+        let machine_now = address
+            .machine()
+            .and_then(|m| state.resources.get(&m))
+            .map(|m| m.id.as_str());
+        let cause = graph
+            .dependencies(&address)
+            .into_iter()
+            .find_map(|d| renewed.get(&d).cloned())
+            .or_else(|| {
+                (machine_now.is_some_and(|id| id != prior.id))
+                    .then(|| format!("it was applied on {}, which has been replaced", prior.id))
+            });
+        let Some(cause) = cause else { continue };
+        let desired = graph.get(&address).map(|r| r.spec.clone());
+        renewed.insert(address, format!("{address} is applied again"));
+        actions.push(Action {
+            address,
+            kind: ActionKind::Update,
+            reason: format!("{cause}: apply it again"),
+            prior: Some(prior.redacted()),
+            prior_gone: false,
+            desired,
+            depends_on: graph.dependencies(&address),
+            create_before_destroy: false,
+            changes: Vec::new(),
+        });
+    }
 }
 
 fn delete_reason(address: ResourceAddress) -> String {
@@ -138,7 +193,7 @@ fn compare(
         address,
         kind: ActionKind::Update,
         reason: String::new(),
-        prior: Some(prior.clone()),
+        prior: Some(prior.redacted()),
         prior_gone: false,
         desired: Some(desired.clone()),
         depends_on: Vec::new(),
@@ -182,6 +237,22 @@ fn compare(
             } else {
                 return None;
             }
+        }
+        (ResourceSpec::Config(old), ResourceSpec::Config(new)) => {
+            if old == new {
+                return None;
+            }
+            let keys: BTreeSet<&String> = old.inputs.keys().chain(new.inputs.keys()).collect();
+            for key in keys {
+                let (a, b) = (old.inputs.get(key), new.inputs.get(key));
+                if a != b {
+                    action
+                        .changes
+                        .push(field(key, a.map(String::as_str), b.map(String::as_str)));
+                }
+            }
+            let fields: Vec<&str> = action.changes.iter().map(|c| c.field.as_str()).collect();
+            action.reason = format!("{} changed: apply it again", fields.join(", "));
         }
         (ResourceSpec::KeyPair(old), ResourceSpec::KeyPair(new)) => {
             if old == new {
@@ -308,6 +379,14 @@ impl<'a> ObservedView<'a> {
                 .key_pair
                 .as_ref()
                 .is_some_and(|k| k.name == prior.id),
+            // A configuration records the machine it was applied on.
+            ResourceAddress::Config { .. } | ResourceAddress::SlonyCluster => {
+                let present = self
+                    .instances_by_id
+                    .get(prior.id.as_str())
+                    .is_some_and(|i| i.status.is_alive());
+                return (!present).then(|| format!("its machine {} is gone", prior.id));
+            }
         };
         (!present).then(|| format!("{} was deleted outside appgrid", prior.id))
     }
@@ -383,6 +462,7 @@ impl<'a> ObservedView<'a> {
                     attributes: BTreeMap::new(),
                 })
             }
+            ResourceAddress::Config { .. } | ResourceAddress::SlonyCluster => None,
             ResourceAddress::KeyPair => {
                 let ResourceSpec::KeyPair(spec) = desired else {
                     return None;

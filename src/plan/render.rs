@@ -92,6 +92,7 @@ fn describe(spec: &ResourceSpec) -> Vec<String> {
             }));
             lines
         }
+        ResourceSpec::Config(_) => Vec::new(),
         ResourceSpec::Instance(i) => vec![format!(
             "{} in {}, image {}, sg.{}",
             i.instance_type,

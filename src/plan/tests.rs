@@ -21,11 +21,16 @@ fn source(m: &Manifest) -> Source<'_> {
 fn recorded(graph: &ResourceGraph) -> State {
     let mut state = State::new("blog", "lineage-1".into());
     for (n, r) in graph.resources().enumerate() {
+        // A configuration records the machine it was applied on.
+        let id = match r.address.machine().filter(|m| *m != r.address) {
+            Some(machine) => state.resources[&machine].id.clone(),
+            None => format!("id-{n}"),
+        };
         state.resources.insert(
             r.address,
             ResourceState {
                 spec: r.spec.clone(),
-                id: format!("id-{n}"),
+                id,
                 depends_on: graph.dependencies(&r.address),
                 attributes: BTreeMap::new(),
             },
@@ -59,12 +64,13 @@ fn observed(state: &State) -> Observed {
                     group: Some(*g),
                 })
             }
-            _ => {
+            (crate::graph::ResourceAddress::KeyPair, _) => {
                 o.key_pair = Some(crate::cloud::ObservedKeyPair {
                     name: r.id.clone(),
                     fingerprint: None,
                 })
             }
+            _ => {}
         }
     }
     o
@@ -98,14 +104,17 @@ fn renders_replace_update_and_delete_with_reasons() {
         render::text(&plan),
         "appgrid will make these changes to blog:
 
-    ~ sg.web  update: ingress rules changed
+    ~ sg.web     update: ingress rules changed
         - rule: tcp/8080 from sg.lb
         + rule: tcp/9090 from sg.lb
-  -/+ web[0]  replace: instance_type changed, which needs a new instance; the new one starts before the old one is destroyed
+  -/+ web[0]     replace: instance_type changed, which needs a new instance; the new one starts before the old one is destroyed
         instance_type: t3.small -> t3.medium
-    - web[1]  delete: no longer in the manifest (web.count went down)
+    - web[1]     delete: no longer in the manifest (web.count went down)
+    ~ lb.config  update: port, servers changed: apply it again
+        port: 8080 -> 9090
+        servers: web[0],web[1] -> web[0]
 
-Plan: 0 to add, 1 to change, 1 to replace, 1 to destroy.
+Plan: 0 to add, 2 to change, 1 to replace, 1 to destroy.
 "
     );
 }
@@ -141,6 +150,8 @@ fn stopped_or_retyped_outside_appgrid_is_replaced() {
             format!(
                 "-/+ db.primary: {db} was changed outside appgrid to m5.24xlarge (state says m5.large); the old one is destroyed first"
             ),
+            "~ lb.config: web[0] is new: apply it again".to_string(),
+            "~ db.primary.config: db.primary is new: apply it again".to_string(),
         ]
     );
 }
@@ -159,7 +170,12 @@ fn deleting_what_is_already_gone_only_forgets_it() {
         Some(&state),
         Some(&o),
     );
-    assert_eq!(plan.actions.len(), 1);
+    assert_eq!(
+        plan.actions.len(),
+        2,
+        "web[1] forgotten, lb.config drops it"
+    );
+    assert_eq!(plan.actions[1].address.to_string(), "lb.config");
     assert!(plan.actions[0].prior_gone);
     assert_eq!(
         plan.actions[0].reason,

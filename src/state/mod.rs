@@ -40,6 +40,30 @@ pub struct ResourceState {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// Attribute keys whose values are secrets: kept in the (0600) state file,
+/// never printed, never copied into a plan.
+pub fn is_sensitive(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "private_key"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+pub const REDACTED: &str = "(sensitive)";
+
+impl ResourceState {
+    /// A copy safe to print or save in a plan: sensitive attributes masked.
+    pub fn redacted(&self) -> ResourceState {
+        let mut r = self.clone();
+        for (k, v) in r.attributes.iter_mut() {
+            if is_sensitive(k) {
+                *v = REDACTED.to_string();
+            }
+        }
+        r
+    }
+}
+
 impl State {
     /// A fresh, empty state with a new lineage.
     pub fn new(app: &str, lineage: String) -> Self {

@@ -60,6 +60,8 @@ impl App {
             out.push('\n');
             if line.trim() == "[provider]" {
                 out.push_str(&format!("endpoint = \"{}\"\n", self.endpoint));
+                // Machines only: moto's instances are not real machines to configure.
+                out.push_str("configure = false\n");
             }
         }
         std::fs::write(&self.manifest, out).unwrap();

@@ -150,6 +150,7 @@ pub fn provider_at(endpoint: &str) -> Provider {
         hosts: Vec::new(),
         proxy_command: None,
         jump_host: None,
+        configure: true,
     }
 }
 

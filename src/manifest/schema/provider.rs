@@ -23,6 +23,7 @@ pub(super) const PROVIDER: TableSpec = TableSpec {
         Key::optional("hosts", "[\"10.0.0.11\", \"10.0.0.12:2222\"]"),
         Key::optional("proxy_command", "\"ssh -W %h:%p bastion\""),
         Key::optional("jump_host", "\"bastion.example.com:22\""),
+        Key::optional("configure", "true"),
     ],
 };
 
@@ -37,7 +38,7 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Provider, Reported>
                 ck.error(
                     f.span(),
                     format!("`{key}` is only read by the \"aws\" provider"),
-                    format!("remove it, or set `kind = \"aws\"`"),
+                    "remove it, or set `kind = \"aws\"`",
                 );
             }
         }
@@ -66,6 +67,10 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Provider, Reported>
         .map(|f| proxy_command(ck, f))
         .transpose();
     let jump_host = s.field("jump_host").map(|f| host_entry(ck, f)).transpose();
+    let configure = match s.field("configure") {
+        Some(f) => f.bool(ck),
+        None => Ok(true),
+    };
     let hosts = match kind {
         ProviderKind::Hosts => s.require(ck, "hosts").and_then(|f| hosts(ck, f)),
         _ => Ok(Vec::new()),
@@ -110,6 +115,7 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Provider, Reported>
         hosts: hosts?,
         proxy_command: proxy_command?,
         jump_host: jump_host?,
+        configure: configure?,
     })
 }
 

@@ -268,6 +268,12 @@ impl<'a, 'i> Field<'a, 'i> {
             .ok_or_else(|| self.wrong_type(ck, "a string"))
     }
 
+    pub fn bool(&self, ck: &mut Checker) -> Result<bool, Reported> {
+        self.value()
+            .as_bool()
+            .ok_or_else(|| self.wrong_type(ck, "a boolean (true or false)"))
+    }
+
     /// An integer within `min..=max`.
     pub fn integer(&self, ck: &mut Checker, min: i64, max: i64) -> Result<i64, Reported> {
         let DeValue::Integer(integer) = self.value() else {

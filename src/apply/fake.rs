@@ -1,0 +1,92 @@
+//! A configurator that records what it was asked to do, on the same clock of
+//! sequence numbers as [`crate::cloud::fake::FakeCloud`] when given one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{ConfigJob, Configurator, Configured};
+use crate::graph::ResourceAddress;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigCall {
+    /// `configure` or `unconfigure`.
+    pub operation: &'static str,
+    pub address: ResourceAddress,
+    /// The machine's id at the time.
+    pub machine_id: String,
+    pub started: u64,
+    pub finished: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeConfigurator {
+    calls: Mutex<Vec<ConfigCall>>,
+    fail: Mutex<Vec<ResourceAddress>>,
+    clock: Arc<AtomicU64>,
+}
+
+impl FakeConfigurator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Share a clock with a fake cloud, so calls of both can be ordered.
+    pub fn with_clock(clock: Arc<AtomicU64>) -> Self {
+        FakeConfigurator {
+            clock,
+            ..Self::default()
+        }
+    }
+
+    pub fn fail_on(&self, address: ResourceAddress) {
+        self.fail.lock().unwrap().push(address);
+    }
+
+    pub fn calls(&self) -> Vec<ConfigCall> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    async fn record(&self, operation: &'static str, job: &ConfigJob) -> Result<(), String> {
+        let started = self.clock.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        let machine_id = job
+            .address
+            .machine()
+            .and_then(|m| job.resources.get(&m))
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        let finished = self.clock.fetch_add(1, Ordering::SeqCst);
+        self.calls.lock().unwrap().push(ConfigCall {
+            operation,
+            address: job.address,
+            machine_id,
+            started,
+            finished,
+        });
+        if self.fail.lock().unwrap().contains(&job.address) {
+            return Err(format!("{}: injected failure", job.address));
+        }
+        Ok(())
+    }
+}
+
+impl Configurator for FakeConfigurator {
+    async fn configure(&self, job: ConfigJob) -> Result<Configured, String> {
+        self.record("configure", &job).await?;
+        let mut configured = Configured::default();
+        if job.address == ResourceAddress::config(crate::graph::Role::DbPrimary, 0) {
+            // Like the real one: a generated secret kept in state.
+            let password = job
+                .prior
+                .as_ref()
+                .and_then(|p| p.attributes.get("password").cloned())
+                .unwrap_or_else(|| format!("pw-{:016x}", fastrand::u64(..)));
+            configured.attributes.insert("password".into(), password);
+        }
+        Ok(configured)
+    }
+
+    async fn unconfigure(&self, job: ConfigJob) -> Result<(), String> {
+        self.record("unconfigure", &job).await
+    }
+}
