@@ -134,15 +134,16 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(fmt, *args)
 
     def do_GET(self):
+        path = self.path.split("?", 1)[0]
         try:
-            if self.path == "/health":
+            if path == "/health":
                 POOLS.run(PRIMARY, lambda cur: cur.execute("SELECT 1"))
                 return self.reply(200, "ok\n", "text/plain")
-            if self.path == "/":
+            if path == "/":
                 return self.reply(200, f"appgrid example app, served by {SERVED_BY}\n", "text/plain")
-            if self.path.startswith("/notes/"):
+            if path.startswith("/notes/"):
                 try:
-                    note_id = int(self.path[len("/notes/"):])
+                    note_id = int(path[len("/notes/"):])
                 except ValueError:
                     return self.reply(400, {"error": "a note id is a number"})
                 key = f"note:{note_id}"
@@ -162,7 +163,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(503, {"error": f"database: {e.__class__.__name__}", "served_by": SERVED_BY})
 
     def do_POST(self):
-        if self.path != "/notes":
+        if self.path.split("?", 1)[0] != "/notes":
             return self.reply(404, {"error": "not found"})
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace")
@@ -180,7 +181,12 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     with open(os.path.join(HERE, "schema.sql")) as f:
         schema = f.read()
-    POOLS.run(PRIMARY, lambda cur: cur.execute(schema))
+    # Instances start together: serialize the schema (CREATE TABLE IF NOT
+    # EXISTS alone races on the catalog) with a transaction-scoped lock.
+    def create(cur):
+        cur.execute("SELECT pg_advisory_xact_lock(726300111)")
+        cur.execute(schema)
+    POOLS.run(PRIMARY, create)
     server = ThreadingHTTPServer((ADDR, PORT), Handler)
     server.daemon_threads = True
 

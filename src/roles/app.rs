@@ -75,9 +75,10 @@ fn check_app(app: &AppRelease, host: &str) -> Result<(), WebRoleError> {
         return Err(WebRoleError::invalid(host, "start command", "is empty"));
     }
     for (k, v) in &app.env {
-        let ok_name = k.bytes().enumerate().all(|(i, b)| {
-            b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit())
-        });
+        let ok_name = k
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
         if k.is_empty() || !ok_name {
             return Err(WebRoleError::invalid(
                 host,
@@ -248,7 +249,10 @@ pub async fn release(
     ctx.insert("addr", &app.addr);
     ctx.insert("port", &app.port);
     ctx.insert("health_path", &app.health_path);
-    ctx.insert("polls", &(app.health_timeout.as_millis() / 200).max(1).to_string());
+    ctx.insert(
+        "polls",
+        &(app.health_timeout.as_millis() / 200).max(1).to_string(),
+    );
     let what = format!("releasing {release_id}");
     let out = run_template(remote, "app/release.sh", &ctx, &what).await?;
     let pid = field(&out.stdout, "pid").parse().unwrap_or(0);
@@ -263,25 +267,21 @@ pub async fn release(
             let tail = log_tail(remote, &app.root, LOG_TAIL_LINES)
                 .await
                 .unwrap_or_else(|e| format!("(the log could not be read: {e})"));
-            let why = if result == "died" {
-                "the app exited before answering"
+            let url = format!("GET http://{}:{}{}", app.addr, app.port, app.health_path);
+            let log = redactor.redact(&format!("the last lines of the app's log:\n{tail}"));
+            Err(if result == "died" {
+                WebRoleError::unexpected(
+                    host,
+                    &format!("starting release {release_id}"),
+                    format!("the app exited before {url} answered 200; {log}"),
+                )
             } else {
-                "no 200 yet"
-            };
-            Err(WebRoleError::Timeout {
-                host: host.to_string(),
-                what: format!(
-                    "waiting for GET http://{}:{}{} to answer 200",
-                    app.addr, app.port, app.health_path
-                ),
-                secs: if result == "died" {
-                    started.elapsed().as_secs_f64()
-                } else {
-                    app.health_timeout.as_secs_f64()
-                },
-                detail: redactor.redact(&format!(
-                    " ({why}); the last lines of the app's log:\n{tail}"
-                )),
+                WebRoleError::Timeout {
+                    host: host.to_string(),
+                    what: format!("waiting for {url} to answer 200"),
+                    secs: app.health_timeout.as_secs_f64(),
+                    detail: format!("; {log}"),
+                }
             })
         }
     }
@@ -317,13 +317,22 @@ mod tests {
     #[test]
     fn env_file_quotes_every_value() {
         let vars = [
-            Var { name: "DATABASE_URL", value: "postgres://app:p'w $x@h/db" },
-            Var { name: "PORT", value: "8080" },
+            Var {
+                name: "DATABASE_URL",
+                value: "postgres://app:p'w $x@h/db",
+            },
+            Var {
+                name: "PORT",
+                value: "8080",
+            },
         ];
         let mut ctx = Context::new();
         ctx.insert("vars", &vars);
         let out = crate::templates::render("app/env.sh", &ctx).unwrap();
-        assert!(out.contains("DATABASE_URL='postgres://app:p'\\''w $x@h/db'\nexport DATABASE_URL\n"), "{out}");
+        assert!(
+            out.contains("DATABASE_URL='postgres://app:p'\\''w $x@h/db'\nexport DATABASE_URL\n"),
+            "{out}"
+        );
         assert!(out.contains("PORT=8080\nexport PORT"), "{out}");
     }
 

@@ -67,9 +67,15 @@ impl Default for Bounds {
 pub enum LbOutcome {
     Started,
     /// Settings changed: a seamless reload (servers changed first at runtime).
-    Reloaded { added: Vec<String>, drained: Vec<String> },
+    Reloaded {
+        added: Vec<String>,
+        drained: Vec<String>,
+    },
     /// Only the servers changed: done at runtime, no reload.
-    ServersChanged { added: Vec<String>, drained: Vec<String> },
+    ServersChanged {
+        added: Vec<String>,
+        drained: Vec<String>,
+    },
     Unchanged,
 }
 
@@ -200,8 +206,8 @@ pub async fn ensure_haproxy(
 ) -> Result<LbOutcome, WebRoleError> {
     let host = remote.host();
     check_lb(lb, host)?;
-    let cfg = render_config(lb)
-        .map_err(|e| WebRoleError::template(host, "rendering haproxy.cfg", e))?;
+    let cfg =
+        render_config(lb).map_err(|e| WebRoleError::template(host, "rendering haproxy.cfg", e))?;
     let dir = format!("{}/etc/appgrid/haproxy", lb.root);
     remote
         .put(&format!("{dir}/haproxy.cfg.new"), cfg.as_bytes(), 0o644)
@@ -281,7 +287,10 @@ pub async fn cli(
     }
     let mut ctx = root_ctx(root);
     ctx.insert("commands", commands);
-    let what = format!("HAProxy `{}`", commands.first().map(String::as_str).unwrap_or(""));
+    let what = format!(
+        "HAProxy `{}`",
+        commands.first().map(String::as_str).unwrap_or("")
+    );
     let out = run_template(remote, "haproxy/cli.sh", &ctx, &what).await?;
     let mut answers: Vec<String> = out
         .stdout
@@ -432,12 +441,21 @@ pub async fn add_server(
         cli_ok(
             remote,
             root,
-            format!("add server {id} {}:{} {SERVER_OPTIONS}", server.addr, server.port),
+            format!(
+                "add server {id} {}:{} {SERVER_OPTIONS}",
+                server.addr, server.port
+            ),
             |a| a.contains("New server registered"),
         )
         .await?;
         cli_ok(remote, root, format!("enable health {id}"), str::is_empty).await?;
-        cli_ok(remote, root, format!("set server {id} state drain"), str::is_empty).await?;
+        cli_ok(
+            remote,
+            root,
+            format!("set server {id} state drain"),
+            str::is_empty,
+        )
+        .await?;
     }
     let what = format!("waiting for {id} to pass its health check");
     loop {
@@ -460,7 +478,13 @@ pub async fn add_server(
         }
         tokio::time::sleep(POLL).await;
     }
-    cli_ok(remote, root, format!("set server {id} state ready"), str::is_empty).await?;
+    cli_ok(
+        remote,
+        root,
+        format!("set server {id} state ready"),
+        str::is_empty,
+    )
+    .await?;
     Ok(started.elapsed())
 }
 
@@ -489,7 +513,13 @@ pub async fn drain_server(
             forced: false,
         });
     }
-    cli_ok(remote, root, format!("set server {id} state drain"), str::is_empty).await?;
+    cli_ok(
+        remote,
+        root,
+        format!("set server {id} state drain"),
+        str::is_empty,
+    )
+    .await?;
     let mut forced = false;
     loop {
         match stat_of(remote, root, name).await? {
@@ -502,9 +532,21 @@ pub async fn drain_server(
         }
         tokio::time::sleep(POLL).await;
     }
-    cli_ok(remote, root, format!("set server {id} state maint"), str::is_empty).await?;
+    cli_ok(
+        remote,
+        root,
+        format!("set server {id} state maint"),
+        str::is_empty,
+    )
+    .await?;
     if forced {
-        cli_ok(remote, root, format!("shutdown sessions server {id}"), |_| true).await?;
+        cli_ok(
+            remote,
+            root,
+            format!("shutdown sessions server {id}"),
+            |_| true,
+        )
+        .await?;
     }
     // `del server` refuses while idle keep-alive connections remain: retry.
     let deadline = Instant::now() + within.max(Duration::from_secs(10));
@@ -539,8 +581,16 @@ mod tests {
             listen: 8000,
             health_path: "/health".into(),
             servers: vec![
-                Backend { name: "web-1".into(), addr: "127.0.0.11".into(), port: 8080 },
-                Backend { name: "web-0".into(), addr: "127.0.0.10".into(), port: 8080 },
+                Backend {
+                    name: "web-1".into(),
+                    addr: "127.0.0.11".into(),
+                    port: 8080,
+                },
+                Backend {
+                    name: "web-0".into(),
+                    addr: "127.0.0.10".into(),
+                    port: 8080,
+                },
             ],
         }
     }
@@ -548,11 +598,17 @@ mod tests {
     #[test]
     fn renders_sorted_servers_marked_for_comparison() {
         let cfg = render_config(&lb()).unwrap();
-        let a = cfg.find("server web-0 127.0.0.10:8080 # appgrid-server").unwrap();
-        let b = cfg.find("server web-1 127.0.0.11:8080 # appgrid-server").unwrap();
+        let a = cfg
+            .find("server web-0 127.0.0.10:8080 # appgrid-server")
+            .unwrap();
+        let b = cfg
+            .find("server web-1 127.0.0.11:8080 # appgrid-server")
+            .unwrap();
         assert!(a < b, "{cfg}");
         assert!(cfg.contains("option httpchk GET /health"), "{cfg}");
-        assert!(cfg.contains("stats socket /tmp/x/run/appgrid/haproxy.sock mode 600 level admin expose-fd listeners"));
+        assert!(cfg.contains(
+            "stats socket /tmp/x/run/appgrid/haproxy.sock mode 600 level admin expose-fd listeners"
+        ));
         assert!(cfg.contains("bind 127.0.0.9:8000"));
     }
 
@@ -566,7 +622,12 @@ mod tests {
         assert!(check_lb(&bad, "h").is_err());
         let mut bad = lb();
         bad.servers[1].name = "web-1".into();
-        assert!(check_lb(&bad, "h").unwrap_err().to_string().contains("twice"));
+        assert!(
+            check_lb(&bad, "h")
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
         assert!(check_lb(&lb(), "h").is_ok());
     }
 
@@ -579,7 +640,10 @@ mod tests {
         let rows = parse_show_stat(csv).unwrap();
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
-        assert_eq!((r.name.as_str(), r.scur, r.stot, r.req_tot, r.hrsp_2xx), ("web-0", 2, 40, 40, 39));
+        assert_eq!(
+            (r.name.as_str(), r.scur, r.stot, r.req_tot, r.hrsp_2xx),
+            ("web-0", 2, 40, 40, 39)
+        );
         assert!(r.is_up());
         assert_eq!(r.addr, "127.0.0.10:8080");
 
@@ -587,7 +651,11 @@ mod tests {
                      3 web 1 web-0 127.0.0.10 2 0 1 1 5 6 3 4 6 0 0 0 - 8080 -\n";
         assert_eq!(
             parse_servers_state(state).unwrap(),
-            vec![Backend { name: "web-0".into(), addr: "127.0.0.10".into(), port: 8080 }]
+            vec![Backend {
+                name: "web-0".into(),
+                addr: "127.0.0.10".into(),
+                port: 8080
+            }]
         );
     }
 }

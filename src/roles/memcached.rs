@@ -44,10 +44,18 @@ fn check(node: &CacheNode, host: &str) -> Result<(), WebRoleError> {
     check_root(host, &node.root)?;
     check_token(host, "memcached address", &node.addr)?;
     if node.port == 0 {
-        return Err(WebRoleError::invalid(host, "memcached port", "must not be 0"));
+        return Err(WebRoleError::invalid(
+            host,
+            "memcached port",
+            "must not be 0",
+        ));
     }
     if node.memory_mb == Some(0) {
-        return Err(WebRoleError::invalid(host, "memcached memory", "must not be 0 MB"));
+        return Err(WebRoleError::invalid(
+            host,
+            "memcached memory",
+            "must not be 0 MB",
+        ));
     }
     Ok(())
 }
@@ -104,7 +112,10 @@ pub async fn memcached_stats(
         WebRoleError::unexpected(
             host,
             what,
-            format!("no `END` in the answer: {:?}", crate::remote::tail(&out.stdout, 3)),
+            format!(
+                "no `END` in the answer: {:?}",
+                crate::remote::tail(&out.stdout, 3)
+            ),
         )
     })
 }
