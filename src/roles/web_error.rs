@@ -14,7 +14,7 @@ pub enum WebRoleError {
         host: String,
         what: String,
         #[source]
-        source: RemoteError,
+        source: Box<RemoteError>,
     },
     /// A template did not render (a bug in a template, or an override).
     #[error("{what} on {host}: {source}")]
@@ -22,7 +22,7 @@ pub enum WebRoleError {
         host: String,
         what: String,
         #[source]
-        source: TemplateError,
+        source: Box<TemplateError>,
     },
     /// A value given to the role cannot be used (checked before anything runs).
     #[error("{what} for {host}: {detail}")]
@@ -61,7 +61,7 @@ impl WebRoleError {
         WebRoleError::Remote {
             host: host.to_string(),
             what: what.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -69,7 +69,7 @@ impl WebRoleError {
         WebRoleError::Template {
             host: host.to_string(),
             what: what.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
