@@ -1,0 +1,360 @@
+//! App release: ship the app directory, write its 0600 env file, build, start
+//! it under the supervisor and wait for its health check.
+//!
+//! Layout on the machine: `$ROOT/var/lib/appgrid/app/releases/<content hash>`
+//! (unpacked archives, the three newest kept besides the current one),
+//! `…/app/current` (symlink to the running release), `$ROOT/etc/appgrid/app/env`
+//! (0600, root) and `…/app/start.sh` (the wrapper the supervisor runs as root:
+//! it loads the env file and drops to `appgrid-app` if that user exists,
+//! `nobody` otherwise). The log is `$ROOT/var/log/appgrid/app.log`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tera::Context;
+
+use super::web_error::{WebRoleError, check_root, check_token, run_template};
+use crate::remote::{Redactor, Remote};
+
+/// One app instance to release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRelease {
+    /// The machine's root prefix ("" on a real host).
+    pub root: String,
+    /// The machine's address: the app binds ADDR:PORT (given as `ADDR`, `PORT`).
+    pub addr: String,
+    pub port: u16,
+    /// The app's directory on this machine (where appgrid runs).
+    pub app_dir_local: PathBuf,
+    /// A shell command run in the new release directory, as the app's user
+    /// with the env loaded, before it starts (once per release).
+    pub build: Option<String>,
+    /// A shell command line that runs the app in the foreground.
+    pub start: String,
+    pub health_path: String,
+    /// DATABASE_URL, DATABASE_REPLICA_URLS, MEMCACHE_SERVERS, … (`PORT` and
+    /// `ADDR` are set from `port` and `addr`).
+    pub env: BTreeMap<String, String>,
+    /// Values never to print (e.g. the database password).
+    pub secrets: Vec<String>,
+    /// How long the health check may take to answer 200 after a start.
+    pub health_timeout: Duration,
+}
+
+/// What [`release`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    /// The content hash of the app directory: its release directory's name.
+    pub release_id: String,
+    /// `false` when the same release was already running with the same env.
+    pub restarted: bool,
+    /// The supervisor's pid of the app.
+    pub pid: u32,
+    pub took: Duration,
+}
+
+/// Lines of the app's log put in a health-check error.
+pub const LOG_TAIL_LINES: usize = 20;
+
+#[derive(Serialize)]
+struct Var<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
+fn check_app(app: &AppRelease, host: &str) -> Result<(), WebRoleError> {
+    check_root(host, &app.root)?;
+    check_token(host, "app address", &app.addr)?;
+    super::haproxy::check_health_path(host, &app.health_path)?;
+    if app.port == 0 {
+        return Err(WebRoleError::invalid(host, "app port", "must not be 0"));
+    }
+    if app.start.trim().is_empty() {
+        return Err(WebRoleError::invalid(host, "start command", "is empty"));
+    }
+    for (k, v) in &app.env {
+        let ok_name = k
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+        if k.is_empty() || !ok_name {
+            return Err(WebRoleError::invalid(
+                host,
+                "app environment",
+                format!("{k:?} is not a variable name (letters, digits, '_')"),
+            ));
+        }
+        if v.contains('\0') {
+            // Name only: the value may be a secret.
+            return Err(WebRoleError::invalid(
+                host,
+                "app environment",
+                format!("the value of {k} holds a NUL byte"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The app directory as a reproducible tar (sorted, fixed owners and times):
+/// the same content always gives the same bytes, so the same release id.
+pub async fn archive(dir: &std::path::Path) -> Result<Vec<u8>, String> {
+    let out = tokio::process::Command::new("tar")
+        .args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "--exclude=__pycache__",
+            "--exclude=*.pyc",
+            "--exclude=.git",
+            "-C",
+        ])
+        .arg(dir)
+        .args(["-cf", "-", "."])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run tar: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "tar of {} failed: {}",
+            dir.display(),
+            crate::remote::tail(&String::from_utf8_lossy(&out.stderr), 3)
+        ));
+    }
+    Ok(out.stdout)
+}
+
+fn render(host: &str, name: &str, ctx: &Context) -> Result<String, WebRoleError> {
+    crate::templates::render(name, ctx).map_err(|e| WebRoleError::template(host, name, e))
+}
+
+fn field<'a>(stdout: &'a str, key: &str) -> &'a str {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or("")
+}
+
+/// Release the app on one machine (see the module doc). Idempotent: the same
+/// content, env and commands while it runs → nothing is uploaded or restarted.
+/// Every secret is added to `redactor` first (the transport's, so its output
+/// and errors never show them).
+pub async fn release(
+    remote: &impl Remote,
+    app: &AppRelease,
+    redactor: &Redactor,
+) -> Result<Released, WebRoleError> {
+    let started = Instant::now();
+    let host = remote.host();
+    for s in &app.secrets {
+        redactor.add(s);
+    }
+    check_app(app, host)?;
+    let tar = archive(&app.app_dir_local)
+        .await
+        .map_err(|detail| WebRoleError::Local {
+            host: host.to_string(),
+            what: "archiving the app".to_string(),
+            detail,
+        })?;
+    let release_id = crate::hash::sha256_hex(&tar)[..16].to_string();
+    let base = format!("{}/var/lib/appgrid/app", app.root);
+    let etc = format!("{}/etc/appgrid/app", app.root);
+
+    let mut env = app.env.clone();
+    env.insert("PORT".to_string(), app.port.to_string());
+    env.insert("ADDR".to_string(), app.addr.clone());
+    let vars: Vec<Var> = env
+        .iter()
+        .map(|(name, value)| Var { name, value })
+        .collect();
+    let mut ctx = Context::new();
+    ctx.insert("vars", &vars);
+    let env_file = render(host, "app/env.sh", &ctx)?;
+
+    let mut ctx = Context::new();
+    ctx.insert("env_file", &format!("{etc}/env"));
+    ctx.insert("current", &format!("{base}/current"));
+    ctx.insert("start", &app.start);
+    let wrapper = render(host, "app/start.sh", &ctx)?;
+
+    let build = app.build.clone().unwrap_or_default();
+    let fingerprint = crate::hash::sha256_hex(
+        format!(
+            "{release_id}\0{env_file}\0{wrapper}\0{build}\0{}",
+            app.health_path
+        )
+        .as_bytes(),
+    )[..16]
+        .to_string();
+
+    let mut ctx = Context::new();
+    ctx.insert("root", &app.root);
+    ctx.insert("release_id", &release_id);
+    let status = run_template(remote, "app/status.sh", &ctx, "checking the app").await?;
+    let status = status.stdout;
+    if field(&status, "running") == "yes"
+        && field(&status, "fingerprint") == fingerprint
+        && field(&status, "current") == format!("releases/{release_id}")
+    {
+        return Ok(Released {
+            release_id,
+            restarted: false,
+            pid: field(&status, "pid").parse().unwrap_or(0),
+            took: started.elapsed(),
+        });
+    }
+
+    let put = |path: String, contents: Vec<u8>, mode: u32, what: &'static str| async move {
+        remote
+            .put(&path, &contents, mode)
+            .await
+            .map_err(|e| WebRoleError::remote(host, what, e))
+    };
+    if field(&status, "release") != "present" {
+        put(
+            format!("{base}/incoming/{release_id}.tar"),
+            tar,
+            0o600,
+            "uploading the app",
+        )
+        .await?;
+    }
+    put(
+        format!("{etc}/env"),
+        env_file.into_bytes(),
+        0o600,
+        "writing the app's env file",
+    )
+    .await?;
+    put(
+        format!("{etc}/start.sh"),
+        wrapper.into_bytes(),
+        0o755,
+        "writing the app's start wrapper",
+    )
+    .await?;
+
+    let mut ctx = Context::new();
+    ctx.insert("root", &app.root);
+    ctx.insert("release_id", &release_id);
+    ctx.insert("build", &build);
+    ctx.insert("fingerprint", &fingerprint);
+    ctx.insert("addr", &app.addr);
+    ctx.insert("port", &app.port);
+    ctx.insert("health_path", &app.health_path);
+    ctx.insert(
+        "polls",
+        &(app.health_timeout.as_millis() / 200).max(1).to_string(),
+    );
+    let what = format!("releasing {release_id}");
+    let out = run_template(remote, "app/release.sh", &ctx, &what).await?;
+    let pid = field(&out.stdout, "pid").parse().unwrap_or(0);
+    match field(&out.stdout, "result") {
+        "healthy" => Ok(Released {
+            release_id,
+            restarted: true,
+            pid,
+            took: started.elapsed(),
+        }),
+        result => {
+            let tail = log_tail(remote, &app.root, LOG_TAIL_LINES)
+                .await
+                .unwrap_or_else(|e| format!("(the log could not be read: {e})"));
+            let url = format!("GET http://{}:{}{}", app.addr, app.port, app.health_path);
+            let log = redactor.redact(&format!("the last lines of the app's log:\n{tail}"));
+            Err(if result == "died" {
+                WebRoleError::unexpected(
+                    host,
+                    &format!("starting release {release_id}"),
+                    format!("the app exited before {url} answered 200; {log}"),
+                )
+            } else {
+                WebRoleError::Timeout {
+                    host: host.to_string(),
+                    what: format!("waiting for {url} to answer 200"),
+                    secs: app.health_timeout.as_secs_f64(),
+                    detail: format!("; {log}"),
+                }
+            })
+        }
+    }
+}
+
+/// The last `lines` lines of the app's log (redacted by the transport).
+pub async fn log_tail(
+    remote: &impl Remote,
+    root: &str,
+    lines: usize,
+) -> Result<String, WebRoleError> {
+    check_root(remote.host(), root)?;
+    let mut ctx = Context::new();
+    ctx.insert("root", root);
+    ctx.insert("lines", &lines);
+    let out = run_template(remote, "app/logtail.sh", &ctx, "reading the app's log").await?;
+    Ok(out.stdout.trim_end().to_string())
+}
+
+/// Stop the app (TERM, then KILL after 10 s).
+pub async fn stop(remote: &impl Remote, root: &str) -> Result<(), WebRoleError> {
+    check_root(remote.host(), root)?;
+    let mut ctx = Context::new();
+    ctx.insert("root", root);
+    run_template(remote, "app/stop.sh", &ctx, "stopping the app").await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_quotes_every_value() {
+        let vars = [
+            Var {
+                name: "DATABASE_URL",
+                value: "postgres://app:p'w $x@h/db",
+            },
+            Var {
+                name: "PORT",
+                value: "8080",
+            },
+        ];
+        let mut ctx = Context::new();
+        ctx.insert("vars", &vars);
+        let out = crate::templates::render("app/env.sh", &ctx).unwrap();
+        assert!(
+            out.contains("DATABASE_URL='postgres://app:p'\\''w $x@h/db'\nexport DATABASE_URL\n"),
+            "{out}"
+        );
+        assert!(out.contains("PORT=8080\nexport PORT"), "{out}");
+    }
+
+    #[test]
+    fn rejects_bad_variable_names() {
+        let mut app = AppRelease {
+            root: "/tmp/r".into(),
+            addr: "127.0.0.2".into(),
+            port: 8080,
+            app_dir_local: PathBuf::from("/nonexistent"),
+            build: None,
+            start: "./run".into(),
+            health_path: "/health".into(),
+            env: BTreeMap::new(),
+            secrets: vec![],
+            health_timeout: Duration::from_secs(1),
+        };
+        assert!(check_app(&app, "h").is_ok());
+        app.env.insert("X; rm -rf /".into(), "1".into());
+        assert!(check_app(&app, "h").is_err());
+        app.env.clear();
+        app.env.insert("1X".into(), "1".into());
+        assert!(check_app(&app, "h").is_err());
+    }
+}

@@ -1,0 +1,6 @@
+//! What each role renders and runs on its machines, through [`crate::remote`].
+
+pub mod app;
+pub mod haproxy;
+pub mod memcached;
+pub mod web_error;

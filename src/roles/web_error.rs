@@ -1,0 +1,141 @@
+//! Errors of the web-tier roles: memcached, HAProxy and the app release.
+
+use crate::remote::RemoteError;
+use crate::templates::TemplateError;
+
+/// What went wrong while giving a machine its web-tier role. Every variant
+/// names the host and what was being done; texts that came from the machine
+/// were redacted by the transport (and again by the role where it had secrets).
+#[derive(Debug, thiserror::Error)]
+pub enum WebRoleError {
+    /// A script or upload failed.
+    #[error("{what} on {host}: {source}")]
+    Remote {
+        host: String,
+        what: String,
+        #[source]
+        source: Box<RemoteError>,
+    },
+    /// A template did not render (a bug in a template, or an override).
+    #[error("{what} on {host}: {source}")]
+    Template {
+        host: String,
+        what: String,
+        #[source]
+        source: Box<TemplateError>,
+    },
+    /// A value given to the role cannot be used (checked before anything runs).
+    #[error("{what} for {host}: {detail}")]
+    Invalid {
+        host: String,
+        what: String,
+        detail: String,
+    },
+    /// The machine answered something the role did not expect.
+    #[error("{what} on {host}: {detail}")]
+    Unexpected {
+        host: String,
+        what: String,
+        detail: String,
+    },
+    /// Something did not happen within its bound.
+    #[error("{what} on {host}: timed out after {secs:.1}s{detail}")]
+    Timeout {
+        host: String,
+        what: String,
+        secs: f64,
+        /// Extra context, starting with a separator (e.g. the app's log tail).
+        detail: String,
+    },
+    /// Preparing something on this machine (e.g. archiving the app) failed.
+    #[error("{what} (for {host}): {detail}")]
+    Local {
+        host: String,
+        what: String,
+        detail: String,
+    },
+}
+
+impl WebRoleError {
+    pub(crate) fn remote(host: &str, what: &str, source: RemoteError) -> Self {
+        WebRoleError::Remote {
+            host: host.to_string(),
+            what: what.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn template(host: &str, what: &str, source: TemplateError) -> Self {
+        WebRoleError::Template {
+            host: host.to_string(),
+            what: what.to_string(),
+            source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn invalid(host: &str, what: &str, detail: impl Into<String>) -> Self {
+        WebRoleError::Invalid {
+            host: host.to_string(),
+            what: what.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn unexpected(host: &str, what: &str, detail: impl Into<String>) -> Self {
+        WebRoleError::Unexpected {
+            host: host.to_string(),
+            what: what.to_string(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Render a template and run it as a script, naming `what` in any error.
+pub(crate) async fn run_template(
+    remote: &impl crate::remote::Remote,
+    name: &str,
+    context: &tera::Context,
+    what: &str,
+) -> Result<crate::remote::ScriptOutput, WebRoleError> {
+    let script = crate::templates::render(name, context)
+        .map_err(|e| WebRoleError::template(remote.host(), what, e))?;
+    remote
+        .run(what, &script)
+        .await
+        .map_err(|e| WebRoleError::remote(remote.host(), what, e))
+}
+
+/// Values that go into non-shell files (haproxy.cfg, HAProxy CLI commands):
+/// a conservative character set, so no value can add a directive or a command.
+pub(crate) fn check_token(host: &str, what: &str, value: &str) -> Result<(), WebRoleError> {
+    if value.is_empty()
+        || value.len() > 253
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return Err(WebRoleError::invalid(
+            host,
+            what,
+            format!("{value:?} must be 1-253 letters, digits, '-', '_', '.' or ':'"),
+        ));
+    }
+    Ok(())
+}
+
+/// A filesystem root prefix: "" or an absolute path without newlines (it goes
+/// into haproxy.cfg as well as into scripts).
+pub(crate) fn check_root(host: &str, root: &str) -> Result<(), WebRoleError> {
+    if !(root.is_empty() || root.starts_with('/'))
+        || root.contains(['\n', '\r', '"', '\0', ' ', '\t', '#', '\\'])
+    {
+        return Err(WebRoleError::invalid(
+            host,
+            "root directory",
+            format!(
+                "{root:?} must be empty or an absolute path without spaces, quotes, '#' or newlines"
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+# The machine's memory, for sizing memcached.
+set -eu
+awk '/^MemTotal:/ { print $2 }' /proc/meminfo
