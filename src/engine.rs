@@ -106,16 +106,21 @@ impl Workspace {
         }
     }
 
-    /// Plan `graph` (the manifest's, or an empty one to destroy) against `state`,
-    /// refreshing through `cloud` unless it is `None`.
+    /// Plan `graph` against `state` alone (`--refresh=false`): no cloud is asked.
+    pub fn plan_from_state(&self, graph: &ResourceGraph, state: Option<&State>) -> Plan {
+        plan::make(self.source(), graph, state, None)
+    }
+
+    /// Plan `graph` (the manifest's, or an empty one to destroy) against `state`
+    /// and a refresh through `cloud`.
     pub async fn plan<C: Cloud>(
         &self,
         graph: &ResourceGraph,
         state: Option<&State>,
-        cloud: Option<&C>,
+        cloud: &C,
     ) -> Result<Plan, EngineError> {
-        let observed = match (cloud, state) {
-            (Some(cloud), Some(state)) => Some(
+        let observed = match state {
+            Some(state) => Some(
                 cloud
                     .refresh(&Owner {
                         app: state.app.clone(),
@@ -125,8 +130,7 @@ impl Workspace {
                     .map_err(EngineError::Refresh)?,
             ),
             // Nothing applied yet: nothing of this lineage can exist.
-            (Some(_), None) => Some(Default::default()),
-            (None, _) => None,
+            None => Some(Default::default()),
         };
         Ok(plan::make(self.source(), graph, state, observed.as_ref()))
     }

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use appgrid::apply::Configurator;
 use appgrid::apply::{self, ApplyOptions, Outcome};
-use appgrid::cloud::aws::AwsCloud;
+use appgrid::cloud::Cloud;
 use appgrid::engine::{self, Workspace};
 use appgrid::graph::ResourceGraph;
 use appgrid::plan::{self, Plan, render};
 
-use super::{Failure, report};
+use super::{Failure, providers, report};
 
 pub struct Options {
     pub file: PathBuf,
@@ -50,60 +51,102 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         plan::file::check_fresh(p, existing.as_ref(), &ws.store_path)
             .map_err(|e| Failure::Message(e.to_string()))?;
     }
-    let cloud = Arc::new(
-        AwsCloud::connect(&ws.manifest.manifest.provider)
-            .await
-            .map_err(|e| Failure::Message(e.to_string()))?,
-    );
-    let mut plan = match saved {
-        Some(p) => p,
-        None => {
-            let graph = if o.destroy {
-                ResourceGraph::default()
-            } else {
-                ws.graph()?
-            };
-            ws.plan(&graph, existing.as_ref(), Some(cloud.as_ref()))
-                .await?
-        }
+    let walk = Walk {
+        ws: &ws,
+        options: &o,
+        saved,
+        existing,
+        operation,
+        lock,
     };
-    print!("{}", render::text(&plan));
-    if !plan.has_changes() {
-        drop(lock);
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !o.yes && !is_saved_plan(&o.file) {
-        confirm(operation)?;
-    }
+    providers::with_provider(&ws, Visit(walk)).await
+}
 
-    let mut store = ws.store();
-    let mut state = engine::state_for_apply(&store, existing, &plan.app)?;
-    engine::adopt_new_lineage(&mut plan, &state);
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    tokio::spawn(watch_signals(cancel_tx));
-    let options = ApplyOptions {
-        parallelism: o.parallelism,
-        base_dir: ws.base_dir.clone(),
-    };
-    let outcome = apply::walk(
-        cloud,
-        Arc::new(apply::NoConfigurator),
-        &plan,
-        &mut state,
-        &mut store,
-        &options,
-        cancel_rx,
-        &mut |e| report::print_event(&e),
-    )
-    .await;
-    drop(lock);
-    Ok(summarize(
-        &plan,
-        &outcome,
-        state.serial,
-        &ws.store_path,
-        o.destroy,
-    ))
+/// Everything a walk needs but the provider.
+struct Walk<'a> {
+    ws: &'a Workspace,
+    options: &'a Options,
+    saved: Option<Plan>,
+    existing: Option<appgrid::state::State>,
+    operation: &'static str,
+    lock: appgrid::state::lock::StateLock,
+}
+
+struct Visit<'a>(Walk<'a>);
+
+impl providers::Visitor for Visit<'_> {
+    type Output = Result<ExitCode, Failure>;
+
+    async fn visit<C: Cloud, K: Configurator>(
+        self,
+        cloud: Arc<C>,
+        configurator: Arc<K>,
+    ) -> Self::Output {
+        self.0.run(cloud, configurator).await
+    }
+}
+
+impl Walk<'_> {
+    async fn run<C: Cloud, K: Configurator>(
+        self,
+        cloud: Arc<C>,
+        configurator: Arc<K>,
+    ) -> Result<ExitCode, Failure> {
+        let Walk {
+            ws,
+            options: o,
+            saved,
+            existing,
+            operation,
+            lock,
+        } = self;
+        let mut plan = match saved {
+            Some(p) => p,
+            None => {
+                let graph = if o.destroy {
+                    ResourceGraph::default()
+                } else {
+                    ws.graph()?
+                };
+                ws.plan(&graph, existing.as_ref(), cloud.as_ref()).await?
+            }
+        };
+        print!("{}", render::text(&plan));
+        if !plan.has_changes() {
+            drop(lock);
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !o.yes && !is_saved_plan(&o.file) {
+            confirm(operation)?;
+        }
+
+        let mut store = ws.store();
+        let mut state = engine::state_for_apply(&store, existing, &plan.app)?;
+        engine::adopt_new_lineage(&mut plan, &state);
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        tokio::spawn(watch_signals(cancel_tx));
+        let options = ApplyOptions {
+            parallelism: o.parallelism,
+            base_dir: ws.base_dir.clone(),
+        };
+        let outcome = apply::walk(
+            cloud,
+            configurator,
+            &plan,
+            &mut state,
+            &mut store,
+            &options,
+            cancel_rx,
+            &mut |e| report::print_event(&e),
+        )
+        .await;
+        drop(lock);
+        let code = summarize(&plan, &outcome, state.serial, &ws.store_path, o.destroy);
+        if outcome.is_success() && !o.destroy {
+            report::print_endpoints(&state);
+        }
+        Ok(code)
+    }
 }
 
 fn confirm(operation: &str) -> Result<(), Failure> {

@@ -5,6 +5,7 @@
 mod apply;
 mod inspect;
 mod plan;
+mod providers;
 mod report;
 
 use std::path::PathBuf;

@@ -3,11 +3,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use appgrid::cloud::aws::AwsCloud;
-use appgrid::engine::Workspace;
-use appgrid::plan::{file, render};
+use std::sync::Arc;
 
-use super::Failure;
+use appgrid::apply::Configurator;
+use appgrid::cloud::Cloud;
+use appgrid::engine::Workspace;
+use appgrid::graph::ResourceGraph;
+use appgrid::plan::Plan;
+use appgrid::plan::{file, render};
+use appgrid::state::State;
+
+use super::{Failure, providers};
 
 pub struct Options {
     pub file: PathBuf,
@@ -24,12 +30,17 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     let graph = ws.graph()?;
     // With no state, nothing of this deployment can exist yet: no call is needed.
     let plan = if o.refresh && state.is_some() {
-        let cloud = AwsCloud::connect(&ws.manifest.manifest.provider)
-            .await
-            .map_err(|e| Failure::Message(e.to_string()))?;
-        ws.plan(&graph, state.as_ref(), Some(&cloud)).await?
+        providers::with_provider(
+            &ws,
+            Refresh {
+                ws: &ws,
+                graph: &graph,
+                state: state.as_ref(),
+            },
+        )
+        .await?
     } else {
-        ws.plan::<AwsCloud>(&graph, state.as_ref(), None).await?
+        ws.plan_from_state(&graph, state.as_ref())
     };
     if o.json {
         let json = serde_json::to_string_pretty(&plan).expect("plans always serialize");
@@ -50,4 +61,19 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Plan against a refresh through the manifest's provider.
+struct Refresh<'a> {
+    ws: &'a Workspace,
+    graph: &'a ResourceGraph,
+    state: Option<&'a State>,
+}
+
+impl providers::Visitor for Refresh<'_> {
+    type Output = Result<Plan, Failure>;
+
+    async fn visit<C: Cloud, K: Configurator>(self, cloud: Arc<C>, _: Arc<K>) -> Self::Output {
+        Ok(self.ws.plan(self.graph, self.state, cloud.as_ref()).await?)
+    }
 }

@@ -86,3 +86,15 @@ pub fn print_event(event: &Event) {
         Event::Saved { .. } => Ok(()),
     };
 }
+
+/// After an apply: where the app answers.
+pub fn print_endpoints(state: &appgrid::state::State) {
+    let lb = appgrid::graph::ResourceAddress::config(appgrid::graph::Role::Lb, 0);
+    if let Some(url) = state
+        .resources
+        .get(&lb)
+        .and_then(|r| r.attributes.get("url"))
+    {
+        println!("The app answers at {url}");
+    }
+}

@@ -1,0 +1,322 @@
+//! The `local` provider: this machine is the cloud.
+//!
+//! Each instance is a loopback address (127.X.Y.Z, all of 127/8 routes to
+//! `lo` with no setup) and a directory that serves as the machine's root;
+//! services run as local processes bound to that address. The registry of
+//! machines is a JSON file beside them, written atomically, so refresh finds
+//! what an interrupted apply launched just as it does on EC2 (by its tags).
+//!
+//! Machine roots live under `APPGRID_LOCAL_ROOT` (default
+//! `/var/tmp/appgrid-local`), not inside the 0700 state directory: services
+//! such as Postgres run as their own user and must be able to reach them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Cloud, CloudError, InstanceStatus, LaunchRequest, LaunchedInstance, Observed, ObservedInstance,
+    Owner, ResolvedRule,
+};
+use crate::graph::{Group, KeyPairSpec, ResourceAddress, SecurityGroupSpec};
+
+pub const ROOT_ENV: &str = "APPGRID_LOCAL_ROOT";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalMachine {
+    pub id: String,
+    pub addr: String,
+    pub root: PathBuf,
+    pub owner: Owner,
+    pub address: ResourceAddress,
+    pub spec_hash: String,
+    pub instance_type: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Registry {
+    next: u32,
+    machines: Vec<LocalMachine>,
+}
+
+/// This machine as a cloud for one app.
+#[derive(Debug)]
+pub struct LocalCloud {
+    dir: PathBuf,
+    registry: Mutex<()>,
+    /// The /16 this app's addresses come from: 127.(prefix).x.y.
+    prefix: u8,
+}
+
+fn error(operation: &str, detail: impl std::fmt::Display) -> CloudError {
+    CloudError::Api {
+        operation: operation.to_string(),
+        code: "LocalProvider".into(),
+        message: detail.to_string(),
+    }
+}
+
+impl LocalCloud {
+    /// Machines of `app` under `base` (one directory per app).
+    pub fn new(base: &Path, app: &str) -> Self {
+        let digest = crate::hash::sha256_hex(app.as_bytes());
+        // 127.100.0.0 – 127.227.255.255; never 127.0.x.x, where the usual services listen.
+        let prefix = 100 + (u8::from_str_radix(&digest[..2], 16).unwrap_or(0) % 128);
+        LocalCloud {
+            dir: base.join(app),
+            registry: Mutex::new(()),
+            prefix,
+        }
+    }
+
+    /// `APPGRID_LOCAL_ROOT`, or `/var/tmp/appgrid-local`.
+    pub fn default_base() -> PathBuf {
+        std::env::var_os(ROOT_ENV)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/tmp/appgrid-local"))
+    }
+
+    fn registry_path(&self) -> PathBuf {
+        self.dir.join("machines.json")
+    }
+
+    fn read(&self) -> Result<Registry, CloudError> {
+        match std::fs::read_to_string(self.registry_path()) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                error(
+                    "read registry",
+                    format!("{} is corrupt: {e}", self.registry_path().display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
+            Err(e) => Err(error(
+                "read registry",
+                format!("{}: {e}", self.registry_path().display()),
+            )),
+        }
+    }
+
+    fn write(&self, registry: &Registry) -> Result<(), CloudError> {
+        let path = self.registry_path();
+        let tmp = path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(registry).expect("registry serializes");
+        std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&tmp, json))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| error("write registry", format!("{}: {e}", path.display())))
+    }
+
+    /// Every machine of this app, whatever its owner's lineage.
+    pub fn machines(&self) -> Result<Vec<LocalMachine>, CloudError> {
+        Ok(self.read()?.machines)
+    }
+
+    /// The machine with this id.
+    pub fn machine(&self, id: &str) -> Result<LocalMachine, CloudError> {
+        self.machines()?
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| error("find machine", format!("no local machine {id}")))
+    }
+
+    fn observed(m: &LocalMachine, zone: &str) -> ObservedInstance {
+        ObservedInstance {
+            id: m.id.clone(),
+            address: Some(m.address),
+            spec_hash: Some(m.spec_hash.clone()),
+            instance_type: m.instance_type.clone(),
+            zone: zone.to_string(),
+            status: InstanceStatus::Running,
+            private_ip: Some(m.addr.clone()),
+            image_id: None,
+        }
+    }
+}
+
+/// Stop every service a machine root's supervisor recorded, then remove the root.
+fn wipe(root: &Path) -> std::io::Result<()> {
+    let run = root.join("run/appgrid");
+    if let Ok(entries) = std::fs::read_dir(&run) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "pid")
+                && let Ok(pid) = std::fs::read_to_string(&path)
+                && let Ok(pid) = pid.trim().parse::<i32>()
+                && pid > 1
+            {
+                // The supervisor starts each service in its own session: end the group.
+                unsafe {
+                    libc::kill(-pid, libc::SIGTERM);
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        for entry in std::fs::read_dir(&run).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "pid")
+                && let Ok(pid) = std::fs::read_to_string(&path)
+                && let Ok(pid) = pid.trim().parse::<i32>()
+                && pid > 1
+            {
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    match std::fs::remove_dir_all(root) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+impl Cloud for LocalCloud {
+    async fn refresh(&self, owner: &Owner) -> Result<Observed, CloudError> {
+        let _guard = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(Observed {
+            instances: self
+                .read()?
+                .machines
+                .iter()
+                .filter(|m| m.owner == *owner)
+                .map(|m| Self::observed(m, "local"))
+                .collect(),
+            groups: Vec::new(),
+            key_pair: None,
+        })
+    }
+
+    async fn import_key_pair(
+        &self,
+        _: &Owner,
+        spec: &KeyPairSpec,
+        _: &str,
+    ) -> Result<String, CloudError> {
+        Err(error(
+            "import key pair",
+            format!("the local provider has no key pairs ({})", spec.name),
+        ))
+    }
+
+    async fn delete_key_pair(&self, name: &str) -> Result<(), CloudError> {
+        Err(error(
+            "delete key pair",
+            format!("the local provider has no key pairs ({name})"),
+        ))
+    }
+
+    async fn create_security_group(
+        &self,
+        _: &Owner,
+        group: Group,
+        _: &SecurityGroupSpec,
+    ) -> Result<String, CloudError> {
+        Err(error(
+            "create security group",
+            format!(
+                "the local provider has no security groups (sg.{})",
+                group.as_str()
+            ),
+        ))
+    }
+
+    async fn set_ingress(
+        &self,
+        id: &str,
+        _: &[ResolvedRule],
+        _: &[ResolvedRule],
+    ) -> Result<(), CloudError> {
+        Err(error(
+            "set ingress",
+            format!("the local provider has no security groups ({id})"),
+        ))
+    }
+
+    async fn delete_security_group(&self, id: &str) -> Result<(), CloudError> {
+        Err(error(
+            "delete security group",
+            format!("the local provider has no security groups ({id})"),
+        ))
+    }
+
+    async fn launch(&self, request: &LaunchRequest) -> Result<Vec<LaunchedInstance>, CloudError> {
+        let _guard = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut registry = self.read()?;
+        let mut launched = Vec::new();
+        for address in &request.addresses {
+            registry.next += 1;
+            let n = registry.next;
+            if n >= 256 * 254 {
+                return Err(error(
+                    "launch",
+                    "no loopback addresses left for this app (65,000 machines)",
+                ));
+            }
+            let id = format!("local-{n}");
+            let addr = format!("127.{}.{}.{}", self.prefix, n / 254, n % 254 + 1);
+            let root = self.dir.join("machines").join(&id);
+            std::fs::create_dir_all(&root)
+                .map_err(|e| error("launch", format!("{}: {e}", root.display())))?;
+            // Services run as their own users: they must be able to reach the root.
+            for dir in [&self.dir, &self.dir.join("machines"), &root] {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+            }
+            let machine = LocalMachine {
+                id: id.clone(),
+                addr: addr.clone(),
+                root,
+                owner: request.owner.clone(),
+                address: *address,
+                spec_hash: request.spec_hash.clone(),
+                instance_type: request.spec.instance_type.clone(),
+            };
+            registry.machines.push(machine);
+            launched.push(LaunchedInstance {
+                address: *address,
+                id,
+                zone: request.spec.zone.clone(),
+                private_ip: Some(addr),
+                image_id: None,
+            });
+        }
+        self.write(&registry)?;
+        Ok(launched)
+    }
+
+    async fn wait_running(&self, ids: &[String]) -> Result<Vec<ObservedInstance>, CloudError> {
+        let machines = self.machines()?;
+        ids.iter()
+            .map(|id| {
+                machines
+                    .iter()
+                    .find(|m| &m.id == id)
+                    .map(|m| Self::observed(m, "local"))
+                    .ok_or_else(|| error("wait running", format!("no local machine {id}")))
+            })
+            .collect()
+    }
+
+    async fn terminate(&self, ids: &[String]) -> Result<(), CloudError> {
+        let _guard = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut registry = self.read()?;
+        let (gone, kept): (Vec<LocalMachine>, Vec<LocalMachine>) = registry
+            .machines
+            .into_iter()
+            .partition(|m| ids.contains(&m.id));
+        for m in &gone {
+            wipe(&m.root).map_err(|e| error("terminate", format!("{}: {e}", m.root.display())))?;
+        }
+        registry.machines = kept;
+        self.write(&registry)
+    }
+}
+
+/// Machines by id, for building transports.
+pub fn by_id(machines: Vec<LocalMachine>) -> BTreeMap<String, LocalMachine> {
+    machines.into_iter().map(|m| (m.id.clone(), m)).collect()
+}

@@ -1,0 +1,306 @@
+//! The real [`Configurator`]: each configuration address runs its role on its
+//! machine, reached through a [`Fleet`] (local processes, or SSH).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::apply::{ConfigJob, Configurator, Configured};
+use crate::graph::{ResourceAddress, Role};
+use crate::manifest::Manifest;
+use crate::remote::{Redactor, Remote};
+use crate::state::ResourceState;
+
+use super::{app, haproxy, memcached};
+
+/// Where a machine keeps appgrid's files and which address its services bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachinePlace {
+    /// "" on a real host; the machine's directory for the local provider.
+    pub root: String,
+    pub addr: String,
+}
+
+/// A connection to a machine, and what the connection learned about it (a
+/// host key to pin in state).
+pub struct Connected<R> {
+    pub remote: R,
+    pub place: MachinePlace,
+    pub learned: BTreeMap<String, String>,
+}
+
+/// How to reach the machines of one provider.
+pub trait Fleet: Send + Sync + 'static {
+    type Remote: Remote + 'static;
+    fn connect(
+        &self,
+        address: ResourceAddress,
+        machine: &ResourceState,
+    ) -> impl Future<Output = Result<Connected<Self::Remote>, String>> + Send;
+}
+
+/// Runs the roles of one app's manifest.
+pub struct RoleConfigurator<F> {
+    pub fleet: F,
+    pub manifest: Manifest,
+    /// The manifest's directory: `[release] path` is relative to it.
+    pub base_dir: PathBuf,
+    pub redactor: Redactor,
+}
+
+/// The address a machine's services listen on, from state.
+pub fn machine_addr(
+    resources: &BTreeMap<ResourceAddress, ResourceState>,
+    machine: ResourceAddress,
+) -> Result<String, String> {
+    resources
+        .get(&machine)
+        .and_then(|r| r.attributes.get("private_ip"))
+        .cloned()
+        .ok_or_else(|| format!("{machine} has no address in state yet"))
+}
+
+impl<F: Fleet> RoleConfigurator<F> {
+    async fn connect(&self, job: &ConfigJob) -> Result<Connected<F::Remote>, String> {
+        let machine = job
+            .address
+            .machine()
+            .ok_or_else(|| format!("{}: no machine", job.address))?;
+        let record = job
+            .resources
+            .get(&machine)
+            .ok_or_else(|| format!("{}: its machine {machine} is not in state", job.address))?;
+        self.fleet.connect(machine, record).await
+    }
+
+    fn cache(&self) -> Result<&crate::manifest::Cache, String> {
+        self.manifest
+            .cache
+            .as_ref()
+            .ok_or_else(|| "the manifest has no [cache]".to_string())
+    }
+
+    /// The app's environment: where the database and the caches are.
+    fn app_env(&self, job: &ConfigJob) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
+        let mut env = BTreeMap::new();
+        let mut secrets = Vec::new();
+        if let Some(db) = &self.manifest.database {
+            let primary = job
+                .resources
+                .get(&ResourceAddress::config(Role::DbPrimary, 0))
+                .ok_or("db.primary.config is not applied yet")?;
+            let password = primary
+                .attributes
+                .get("password")
+                .ok_or("db.primary.config has no password in state")?;
+            let user = primary
+                .attributes
+                .get("user")
+                .cloned()
+                .unwrap_or_else(|| self.manifest.app.name.clone());
+            let name = primary
+                .attributes
+                .get("database")
+                .cloned()
+                .unwrap_or_else(|| self.manifest.app.name.clone());
+            let url =
+                |addr: &str| format!("postgres://{user}:{password}@{addr}:{}/{name}", db.port);
+            env.insert(
+                "DATABASE_URL".into(),
+                url(&machine_addr(
+                    &job.resources,
+                    ResourceAddress::instance(Role::DbPrimary, 0),
+                )?),
+            );
+            let mut replicas = Vec::new();
+            for i in 0..db.replicas {
+                if job
+                    .resources
+                    .contains_key(&ResourceAddress::config(Role::DbReplica, i))
+                {
+                    replicas.push(url(&machine_addr(
+                        &job.resources,
+                        ResourceAddress::instance(Role::DbReplica, i),
+                    )?));
+                }
+            }
+            env.insert("DATABASE_REPLICA_URLS".into(), replicas.join(","));
+            secrets.push(password.clone());
+        }
+        if let Some(cache) = &self.manifest.cache {
+            let mut servers = Vec::new();
+            for i in 0..cache.nodes {
+                servers.push(format!(
+                    "{}:{}",
+                    machine_addr(&job.resources, ResourceAddress::instance(Role::Cache, i))?,
+                    cache.port
+                ));
+            }
+            env.insert("MEMCACHE_SERVERS".into(), servers.join(","));
+        }
+        Ok((env, secrets))
+    }
+
+    /// The web servers the load balancer should send traffic to: every web
+    /// machine whose release is applied (or every web machine, without a release).
+    fn backends(&self, job: &ConfigJob) -> Result<Vec<haproxy::Backend>, String> {
+        let mut out = Vec::new();
+        for i in 0..self.manifest.web.count {
+            let ready = self.manifest.release.is_none()
+                || job
+                    .resources
+                    .contains_key(&ResourceAddress::config(Role::Web, i));
+            if !ready {
+                continue;
+            }
+            out.push(haproxy::Backend {
+                name: format!("web{i}"),
+                addr: machine_addr(&job.resources, ResourceAddress::instance(Role::Web, i))?,
+                port: self.manifest.web.port,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl<F: Fleet> Configurator for RoleConfigurator<F> {
+    async fn configure(&self, job: ConfigJob) -> Result<Configured, String> {
+        let connected = self.connect(&job).await?;
+        let (remote, place) = (&connected.remote, &connected.place);
+        let mut configured = Configured {
+            machine_attributes: connected.learned.clone(),
+            ..Configured::default()
+        };
+        match job.address {
+            ResourceAddress::Config {
+                role: Role::Cache, ..
+            } => {
+                let cache = self.cache()?;
+                let outcome = memcached::ensure_memcached(
+                    remote,
+                    &memcached::CacheNode {
+                        root: place.root.clone(),
+                        addr: place.addr.clone(),
+                        port: cache.port,
+                        memory_mb: cache.memory_mb,
+                    },
+                )
+                .await
+                .map_err(text)?;
+                configured
+                    .attributes
+                    .insert("memory_mb".into(), outcome.memory_mb.to_string());
+            }
+            ResourceAddress::Config {
+                role: Role::Web, ..
+            } => {
+                let release = self
+                    .manifest
+                    .release
+                    .as_ref()
+                    .ok_or("the manifest has no [release]")?;
+                let (env, secrets) = self.app_env(&job)?;
+                let released = app::release(
+                    remote,
+                    &app::AppRelease {
+                        root: place.root.clone(),
+                        addr: place.addr.clone(),
+                        port: self.manifest.web.port,
+                        app_dir_local: self.base_dir.join(&release.path),
+                        build: release.build.clone(),
+                        start: release.start.clone(),
+                        health_path: release.health.clone(),
+                        env,
+                        secrets,
+                        health_timeout: Duration::from_secs(60),
+                    },
+                    &self.redactor,
+                )
+                .await
+                .map_err(text)?;
+                configured
+                    .attributes
+                    .insert("release".into(), released.release_id);
+            }
+            ResourceAddress::Config { role: Role::Lb, .. } => {
+                let health = self
+                    .manifest
+                    .release
+                    .as_ref()
+                    .map_or_else(|| "/".to_string(), |r| r.health.clone());
+                haproxy::ensure_haproxy(
+                    remote,
+                    &haproxy::LbConfig {
+                        root: place.root.clone(),
+                        addr: place.addr.clone(),
+                        listen: self.manifest.load_balancer.listen,
+                        health_path: health,
+                        servers: self.backends(&job)?,
+                    },
+                    haproxy::Bounds {
+                        healthy: Duration::from_secs(60),
+                        drain: Duration::from_secs(30),
+                    },
+                )
+                .await
+                .map_err(text)?;
+                configured.attributes.insert(
+                    "url".into(),
+                    format!(
+                        "http://{}:{}/",
+                        place.addr, self.manifest.load_balancer.listen
+                    ),
+                );
+            }
+            other => {
+                return self
+                    .configure_database(other, &job, remote, place, configured)
+                    .await;
+            }
+        }
+        Ok(configured)
+    }
+
+    async fn unconfigure(&self, job: ConfigJob) -> Result<(), String> {
+        let connected = self.connect(&job).await?;
+        let (remote, place) = (&connected.remote, &connected.place);
+        match job.address {
+            ResourceAddress::Config {
+                role: Role::Web, ..
+            } => app::stop(remote, &place.root).await.map_err(text),
+            ResourceAddress::Config {
+                role: Role::Cache | Role::Lb,
+                ..
+            } => Ok(()),
+            other => self.unconfigure_database(other, &job, remote, place).await,
+        }
+    }
+}
+
+impl<F: Fleet> RoleConfigurator<F> {
+    async fn configure_database(
+        &self,
+        address: ResourceAddress,
+        _job: &ConfigJob,
+        _remote: &F::Remote,
+        _place: &MachinePlace,
+        _configured: Configured,
+    ) -> Result<Configured, String> {
+        Err(format!("{address}: the database roles are not wired yet"))
+    }
+
+    async fn unconfigure_database(
+        &self,
+        address: ResourceAddress,
+        _job: &ConfigJob,
+        _remote: &F::Remote,
+        _place: &MachinePlace,
+    ) -> Result<(), String> {
+        Err(format!("{address}: the database roles are not wired yet"))
+    }
+}
