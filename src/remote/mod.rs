@@ -9,6 +9,7 @@
 //! error detail passes through the transport's [`Redactor`].
 
 pub mod local;
+pub mod ssh;
 mod redact;
 
 use std::future::Future;

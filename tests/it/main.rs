@@ -4,3 +4,5 @@ mod apply_moto;
 mod aws_provider;
 mod cli;
 mod moto;
+mod farm;
+mod ssh_transport;
