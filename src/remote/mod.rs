@@ -9,8 +9,8 @@
 //! error detail passes through the transport's [`Redactor`].
 
 pub mod local;
-pub mod ssh;
 mod redact;
+pub mod ssh;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -112,8 +112,10 @@ impl Farm {
         assert!((1..=200).contains(&n));
         let pid = std::process::id();
         let k = COUNTER.fetch_add(1, Ordering::SeqCst);
-        // ≤ 5 + 2 base-36 digits: "agb" + tag stays under 15 characters.
-        let tag = format!("{}{}", base36(pid as u64), base36(k as u64));
+        reap_stale_farms();
+        // A fixed-width pid, then the counter: unique, and "agv" + tag + "-"
+        // + host index stays within the 15 characters of an interface name.
+        let tag = format!("{:0>5}{}", base36(pid as u64), base36(k as u64));
         let bridge = format!("agb{tag}");
         let dir = std::env::temp_dir().join(format!("appgrid-farm-{pid}-{k}"));
         let _ = fs::remove_dir_all(&dir);
@@ -126,6 +128,7 @@ impl Farm {
         };
         // From here on a panic tears down what exists (Drop).
         let (a, b) = free_subnet(pid, k);
+        farm.record(&format!("bridge {bridge}"));
         sh("ip", &["link", "add", &bridge, "type", "bridge"]);
         sh(
             "ip",
@@ -135,16 +138,23 @@ impl Farm {
 
         let client_key = dir.join("client_key");
         keygen(&client_key, "appgrid-farm-client");
-        fs::copy(client_key.with_extension("pub"), dir.join("authorized_keys")).unwrap();
+        fs::copy(
+            client_key.with_extension("pub"),
+            dir.join("authorized_keys"),
+        )
+        .unwrap();
 
         for i in 0..n {
             let name = format!("h{i}");
             let netns = format!("ag{tag}{name}");
-            let veth = format!("agv{tag}{}", base36(i as u64));
+            let veth = format!("agv{tag}-{}", base36(i as u64));
             assert!(veth.len() <= 15, "{veth}");
             let addr = format!("10.{a}.{b}.{}", 10 + i);
             let hdir = dir.join(&name);
             fs::create_dir_all(hdir.join("run")).unwrap();
+            // Its own (empty) home: no rc files of this machine's root run on
+            // every login, and hosts do not share ~/.ssh or dotfiles.
+            fs::create_dir_all(hdir.join("home")).unwrap();
             let host = FarmHost {
                 name,
                 addr: addr.clone(),
@@ -153,6 +163,7 @@ impl Farm {
                 veth: veth.clone(),
                 dir: hdir.clone(),
             };
+            farm.record(&format!("host {netns} {veth}"));
             sh("ip", &["netns", "add", &netns]);
             farm.hosts.push(host);
             farm.sshd.push(None);
@@ -209,9 +220,11 @@ impl Farm {
 
     /// The host key of host `i` as an OpenSSH public key line.
     pub fn host_key(&self, i: usize) -> String {
-        let line =
-            fs::read_to_string(self.hosts[i].dir.join("ssh_host_ed25519_key.pub")).unwrap();
-        line.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+        let line = fs::read_to_string(self.hosts[i].dir.join("ssh_host_ed25519_key.pub")).unwrap();
+        line.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Give host `i` a new host key and restart its sshd.
@@ -232,11 +245,23 @@ impl Farm {
         sh("ip", &["link", "set", &self.hosts[i].veth, "up"]);
     }
 
+    /// Note what is about to exist, so a later test process can remove it if
+    /// this one dies without running `Drop` (SIGKILL, abort).
+    fn record(&self, line: &str) {
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("names"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
+    }
+
     fn start_sshd(&mut self, i: usize) {
         let h = &self.hosts[i];
         let d = h.dir.display();
         let script = format!(
             "set -e; hostname {name}; mount --bind {d}/run /run; mkdir -p /run/sshd; \
+             mount --bind {d}/home \"$(getent passwd root | cut -d: -f6)\"; \
              exec /usr/sbin/sshd -D -e -f /dev/null -o ListenAddress={addr}:{port} \
              -o HostKey={d}/ssh_host_ed25519_key -o PidFile=none -o UsePAM=no \
              -o StrictModes=no -o AuthorizedKeysFile={farm}/authorized_keys \
@@ -299,17 +324,66 @@ impl Drop for Farm {
         for i in 0..self.sshd.len() {
             self.stop_sshd(i);
         }
-        for h in &self.hosts {
-            for pid in quiet("ip", &["netns", "pids", &h.netns]).split_whitespace() {
-                if let Ok(pid) = pid.parse::<i32>() {
-                    // SAFETY: kill(2) has no memory-safety preconditions.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
+        let hosts: Vec<(String, String)> = self
+            .hosts
+            .iter()
+            .map(|h| (h.netns.clone(), h.veth.clone()))
+            .collect();
+        teardown(&self.bridge, &hosts, &self.dir);
+    }
+}
+
+fn teardown(bridge: &str, hosts: &[(String, String)], dir: &Path) {
+    for (netns, veth) in hosts {
+        for pid in quiet("ip", &["netns", "pids", netns]).split_whitespace() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        quiet("ip", &["link", "del", veth]);
+        quiet("ip", &["netns", "del", netns]);
+    }
+    quiet("ip", &["link", "del", bridge]);
+    let _ = fs::remove_dir_all(dir);
+}
+
+/// Tear down farms left behind by test processes that died without `Drop`.
+fn reap_stale_farms() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name
+                .strip_prefix("appgrid-farm-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: kill(2) with signal 0 only checks that the process exists.
+            let alive = unsafe { libc::kill(pid, 0) } == 0
+                || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+            if alive {
+                continue;
+            }
+            let names = fs::read_to_string(entry.path().join("names")).unwrap_or_default();
+            let mut bridge = String::new();
+            let mut hosts = Vec::new();
+            for line in names.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words.as_slice() {
+                    ["bridge", b] => bridge = b.to_string(),
+                    ["host", n, v] => hosts.push((n.to_string(), v.to_string())),
+                    _ => {}
                 }
             }
-            quiet("ip", &["link", "del", &h.veth]);
-            quiet("ip", &["netns", "del", &h.netns]);
+            if !bridge.is_empty() {
+                teardown(&bridge, &hosts, &entry.path());
+            }
         }
-        quiet("ip", &["link", "del", &self.bridge]);
-        let _ = fs::remove_dir_all(&self.dir);
-    }
+    });
 }

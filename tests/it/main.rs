@@ -3,6 +3,6 @@
 mod apply_moto;
 mod aws_provider;
 mod cli;
-mod moto;
 mod farm;
+mod moto;
 mod ssh_transport;

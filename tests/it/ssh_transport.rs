@@ -45,8 +45,9 @@ async fn runs_scripts_streams_redacted_lines_and_reports_failures() {
     redactor.add("pa55word-xyz-123");
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = Arc::clone(&lines);
-    let log: LogSink =
-        Arc::new(move |h: &str, s: &str, l: &str| sink.lock().unwrap().push(format!("{h} {s} {l}")));
+    let log: LogSink = Arc::new(move |h: &str, s: &str, l: &str| {
+        sink.lock().unwrap().push(format!("{h} {s} {l}"))
+    });
     let started = Instant::now();
     let t = SshTransport::connect(farm.target(0), redactor, Some(log), TOTAL)
         .await
@@ -83,7 +84,10 @@ async fn runs_scripts_streams_redacted_lines_and_reports_failures() {
 
     let logged = lines.lock().unwrap().clone();
     assert!(logged.contains(&"h0 out h0".to_string()), "{logged:?}");
-    assert!(logged.contains(&"h0 err to-stderr".to_string()), "{logged:?}");
+    assert!(
+        logged.contains(&"h0 err to-stderr".to_string()),
+        "{logged:?}"
+    );
     assert!(
         logged.contains(&"h0 err using (sensitive)".to_string()),
         "{logged:?}"
@@ -98,7 +102,9 @@ async fn puts_files_atomically_with_their_mode() {
     let dir = farm.dir().join("h0-data/etc");
     let path = dir.join("app.env");
     let p = path.to_str().unwrap();
-    t.put(p, b"DATABASE_URL=postgres://x\n", 0o600).await.unwrap();
+    t.put(p, b"DATABASE_URL=postgres://x\n", 0o600)
+        .await
+        .unwrap();
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
         "DATABASE_URL=postgres://x\n"
@@ -120,7 +126,11 @@ async fn puts_files_atomically_with_their_mode() {
         .put("/proc/appgrid-no/such", b"x", 0o600)
         .await
         .unwrap_err();
-    assert!(err.to_string().starts_with("on h0, `put /proc/appgrid-no/such` failed with exit status 1: "), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("on h0, `put /proc/appgrid-no/such` failed with exit status 1: "),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,10 +245,15 @@ async fn an_unknown_client_key_is_refused_and_rsa_keys_work() {
 async fn a_cut_host_fails_after_bounded_retries_and_works_once_restored() {
     let farm = Farm::new(1);
     farm.cut(0);
-    let err = SshTransport::connect(farm.target(0), Redactor::new(), None, Duration::from_secs(3))
-        .await
-        .err()
-        .expect("a cut host cannot answer");
+    let err = SshTransport::connect(
+        farm.target(0),
+        Redactor::new(),
+        None,
+        Duration::from_secs(3),
+    )
+    .await
+    .err()
+    .expect("a cut host cannot answer");
     match &err {
         RemoteError::Connect { host, detail } => {
             assert_eq!(host, "h0");
@@ -263,7 +278,10 @@ async fn proxy_commands_and_jump_hosts_reach_the_target() {
     let started = Instant::now();
     let t = connect(target).await;
     eprintln!("connect through socat: {:?}", started.elapsed());
-    let out = t.run("who", "hostname; echo $SSH_CONNECTION").await.unwrap();
+    let out = t
+        .run("who", "hostname; echo $SSH_CONNECTION")
+        .await
+        .unwrap();
     assert!(out.stdout.starts_with("h1\n"), "{}", out.stdout);
     drop(t);
 
@@ -295,7 +313,10 @@ async fn proxy_commands_and_jump_hosts_reach_the_target() {
     let started = Instant::now();
     let t = connect(target).await;
     eprintln!("connect through a jump host: {:?}", started.elapsed());
-    let out = t.run("who", "hostname; echo $SSH_CONNECTION").await.unwrap();
+    let out = t
+        .run("who", "hostname; echo $SSH_CONNECTION")
+        .await
+        .unwrap();
     let mut lines = out.stdout.lines();
     assert_eq!(lines.next(), Some("h1"));
     assert_eq!(client_addr(lines.next().unwrap()), jump_addr);

@@ -80,15 +80,14 @@ pub(super) fn connect_until(
                 "both a jump host and a proxy command are set; use one".to_string(),
             ));
         }
-        let key = russh::keys::load_secret_key(&target.key_path, None).map_err(|e| {
-            RemoteError::Io {
+        let key =
+            russh::keys::load_secret_key(&target.key_path, None).map_err(|e| RemoteError::Io {
                 host: host.clone(),
                 detail: redactor.redact(&format!(
                     "cannot load the private key {}: {e}",
                     target.key_path.display()
                 )),
-            }
-        })?;
+            })?;
         let key = Arc::new(key);
         let pinned = match &target.pinned_host_key {
             Some(line) => Some(PublicKey::from_openssh(line.trim()).map_err(|e| {
@@ -130,7 +129,7 @@ pub(super) fn connect_until(
                         _proxy: c.proxy,
                     });
                 }
-                Ok(Err(Failed::Fatal(e))) => return Err(e),
+                Ok(Err(Failed::Fatal(e))) => return Err(redacted(&redactor, e)),
                 Ok(Err(Failed::Retry(detail))) => last = detail,
                 Err(_) => last = "timed out".to_string(),
             }
@@ -144,6 +143,45 @@ pub(super) fn connect_until(
             started.elapsed().as_secs_f64()
         )))
     })
+}
+
+/// Every text field of `e` through the redactor.
+fn redacted(r: &Redactor, e: RemoteError) -> RemoteError {
+    match e {
+        RemoteError::Connect { host, detail } => RemoteError::Connect {
+            host: r.redact(&host),
+            detail: r.redact(&detail),
+        },
+        RemoteError::HostKeyChanged {
+            host,
+            pinned,
+            presented,
+        } => RemoteError::HostKeyChanged {
+            host: r.redact(&host),
+            pinned,
+            presented,
+        },
+        RemoteError::Auth { host, user, key } => RemoteError::Auth {
+            host: r.redact(&host),
+            user: r.redact(&user),
+            key: r.redact(&key),
+        },
+        RemoteError::Script {
+            host,
+            step,
+            status,
+            stderr_tail,
+        } => RemoteError::Script {
+            host: r.redact(&host),
+            step: r.redact(&step),
+            status,
+            stderr_tail: r.redact(&stderr_tail),
+        },
+        RemoteError::Io { host, detail } => RemoteError::Io {
+            host: r.redact(&host),
+            detail: r.redact(&detail),
+        },
+    }
 }
 
 fn describe(target: &SshTarget) -> String {
@@ -290,6 +328,10 @@ async fn attempt(
             presented,
             proxy,
         }),
+        // The server went away mid-login: not a verdict on the key.
+        AuthResult::Failure { .. } if handle.is_closed() => Err(Failed::Retry(
+            "the connection closed during authentication".to_string(),
+        )),
         AuthResult::Failure { .. } => Err(Failed::Fatal(RemoteError::Auth {
             host: target.host.clone(),
             user: target.user.clone(),
@@ -299,5 +341,34 @@ async fn attempt(
                 fingerprint(key.public_key())
             ),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_command_placeholders_are_shell_quoted() {
+        let mut t = SshTarget::new("web-1", "10.0.0.5", 2222, "root", "k".into());
+        t.instance_id = Some("i-0abc'; rm -rf /".to_string());
+        assert_eq!(
+            expand_proxy_command("tunnel %i --to %h:%p 100%% %x %", &t),
+            r"tunnel 'i-0abc'\''; rm -rf /' --to 10.0.0.5:2222 100% %x %"
+        );
+        t.instance_id = None;
+        assert_eq!(expand_proxy_command("ssm %i", &t), "ssm ''");
+    }
+
+    #[test]
+    fn fingerprints_look_like_openssh() {
+        let key = PublicKey::from_openssh(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        )
+        .unwrap();
+        assert_eq!(
+            fingerprint(&key),
+            "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU"
+        );
     }
 }

@@ -45,7 +45,9 @@ impl<'a> Lines<'a> {
 
     fn emit(&mut self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
-        let line = self.redactor.redact(line.strip_suffix('\r').unwrap_or(&line));
+        let line = self
+            .redactor
+            .redact(line.strip_suffix('\r').unwrap_or(&line));
         if let Some(log) = self.log {
             log(self.host, self.stream, &line);
         }
