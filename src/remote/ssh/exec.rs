@@ -74,8 +74,7 @@ pub(super) async fn run(
         .await
         .map_err(|e| t.io("connection closed", e))?;
     let channel = t
-        .handle
-        .channel_open_session()
+        .open_session()
         .await
         .map_err(|e| t.io(&format!("cannot open a session for `{step}`"), e))?;
     let (mut read, write) = channel.split();

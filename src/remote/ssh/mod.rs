@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::client::Handle;
+use russh::Channel;
+use russh::client::{Handle, Msg};
 use tokio::process::Child;
 use tokio::sync::Semaphore;
 
@@ -113,6 +114,24 @@ impl SshTransport {
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+
+    /// A new session channel. sshd frees a closed session's slot a moment
+    /// after the close, so an open right after others closed can be refused
+    /// for a while ("no more sessions"): retry those refusals, briefly.
+    async fn open_session(&self) -> Result<Channel<Msg>, russh::Error> {
+        let mut delay = Duration::from_millis(20);
+        let mut tries = 0;
+        loop {
+            match self.handle.channel_open_session().await {
+                Err(russh::Error::ChannelOpenFailure(_)) if tries < 40 => {
+                    tries += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn io(&self, what: &str, e: impl std::fmt::Display) -> RemoteError {

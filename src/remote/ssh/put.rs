@@ -51,8 +51,7 @@ pub(super) async fn put(
 async fn upload(t: &SshTransport, tmp: &str, contents: &[u8], mode: u32) -> Result<(), String> {
     let _permit = t.sessions.acquire().await.map_err(|e| e.to_string())?;
     let channel = t
-        .handle
-        .channel_open_session()
+        .open_session()
         .await
         .map_err(|e| format!("cannot open a session: {e}"))?;
     channel
