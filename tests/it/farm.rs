@@ -256,7 +256,8 @@ impl Farm {
         std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
     }
 
-    fn start_sshd(&mut self, i: usize) {
+    /// Start (again) the sshd of host `i`; `wait_listening` waits for it.
+    pub fn start_sshd(&mut self, i: usize) {
         let h = &self.hosts[i];
         let d = h.dir.display();
         let script = format!(
@@ -289,14 +290,15 @@ impl Farm {
         self.sshd[i] = Some(child);
     }
 
-    fn stop_sshd(&mut self, i: usize) {
+    /// Stop the sshd of host `i` (its address then refuses connections).
+    pub fn stop_sshd(&mut self, i: usize) {
         if let Some(mut child) = self.sshd[i].take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    fn wait_listening(&mut self, i: usize) {
+    pub fn wait_listening(&mut self, i: usize) {
         let h = &self.hosts[i];
         let addr: SocketAddr = format!("{}:{}", h.addr, h.port).parse().unwrap();
         let start = Instant::now();

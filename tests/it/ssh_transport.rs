@@ -370,3 +370,17 @@ async fn a_farm_of_five_comes_up_and_goes_away() {
         assert!(!left.contains(&n), "{n} left behind: {left}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_waits_for_sshd_to_come_up() {
+    let mut farm = Farm::new(1);
+    farm.stop_sshd(0);
+    let target = farm.target(0);
+    let pending = tokio::spawn(SshTransport::connect(target, Redactor::new(), None, TOTAL));
+    // Refused for a while: the connection attempts are retried meanwhile.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!pending.is_finished(), "gave up while sshd was down");
+    farm.start_sshd(0);
+    let t = pending.await.unwrap().expect("connects once sshd answers");
+    assert_eq!(t.run("x", "hostname").await.unwrap().stdout, "h0\n");
+}
