@@ -10,6 +10,7 @@
 
 pub mod local;
 mod redact;
+pub mod ssh;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -3,5 +3,7 @@
 mod apply_moto;
 mod aws_provider;
 mod cli;
+mod farm;
 mod moto;
 mod roles_web;
+mod ssh_transport;
