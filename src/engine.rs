@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cloud::{Cloud, CloudError, Owner};
-use crate::graph::{self, GraphError, ResourceGraph};
+use crate::graph::{self, GraphError, Inputs, ResourceGraph};
 use crate::manifest::{self, LoadedManifest, ManifestError};
 use crate::plan::{self, Plan, file::PlanFileError};
 use crate::state::lock::{self, LockError, StateLock};
@@ -27,6 +27,11 @@ pub enum EngineError {
     PlanFile(#[from] PlanFileError),
     #[error("refresh failed: {0}")]
     Refresh(#[source] CloudError),
+    #[error(
+        "cannot read the release at {}: {detail}; set `path` in [release] to the app's directory (relative to the manifest)",
+        path.display()
+    )]
+    Release { path: PathBuf, detail: String },
     #[error(
         "the state at {path} belongs to app `{state_app}`, but the manifest names `{manifest_app}`; point --state at that app's state, or keep the app's name"
     )]
@@ -71,7 +76,30 @@ impl Workspace {
     }
 
     pub fn graph(&self) -> Result<ResourceGraph, EngineError> {
-        Ok(graph::expand(&self.manifest.manifest)?)
+        Ok(graph::expand_with(
+            &self.manifest.manifest,
+            &self.inputs()?,
+        )?)
+    }
+
+    /// What configuration depends on besides the manifest: the digests of the
+    /// templates each role renders and of the release's files.
+    pub fn inputs(&self) -> Result<Inputs, EngineError> {
+        let mut inputs = Inputs::default();
+        for family in ["postgres", "slony", "memcached", "haproxy", "app"] {
+            inputs.templates.insert(
+                family.to_string(),
+                crate::templates::digest(&[family, "lib"]),
+            );
+        }
+        if let Some(release) = &self.manifest.manifest.release {
+            let path = self.base_dir.join(&release.path);
+            inputs.release = Some(directory_digest(&path).map_err(|e| EngineError::Release {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?);
+        }
+        Ok(inputs)
     }
 
     /// The state, checked to belong to this app.
@@ -134,6 +162,43 @@ impl Workspace {
         };
         Ok(plan::make(self.source(), graph, state, observed.as_ref()))
     }
+}
+
+/// A digest of every file under `dir` (relative path, mode and contents), in
+/// path order: equal trees, equal digests.
+pub fn directory_digest(dir: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(base, &path, out)?;
+            } else {
+                out.push(path.strip_prefix(base).unwrap_or(&path).to_path_buf());
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    let mut hasher = Sha256::new();
+    for rel in files {
+        let full = dir.join(&rel);
+        let mode = std::fs::metadata(&full)?.permissions().mode();
+        hasher.update(rel.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update(mode.to_le_bytes());
+        hasher.update(std::fs::read(&full)?);
+        hasher.update([0]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// The state to apply into: the existing one, or a new one saved at once so its

@@ -41,6 +41,21 @@ fn engine() -> &'static Tera {
     })
 }
 
+/// A digest of the embedded templates under these directories (`"haproxy"`
+/// covers `haproxy/…`): what a configuration renders, for plans to compare.
+pub fn digest(dirs: &[&str]) -> String {
+    let mut text = String::new();
+    for (name, source) in EMBEDDED {
+        if dirs.iter().any(|d| name.starts_with(&format!("{d}/"))) {
+            text.push_str(name);
+            text.push('\0');
+            text.push_str(source);
+            text.push('\0');
+        }
+    }
+    crate::hash::sha256_hex(text.as_bytes())[..16].to_string()
+}
+
 /// Render an embedded template.
 pub fn render(name: &str, context: &Context) -> Result<String, TemplateError> {
     engine().render(name, context).map_err(|e| {

@@ -17,6 +17,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use execute::resolve_path;
 pub use steps::{Step, StepKind};
 pub use walk::walk;
 

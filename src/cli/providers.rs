@@ -4,15 +4,17 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use appgrid::apply::{Configurator, NoConfigurator};
+use appgrid::apply::{Configurator, NoConfigurator, resolve_path};
 use appgrid::cloud::Cloud;
 use appgrid::cloud::aws::AwsCloud;
+use appgrid::cloud::hosts::HostsCloud;
 use appgrid::cloud::local::LocalCloud;
 use appgrid::engine::Workspace;
 use appgrid::manifest::ProviderKind;
 use appgrid::remote::{LogSink, Redactor};
-use appgrid::roles::configure::RoleConfigurator;
+use appgrid::roles::configure::{Fleet, RoleConfigurator};
 use appgrid::roles::fleet_local::LocalFleet;
+use appgrid::roles::fleet_ssh::SshFleet;
 
 use super::Failure;
 
@@ -30,6 +32,15 @@ fn log_sink() -> LogSink {
     Arc::new(|host: &str, _stream: &str, line: &str| eprintln!("  {host} | {line}"))
 }
 
+fn roles<F: Fleet>(ws: &Workspace, fleet: F, redactor: Redactor) -> RoleConfigurator<F> {
+    RoleConfigurator {
+        fleet,
+        manifest: ws.manifest.manifest.clone(),
+        base_dir: ws.base_dir.clone(),
+        redactor,
+    }
+}
+
 pub async fn with_provider<V: Visitor<Output = Result<T, Failure>>, T>(
     ws: &Workspace,
     visitor: V,
@@ -43,24 +54,43 @@ pub async fn with_provider<V: Visitor<Output = Result<T, Failure>>, T>(
                     .await
                     .map_err(|e| Failure::Message(e.to_string()))?,
             );
-            visitor.visit(cloud, Arc::new(NoConfigurator)).await
+            if !m.provider.configure {
+                return visitor.visit(cloud, Arc::new(NoConfigurator)).await;
+            }
+            let fleet = SshFleet::new(
+                &m.provider,
+                resolve_path(&m.provider.ssh_key, &ws.base_dir),
+                redactor.clone(),
+                Some(log_sink()),
+            );
+            visitor
+                .visit(cloud, Arc::new(roles(ws, fleet, redactor)))
+                .await
         }
         ProviderKind::Local => {
             let cloud = Arc::new(LocalCloud::new(&LocalCloud::default_base(), &m.app.name));
-            let configurator = RoleConfigurator {
-                fleet: LocalFleet {
-                    cloud: Arc::clone(&cloud),
-                    redactor: redactor.clone(),
-                    log: Some(log_sink()),
-                },
-                manifest: m.clone(),
-                base_dir: ws.base_dir.clone(),
-                redactor,
+            let fleet = LocalFleet {
+                cloud: Arc::clone(&cloud),
+                redactor: redactor.clone(),
+                log: Some(log_sink()),
             };
-            visitor.visit(cloud, Arc::new(configurator)).await
+            visitor
+                .visit(cloud, Arc::new(roles(ws, fleet, redactor)))
+                .await
         }
-        ProviderKind::Hosts => Err(Failure::Message(
-            "the hosts provider is not wired into this build yet".into(),
-        )),
+        ProviderKind::Hosts => {
+            let registry = ws.store_path.with_file_name("hosts.json");
+            let cloud = Arc::new(HostsCloud::new(m.provider.hosts.clone(), registry));
+            let mut fleet = SshFleet::new(
+                &m.provider,
+                resolve_path(&m.provider.ssh_key, &ws.base_dir),
+                redactor.clone(),
+                Some(log_sink()),
+            );
+            fleet.id_is_endpoint = true;
+            visitor
+                .visit(cloud, Arc::new(roles(ws, fleet, redactor)))
+                .await
+        }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod aws;
 pub mod fake;
+pub mod hosts;
 pub mod local;
 
 use std::future::Future;

@@ -93,6 +93,11 @@ fn describe(spec: &ResourceSpec) -> Vec<String> {
             lines
         }
         ResourceSpec::Config(_) => Vec::new(),
+        // Only AWS machines have an image and a group; `local` and `hosts` ones a place.
+        ResourceSpec::Instance(i) if i.image.is_empty() => vec![match i.zone.as_str() {
+            "local" => "a loopback address and a directory on this machine".to_string(),
+            _ => "a host from the pool".to_string(),
+        }],
         ResourceSpec::Instance(i) => vec![format!(
             "{} in {}, image {}, sg.{}",
             i.instance_type,
