@@ -3,6 +3,7 @@
 //! found changes, 130 interrupted.
 
 mod apply;
+mod doctor;
 mod inspect;
 mod plan;
 mod providers;
@@ -98,6 +99,8 @@ enum Command {
     Destroy(WalkArgs),
     /// Print the resource graph as Graphviz DOT.
     Graph { file: PathBuf },
+    /// Say which programs the manifest needs on this machine and how to install the missing ones.
+    Doctor { file: PathBuf },
     /// Inspect the state.
     State {
         #[command(subcommand)]
@@ -183,6 +186,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
         Command::Apply(args) => apply::run(args.options(false)).await,
         Command::Destroy(args) => apply::run(args.options(true)).await,
         Command::Graph { file } => inspect::graph(&file),
+        Command::Doctor { file } => doctor::run(&file),
         Command::State { command } => match command {
             StateCommand::List { file, state } => {
                 inspect::state_list(&file, state.state.as_deref())
