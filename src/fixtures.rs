@@ -41,6 +41,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             replicas,
             replication: Replication::Slony,
             port: 5432,
+            schema: None,
         }),
         cache: cache.map(|nodes| Cache {
             instance_type: "r5.large".into(),

@@ -119,6 +119,11 @@ pub struct Database {
     pub replicas: u32,
     pub replication: Replication,
     pub port: u16,
+    /// SQL run once on the primary when its database is created (relative to
+    /// the manifest), so the replicated tables exist before the Slony-I set is
+    /// made. Later changes go through `appgrid db migrate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -646,9 +646,9 @@ fn blog_example_validates() {
             configure: true,
         },
         release: Some(Release {
-            path: "./app".into(),
+            path: "../app".into(),
             build: None,
-            start: "./bin/server".into(),
+            start: "/usr/bin/python3 app.py".into(),
             health: "/health".into(),
         }),
         web: Web {
@@ -667,6 +667,7 @@ fn blog_example_validates() {
             replicas: 1,
             replication: Replication::Slony,
             port: 5432,
+            schema: Some("../app/schema.sql".into()),
         }),
         cache: Some(Cache {
             instance_type: "r5.large".into(),
@@ -716,6 +717,7 @@ fn shop_example_validates() {
             replicas: 2,
             replication: Replication::Slony,
             port: 5432,
+            schema: None,
         })
     );
     assert_eq!(

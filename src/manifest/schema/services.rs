@@ -47,6 +47,7 @@ pub(super) const DATABASE: TableSpec = TableSpec {
         Key::optional("replicas", "1"),
         Key::optional("replication", "\"slony\""),
         Key::optional("port", "5432"),
+        Key::optional("schema", "\"../app/schema.sql\""),
     ],
 };
 
@@ -149,12 +150,14 @@ pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Report
         None => Ok(Replication::Slony),
     };
     let port = port(ck, s, "port", 5432);
+    let schema = s.field("schema").map(|f| non_empty(ck, f)).transpose();
     Ok(Database {
         instance_type: instance_type?,
         version: u32_from(version?),
         replicas: u32_from(replicas?),
         replication: replication?,
         port: port?,
+        schema: schema?,
     })
 }
 
