@@ -717,7 +717,7 @@ fn shop_example_validates() {
             replicas: 2,
             replication: Replication::Slony,
             port: 5432,
-            schema: None,
+            schema: Some("../app/schema.sql".into()),
         })
     );
     assert_eq!(
