@@ -52,6 +52,8 @@ pub(super) fn add(g: &mut ResourceGraph, m: &Manifest, inputs: &Inputs) {
     let mut replicas: Vec<ResourceAddress> = Vec::new();
     if let Some(db) = &m.database {
         let primary = ResourceAddress::config(Role::DbPrimary, 0);
+        let web = (0..m.web.count).map(|i| ResourceAddress::instance(Role::Web, i));
+        let peers = (0..db.replicas).map(|i| ResourceAddress::instance(Role::DbReplica, i));
         g.add(
             primary,
             spec(&[
@@ -59,9 +61,15 @@ pub(super) fn add(g: &mut ResourceGraph, m: &Manifest, inputs: &Inputs) {
                 ("version", db.version.to_string()),
                 ("port", db.port.to_string()),
                 ("database", m.app.name.clone()),
+                // pg_hba admits exactly these machines: least privilege.
+                ("clients", list(web.clone())),
+                ("peers", list(peers.clone())),
             ]),
         );
         g.depend(primary, ResourceAddress::instance(Role::DbPrimary, 0));
+        for machine in web.chain(peers) {
+            g.depend(primary, machine);
+        }
         web_needs.push(primary);
         if db.replicas > 0 {
             let cluster = ResourceAddress::SlonyCluster;

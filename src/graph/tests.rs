@@ -107,7 +107,10 @@ fn configuration_waits_for_what_it_points_at() {
             .map(|d| d.to_string())
             .collect::<Vec<_>>()
     };
-    assert_eq!(deps("db.primary.config"), ["db.primary"]);
+    assert_eq!(
+        deps("db.primary.config"),
+        ["web[0]", "web[1]", "db.primary", "db.replica[0]"]
+    );
     assert_eq!(deps("slony.cluster"), ["db.primary.config"]);
     assert_eq!(
         deps("db.replica[0].subscription"),

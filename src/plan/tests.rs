@@ -104,17 +104,19 @@ fn renders_replace_update_and_delete_with_reasons() {
         render::text(&plan),
         "appgrid will make these changes to blog:
 
-    ~ sg.web     update: ingress rules changed
+    ~ sg.web             update: ingress rules changed
         - rule: tcp/8080 from sg.lb
         + rule: tcp/9090 from sg.lb
-  -/+ web[0]     replace: instance_type changed, which needs a new instance; the new one starts before the old one is destroyed
+  -/+ web[0]             replace: instance_type changed, which needs a new instance; the new one starts before the old one is destroyed
         instance_type: t3.small -> t3.medium
-    - web[1]     delete: no longer in the manifest (web.count went down)
-    ~ lb.config  update: port, servers changed: apply it again
+    - web[1]             delete: no longer in the manifest (web.count went down)
+    ~ lb.config          update: port, servers changed: apply it again
         port: 8080 -> 9090
         servers: web[0],web[1] -> web[0]
+    ~ db.primary.config  update: clients changed: apply it again
+        clients: web[0],web[1] -> web[0]
 
-Plan: 0 to add, 2 to change, 1 to replace, 1 to destroy.
+Plan: 0 to add, 3 to change, 1 to replace, 1 to destroy.
 "
     );
 }
@@ -151,7 +153,7 @@ fn stopped_or_retyped_outside_appgrid_is_replaced() {
                 "-/+ db.primary: {db} was changed outside appgrid to m5.24xlarge (state says m5.large); the old one is destroyed first"
             ),
             "~ lb.config: web[0] is new: apply it again".to_string(),
-            "~ db.primary.config: db.primary is new: apply it again".to_string(),
+            "~ db.primary.config: web[0] is new: apply it again".to_string(),
         ]
     );
 }
