@@ -13,6 +13,7 @@ pub mod hash;
 pub mod manifest;
 pub mod plan;
 pub mod remote;
+pub mod roles;
 pub mod state;
 pub mod templates;
 

@@ -1,5 +1,5 @@
 # appgrid's portable service supervisor: a shell library included by role
-# scripts ({% include "lib/service.sh" %}). It needs ROOT set (the machine's
+# scripts (a tera `include` of "lib/service.sh"). It needs ROOT set (the machine's
 # root prefix: "" on a real host, a directory for the local provider).
 # Services are daemons with a pid file under $ROOT/run/appgrid and a log under
 # $ROOT/var/log/appgrid; starting a running service does nothing.

@@ -4,3 +4,4 @@ mod apply_moto;
 mod aws_provider;
 mod cli;
 mod moto;
+mod roles_pg;
