@@ -404,7 +404,17 @@ pub async fn add_subscriber<R: Remote>(
         )
         .await?;
         if tables == 0 {
-            copy_schema(cluster, &origin.node, &new, new_remote).await?;
+            let schema_exists = count(
+                new_remote,
+                &new.node,
+                &db,
+                &format!(
+                    "select count(*) from pg_namespace where nspname = '{}'",
+                    cluster.schema
+                ),
+            )
+            .await?;
+            copy_schema(cluster, &origin.node, &new, new_remote, schema_exists == 0).await?;
         }
         let mut paths = Vec::new();
         for n in cluster.nodes.iter().filter(|n| n.id != new.id) {
@@ -432,6 +442,13 @@ pub async fn add_subscriber<R: Remote>(
             &ctx,
         )
         .await?;
+        // A slon learns of the new node before its path and then waits 10 s
+        // before listening to it again; a restart listens at once.
+        for n in cluster.nodes.iter().filter(|n| n.id != new.id) {
+            let remote = remote_of(remotes, n.id)?;
+            stop_slon(remote, cluster, &n.node).await?;
+            ensure_slon(remote, cluster, n.id).await?;
+        }
     }
     if !cluster.nodes.iter().any(|n| n.id == new.id) {
         cluster.nodes.push(new.clone());
@@ -495,8 +512,10 @@ async fn copy_schema<R: Remote>(
     origin: &PgNode,
     new: &SlonyNode,
     new_remote: &R,
+    create_schema: bool,
 ) -> Result<(), RoleError> {
     let mut ctx = node_context(&new.node);
+    ctx.insert("create_schema", if create_schema { "yes" } else { "no" });
     ctx.insert("origin_addr", &origin.addr.to_string());
     ctx.insert("origin_port", &origin.port);
     ctx.insert("slony_user", SLONY_USER);
@@ -658,6 +677,32 @@ pub async fn drop_subscriber<R: Remote>(
             &ctx,
         )
         .await?;
+    }
+    // Each remaining slon restarts its worker 20 s after processing the drop;
+    // once a node has processed it, restart its slon so replication resumes now.
+    let started = Instant::now();
+    for n in cluster.nodes.iter().filter(|n| n.id != id) {
+        let remote = remote_of(remotes, n.id)?;
+        let sql = format!("select count(*) from {cs}.sl_node where no_id = {id} and no_active");
+        loop {
+            let active = count(remote, &n.node, &cluster.database, &sql).await?;
+            if active == 0 {
+                break;
+            }
+            if started.elapsed() > cluster.timeout {
+                return Err(RoleError::Timeout {
+                    node: n.id,
+                    host: remote.host().to_string(),
+                    what: "process the drop of a node",
+                    waited_s: started.elapsed().as_secs(),
+                    last: format!("node {id} still active there"),
+                    slon_log: slon_log_tail(remote, cluster, &n.node).await,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop_slon(remote, cluster, &n.node).await?;
+        ensure_slon(remote, cluster, n.id).await?;
     }
     if let Some(remote) = remotes.get(&id) {
         stop_slon(*remote, cluster, &dropped.node).await?;

@@ -81,8 +81,15 @@ impl Env {
         std::fs::create_dir_all(&root).unwrap();
         let a = addr(self.test, n);
         let sink = Arc::clone(&self.lines);
+        let t0 = Instant::now();
+        let trace = std::env::var_os("APPGRID_TEST_TRACE").is_some();
         let remote = LocalTransport::new(a.to_string(), self.redactor.clone()).with_log(Arc::new(
-            move |h: &str, s: &str, l: &str| sink.lock().unwrap().push(format!("{h} {s} {l}")),
+            move |h: &str, s: &str, l: &str| {
+                if trace {
+                    eprintln!("{:>8.3} {h} {s} {l}", t0.elapsed().as_secs_f64());
+                }
+                sink.lock().unwrap().push(format!("{h} {s} {l}"))
+            },
         ));
         self.nodes.push(TestNode {
             id: n as u32,
@@ -174,8 +181,9 @@ impl Drop for Env {
                 for f in dir.flatten() {
                     let name = f.file_name().to_string_lossy().to_string();
                     if name.starts_with("slon-") && name.ends_with(".pid") {
+                        // The watchdog and its worker: the whole process group.
                         if let Some(pid) = pid_in(&f.path()) {
-                            kill_and_wait(pid, libc::SIGTERM);
+                            kill_and_wait(-pid, libc::SIGTERM);
                         }
                     }
                 }
@@ -186,7 +194,7 @@ impl Drop for Env {
                 kill_and_wait(pid, libc::SIGQUIT);
             }
         }
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("APPGRID_TEST_KEEP").is_some() {
             eprintln!("kept {} for inspection", self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -305,14 +313,18 @@ async fn cluster(env: &mut Env, n: u8) -> (AppDatabase, SlonyCluster) {
         slony_password,
     );
     cluster.timeout = Duration::from_secs(60);
+    let t = Instant::now();
     env.ok(slony::init(&cluster, &first.remote).await);
+    eprintln!("measure: slony init: {:?}", t.elapsed());
     for i in 2..=n as u32 {
+        let t = Instant::now();
         let new = SlonyNode {
             id: i,
             node: env.node(i).pg.clone(),
         };
         let r = slony::add_subscriber(&mut cluster, new, &env.remotes()).await;
         env.ok(r);
+        eprintln!("measure: subscribe node {i} (idle): {:?}", t.elapsed());
     }
     (db, cluster)
 }
@@ -455,4 +467,294 @@ async fn psql_with(pgpass: &Path, host: Ipv4Addr, db: &AppDatabase) -> String {
         .await
         .unwrap();
     String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn a_replica_gets_rows_within_10s_refuses_writes_and_reports_its_lag() {
+    rt().block_on(async {
+        let mut env = Env::new(2, "replica");
+        let started = Instant::now();
+        let (db, cluster) = cluster(&mut env, 2).await;
+        eprintln!(
+            "measure: primary + 1 replica from nothing to replicating: {:?}",
+            started.elapsed()
+        );
+        // slon runs on every node, the origin included.
+        for n in &env.nodes {
+            assert!(Path::new(&n.pg.root).join("run/appgrid/slon-appgrid.pid").exists());
+        }
+        let _p = Proxy::start(addr(2, 9), Ipv4Addr::LOCALHOST, &env.node(1).pg);
+        app_psql(&env, addr(2, 9), 15432, &db, "insert into items (v) values ('hello')")
+            .await
+            .unwrap();
+        let took = wait_for_value(
+            &env,
+            2,
+            "select count(*) from items where v = 'hello'",
+            "1",
+            Duration::from_secs(10),
+        )
+        .await;
+        eprintln!("measure: one row from primary to replica: {took:?}");
+
+        // A write on the replica is refused by Slony-I's trigger.
+        let replica = env.node(2).pg.addr;
+        let IpAddr::V4(replica) = replica else { unreachable!() };
+        let err = app_psql(&env, replica, PORT, &db, "insert into items (v) values ('nope')").await;
+        let err = err.expect_err("a write on the replica is refused");
+        assert!(
+            err.contains("cannot be modified on a subscriber node"),
+            "{err}"
+        );
+
+        // Steady writes: sl_status lag and row visibility.
+        let stop = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicU64::new(0));
+        let writer = spawn_writer(&env, &db, addr(2, 9), Arc::clone(&stop), Arc::clone(&written));
+        let mut lags = Vec::new();
+        let mut visible = Vec::new();
+        for i in 0..10 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let st = env.ok(slony::status(&cluster, &env.node(1).remote).await);
+            lags.push((st[0].lag_events, st[0].lag_time));
+            let marker = format!("probe-{i}");
+            app_psql(&env, addr(2, 9), 15432, &db, &format!("insert into items (v) values ('{marker}')"))
+                .await
+                .unwrap();
+            visible.push(
+                wait_for_value(
+                    &env,
+                    2,
+                    &format!("select count(*) from items where v = '{marker}'"),
+                    "1",
+                    Duration::from_secs(10),
+                )
+                .await,
+            );
+        }
+        stop.store(true, Ordering::SeqCst);
+        writer.await.unwrap();
+        eprintln!(
+            "measure: under a steady write load ({} rows): sl_status (lag events, lag time) samples {lags:?}; row visible on the replica after {visible:?}",
+            written.load(Ordering::SeqCst)
+        );
+        env.assert_no_secrets();
+    });
+}
+
+/// Insert into items as the app through `via`:15432 until `stop`; counts successes.
+fn spawn_writer(
+    env: &Env,
+    db: &AppDatabase,
+    via: Ipv4Addr,
+    stop: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    let pgpass = env.dir.join("app.pgpass");
+    let db = db.clone();
+    tokio::spawn(async move {
+        let mut i = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            i += 1;
+            let out = tokio::process::Command::new(format!("{PG_BIN}/psql"))
+                .args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"])
+                .args(["-h", &via.to_string(), "-p", "15432", "-U", &db.user, "-d", &db.name])
+                .args(["-c", &format!("insert into items (v) values ('w{i}')")])
+                .env("PGPASSFILE", &pgpass)
+                .output()
+                .await
+                .unwrap();
+            if out.status.success() {
+                written.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    })
+}
+
+#[test]
+fn a_table_without_a_primary_key_is_refused_by_name() {
+    rt().block_on(async {
+        let mut env = Env::new(3, "nopk");
+        let db = AppDatabase::generate("blog", "blog", &env.redactor);
+        env.secrets.push(db.password.clone());
+        let slony_password = postgres::generate_password();
+        env.secret(&slony_password);
+        env.add_node(1);
+        let n = &env.nodes[0];
+        env.ok(postgres::ensure_server(&n.remote, &n.pg, &[], &[]).await);
+        env.ok(postgres::ensure_app_database(&n.remote, &n.pg, &db).await);
+        env.sql(1, "blog", "set role blog; create table items (id int primary key); create table events (at timestamptz, what text);").await;
+        let cluster = SlonyCluster::new(
+            "appgrid",
+            "blog",
+            SlonyNode { id: 1, node: n.pg.clone() },
+            slony_password,
+        );
+        let err = env.keep(slony::init(&cluster, &n.remote).await).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "table public.events has no primary key: Slony-I replicates only tables with one; add one (ALTER TABLE … ADD PRIMARY KEY …)"
+        );
+        assert!(matches!(err, RoleError::TableWithoutPrimaryKey { ref table } if table == "public.events"));
+        // Nothing was set up.
+        let schemas = env.scalar(1, "blog", "select count(*) from pg_namespace where nspname = '_appgrid'").await;
+        assert_eq!(schemas, "0");
+        env.assert_no_secrets();
+    });
+}
+
+fn v4(pg: &PgNode) -> Ipv4Addr {
+    Ipv4Addr::from(pg_v4(pg))
+}
+
+#[test]
+fn replicas_go_from_1_to_2_under_writes_without_losing_a_row_and_a_dropped_one_leaves_the_rest_working()
+{
+    rt().block_on(async {
+        let mut env = Env::new(4, "scale");
+        let (db, mut cluster) = cluster(&mut env, 2).await;
+        let primary = v4(&env.node(1).pg);
+        let stop = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let _ = app_psql(&env, primary, PORT, &db, "select 1").await; // writes app.pgpass
+            spawn_writer_direct(&env, &db, primary, Arc::clone(&stop), Arc::clone(&written))
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+
+        // Node 3 joins while the writer runs.
+        let i = env.add_node(3);
+        let peers: Vec<IpAddr> = env.nodes.iter().map(|n| n.pg.addr).collect();
+        let allow = vec!["127.0.0.1/32".to_string()];
+        for n in &env.nodes {
+            env.ok(postgres::ensure_server(&n.remote, &n.pg, &allow, &peers).await);
+        }
+        let n3 = &env.nodes[i];
+        env.ok(postgres::ensure_app_database(&n3.remote, &n3.pg, &db).await);
+        let started = Instant::now();
+        let new = SlonyNode { id: 3, node: n3.pg.clone() };
+        let r = slony::add_subscriber(&mut cluster, new, &env.remotes()).await;
+        env.ok(r);
+        eprintln!(
+            "measure: subscribe node 3 under writes (until caught up): {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::SeqCst);
+        writer.await.unwrap();
+        let written = written.load(Ordering::SeqCst);
+        assert!(written > 10, "the writer wrote {written} rows");
+
+        env.ok(slony::wait_in_sync(&cluster, &env.remotes()).await);
+        let origin = env.scalar(1, "blog", checksum_sql()).await;
+        assert!(origin.starts_with(&format!("{written}:")), "{origin} vs {written} written");
+        for id in [2, 3] {
+            assert_eq!(env.scalar(id, "blog", checksum_sql()).await, origin, "node {id}");
+        }
+        let st = env.ok(slony::status(&cluster, &env.node(1).remote).await);
+        assert_eq!(st.iter().map(|s| s.node).collect::<Vec<_>>(), vec![2, 3]);
+        eprintln!("measure: {written} rows written during the subscription, 0 lost; status {st:?}");
+
+        // Node 2 leaves; node 3 keeps replicating.
+        env.ok(slony::drop_subscriber(&mut cluster, 2, &env.remotes()).await);
+        assert_eq!(cluster.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), vec![1, 3]);
+        assert!(!Path::new(&env.node(2).pg.root).join("run/appgrid/slon-appgrid.pid").exists());
+        app_psql(&env, primary, PORT, &db, "insert into items (v) values ('after-drop')")
+            .await
+            .unwrap();
+        wait_for_value(&env, 3, "select count(*) from items where v = 'after-drop'", "1", Duration::from_secs(10)).await;
+        let st = env.ok(slony::status(&cluster, &env.node(1).remote).await);
+        assert_eq!(st.iter().map(|s| s.node).collect::<Vec<_>>(), vec![3]);
+        // The dropped node is a plain database again: no cluster schema.
+        let left = env.scalar(2, "blog", "select count(*) from pg_namespace where nspname = '_appgrid'").await;
+        assert_eq!(left, "0");
+        env.assert_no_secrets();
+    });
+}
+
+/// Like [`spawn_writer`], straight to `host`:5432.
+fn spawn_writer_direct(
+    env: &Env,
+    db: &AppDatabase,
+    host: Ipv4Addr,
+    stop: Arc<AtomicBool>,
+    written: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    let pgpass = env.dir.join("app.pgpass");
+    let db = db.clone();
+    tokio::spawn(async move {
+        let mut i = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            i += 1;
+            let out = tokio::process::Command::new(format!("{PG_BIN}/psql"))
+                .args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"])
+                .args(["-h", &host.to_string(), "-p", &PORT.to_string(), "-U", &db.user, "-d", &db.name])
+                .args(["-c", &format!("insert into items (v) values ('w{i}')")])
+                .env("PGPASSFILE", &pgpass)
+                .output()
+                .await
+                .unwrap();
+            if out.status.success() {
+                written.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    })
+}
+
+#[test]
+fn execute_script_reaches_every_node_and_move_set_switches_the_origin() {
+    rt().block_on(async {
+        let mut env = Env::new(5, "ddl");
+        let (db, mut cluster) = cluster(&mut env, 2).await;
+        let (one, two) = (v4(&env.node(1).pg), v4(&env.node(2).pg));
+
+        let started = Instant::now();
+        env.ok(
+            slony::execute_script(
+                &cluster,
+                &env.remotes(),
+                "alter table items add column score int not null default 0;",
+            )
+            .await,
+        );
+        eprintln!("measure: execute script on 2 nodes: {:?}", started.elapsed());
+        let col = "select count(*) from information_schema.columns where table_name = 'items' and column_name = 'score'";
+        for id in [1, 2] {
+            assert_eq!(env.scalar(id, "blog", col).await, "1", "node {id}");
+        }
+        assert!(
+            std::fs::read_dir(format!("{}/etc/appgrid/slony", env.node(1).pg.root))
+                .unwrap()
+                .next()
+                .is_none(),
+            "the DDL file is removed"
+        );
+        app_psql(&env, one, PORT, &db, "insert into items (v, score) values ('scored', 7)")
+            .await
+            .unwrap();
+        wait_for_value(&env, 2, "select coalesce(sum(score), 0) from items where v = 'scored'", "7", Duration::from_secs(10)).await;
+
+        // A failing script is an error, and changes nothing.
+        let err = env
+            .keep(slony::execute_script(&cluster, &env.remotes(), "alter table nope add column x int;").await)
+            .unwrap_err();
+        assert!(err.to_string().contains("execute script"), "{err}");
+
+        // Switchover to node 2.
+        let started = Instant::now();
+        env.ok(slony::move_set(&mut cluster, 2, &env.remotes()).await);
+        eprintln!("measure: move set (switchover): {:?}", started.elapsed());
+        assert_eq!(cluster.origin, 2);
+        app_psql(&env, two, PORT, &db, "insert into items (v) values ('on-new-origin')")
+            .await
+            .expect("the new origin accepts writes");
+        wait_for_value(&env, 1, "select count(*) from items where v = 'on-new-origin'", "1", Duration::from_secs(10)).await;
+        let err = app_psql(&env, one, PORT, &db, "insert into items (v) values ('on-old-origin')")
+            .await
+            .expect_err("the old origin refuses writes");
+        assert!(err.contains("cannot be modified on a subscriber node"), "{err}");
+        let st = env.ok(slony::status(&cluster, &env.node(2).remote).await);
+        assert_eq!(st.iter().map(|s| s.node).collect::<Vec<_>>(), vec![1]);
+        env.assert_no_secrets();
+    });
 }
