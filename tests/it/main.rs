@@ -5,5 +5,6 @@ mod aws_provider;
 mod cli;
 mod farm;
 mod moto;
+mod roles_pg;
 mod roles_web;
 mod ssh_transport;

@@ -1,0 +1,67 @@
+# Postgres paths on one machine (included by the postgres and slony scripts;
+# needs ROOT). Layout contract: data under var/lib, sockets under run,
+# configuration and the 0600 .pgpass under etc, logs under var/log.
+PG_BIN={{ pg_bin }}
+PG_PORT={{ port }}
+PG_DATA="$ROOT/var/lib/appgrid/postgres"
+PG_ETC="$ROOT/etc/appgrid/postgres"
+PG_SOCK="$ROOT/run/appgrid/postgres"
+PG_PGPASS="$PG_ETC/.pgpass"
+
+# pg_dirs: the directories postgres needs, owned by it.
+pg_dirs() {
+    mkdir -p "$ROOT/var/lib/appgrid" "$PG_ETC" "$PG_SOCK" "$ROOT/run/appgrid" "$ROOT/var/log/appgrid"
+    chown postgres:postgres "$PG_SOCK" "$PG_ETC"
+    chmod 0750 "$PG_ETC"
+}
+
+# pg_psql ARGS...: psql as the postgres superuser over this node's socket.
+pg_psql() {
+    as_user postgres "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" "$@"
+}
+
+# pg_ready: the server answers on its socket.
+pg_ready() {
+    as_user postgres "$PG_BIN/pg_isready" -q -h "$PG_SOCK" -p "$PG_PORT"
+}
+
+# pg_wait_ready SECONDS: wait until the server accepts connections; if the
+# postmaster died, show the end of its log.
+pg_wait_ready() {
+    _n=$(($1 * 10))
+    while ! pg_ready; do
+        if ! svc_running postgres; then
+            echo "postgres exited; the end of its log:" >&2
+            tail -n 20 "$(svc_log postgres)" >&2 || true
+            return 1
+        fi
+        _n=$((_n - 1))
+        if [ $_n -le 0 ]; then
+            echo "timed out after $1 s waiting for postgres; the end of its log:" >&2
+            tail -n 20 "$(svc_log postgres)" >&2 || true
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# pg_stop: fast shutdown (SIGINT: disconnect clients, checkpoint), then KILL after 30 s.
+pg_stop() {
+    _pf=$(svc_pidfile postgres)
+    [ -s "$_pf" ] || return 0
+    _pid=$(cat "$_pf")
+    kill -INT "$_pid" 2>/dev/null || { rm -f "$_pf"; return 0; }
+    _i=0
+    while kill -0 "$_pid" 2>/dev/null && [ $_i -lt 300 ]; do sleep 0.1; _i=$((_i + 1)); done
+    kill -KILL "$_pid" 2>/dev/null || true
+    rm -f "$_pf"
+}
+
+# write_if_changed FILE MODE CONTENT: replace FILE when CONTENT differs; true when replaced.
+write_if_changed() {
+    if [ -f "$1" ] && printf '%s\n' "$3" | cmp -s - "$1"; then return 1; fi
+    printf '%s\n' "$3" > "$1.appgrid-tmp"
+    chmod "$2" "$1.appgrid-tmp"
+    chown postgres:postgres "$1.appgrid-tmp"
+    mv -f "$1.appgrid-tmp" "$1"
+}
