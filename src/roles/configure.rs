@@ -281,26 +281,3 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
         }
     }
 }
-
-impl<F: Fleet> RoleConfigurator<F> {
-    async fn configure_database(
-        &self,
-        address: ResourceAddress,
-        _job: &ConfigJob,
-        _remote: &F::Remote,
-        _place: &MachinePlace,
-        _configured: Configured,
-    ) -> Result<Configured, String> {
-        Err(format!("{address}: the database roles are not wired yet"))
-    }
-
-    async fn unconfigure_database(
-        &self,
-        address: ResourceAddress,
-        _job: &ConfigJob,
-        _remote: &F::Remote,
-        _place: &MachinePlace,
-    ) -> Result<(), String> {
-        Err(format!("{address}: the database roles are not wired yet"))
-    }
-}

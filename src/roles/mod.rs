@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod configure;
+mod configure_db;
 pub mod fleet_local;
 pub mod fleet_ssh;
 pub mod haproxy;

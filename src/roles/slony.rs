@@ -223,7 +223,10 @@ pub async fn ensure_slon<R: Remote>(
     ctx.insert("conninfo", &conninfo(cluster, node));
     let script = templates::render("slony/slon-start.sh", &ctx)?;
     remote
-        .run(&format!("slony: slon for node {id} on {}", node.endpoint()), &script)
+        .run(
+            &format!("slony: slon for node {id} on {}", node.endpoint()),
+            &script,
+        )
         .await?;
     Ok(())
 }
@@ -546,11 +549,7 @@ pub async fn wait_caught_up<R: Remote>(
         let statuses = status(cluster, origin_remote).await?;
         let behind: Vec<&u32> = ids
             .iter()
-            .filter(|id| {
-                !statuses
-                    .iter()
-                    .any(|s| s.node == **id && s.lag_events == 0)
-            })
+            .filter(|id| !statuses.iter().any(|s| s.node == **id && s.lag_events == 0))
             .collect();
         let Some(first) = behind.first() else {
             return Ok(());
@@ -749,7 +748,9 @@ pub async fn execute_script<R: Remote>(
     ctx.insert("file", &file);
     let secure = templates::render("postgres/secure-file.sh", &ctx)?;
     let result = async {
-        origin_remote.run("slony: hand the DDL to postgres", &secure).await?;
+        origin_remote
+            .run("slony: hand the DDL to postgres", &secure)
+            .await?;
         let all: Vec<&SlonyNode> = cluster.nodes.iter().collect();
         let mut ctx = slonik_context(cluster, &all);
         ctx.insert("file", &file);
@@ -764,7 +765,9 @@ pub async fn execute_script<R: Remote>(
     }
     .await;
     let remove = templates::render("slony/remove-file.sh", &ctx)?;
-    let removed = origin_remote.run("slony: remove the DDL file", &remove).await;
+    let removed = origin_remote
+        .run("slony: remove the DDL file", &remove)
+        .await;
     result?;
     removed?;
     wait_in_sync(cluster, remotes).await

@@ -1,0 +1,289 @@
+//! The database part of the [`RoleConfigurator`]: the primary, the Slony-I
+//! cluster and its subscribers. Node ids: the primary is 1, `db.replica[i]`
+//! is `i + 2`. Secrets (the app's and Slony's passwords) are generated once,
+//! kept in state attributes, and registered with the redactor before use.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::configure::{Connected, Fleet, MachinePlace, RoleConfigurator, machine_addr};
+use super::postgres::{self, AppDatabase, PgNode};
+use super::slony::{self, SlonyCluster, SlonyNode};
+use crate::apply::{ConfigJob, Configured};
+use crate::graph::{ResourceAddress, Role};
+use crate::state::ResourceState;
+
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Postgres identifiers for the app: its name with `-` as `_`.
+pub fn sql_name(app: &str) -> String {
+    app.replace('-', "_")
+}
+
+pub fn node_id(address: ResourceAddress) -> Option<u32> {
+    match address.machine()? {
+        ResourceAddress::Instance {
+            role: Role::DbPrimary,
+            ..
+        } => Some(1),
+        ResourceAddress::Instance {
+            role: Role::DbReplica,
+            index,
+        } => Some(index + 2),
+        _ => None,
+    }
+}
+
+fn ip(addr: &str) -> Result<IpAddr, String> {
+    addr.parse()
+        .map_err(|_| format!("{addr} is not an IP address"))
+}
+
+/// The secret in `prior`'s attributes, or a new one.
+fn secret(prior: Option<&ResourceState>) -> String {
+    prior
+        .and_then(|p| p.attributes.get("password"))
+        .cloned()
+        .unwrap_or_else(postgres::generate_password)
+}
+
+impl<F: Fleet> RoleConfigurator<F> {
+    fn db(&self) -> Result<&crate::manifest::Database, String> {
+        self.manifest
+            .database
+            .as_ref()
+            .ok_or_else(|| "the manifest has no [database]".to_string())
+    }
+
+    fn pg_node(&self, place: &MachinePlace) -> Result<PgNode, String> {
+        Ok(PgNode::new(
+            place.root.clone(),
+            ip(&place.addr)?,
+            self.db()?.port,
+        ))
+    }
+
+    /// Who may connect to a database node: every web machine, and the other database nodes.
+    fn pg_access(&self, job: &ConfigJob) -> Result<(Vec<String>, Vec<IpAddr>), String> {
+        let mut clients = Vec::new();
+        for i in 0..self.manifest.web.count {
+            if let Ok(addr) = machine_addr(&job.resources, ResourceAddress::instance(Role::Web, i))
+            {
+                clients.push(format!("{addr}/32"));
+            }
+        }
+        let mut peers = Vec::new();
+        let db = self.db()?;
+        for machine in std::iter::once(ResourceAddress::instance(Role::DbPrimary, 0))
+            .chain((0..db.replicas).map(|i| ResourceAddress::instance(Role::DbReplica, i)))
+        {
+            if let Ok(addr) = machine_addr(&job.resources, machine) {
+                peers.push(ip(&addr)?);
+            }
+        }
+        Ok((clients, peers))
+    }
+
+    /// The cluster as state records it: the origin and every subscribed replica
+    /// (but `except`), each connected.
+    async fn cluster(
+        &self,
+        job: &ConfigJob,
+        except: Option<u32>,
+    ) -> Result<(SlonyCluster, Vec<(u32, Connected<F::Remote>)>), String> {
+        let record = job
+            .resources
+            .get(&ResourceAddress::SlonyCluster)
+            .ok_or("slony.cluster is not applied yet")?;
+        let password = record
+            .attributes
+            .get("password")
+            .ok_or("slony.cluster has no password in state")?
+            .clone();
+        self.redactor.add(&password);
+        let origin: u32 = record
+            .attributes
+            .get("origin")
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(1);
+        let mut members: Vec<ResourceAddress> = vec![ResourceAddress::instance(Role::DbPrimary, 0)];
+        for (address, _) in job.resources.iter() {
+            if let ResourceAddress::Config {
+                role: Role::DbReplica,
+                index,
+            } = address
+            {
+                members.push(ResourceAddress::instance(Role::DbReplica, *index));
+            }
+        }
+        let mut nodes = Vec::new();
+        let mut connections = Vec::new();
+        for machine in members {
+            let id = node_id(machine).expect("database machines have node ids");
+            if Some(id) == except {
+                continue;
+            }
+            let record = job
+                .resources
+                .get(&machine)
+                .ok_or_else(|| format!("{machine} is not in state"))?;
+            let connected = self.fleet.connect(machine, record).await?;
+            nodes.push(SlonyNode {
+                id,
+                node: self.pg_node(&connected.place)?,
+            });
+            connections.push((id, connected));
+        }
+        let origin_node = nodes
+            .iter()
+            .find(|n| n.id == origin)
+            .cloned()
+            .ok_or_else(|| format!("the origin, node {origin}, is not in state"))?;
+        let mut cluster = SlonyCluster::new(
+            &sql_name(&self.manifest.app.name),
+            &sql_name(&self.manifest.app.name),
+            origin_node,
+            password,
+        );
+        cluster.nodes = nodes;
+        Ok((cluster, connections))
+    }
+
+    pub(super) async fn configure_database(
+        &self,
+        address: ResourceAddress,
+        job: &ConfigJob,
+        remote: &F::Remote,
+        place: &MachinePlace,
+        mut configured: Configured,
+    ) -> Result<Configured, String> {
+        let node = self.pg_node(place)?;
+        let (clients, peers) = self.pg_access(job)?;
+        let name = sql_name(&self.manifest.app.name);
+        match address {
+            ResourceAddress::Config {
+                role: Role::DbPrimary,
+                ..
+            } => {
+                postgres::ensure_server(remote, &node, &clients, &peers)
+                    .await
+                    .map_err(text)?;
+                let password = secret(job.prior.as_ref());
+                self.redactor.add(&password);
+                let db = AppDatabase {
+                    name: name.clone(),
+                    user: name.clone(),
+                    password: password.clone(),
+                };
+                postgres::ensure_app_database(remote, &node, &db)
+                    .await
+                    .map_err(text)?;
+                let applied = job
+                    .prior
+                    .as_ref()
+                    .and_then(|p| p.attributes.get("schema"))
+                    .cloned();
+                if let Some(schema) = &self.db()?.schema {
+                    let path = self.base_dir.join(schema);
+                    let sql = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("cannot read the schema {}: {e}", path.display()))?;
+                    let digest = crate::hash::sha256_hex(sql.as_bytes())[..16].to_string();
+                    if applied.is_none() {
+                        // Owned by the app's role, so the app can use and change it.
+                        let script = format!("SET ROLE \"{name}\";\n{sql}\n");
+                        postgres::run_secret_sql(
+                            remote,
+                            &node,
+                            &name,
+                            &format!("postgres: schema {schema}"),
+                            &script,
+                        )
+                        .await
+                        .map_err(text)?;
+                        configured.attributes.insert("schema".into(), digest);
+                    } else if let Some(a) = applied {
+                        configured.attributes.insert("schema".into(), a);
+                    }
+                }
+                configured.attributes.insert("password".into(), password);
+                configured.attributes.insert("user".into(), name.clone());
+                configured.attributes.insert("database".into(), name);
+            }
+            ResourceAddress::SlonyCluster => {
+                let password = secret(job.prior.as_ref());
+                self.redactor.add(&password);
+                let origin = SlonyNode { id: 1, node };
+                let cluster = SlonyCluster::new(&name, &name, origin, password.clone());
+                slony::ensure_credentials(remote, &cluster, &cluster.nodes[0].node)
+                    .await
+                    .map_err(text)?;
+                slony::init(&cluster, remote).await.map_err(text)?;
+                slony::ensure_slon(remote, &cluster, 1)
+                    .await
+                    .map_err(text)?;
+                configured.attributes.insert("password".into(), password);
+                configured.attributes.insert("origin".into(), "1".into());
+            }
+            ResourceAddress::Config {
+                role: Role::DbReplica,
+                ..
+            } => {
+                postgres::ensure_server(remote, &node, &clients, &peers)
+                    .await
+                    .map_err(text)?;
+                let id = node_id(address).expect("replicas have node ids");
+                let (mut cluster, connections) = self.cluster(job, Some(id)).await?;
+                let mut remotes: slony::Remotes<'_, F::Remote> = BTreeMap::new();
+                for (nid, c) in &connections {
+                    remotes.insert(*nid, &c.remote);
+                }
+                remotes.insert(id, remote);
+                slony::add_subscriber(&mut cluster, SlonyNode { id, node }, &remotes)
+                    .await
+                    .map_err(text)?;
+                configured.attributes.insert("node".into(), id.to_string());
+            }
+            other => return Err(format!("{other}: not a database configuration")),
+        }
+        Ok(configured)
+    }
+
+    pub(super) async fn unconfigure_database(
+        &self,
+        address: ResourceAddress,
+        job: &ConfigJob,
+        remote: &F::Remote,
+        place: &MachinePlace,
+    ) -> Result<(), String> {
+        let node = self.pg_node(place)?;
+        match address {
+            ResourceAddress::Config {
+                role: Role::DbReplica,
+                ..
+            } => {
+                let id = node_id(address).expect("replicas have node ids");
+                // The cluster still counts this node: drop it before its machine goes.
+                let (mut cluster, connections) = self.cluster(job, None).await?;
+                let remotes: slony::Remotes<'_, F::Remote> =
+                    connections.iter().map(|(n, c)| (*n, &c.remote)).collect();
+                slony::drop_subscriber(&mut cluster, id, &remotes)
+                    .await
+                    .map_err(text)?;
+                postgres::stop_server(remote, &node).await.map_err(text)
+            }
+            ResourceAddress::SlonyCluster => {
+                let (cluster, _) = self.cluster(job, None).await?;
+                slony::stop_slon(remote, &cluster, &node)
+                    .await
+                    .map_err(text)
+            }
+            ResourceAddress::Config {
+                role: Role::DbPrimary,
+                ..
+            } => postgres::stop_server(remote, &node).await.map_err(text),
+            other => Err(format!("{other}: not a database configuration")),
+        }
+    }
+}
