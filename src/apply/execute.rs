@@ -201,13 +201,18 @@ fn prepare_work(
             let Some(ResourceSpec::Instance(spec)) = &first.desired else {
                 return Err(format!("{}: not an instance", addresses[0]));
             };
-            let group_id = group_ids(state).get(&spec.group).cloned().ok_or_else(|| {
-                format!(
-                    "sg.{} has no id in state, so {} cannot launch",
-                    spec.group.as_str(),
-                    addresses[0]
-                )
-            })?;
+            // Only EC2 machines sit in a security group; `local` and `hosts` ones have none.
+            let group_id = if plan.manifest.provider.kind == crate::manifest::ProviderKind::Aws {
+                group_ids(state).get(&spec.group).cloned().ok_or_else(|| {
+                    format!(
+                        "sg.{} has no id in state, so {} cannot launch",
+                        spec.group.as_str(),
+                        addresses[0]
+                    )
+                })?
+            } else {
+                String::new()
+            };
             let mut depends_on = BTreeMap::new();
             for address in addresses {
                 depends_on.insert(*address, action(plan, address)?.depends_on.clone());

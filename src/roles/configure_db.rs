@@ -68,6 +68,11 @@ impl<F: Fleet> RoleConfigurator<F> {
     /// Who may connect to a database node: every web machine, and the other database nodes.
     fn pg_access(&self, job: &ConfigJob) -> Result<(Vec<String>, Vec<IpAddr>), String> {
         let mut clients = Vec::new();
+        if self.manifest.provider.kind == crate::manifest::ProviderKind::Local {
+            // One machine: every connection comes from 127.0.0.1 whatever the
+            // "machine", so only the loopback range can be told apart.
+            clients.push("127.0.0.0/8".to_string());
+        }
         for i in 0..self.manifest.web.count {
             if let Ok(addr) = machine_addr(&job.resources, ResourceAddress::instance(Role::Web, i))
             {
@@ -231,6 +236,24 @@ impl<F: Fleet> RoleConfigurator<F> {
                 ..
             } => {
                 postgres::ensure_server(remote, &node, &clients, &peers)
+                    .await
+                    .map_err(text)?;
+                // The same database and role as on the primary, so the app reads here as itself.
+                let primary = job
+                    .resources
+                    .get(&ResourceAddress::config(Role::DbPrimary, 0))
+                    .ok_or("db.primary.config is not applied yet")?;
+                let password = primary
+                    .attributes
+                    .get("password")
+                    .ok_or("db.primary.config has no password in state")?;
+                self.redactor.add(password);
+                let db = AppDatabase {
+                    name: name.clone(),
+                    user: name.clone(),
+                    password: password.clone(),
+                };
+                postgres::ensure_app_database(remote, &node, &db)
                     .await
                     .map_err(text)?;
                 let id = node_id(address).expect("replicas have node ids");
