@@ -51,6 +51,36 @@ pub trait Configurator: Send + Sync + 'static {
     fn configure(&self, job: ConfigJob) -> impl Future<Output = Result<Configured, String>> + Send;
     /// Undo before the machine goes: drop a replica from the cluster, stop a service.
     fn unconfigure(&self, job: ConfigJob) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// What the running app looks like: a line per machine or service.
+    fn status(
+        &self,
+        resources: BTreeMap<ResourceAddress, ResourceState>,
+    ) -> impl Future<Output = Result<Vec<String>, String>> + Send {
+        let _ = resources;
+        async { Err("this provider's machines are not configured by appgrid".to_string()) }
+    }
+
+    /// Run a schema change on every database node, in order with the data.
+    fn migrate(
+        &self,
+        resources: BTreeMap<ResourceAddress, ResourceState>,
+        sql: String,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        let _ = (resources, sql);
+        async { Err("this provider's machines are not configured by appgrid".to_string()) }
+    }
+
+    /// Make `to` (a replica) the origin of the replicated set; returns the
+    /// attributes to record on `slony.cluster`.
+    fn switchover(
+        &self,
+        resources: BTreeMap<ResourceAddress, ResourceState>,
+        to: ResourceAddress,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, String>> + Send {
+        let _ = (resources, to);
+        async { Err("this provider's machines are not configured by appgrid".to_string()) }
+    }
 }
 
 /// For graphs with no configuration (`configure = false`): any job is an error.

@@ -5,6 +5,7 @@
 mod apply;
 mod doctor;
 mod inspect;
+mod ops;
 mod plan;
 mod providers;
 mod report;
@@ -101,10 +102,44 @@ enum Command {
     Graph { file: PathBuf },
     /// Say which programs the manifest needs on this machine and how to install the missing ones.
     Doctor { file: PathBuf },
+    /// Show the running app: machines, load balancer servers, cache, replication lag.
+    Status {
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Database operations.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Inspect the state.
     State {
         #[command(subcommand)]
         command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Run a schema change (SQL file) on every database node through Slony-I's EXECUTE SCRIPT.
+    Migrate {
+        file: PathBuf,
+        sql: PathBuf,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Make a replica the origin of the replicated set (MOVE SET); the app follows it.
+    Switchover {
+        file: PathBuf,
+        /// The replica to promote, e.g. `db.replica[0]`.
+        replica: String,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
     },
 }
 
@@ -187,6 +222,21 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
         Command::Destroy(args) => apply::run(args.options(true)).await,
         Command::Graph { file } => inspect::graph(&file),
         Command::Doctor { file } => doctor::run(&file),
+        Command::Status { file, state } => ops::status(&file, state.state.as_deref()).await,
+        Command::Db { command } => match command {
+            DbCommand::Migrate {
+                file,
+                sql,
+                lock,
+                state,
+            } => ops::migrate(&file, &sql, state.state.as_deref(), lock.lock_timeout).await,
+            DbCommand::Switchover {
+                file,
+                replica,
+                lock,
+                state,
+            } => ops::switchover(&file, &replica, state.state.as_deref(), lock.lock_timeout).await,
+        },
         Command::State { command } => match command {
             StateCommand::List { file, state } => {
                 inspect::state_list(&file, state.state.as_deref())

@@ -27,9 +27,14 @@ pub trait Visitor {
     ) -> impl Future<Output = Self::Output>;
 }
 
-/// Where the roles' output goes: stderr, a line at a time, already redacted.
+/// Where the roles' output goes: their stderr (what they report as they work;
+/// their stdout is data for appgrid), a line at a time, already redacted.
 fn log_sink() -> LogSink {
-    Arc::new(|host: &str, _stream: &str, line: &str| eprintln!("  {host} | {line}"))
+    Arc::new(|host: &str, stream: &str, line: &str| {
+        if stream == "err" {
+            eprintln!("  {host} | {line}")
+        }
+    })
 }
 
 fn roles<F: Fleet>(ws: &Workspace, fleet: F, redactor: Redactor) -> RoleConfigurator<F> {

@@ -106,23 +106,30 @@ impl<F: Fleet> RoleConfigurator<F> {
                 .unwrap_or_else(|| self.manifest.app.name.clone());
             let url =
                 |addr: &str| format!("postgres://{user}:{password}@{addr}:{}/{name}", db.port);
-            env.insert(
-                "DATABASE_URL".into(),
-                url(&machine_addr(
-                    &job.resources,
-                    ResourceAddress::instance(Role::DbPrimary, 0),
-                )?),
-            );
-            let mut replicas = Vec::new();
+            // Writes go to the origin of the replicated set (the primary until a
+            // switchover), reads to every other node.
+            let origin = job
+                .resources
+                .get(&ResourceAddress::SlonyCluster)
+                .and_then(|c| c.attributes.get("origin"))
+                .and_then(|o| o.parse::<u32>().ok())
+                .unwrap_or(1);
+            let mut nodes = vec![(1, ResourceAddress::instance(Role::DbPrimary, 0))];
             for i in 0..db.replicas {
                 if job
                     .resources
                     .contains_key(&ResourceAddress::config(Role::DbReplica, i))
                 {
-                    replicas.push(url(&machine_addr(
-                        &job.resources,
-                        ResourceAddress::instance(Role::DbReplica, i),
-                    )?));
+                    nodes.push((i + 2, ResourceAddress::instance(Role::DbReplica, i)));
+                }
+            }
+            let mut replicas = Vec::new();
+            for (id, machine) in nodes {
+                let u = url(&machine_addr(&job.resources, machine)?);
+                if id == origin {
+                    env.insert("DATABASE_URL".into(), u);
+                } else {
+                    replicas.push(u);
                 }
             }
             env.insert("DATABASE_REPLICA_URLS".into(), replicas.join(","));
@@ -279,5 +286,28 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
             } => Ok(()),
             other => self.unconfigure_database(other, &job, remote, place).await,
         }
+    }
+
+    async fn status(
+        &self,
+        resources: BTreeMap<ResourceAddress, ResourceState>,
+    ) -> Result<Vec<String>, String> {
+        self.status_lines(resources).await
+    }
+
+    async fn migrate(
+        &self,
+        resources: BTreeMap<ResourceAddress, ResourceState>,
+        sql: String,
+    ) -> Result<(), String> {
+        self.migrate_all(resources, sql).await
+    }
+
+    async fn switchover(
+        &self,
+        resources: BTreeMap<ResourceAddress, ResourceState>,
+        to: ResourceAddress,
+    ) -> Result<BTreeMap<String, String>, String> {
+        self.switchover_to(resources, to).await
     }
 }

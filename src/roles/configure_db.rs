@@ -57,7 +57,7 @@ impl<F: Fleet> RoleConfigurator<F> {
             .ok_or_else(|| "the manifest has no [database]".to_string())
     }
 
-    fn pg_node(&self, place: &MachinePlace) -> Result<PgNode, String> {
+    pub(super) fn pg_node(&self, place: &MachinePlace) -> Result<PgNode, String> {
         Ok(PgNode::new(
             place.root.clone(),
             ip(&place.addr)?,
@@ -93,7 +93,7 @@ impl<F: Fleet> RoleConfigurator<F> {
 
     /// The cluster as state records it: the origin and every subscribed replica
     /// (but `except`), each connected.
-    async fn cluster(
+    pub(super) async fn cluster(
         &self,
         job: &ConfigJob,
         except: Option<u32>,

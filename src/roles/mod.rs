@@ -7,6 +7,7 @@ pub mod fleet_local;
 pub mod fleet_ssh;
 pub mod haproxy;
 pub mod memcached;
+mod operations;
 pub mod postgres;
 pub mod slony;
 pub mod web_error;

@@ -1,0 +1,164 @@
+//! Day-two commands: `appgrid status`, `appgrid db migrate`, `appgrid db switchover`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use appgrid::apply::{ConfigJob, Configurator};
+use appgrid::cloud::Cloud;
+use appgrid::engine::Workspace;
+use appgrid::graph::{ConfigSpec, ResourceAddress, ResourceSpec, Role};
+use appgrid::state::State;
+
+use super::{Failure, providers};
+
+fn open(file: &Path, state: Option<&Path>) -> Result<(Workspace, State), Failure> {
+    let ws = Workspace::open(file, state)?;
+    let s = ws.load_state()?.ok_or_else(|| {
+        Failure::Message(format!(
+            "no state at {}: apply {} first",
+            ws.store_path.display(),
+            file.display()
+        ))
+    })?;
+    Ok((ws, s))
+}
+
+struct Status(State);
+
+impl providers::Visitor for Status {
+    type Output = Result<ExitCode, Failure>;
+    async fn visit<C: Cloud, K: Configurator>(self, _: Arc<C>, k: Arc<K>) -> Self::Output {
+        let lines = k.status(self.0.resources).await.map_err(Failure::Message)?;
+        for line in lines {
+            println!("{line}");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+pub async fn status(file: &Path, state: Option<&Path>) -> Result<ExitCode, Failure> {
+    let (ws, s) = open(file, state)?;
+    println!(
+        "{} (state serial {}, {} resources)",
+        s.app,
+        s.serial,
+        s.resources.len()
+    );
+    providers::with_provider(&ws, Status(s)).await
+}
+
+struct Migrate(State, String);
+
+impl providers::Visitor for Migrate {
+    type Output = Result<ExitCode, Failure>;
+    async fn visit<C: Cloud, K: Configurator>(self, _: Arc<C>, k: Arc<K>) -> Self::Output {
+        k.migrate(self.0.resources, self.1)
+            .await
+            .map_err(Failure::Message)?;
+        println!("Migration applied on every database node.");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+pub async fn migrate(
+    file: &Path,
+    sql: &Path,
+    state: Option<&Path>,
+    lock_timeout: Duration,
+) -> Result<ExitCode, Failure> {
+    let ws = Workspace::open(file, state)?;
+    let _lock = ws.lock("db migrate", lock_timeout)?;
+    let (ws, s) = open(file, state)?;
+    let text = std::fs::read_to_string(sql)
+        .map_err(|e| Failure::Message(format!("cannot read {}: {e}", sql.display())))?;
+    providers::with_provider(&ws, Migrate(s, text)).await
+}
+
+struct Switchover<'a> {
+    ws: &'a Workspace,
+    state: State,
+    to: ResourceAddress,
+}
+
+impl providers::Visitor for Switchover<'_> {
+    type Output = Result<ExitCode, Failure>;
+    async fn visit<C: Cloud, K: Configurator>(self, _: Arc<C>, k: Arc<K>) -> Self::Output {
+        let Switchover { ws, mut state, to } = self;
+        let attributes = k
+            .switchover(state.resources.clone(), to)
+            .await
+            .map_err(Failure::Message)?;
+        let cluster = state
+            .resources
+            .get_mut(&ResourceAddress::SlonyCluster)
+            .ok_or_else(|| Failure::Message("slony.cluster is not in state".into()))?;
+        cluster.attributes = attributes;
+        let store = ws.store();
+        store
+            .save(&mut state)
+            .map_err(|e| Failure::Message(e.to_string()))?;
+        println!("{to} is now the origin: writes go there. Pointing the app servers at it…");
+        // The app's DATABASE_URL names the origin: release every web server again.
+        let web: Vec<ResourceAddress> = state
+            .resources
+            .keys()
+            .copied()
+            .filter(|a| {
+                matches!(
+                    a,
+                    ResourceAddress::Config {
+                        role: Role::Web,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        for address in web {
+            let prior = state.resources[&address].clone();
+            let ResourceSpec::Config(spec) = prior.spec.clone() else {
+                continue;
+            };
+            let job = ConfigJob {
+                address,
+                spec: ConfigSpec {
+                    inputs: spec.inputs,
+                },
+                prior: Some(prior.clone()),
+                resources: state.resources.clone(),
+            };
+            let configured = k.configure(job).await.map_err(Failure::Message)?;
+            let record = state.resources.get_mut(&address).expect("present");
+            record.attributes = configured.attributes;
+            store
+                .save(&mut state)
+                .map_err(|e| Failure::Message(e.to_string()))?;
+            println!("{address}: released against the new origin");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+pub async fn switchover(
+    file: &Path,
+    to: &str,
+    state: Option<&Path>,
+    lock_timeout: Duration,
+) -> Result<ExitCode, Failure> {
+    let to: ResourceAddress = to
+        .parse()
+        .map_err(|e: appgrid::graph::address::BadAddress| Failure::Message(e.to_string()))?;
+    let ws = Workspace::open(file, state)?;
+    let _lock = ws.lock("db switchover", lock_timeout)?;
+    let (ws, s) = open(file, state)?;
+    providers::with_provider(
+        &ws,
+        Switchover {
+            ws: &ws,
+            state: s,
+            to,
+        },
+    )
+    .await
+}
