@@ -328,6 +328,20 @@ pub fn build(plan: &Plan) -> Vec<Step> {
         }
     }
 
+    // Rolling: releases of running web servers go one after another, so only
+    // one server at a time is out of the load balancer.
+    let mut previous: Option<usize> = None;
+    for a in &plan.actions {
+        if let (ActionKind::Update, ResourceAddress::Config { role: Role::Web, .. }) = (a.kind, a.address)
+            && let Some(&step) = b.providers.get(&a.address)
+        {
+            if let Some(p) = previous {
+                b.steps[step].deps.insert(p);
+            }
+            previous = Some(step);
+        }
+    }
+
     // Providers wait for what they depend on.
     let provided: Vec<(ResourceAddress, usize)> =
         b.providers.iter().map(|(a, s)| (*a, *s)).collect();

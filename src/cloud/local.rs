@@ -61,7 +61,9 @@ fn error(operation: &str, detail: impl std::fmt::Display) -> CloudError {
 impl LocalCloud {
     /// Machines of `app` under `base` (one directory per app).
     pub fn new(base: &Path, app: &str) -> Self {
-        let digest = crate::hash::sha256_hex(app.as_bytes());
+        // Two local roots (or two apps) get different address ranges, so what one
+        // left running never holds an address the other hands out.
+        let digest = crate::hash::sha256_hex(format!("{}\0{app}", base.display()).as_bytes());
         // 127.100.0.0 – 127.227.255.255; never 127.0.x.x, where the usual services listen.
         let prefix = 100 + (u8::from_str_radix(&digest[..2], 16).unwrap_or(0) % 128);
         LocalCloud {

@@ -149,6 +149,16 @@ impl<F: Fleet> RoleConfigurator<F> {
         Ok((env, secrets))
     }
 
+    /// The load balancer, when it is configured and running.
+    async fn load_balancer(&self, job: &ConfigJob) -> Result<Option<Connected<F::Remote>>, String> {
+        if !job.resources.contains_key(&ResourceAddress::config(Role::Lb, 0)) {
+            return Ok(None);
+        }
+        let lb = ResourceAddress::instance(Role::Lb, 0);
+        let record = job.resources.get(&lb).ok_or("lb is not in state")?;
+        Ok(Some(self.fleet.connect(lb, record).await?))
+    }
+
     /// The web servers the load balancer should send traffic to: every web
     /// machine whose release is applied (or every web machine, without a release).
     fn backends(&self, job: &ConfigJob) -> Result<Vec<haproxy::Backend>, String> {
@@ -212,6 +222,26 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
                     .as_ref()
                     .ok_or("the manifest has no [release]")?;
                 let (env, secrets) = self.app_env(&job)?;
+                // A running server is taken out of the load balancer before it
+                // restarts and put back once healthy: no request meets a restart.
+                let index = match job.address {
+                    ResourceAddress::Config { index, .. } => index,
+                    _ => 0,
+                };
+                let backend = haproxy::Backend {
+                    name: format!("web{index}"),
+                    addr: place.addr.clone(),
+                    port: self.manifest.web.port,
+                };
+                let lb = match &job.prior {
+                    Some(_) => self.load_balancer(&job).await?,
+                    None => None,
+                };
+                if let Some(lb) = &lb {
+                    haproxy::drain_server(&lb.remote, &lb.place.root, &backend.name, Duration::from_secs(30))
+                        .await
+                        .map_err(text)?;
+                }
                 let released = app::release(
                     remote,
                     &app::AppRelease {
@@ -230,6 +260,11 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
                 )
                 .await
                 .map_err(text)?;
+                if let Some(lb) = &lb {
+                    haproxy::add_server(&lb.remote, &lb.place.root, &backend, Duration::from_secs(60))
+                        .await
+                        .map_err(text)?;
+                }
                 configured
                     .attributes
                     .insert("release".into(), released.release_id);

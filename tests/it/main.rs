@@ -4,6 +4,8 @@ mod apply_moto;
 mod aws_provider;
 mod cli;
 mod farm;
+mod http;
+mod local_e2e;
 mod moto;
 mod roles_pg;
 mod roles_web;

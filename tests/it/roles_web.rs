@@ -18,6 +18,8 @@ use appgrid::roles::memcached::{CacheNode, ensure_memcached, memcached_stats, me
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::http::{http, json_field, served_by};
+
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// 127.A.B.n, derived from the pid (never 127.0.0.1): n picks the machine.
@@ -206,52 +208,6 @@ fn start_postgres(guard: &mut Guard, addr: &str, password: &str) -> String {
         );
     }
     format!("postgres://app:{password}@{addr}:5432/app")
-}
-
-/// One HTTP/1.1 request on its own connection: (status, body).
-async fn http(target: &str, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
-    let io = async {
-        let mut s = TcpStream::connect(target)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let text = String::from_utf8_lossy(&buf).to_string();
-        let status = text
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("no status line in {text:?}"))?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((status, body))
-    };
-    tokio::time::timeout(Duration::from_secs(10), io)
-        .await
-        .map_err(|_| "timed out".to_string())?
-}
-
-fn served_by(body: &str) -> String {
-    body.trim().rsplit(' ').next().unwrap_or("").to_string()
-}
-
-fn json_field<'a>(body: &'a str, key: &str) -> &'a str {
-    let pat = format!("\"{key}\": ");
-    let start = body.find(&pat).map(|i| i + pat.len()).unwrap_or(body.len());
-    let rest = &body[start..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    rest[..end].trim_matches('"')
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
