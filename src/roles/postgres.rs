@@ -268,7 +268,10 @@ pub async fn ensure_server<R: Remote>(
     ctx.insert("pg_hba", hba.trim_end());
     let script = templates::render("postgres/install.sh", &ctx)?;
     let out = remote
-        .run(&format!("postgres: ensure server {}", node.endpoint()), &script)
+        .run(
+            &format!("postgres: ensure server {}", node.endpoint()),
+            &script,
+        )
         .await?;
     Ok(changes(&out.stdout))
 }
@@ -319,7 +322,11 @@ pub(crate) async fn run_secret_sql<R: Remote>(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let file = format!("{}/.appgrid-{}-{nanos}.sql", node.etc_dir(), std::process::id());
+    let file = format!(
+        "{}/.appgrid-{}-{nanos}.sql",
+        node.etc_dir(),
+        std::process::id()
+    );
     remote.put(&file, sql.as_bytes(), 0o600).await?;
     let mut ctx = base_context(node);
     ctx.insert("db", db);
@@ -394,13 +401,20 @@ pub(crate) async fn put_pgpass<R: Remote>(
     }
     let path = node.pgpass_path();
     remote
-        .put(&path, format!("*:*:*:{user}:{password}\n").as_bytes(), 0o600)
+        .put(
+            &path,
+            format!("*:*:*:{user}:{password}\n").as_bytes(),
+            0o600,
+        )
         .await?;
     let mut ctx = Context::new();
     ctx.insert("file", &path);
     let script = templates::render("postgres/secure-file.sh", &ctx)?;
     remote
-        .run(&format!("postgres: .pgpass on {}", node.endpoint()), &script)
+        .run(
+            &format!("postgres: .pgpass on {}", node.endpoint()),
+            &script,
+        )
         .await?;
     Ok(())
 }

@@ -223,7 +223,10 @@ pub async fn ensure_slon<R: Remote>(
     ctx.insert("conninfo", &conninfo(cluster, node));
     let script = templates::render("slony/slon-start.sh", &ctx)?;
     remote
-        .run(&format!("slony: slon for node {id} on {}", node.endpoint()), &script)
+        .run(
+            &format!("slony: slon for node {id} on {}", node.endpoint()),
+            &script,
+        )
         .await?;
     Ok(())
 }
@@ -363,7 +366,7 @@ pub async fn init<R: Remote>(cluster: &SlonyCluster, remote: &R) -> Result<(), R
 /// set — then wait until it has caught up (`sl_status`, bounded by
 /// `cluster.timeout`). Each step is skipped when already done, so a retry
 /// resumes. Precondition: the new node's server and app database exist
-/// ([`postgres::ensure_server`], [`postgres::ensure_app_database`]) and every
+/// ([`super::postgres::ensure_server`], [`super::postgres::ensure_app_database`]) and every
 /// node's pg_hba admits the new node as a db peer. `remotes` must hold every node.
 pub async fn add_subscriber<R: Remote>(
     cluster: &mut SlonyCluster,
@@ -546,11 +549,7 @@ pub async fn wait_caught_up<R: Remote>(
         let statuses = status(cluster, origin_remote).await?;
         let behind: Vec<&u32> = ids
             .iter()
-            .filter(|id| {
-                !statuses
-                    .iter()
-                    .any(|s| s.node == **id && s.lag_events == 0)
-            })
+            .filter(|id| !statuses.iter().any(|s| s.node == **id && s.lag_events == 0))
             .collect();
         let Some(first) = behind.first() else {
             return Ok(());
@@ -749,7 +748,9 @@ pub async fn execute_script<R: Remote>(
     ctx.insert("file", &file);
     let secure = templates::render("postgres/secure-file.sh", &ctx)?;
     let result = async {
-        origin_remote.run("slony: hand the DDL to postgres", &secure).await?;
+        origin_remote
+            .run("slony: hand the DDL to postgres", &secure)
+            .await?;
         let all: Vec<&SlonyNode> = cluster.nodes.iter().collect();
         let mut ctx = slonik_context(cluster, &all);
         ctx.insert("file", &file);
@@ -764,7 +765,9 @@ pub async fn execute_script<R: Remote>(
     }
     .await;
     let remove = templates::render("slony/remove-file.sh", &ctx)?;
-    let removed = origin_remote.run("slony: remove the DDL file", &remove).await;
+    let removed = origin_remote
+        .run("slony: remove the DDL file", &remove)
+        .await;
     result?;
     removed?;
     wait_in_sync(cluster, remotes).await

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use appgrid::remote::Redactor;
 use appgrid::remote::local::LocalTransport;
-use appgrid::remote::{Redactor, Remote};
 use appgrid::roles::RoleError;
 use appgrid::roles::postgres::{self, AppDatabase, PG_BIN, PgNode};
 use appgrid::roles::slony::{self, SlonyCluster, SlonyNode};
@@ -24,7 +24,12 @@ const PORT: u16 = 5432;
 /// `127.A.B.C`: A and B from the pid, C from the test and the node.
 fn addr(test: u8, n: u8) -> Ipv4Addr {
     let pid = std::process::id();
-    Ipv4Addr::new(127, (2 + (pid >> 8) % 250) as u8, (pid & 0xff) as u8, test * 10 + n)
+    Ipv4Addr::new(
+        127,
+        (2 + (pid >> 8) % 250) as u8,
+        (pid & 0xff) as u8,
+        test * 10 + n,
+    )
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -362,7 +367,10 @@ fn primary_comes_up_admits_the_app_only_from_allow_from_and_is_idempotent() {
 
         let started = Instant::now();
         let first = env.ok(postgres::ensure_server(&remote, &pg, &allow, &[]).await);
-        eprintln!("measure: primary from nothing to accepting connections: {:?}", started.elapsed());
+        eprintln!(
+            "measure: primary from nothing to accepting connections: {:?}",
+            started.elapsed()
+        );
         assert!(first.contains(&"initdb".to_string()), "{first:?}");
         assert!(first.contains(&"started".to_string()), "{first:?}");
         env.ok(postgres::ensure_app_database(&remote, &pg, &db).await);
@@ -385,16 +393,28 @@ fn primary_comes_up_admits_the_app_only_from_allow_from_and_is_idempotent() {
         let second = env.ok(postgres::ensure_server(&remote, &pg, &allow, &[]).await);
         assert!(second.is_empty(), "the second run changed {second:?}");
         env.ok(postgres::ensure_app_database(&remote, &pg, &db).await);
-        let pid2 = std::fs::read_to_string(format!("{}/run/appgrid/postgres.pid", pg.root)).unwrap();
+        let pid2 =
+            std::fs::read_to_string(format!("{}/run/appgrid/postgres.pid", pg.root)).unwrap();
         assert_eq!(pid, pid2, "postgres was not restarted");
 
         // The app user, with its password, from the allowed address.
         {
             let _p = Proxy::start(addr(1, 5), client, &pg);
-            let who = app_psql(&env, addr(1, 5), 15432, &db, "select current_user || '@' || current_database()").await;
+            let who = app_psql(
+                &env,
+                addr(1, 5),
+                15432,
+                &db,
+                "select current_user || '@' || current_database()",
+            )
+            .await;
             assert_eq!(who.as_deref(), Ok("blog@blog"));
             let owner = env
-                .scalar(1, "blog", "select pg_get_userbyid(datdba) from pg_database where datname = 'blog'")
+                .scalar(
+                    1,
+                    "blog",
+                    "select pg_get_userbyid(datdba) from pg_database where datname = 'blog'",
+                )
                 .await;
             assert_eq!(owner, "blog");
             // A wrong password is refused.
@@ -404,30 +424,50 @@ fn primary_comes_up_admits_the_app_only_from_allow_from_and_is_idempotent() {
             };
             let other = Env::pgpass_for(&env, &wrong);
             let refused = psql_with(&other, addr(1, 5), &wrong).await;
-            assert!(refused.contains("password authentication failed"), "{refused}");
+            assert!(
+                refused.contains("password authentication failed"),
+                "{refused}"
+            );
         }
         // From another address: no pg_hba entry.
         {
             let _p = Proxy::start(addr(1, 6), intruder, &pg);
-            let err = app_psql(&env, addr(1, 6), 15432, &db, "select 1").await.unwrap_err();
+            let err = app_psql(&env, addr(1, 6), 15432, &db, "select 1")
+                .await
+                .unwrap_err();
             assert!(err.contains("no pg_hba.conf entry"), "{err}");
             assert!(err.contains(&intruder.to_string()), "{err}");
         }
         // Directly from 127.0.0.1, not in allow_from either.
-        let err = app_psql(&env, Ipv4Addr::from(pg_v4(&pg)), PORT, &db, "select 1").await.unwrap_err();
+        let err = app_psql(&env, Ipv4Addr::from(pg_v4(&pg)), PORT, &db, "select 1")
+            .await
+            .unwrap_err();
         assert!(err.contains("no pg_hba.conf entry"), "{err}");
 
         // allow_from changes: pg_hba is reloaded, not restarted; the intruder gets in.
         let allow2 = vec![format!("{client}/32"), format!("{intruder}/32")];
         let third = env.ok(postgres::ensure_server(&remote, &pg, &allow2, &[]).await);
-        assert_eq!(third, vec!["pg_hba.conf".to_string(), "reloaded".to_string()]);
+        assert_eq!(
+            third,
+            vec!["pg_hba.conf".to_string(), "reloaded".to_string()]
+        );
         {
             let _p = Proxy::start(addr(1, 6), intruder, &pg);
-            assert_eq!(app_psql(&env, addr(1, 6), 15432, &db, "select 1").await.as_deref(), Ok("1"));
+            assert_eq!(
+                app_psql(&env, addr(1, 6), 15432, &db, "select 1")
+                    .await
+                    .as_deref(),
+                Ok("1")
+            );
         }
         // Bad input never reaches a file.
-        let bad = env.keep(postgres::ensure_server(&remote, &pg, &["0.0.0.0/0 trust".to_string()], &[]).await);
-        assert!(matches!(bad, Err(RoleError::InvalidValue { .. })), "{bad:?}");
+        let bad = env.keep(
+            postgres::ensure_server(&remote, &pg, &["0.0.0.0/0 trust".to_string()], &[]).await,
+        );
+        assert!(
+            matches!(bad, Err(RoleError::InvalidValue { .. })),
+            "{bad:?}"
+        );
 
         env.ok(postgres::stop_server(&remote, &pg).await);
         assert!(!Path::new(&pg.data_dir()).join("postmaster.pid").exists());
@@ -453,15 +493,31 @@ impl Env {
             .mode(0o600)
             .open(&path)
             .unwrap();
-        std::io::Write::write_all(&mut f, format!("*:*:*:{}:{}\n", db.user, db.password).as_bytes())
-            .unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            format!("*:*:*:{}:{}\n", db.user, db.password).as_bytes(),
+        )
+        .unwrap();
         path
     }
 }
 
 async fn psql_with(pgpass: &Path, host: Ipv4Addr, db: &AppDatabase) -> String {
     let out = tokio::process::Command::new(format!("{PG_BIN}/psql"))
-        .args(["-X", "-w", "-h", &host.to_string(), "-p", "15432", "-U", &db.user, "-d", &db.name, "-c", "select 1"])
+        .args([
+            "-X",
+            "-w",
+            "-h",
+            &host.to_string(),
+            "-p",
+            "15432",
+            "-U",
+            &db.user,
+            "-d",
+            &db.name,
+            "-c",
+            "select 1",
+        ])
         .env("PGPASSFILE", pgpass)
         .output()
         .await
@@ -558,7 +614,16 @@ fn spawn_writer(
             i += 1;
             let out = tokio::process::Command::new(format!("{PG_BIN}/psql"))
                 .args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"])
-                .args(["-h", &via.to_string(), "-p", "15432", "-U", &db.user, "-d", &db.name])
+                .args([
+                    "-h",
+                    &via.to_string(),
+                    "-p",
+                    "15432",
+                    "-U",
+                    &db.user,
+                    "-d",
+                    &db.name,
+                ])
                 .args(["-c", &format!("insert into items (v) values ('w{i}')")])
                 .env("PGPASSFILE", &pgpass)
                 .output()
@@ -609,7 +674,7 @@ fn v4(pg: &PgNode) -> Ipv4Addr {
 
 #[test]
 fn replicas_go_from_1_to_2_under_writes_without_losing_a_row_and_a_dropped_one_leaves_the_rest_working()
-{
+ {
     rt().block_on(async {
         let mut env = Env::new(4, "scale");
         let (db, mut cluster) = cluster(&mut env, 2).await;
@@ -632,7 +697,10 @@ fn replicas_go_from_1_to_2_under_writes_without_losing_a_row_and_a_dropped_one_l
         let n3 = &env.nodes[i];
         env.ok(postgres::ensure_app_database(&n3.remote, &n3.pg, &db).await);
         let started = Instant::now();
-        let new = SlonyNode { id: 3, node: n3.pg.clone() };
+        let new = SlonyNode {
+            id: 3,
+            node: n3.pg.clone(),
+        };
         let r = slony::add_subscriber(&mut cluster, new, &env.remotes()).await;
         env.ok(r);
         eprintln!(
@@ -647,9 +715,16 @@ fn replicas_go_from_1_to_2_under_writes_without_losing_a_row_and_a_dropped_one_l
 
         env.ok(slony::wait_in_sync(&cluster, &env.remotes()).await);
         let origin = env.scalar(1, "blog", checksum_sql()).await;
-        assert!(origin.starts_with(&format!("{written}:")), "{origin} vs {written} written");
+        assert!(
+            origin.starts_with(&format!("{written}:")),
+            "{origin} vs {written} written"
+        );
         for id in [2, 3] {
-            assert_eq!(env.scalar(id, "blog", checksum_sql()).await, origin, "node {id}");
+            assert_eq!(
+                env.scalar(id, "blog", checksum_sql()).await,
+                origin,
+                "node {id}"
+            );
         }
         let st = env.ok(slony::status(&cluster, &env.node(1).remote).await);
         assert_eq!(st.iter().map(|s| s.node).collect::<Vec<_>>(), vec![2, 3]);
@@ -657,16 +732,42 @@ fn replicas_go_from_1_to_2_under_writes_without_losing_a_row_and_a_dropped_one_l
 
         // Node 2 leaves; node 3 keeps replicating.
         env.ok(slony::drop_subscriber(&mut cluster, 2, &env.remotes()).await);
-        assert_eq!(cluster.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), vec![1, 3]);
-        assert!(!Path::new(&env.node(2).pg.root).join("run/appgrid/slon-appgrid.pid").exists());
-        app_psql(&env, primary, PORT, &db, "insert into items (v) values ('after-drop')")
-            .await
-            .unwrap();
-        wait_for_value(&env, 3, "select count(*) from items where v = 'after-drop'", "1", Duration::from_secs(10)).await;
+        assert_eq!(
+            cluster.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert!(
+            !Path::new(&env.node(2).pg.root)
+                .join("run/appgrid/slon-appgrid.pid")
+                .exists()
+        );
+        app_psql(
+            &env,
+            primary,
+            PORT,
+            &db,
+            "insert into items (v) values ('after-drop')",
+        )
+        .await
+        .unwrap();
+        wait_for_value(
+            &env,
+            3,
+            "select count(*) from items where v = 'after-drop'",
+            "1",
+            Duration::from_secs(10),
+        )
+        .await;
         let st = env.ok(slony::status(&cluster, &env.node(1).remote).await);
         assert_eq!(st.iter().map(|s| s.node).collect::<Vec<_>>(), vec![3]);
         // The dropped node is a plain database again: no cluster schema.
-        let left = env.scalar(2, "blog", "select count(*) from pg_namespace where nspname = '_appgrid'").await;
+        let left = env
+            .scalar(
+                2,
+                "blog",
+                "select count(*) from pg_namespace where nspname = '_appgrid'",
+            )
+            .await;
         assert_eq!(left, "0");
         env.assert_no_secrets();
     });
@@ -688,7 +789,16 @@ fn spawn_writer_direct(
             i += 1;
             let out = tokio::process::Command::new(format!("{PG_BIN}/psql"))
                 .args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"])
-                .args(["-h", &host.to_string(), "-p", &PORT.to_string(), "-U", &db.user, "-d", &db.name])
+                .args([
+                    "-h",
+                    &host.to_string(),
+                    "-p",
+                    &PORT.to_string(),
+                    "-U",
+                    &db.user,
+                    "-d",
+                    &db.name,
+                ])
                 .args(["-c", &format!("insert into items (v) values ('w{i}')")])
                 .env("PGPASSFILE", &pgpass)
                 .output()
