@@ -649,8 +649,10 @@ pub async fn status<R: Remote>(
         &format!(
             "select st_received, st_lag_num_events, \
              coalesce(extract(epoch from st_lag_time), 0) \
-             from {}.sl_status order by st_received",
-            cluster.schema_sql()
+             from {cs}.sl_status \
+             where st_received in (select no_id from {cs}.sl_node where no_active) \
+             order by st_received",
+            cs = cluster.schema_sql()
         ),
     )
     .await?;
