@@ -366,7 +366,7 @@ pub async fn init<R: Remote>(cluster: &SlonyCluster, remote: &R) -> Result<(), R
 /// set — then wait until it has caught up (`sl_status`, bounded by
 /// `cluster.timeout`). Each step is skipped when already done, so a retry
 /// resumes. Precondition: the new node's server and app database exist
-/// ([`postgres::ensure_server`], [`postgres::ensure_app_database`]) and every
+/// ([`super::postgres::ensure_server`], [`super::postgres::ensure_app_database`]) and every
 /// node's pg_hba admits the new node as a db peer. `remotes` must hold every node.
 pub async fn add_subscriber<R: Remote>(
     cluster: &mut SlonyCluster,
@@ -535,8 +535,10 @@ async fn copy_schema<R: Remote>(
     Ok(())
 }
 
-/// Poll the origin's `sl_status` until every node in `ids` has confirmed all
-/// of the origin's events, for at most `timeout`.
+/// Poll the origin's `sl_status` until every node in `ids` has caught up, for
+/// at most `timeout`: `st_lag_num_events = 0`, or — under a steady write load,
+/// where a new SYNC every 200 ms keeps that number rarely at 0 — a confirmed
+/// event at least as recent as the origin's last event when the wait began.
 pub async fn wait_caught_up<R: Remote>(
     cluster: &SlonyCluster,
     remotes: &Remotes<'_, R>,
@@ -544,12 +546,46 @@ pub async fn wait_caught_up<R: Remote>(
     timeout: Duration,
 ) -> Result<(), RoleError> {
     let origin_remote = remote_of(remotes, cluster.origin)?;
+    let origin = cluster.origin_node()?;
+    let cs = cluster.schema_sql();
+    let target = count(
+        origin_remote,
+        &origin.node,
+        &cluster.database,
+        &format!(
+            "select coalesce(max(ev_seqno), 0) from {cs}.sl_event where ev_origin = {}",
+            origin.id
+        ),
+    )
+    .await?;
     let started = Instant::now();
     loop {
         let statuses = status(cluster, origin_remote).await?;
+        let confirmed = query(
+            origin_remote,
+            &origin.node,
+            &cluster.database,
+            &format!(
+                "select con_received, max(con_seqno) from {cs}.sl_confirm \
+                 where con_origin = {} group by con_received",
+                origin.id
+            ),
+        )
+        .await?;
+        let reached = |id: u32| {
+            confirmed.iter().any(|row| {
+                row.first().map(String::as_str) == Some(id.to_string().as_str())
+                    && row
+                        .get(1)
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .is_some_and(|v| v >= target)
+            })
+        };
         let behind: Vec<&u32> = ids
             .iter()
-            .filter(|id| !statuses.iter().any(|s| s.node == **id && s.lag_events == 0))
+            .filter(|id| {
+                !statuses.iter().any(|s| s.node == **id && s.lag_events == 0) && !reached(**id)
+            })
             .collect();
         let Some(first) = behind.first() else {
             return Ok(());
@@ -613,8 +649,10 @@ pub async fn status<R: Remote>(
         &format!(
             "select st_received, st_lag_num_events, \
              coalesce(extract(epoch from st_lag_time), 0) \
-             from {}.sl_status order by st_received",
-            cluster.schema_sql()
+             from {cs}.sl_status \
+             where st_received in (select no_id from {cs}.sl_node where no_active) \
+             order by st_received",
+            cs = cluster.schema_sql()
         ),
     )
     .await?;

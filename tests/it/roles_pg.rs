@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use appgrid::remote::Redactor;
 use appgrid::remote::local::LocalTransport;
-use appgrid::remote::{Redactor, Remote};
 use appgrid::roles::RoleError;
 use appgrid::roles::postgres::{self, AppDatabase, PG_BIN, PgNode};
 use appgrid::roles::slony::{self, SlonyCluster, SlonyNode};
