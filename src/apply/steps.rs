@@ -332,13 +332,38 @@ pub fn build(plan: &Plan) -> Vec<Step> {
     // one server at a time is out of the load balancer.
     let mut previous: Option<usize> = None;
     for a in &plan.actions {
-        if let (ActionKind::Update, ResourceAddress::Config { role: Role::Web, .. }) = (a.kind, a.address)
+        if let (
+            ActionKind::Update,
+            ResourceAddress::Config {
+                role: Role::Web, ..
+            },
+        ) = (a.kind, a.address)
             && let Some(&step) = b.providers.get(&a.address)
         {
             if let Some(p) = previous {
                 b.steps[step].deps.insert(p);
             }
             previous = Some(step);
+        }
+    }
+
+    // Replicas leave the cluster one at a time: each drop talks to every node
+    // that remains, so two at once would each find the other half gone.
+    let mut previous: Option<usize> = None;
+    for a in plan.actions.iter().rev() {
+        if let (
+            ActionKind::Delete,
+            ResourceAddress::Config {
+                role: Role::DbReplica,
+                ..
+            },
+        ) = (a.kind, a.address)
+            && let Some(r) = b.removals.get(&a.address)
+        {
+            if let Some(p) = previous {
+                b.steps[r.step].deps.insert(p);
+            }
+            previous = Some(r.step);
         }
     }
 

@@ -151,7 +151,10 @@ impl<F: Fleet> RoleConfigurator<F> {
 
     /// The load balancer, when it is configured and running.
     async fn load_balancer(&self, job: &ConfigJob) -> Result<Option<Connected<F::Remote>>, String> {
-        if !job.resources.contains_key(&ResourceAddress::config(Role::Lb, 0)) {
+        if !job
+            .resources
+            .contains_key(&ResourceAddress::config(Role::Lb, 0))
+        {
             return Ok(None);
         }
         let lb = ResourceAddress::instance(Role::Lb, 0);
@@ -238,9 +241,14 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
                     None => None,
                 };
                 if let Some(lb) = &lb {
-                    haproxy::drain_server(&lb.remote, &lb.place.root, &backend.name, Duration::from_secs(30))
-                        .await
-                        .map_err(text)?;
+                    haproxy::drain_server(
+                        &lb.remote,
+                        &lb.place.root,
+                        &backend.name,
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map_err(text)?;
                 }
                 let released = app::release(
                     remote,
@@ -261,9 +269,14 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
                 .await
                 .map_err(text)?;
                 if let Some(lb) = &lb {
-                    haproxy::add_server(&lb.remote, &lb.place.root, &backend, Duration::from_secs(60))
-                        .await
-                        .map_err(text)?;
+                    haproxy::add_server(
+                        &lb.remote,
+                        &lb.place.root,
+                        &backend,
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .map_err(text)?;
                 }
                 configured
                     .attributes

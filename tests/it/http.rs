@@ -7,7 +7,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// One HTTP/1.1 request on its own connection: (status, body).
-pub async fn http(target: &str, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
+pub async fn http(
+    target: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
     let io = async {
         let mut s = TcpStream::connect(target)
             .await
@@ -51,4 +56,3 @@ pub fn json_field<'a>(body: &'a str, key: &str) -> &'a str {
     let end = rest.find([',', '}']).unwrap_or(rest.len());
     rest[..end].trim_matches('"')
 }
-

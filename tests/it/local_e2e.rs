@@ -57,7 +57,11 @@ impl Blog {
         let mut full: Vec<&str> = args.to_vec();
         let m = self.manifest.to_str().unwrap().to_string();
         full.push(&m);
-        let out = appgrid().args(&full).env("APPGRID_LOCAL_ROOT", &self.machines).output().unwrap();
+        let out = appgrid()
+            .args(&full)
+            .env("APPGRID_LOCAL_ROOT", &self.machines)
+            .output()
+            .unwrap();
         self.printed.push_str(&text(&out.stdout));
         self.printed.push_str(&text(&out.stderr));
         out
@@ -65,7 +69,12 @@ impl Blog {
 
     fn ok(&mut self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "appgrid {args:?} failed:\n{}\n{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "appgrid {args:?} failed:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
         text(&out.stdout)
     }
 
@@ -75,7 +84,10 @@ impl Blog {
     }
 
     fn attr(&self, address: &str, key: &str) -> String {
-        self.state()["resources"][address]["attributes"][key].as_str().unwrap_or_else(|| panic!("{address}.{key} not in state")).to_string()
+        self.state()["resources"][address]["attributes"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{address}.{key} not in state"))
+            .to_string()
     }
 
     fn lb(&self) -> String {
@@ -85,11 +97,26 @@ impl Blog {
     /// psql as the app's user against one database machine.
     fn psql(&self, machine: &str, sql: &str) -> Result<String, String> {
         let out = std::process::Command::new("psql")
-            .args(["-X", "-At", "-h", &self.attr(machine, "private_ip"), "-U", "itlocal", "-d", "itlocal", "-c", sql])
+            .args([
+                "-X",
+                "-At",
+                "-h",
+                &self.attr(machine, "private_ip"),
+                "-U",
+                "itlocal",
+                "-d",
+                "itlocal",
+                "-c",
+                sql,
+            ])
             .env("PGPASSWORD", self.attr("db.primary.config", "password"))
             .output()
             .unwrap();
-        if out.status.success() { Ok(text(&out.stdout).trim().to_string()) } else { Err(text(&out.stderr)) }
+        if out.status.success() {
+            Ok(text(&out.stdout).trim().to_string())
+        } else {
+            Err(text(&out.stderr))
+        }
     }
 }
 
@@ -135,7 +162,10 @@ async fn eventually<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> 
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < limit, "{what} did not happen within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -151,12 +181,23 @@ async fn blog_on_the_local_provider() {
     let (status, body) = http(&lb, "POST", "/notes", "first note").await.unwrap();
     assert_eq!(status, 201, "{body}");
     let id = json_field(&body, "id").to_string();
-    eventually("replication of the note", Duration::from_secs(10), async || {
-        blog.psql("db.replica[0]", &format!("select body from notes where id = {id}")).ok().filter(|b| b == "first note")
-    })
+    eventually(
+        "replication of the note",
+        Duration::from_secs(10),
+        async || {
+            blog.psql(
+                "db.replica[0]",
+                &format!("select body from notes where id = {id}"),
+            )
+            .ok()
+            .filter(|b| b == "first note")
+        },
+    )
     .await;
     // Writes on a replica are refused by Slony-I.
-    let refused = blog.psql("db.replica[0]", "insert into notes(body) values ('nope')").unwrap_err();
+    let refused = blog
+        .psql("db.replica[0]", "insert into notes(body) values ('nope')")
+        .unwrap_err();
     assert!(refused.contains("Slony-I"), "{refused}");
     // The read-through cache answers the second read.
     http(&lb, "GET", &format!("/notes/{id}"), "").await.unwrap();
@@ -169,7 +210,10 @@ async fn blog_on_the_local_provider() {
     }
     assert_eq!(seen.len(), 2, "{seen:?}");
     // Converged: plan has nothing to do.
-    assert_eq!(blog.run(&["plan", "--detailed-exitcode"]).status.code(), Some(0));
+    assert_eq!(
+        blog.run(&["plan", "--detailed-exitcode"]).status.code(),
+        Some(0)
+    );
 
     // Replicas 1 → 2 while a writer inserts continuously: no row lost.
     let writing = Arc::new(AtomicBool::new(true));
@@ -201,12 +245,15 @@ async fn blog_on_the_local_provider() {
         &failures[..failures.len().min(3)]
     );
     assert!(written.load(Ordering::SeqCst) > 0);
-    let digest = "select count(*) || ':' || md5(string_agg(id || body, ',' order by id)) from notes";
+    let digest =
+        "select count(*) || ':' || md5(string_agg(id || body, ',' order by id)) from notes";
     let on_primary = blog.psql("db.primary", digest).unwrap();
     for replica in ["db.replica[0]", "db.replica[1]"] {
-        eventually("the replicas to catch up", Duration::from_secs(30), async || {
-            blog.psql(replica, digest).ok().filter(|d| *d == on_primary)
-        })
+        eventually(
+            "the replicas to catch up",
+            Duration::from_secs(30),
+            async || blog.psql(replica, digest).ok().filter(|d| *d == on_primary),
+        )
         .await;
     }
 
@@ -215,7 +262,12 @@ async fn blog_on_the_local_provider() {
     std::fs::write(&sql, "ALTER TABLE notes ADD COLUMN author text;\n").unwrap();
     // `db migrate FILE SQL`: run() appends the manifest, so pass the SQL path through it.
     let out = appgrid()
-        .args(["db", "migrate", blog.manifest.to_str().unwrap(), sql.to_str().unwrap()])
+        .args([
+            "db",
+            "migrate",
+            blog.manifest.to_str().unwrap(),
+            sql.to_str().unwrap(),
+        ])
         .env("APPGRID_LOCAL_ROOT", &blog.machines)
         .output()
         .unwrap();
@@ -229,10 +281,23 @@ async fn blog_on_the_local_provider() {
             "{node} lacks the new column"
         );
     }
-    blog.psql("db.primary", "insert into notes(body, author) values ('after migration', 'it')").unwrap();
-    eventually("replication after the migration", Duration::from_secs(10), async || {
-        blog.psql("db.replica[1]", "select author from notes where body = 'after migration'").ok().filter(|a| a == "it")
-    })
+    blog.psql(
+        "db.primary",
+        "insert into notes(body, author) values ('after migration', 'it')",
+    )
+    .unwrap();
+    eventually(
+        "replication after the migration",
+        Duration::from_secs(10),
+        async || {
+            blog.psql(
+                "db.replica[1]",
+                "select author from notes where body = 'after migration'",
+            )
+            .ok()
+            .filter(|a| a == "it")
+        },
+    )
     .await;
 
     // Web 2 → 3 → 2 under load: not one failed request.
@@ -244,18 +309,36 @@ async fn blog_on_the_local_provider() {
     blog.ok(&["apply", "--yes"]);
     stop.store(true, Ordering::SeqCst);
     let (ok, failed, errors) = traffic.await.unwrap();
-    assert_eq!(failed, 0, "{failed} of {} requests failed, first: {:?}", ok + failed, &errors[..errors.len().min(3)]);
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed, first: {:?}",
+        ok + failed,
+        &errors[..errors.len().min(3)]
+    );
     assert!(ok > 0);
 
     // No secret in anything appgrid printed.
     let password = blog.attr("db.primary.config", "password");
     let slony = blog.attr("slony.cluster", "password");
-    assert!(!blog.printed.contains(&password) && !blog.printed.contains(&slony), "a password was printed");
+    assert!(
+        !blog.printed.contains(&password) && !blog.printed.contains(&slony),
+        "a password was printed"
+    );
 
     // Destroy: every process gone, every machine root removed.
     blog.ok(&["destroy", "--yes"]);
-    let left: Vec<_> = std::fs::read_dir(blog.machines.join("itlocal/machines")).map(|d| d.flatten().collect()).unwrap_or_default();
+    let left: Vec<_> = std::fs::read_dir(blog.machines.join("itlocal/machines"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
-    let ps = std::process::Command::new("pgrep").args(["-af", blog.machines.to_str().unwrap()]).output().unwrap();
-    assert!(text(&ps.stdout).trim().is_empty(), "still running: {}", text(&ps.stdout));
+    let ps = std::process::Command::new("pgrep")
+        .args(["-af", blog.machines.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        text(&ps.stdout).trim().is_empty(),
+        "still running: {}",
+        text(&ps.stdout)
+    );
 }
