@@ -92,7 +92,14 @@ impl Workspace {
                 crate::templates::digest(&[family, "lib"]),
             );
         }
-        if let Some(release) = &self.manifest.manifest.release {
+        // Machines only (`configure = false`): the release is never shipped, so never read.
+        if let Some(release) = self
+            .manifest
+            .manifest
+            .release
+            .as_ref()
+            .filter(|_| self.manifest.manifest.provider.configure)
+        {
             let path = self.base_dir.join(&release.path);
             inputs.release = Some(directory_digest(&path).map_err(|e| EngineError::Release {
                 path: path.clone(),

@@ -36,10 +36,19 @@ fn check_golden(path: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&full)
         .unwrap_or_else(|e| panic!("{path}: {e}; run with APPGRID_BLESS=1 to create it"));
-    assert_eq!(
-        actual, expected,
-        "{path} differs from the plan appgrid makes now; if the change is intended, rerun with APPGRID_BLESS=1 and review the diff"
-    );
+    if actual != expected {
+        let (n, (now, golden)) = actual
+            .lines()
+            .chain(std::iter::repeat("(end)"))
+            .zip(expected.lines().chain(std::iter::repeat("(end)")))
+            .enumerate()
+            .find(|(_, (a, e))| a != e)
+            .expect("the texts differ somewhere");
+        panic!(
+            "{path} differs from the plan appgrid makes now, first at line {}:\n  golden: {golden}\n  now:    {now}\nIf the change is intended, rerun with APPGRID_BLESS=1 and review the diff",
+            n + 1
+        );
+    }
 }
 
 #[test]
