@@ -95,6 +95,11 @@ pub async fn ensure_memcached(
     })
 }
 
+/// Stop memcached (TERM, then KILL after 10 s); nothing when it is not running.
+pub async fn stop_memcached(remote: &impl Remote, root: &str) -> Result<(), WebRoleError> {
+    super::web_error::stop_services(remote, root, &["memcached"], "stopping memcached").await
+}
+
 /// memcached's `stats` (name → value), asked over TCP from the machine itself.
 pub async fn memcached_stats(
     remote: &impl Remote,
