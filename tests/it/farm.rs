@@ -241,25 +241,6 @@ impl Farm {
             .join(" ")
     }
 
-    /// The private and public halves of host `i`'s key, to put back later.
-    pub fn save_host_key(&self, i: usize) -> (Vec<u8>, Vec<u8>) {
-        let key = self.hosts[i].dir.join("ssh_host_ed25519_key");
-        (
-            fs::read(&key).unwrap(),
-            fs::read(key.with_extension("pub")).unwrap(),
-        )
-    }
-
-    /// Give host `i` back a key from [`Farm::save_host_key`] and restart its sshd.
-    pub fn restore_host_key(&mut self, i: usize, saved: &(Vec<u8>, Vec<u8>)) {
-        self.stop_sshd(i);
-        let key = self.hosts[i].dir.join("ssh_host_ed25519_key");
-        fs::write(&key, &saved.0).unwrap();
-        fs::write(key.with_extension("pub"), &saved.1).unwrap();
-        self.start_sshd(i);
-        self.wait_listening(i);
-    }
-
     /// The directory host `i` sees as `/` + `path` for one of the private
     /// directories (e.g. "var/log/appgrid"), readable from outside.
     pub fn private_dir(&self, i: usize, path: &str) -> PathBuf {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use appgrid::remote::local::LocalTransport;
-use appgrid::remote::{Redactor, Remote};
+use appgrid::remote::Redactor;
 use appgrid::roles::RoleError;
 use appgrid::roles::postgres::{self, AppDatabase, PG_BIN, PgNode};
 use appgrid::roles::slony::{self, SlonyCluster, SlonyNode};
