@@ -1,4 +1,5 @@
-//! Read-only commands: `validate`, `graph`, `state list`, `state show`.
+//! Read-only commands: `validate`, `graph`, `state list`, `state show`; and
+//! `state forget-host-key`, which edits one attribute under the state lock.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -62,5 +63,38 @@ pub fn state_show(
     let mut value = serde_json::to_value(&r).expect("state serializes");
     value["address"] = serde_json::Value::String(address.to_string());
     println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn forget_host_key(
+    file: &Path,
+    address: &str,
+    state_path: Option<&Path>,
+) -> Result<ExitCode, Failure> {
+    use appgrid::roles::fleet_ssh::HOST_KEY;
+    let address: ResourceAddress = address
+        .parse()
+        .map_err(|e: appgrid::graph::address::BadAddress| e.to_string())?;
+    let ws = Workspace::open(file, state_path)?;
+    let lock = ws.lock("state forget-host-key", std::time::Duration::from_secs(10))?;
+    let mut s = state(file, state_path)?;
+    let r = s
+        .resources
+        .get_mut(&address)
+        .ok_or_else(|| format!("{address} is not in state; `appgrid state list` shows what is"))?;
+    let Some(pin) = r.attributes.remove(HOST_KEY) else {
+        println!("{address} has no pinned host key");
+        return Ok(ExitCode::SUCCESS);
+    };
+    ws.store()
+        .save(&mut s)
+        .map_err(|e| Failure::Message(e.to_string()))?;
+    lock.release();
+    let fingerprint = russh::keys::PublicKey::from_openssh(&pin)
+        .map(|k| appgrid::remote::ssh::fingerprint(&k))
+        .unwrap_or(pin);
+    println!(
+        "{address}: forgot the pinned host key {fingerprint}; the next apply pins the key it presents"
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -158,6 +158,14 @@ enum StateCommand {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Drop a machine's pinned SSH host key (after a rebuild on purpose): the
+    /// next apply pins the key the machine presents then.
+    ForgetHostKey {
+        file: PathBuf,
+        address: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
 /// `90s`, `5m`, `1h`, `250ms`, or plain seconds.
@@ -246,6 +254,11 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 address,
                 state,
             } => inspect::state_show(&file, &address, state.state.as_deref()),
+            StateCommand::ForgetHostKey {
+                file,
+                address,
+                state,
+            } => inspect::forget_host_key(&file, &address, state.state.as_deref()),
         },
     }
 }

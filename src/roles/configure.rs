@@ -49,14 +49,19 @@ pub struct RoleConfigurator<F> {
     pub redactor: Redactor,
 }
 
-/// The address a machine's services listen on, from state.
+/// The address a machine's services listen on, from state: the `bind_addr`
+/// an SSH fleet learned from the machine itself, else the cloud's `private_ip`
+/// (the `local` provider's loopback address; a `hosts` pool entry).
 pub fn machine_addr(
     resources: &BTreeMap<ResourceAddress, ResourceState>,
     machine: ResourceAddress,
 ) -> Result<String, String> {
-    resources
-        .get(&machine)
-        .and_then(|r| r.attributes.get("private_ip"))
+    let attributes = resources.get(&machine).map(|r| &r.attributes);
+    attributes
+        .and_then(|a| {
+            a.get(super::fleet_ssh::BIND_ADDR)
+                .or_else(|| a.get("private_ip"))
+        })
         .cloned()
         .ok_or_else(|| format!("{machine} has no address in state yet"))
 }
@@ -328,10 +333,17 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
             ResourceAddress::Config {
                 role: Role::Web, ..
             } => app::stop(remote, &place.root).await.map_err(text),
+            // Stopped, not removed: a host (`hosts`) outlives its role.
             ResourceAddress::Config {
-                role: Role::Cache | Role::Lb,
-                ..
-            } => Ok(()),
+                role: Role::Cache, ..
+            } => memcached::stop_memcached(remote, &place.root)
+                .await
+                .map_err(text),
+            ResourceAddress::Config { role: Role::Lb, .. } => {
+                haproxy::stop_haproxy(remote, &place.root)
+                    .await
+                    .map_err(text)
+            }
             other => self.unconfigure_database(other, &job, remote, place).await,
         }
     }

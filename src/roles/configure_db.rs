@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::configure::{Connected, Fleet, MachinePlace, RoleConfigurator, machine_addr};
+use super::fleet_ssh::BIND_ADDR;
 use super::postgres::{self, AppDatabase, PgNode};
 use super::slony::{self, SlonyCluster, SlonyNode};
 use crate::apply::{ConfigJob, Configured};
@@ -65,8 +66,33 @@ impl<F: Fleet> RoleConfigurator<F> {
         ))
     }
 
+    /// The address `machine` binds: from state, or, before its own
+    /// configuration has run (an SSH fleet learns `bind_addr` on first
+    /// contact), from a connection made now. `None`: not in state.
+    async fn peer_addr(
+        &self,
+        job: &ConfigJob,
+        place: &MachinePlace,
+        machine: ResourceAddress,
+    ) -> Result<Option<String>, String> {
+        let Some(record) = job.resources.get(&machine) else {
+            return Ok(None);
+        };
+        if job.address.machine() == Some(machine) {
+            return Ok(Some(place.addr.clone()));
+        }
+        if record.attributes.contains_key(BIND_ADDR) {
+            return machine_addr(&job.resources, machine).map(Some);
+        }
+        Ok(Some(self.fleet.connect(machine, record).await?.place.addr))
+    }
+
     /// Who may connect to a database node: every web machine, and the other database nodes.
-    fn pg_access(&self, job: &ConfigJob) -> Result<(Vec<String>, Vec<IpAddr>), String> {
+    async fn pg_access(
+        &self,
+        job: &ConfigJob,
+        place: &MachinePlace,
+    ) -> Result<(Vec<String>, Vec<IpAddr>), String> {
         let mut clients = Vec::new();
         if self.manifest.provider.kind == crate::manifest::ProviderKind::Local {
             // One machine: every connection comes from 127.0.0.1 whatever the
@@ -74,8 +100,8 @@ impl<F: Fleet> RoleConfigurator<F> {
             clients.push("127.0.0.0/8".to_string());
         }
         for i in 0..self.manifest.web.count {
-            if let Ok(addr) = machine_addr(&job.resources, ResourceAddress::instance(Role::Web, i))
-            {
+            let web = ResourceAddress::instance(Role::Web, i);
+            if let Some(addr) = self.peer_addr(job, place, web).await? {
                 clients.push(format!("{addr}/32"));
             }
         }
@@ -84,7 +110,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         for machine in std::iter::once(ResourceAddress::instance(Role::DbPrimary, 0))
             .chain((0..db.replicas).map(|i| ResourceAddress::instance(Role::DbReplica, i)))
         {
-            if let Ok(addr) = machine_addr(&job.resources, machine) {
+            if let Some(addr) = self.peer_addr(job, place, machine).await? {
                 peers.push(ip(&addr)?);
             }
         }
@@ -165,7 +191,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         mut configured: Configured,
     ) -> Result<Configured, String> {
         let node = self.pg_node(place)?;
-        let (clients, peers) = self.pg_access(job)?;
+        let (clients, peers) = self.pg_access(job, place).await?;
         let name = sql_name(&self.manifest.app.name);
         match address {
             ResourceAddress::Config {

@@ -1,5 +1,12 @@
 //! Reaching machines over SSH (`hosts` and `aws`): host keys pinned in state on
 //! first contact, through the manifest's jump host or proxy command.
+//!
+//! On first contact the fleet also asks the machine which of its own
+//! addresses the connection reached, and keeps it in state as `bind_addr`:
+//! the address its services listen on and its peers use (see
+//! [`crate::roles::configure::machine_addr`]). The cloud's idea of the
+//! address (`private_ip`) is only where to connect: behind a proxy command or
+//! a NAT it need not be an address of the machine at all.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,13 +16,36 @@ use super::configure::{Connected, Fleet, MachinePlace};
 use crate::graph::ResourceAddress;
 use crate::manifest::Provider;
 use crate::remote::ssh::{SshTarget, SshTransport};
-use crate::remote::{LogSink, Redactor};
+use crate::remote::{LogSink, Redactor, Remote};
 use crate::state::ResourceState;
 
 /// The state attribute that pins a machine's SSH host key.
 pub const HOST_KEY: &str = "host_key";
 /// The state attribute with the machine's SSH endpoint (`addr` or `addr:port`).
 pub const SSH_ENDPOINT: &str = "ssh";
+/// The state attribute with the address the machine's services bind, learned
+/// from the machine itself on first contact.
+pub const BIND_ADDR: &str = "bind_addr";
+
+/// Which address of this machine the SSH connection reached: the server half
+/// of sshd's `SSH_CONNECTION`; when that is loopback (a tunnel ending on the
+/// machine, e.g. SSM), the first address `hostname -I` lists.
+const LEARN_BIND_ADDR: &str = r#"set -eu
+set -- ${SSH_CONNECTION:-}
+addr=${3:-}
+addr=${addr#::ffff:}
+case "$addr" in
+""|127.*|::1) addr=$( (hostname -I 2>/dev/null || true) | cut -d' ' -f1) ;;
+esac
+printf '%s\n' "$addr"
+"#;
+
+/// The address [`LEARN_BIND_ADDR`] printed, if it is one.
+fn parse_bind_addr(stdout: &str) -> Option<String> {
+    let addr = stdout.trim();
+    let ip: std::net::IpAddr = addr.parse().ok()?;
+    (!ip.is_loopback() && !ip.is_unspecified()).then(|| ip.to_string())
+}
 
 pub struct SshFleet {
     pub user: String,
@@ -121,19 +151,24 @@ impl Fleet for SshFleet {
             // Trust on first use: pinned from now on; a different key later stops the apply.
             learned.insert(HOST_KEY.to_string(), remote.presented_host_key());
         }
-        let addr = machine
-            .attributes
-            .get("private_ip")
-            .cloned()
-            .unwrap_or_else(|| {
-                split_endpoint(
-                    machine
-                        .attributes
-                        .get(SSH_ENDPOINT)
-                        .map_or("", String::as_str),
-                )
-                .0
-            });
+        let addr = match machine.attributes.get(BIND_ADDR) {
+            Some(addr) => addr.clone(),
+            None => {
+                let out = remote
+                    .run("learning the machine's address", LEARN_BIND_ADDR)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let addr = parse_bind_addr(&out.stdout).ok_or_else(|| {
+                    format!(
+                        "{address}: cannot tell which address of the machine to bind: \
+                         SSH_CONNECTION and `hostname -I` gave {:?}",
+                        out.stdout.trim()
+                    )
+                })?;
+                learned.insert(BIND_ADDR.to_string(), addr.clone());
+                addr
+            }
+        };
         Ok(Connected {
             remote,
             place: MachinePlace {
@@ -142,5 +177,41 @@ impl Fleet for SshFleet {
             },
             learned,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addr_is_a_routable_ip() {
+        assert_eq!(parse_bind_addr("10.0.3.7\n"), Some("10.0.3.7".into()));
+        assert_eq!(parse_bind_addr("fd00::5\n"), Some("fd00::5".into()));
+        assert_eq!(parse_bind_addr("\n"), None);
+        assert_eq!(parse_bind_addr("127.0.0.1\n"), None);
+        assert_eq!(parse_bind_addr("0.0.0.0"), None);
+        assert_eq!(parse_bind_addr("ip-10-0-3-7"), None);
+    }
+
+    #[test]
+    fn bind_addr_comes_from_ssh_connection_then_hostname() {
+        let run = |ssh_connection: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(LEARN_BIND_ADDR)
+                .env("SSH_CONNECTION", ssh_connection)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(run("10.9.0.1 50122 10.9.0.12 22"), "10.9.0.12\n");
+        assert_eq!(
+            run("::ffff:10.9.0.1 50122 ::ffff:10.9.0.12 22"),
+            "10.9.0.12\n"
+        );
+        // A tunnel ending on loopback: the machine's own first address instead.
+        let own = run("127.0.0.1 50122 127.0.0.1 22");
+        assert!(!own.starts_with("127."), "{own}");
     }
 }

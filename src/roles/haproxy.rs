@@ -270,6 +270,12 @@ pub async fn ensure_haproxy(
     })
 }
 
+/// Stop HAProxy (its master and workers; TERM, then KILL after 10 s);
+/// nothing when it is not running.
+pub async fn stop_haproxy(remote: &impl Remote, root: &str) -> Result<(), WebRoleError> {
+    super::web_error::stop_services(remote, root, &["haproxy"], "stopping haproxy").await
+}
+
 /// Send runtime API commands, one connection each; their answers, in order.
 pub async fn cli(
     remote: &impl Remote,

@@ -95,6 +95,11 @@ pub async fn ensure_memcached(
     })
 }
 
+/// Stop memcached (TERM, then KILL after 10 s); nothing when it is not running.
+pub async fn stop_memcached(remote: &impl Remote, root: &str) -> Result<(), WebRoleError> {
+    super::web_error::stop_services(remote, root, &["memcached"], "stopping memcached").await
+}
+
 /// memcached's `stats` (name → value), asked over TCP from the machine itself.
 pub async fn memcached_stats(
     remote: &impl Remote,
@@ -155,5 +160,52 @@ mod tests {
         assert_eq!(s["pid"], "12");
         assert_eq!(s["version"], "1.6.18");
         assert!(parse_stats("STAT pid 12\r\n").is_none());
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use crate::remote::local::LocalTransport;
+    use crate::remote::{Redactor, Remote};
+
+    /// Undoing a cache or load balancer stops its service (a `hosts` machine
+    /// outlives its role, so nothing else would).
+    #[test]
+    fn stopping_memcached_and_haproxy_ends_their_processes() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let root = std::env::temp_dir().join(format!("appgrid-stop-{}", std::process::id()));
+            let root_s = root.to_str().unwrap().to_string();
+            let t = LocalTransport::new("local", Redactor::new());
+            let lib = crate::templates::render("lib/service.sh", &tera::Context::new()).unwrap();
+            let start = format!(
+                "set -eu\nROOT={}\n{lib}\nsvc_start memcached root sleep 30\nsvc_start haproxy root sleep 30\n",
+                crate::templates::shell_quote(&root_s)
+            );
+            t.run("start", &start).await.unwrap();
+            let pid = |name: &str| -> i32 {
+                std::fs::read_to_string(root.join(format!("run/appgrid/{name}.pid")))
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap()
+            };
+            let (m, h) = (pid("memcached"), pid("haproxy"));
+            super::stop_memcached(&t, &root_s).await.unwrap();
+            crate::roles::haproxy::stop_haproxy(&t, &root_s)
+                .await
+                .unwrap();
+            for p in [m, h] {
+                // SAFETY: kill with signal 0 only checks that the process exists.
+                assert!(unsafe { libc::kill(p, 0) } != 0, "process {p} gone");
+            }
+            assert!(!root.join("run/appgrid/memcached.pid").exists());
+            // Stopping what is not running is fine.
+            super::stop_memcached(&t, &root_s).await.unwrap();
+            let _ = std::fs::remove_dir_all(root);
+        });
     }
 }

@@ -105,6 +105,22 @@ pub(crate) async fn run_template(
         .map_err(|e| WebRoleError::remote(remote.host(), what, e))
 }
 
+/// Stop these supervised services on a machine (templates/lib/stop.sh).
+pub(crate) async fn stop_services(
+    remote: &impl crate::remote::Remote,
+    root: &str,
+    services: &[&str],
+    what: &str,
+) -> Result<(), WebRoleError> {
+    check_root(remote.host(), root)?;
+    let mut ctx = tera::Context::new();
+    ctx.insert("root", root);
+    ctx.insert("services", services);
+    ctx.insert("remove", &Vec::<String>::new());
+    run_template(remote, "lib/stop.sh", &ctx, what).await?;
+    Ok(())
+}
+
 /// Values that go into non-shell files (haproxy.cfg, HAProxy CLI commands):
 /// a conservative character set, so no value can add a directive or a command.
 pub(crate) fn check_token(host: &str, what: &str, value: &str) -> Result<(), WebRoleError> {

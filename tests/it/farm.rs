@@ -1,6 +1,13 @@
 //! A host farm: network namespaces on a private bridge, each running its own
 //! sshd on its own address with its own host key, hostname and /run.
 //!
+//! Hosts share this machine's filesystem except for what a real host keeps to
+//! itself: /run, root's home, and the directories appgrid's roles write
+//! (/var/lib/appgrid, /etc/appgrid, /var/log/appgrid), each bind-mounted from
+//! the host's own directory in sshd's private mount namespace, which every
+//! session (and every service it starts) inherits. Two hosts running Postgres
+//! thus get two data directories, as on two machines.
+//!
 //! Names and subnets are unique per test process and per farm (pid + a
 //! process-wide counter), so farms can be built concurrently. Everything is
 //! torn down on drop, including when a test panics. Traffic only ever goes to
@@ -18,6 +25,10 @@ use std::time::{Duration, Instant};
 use appgrid::remote::ssh::SshTarget;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Directories each host has to itself (besides /run and root's home): where
+/// appgrid's roles keep data, configuration and logs on a real host.
+const PRIVATE_DIRS: [&str; 3] = ["var/lib/appgrid", "etc/appgrid", "var/log/appgrid"];
 
 #[derive(Debug, Clone)]
 pub struct FarmHost {
@@ -155,6 +166,9 @@ impl Farm {
             // Its own (empty) home: no rc files of this machine's root run on
             // every login, and hosts do not share ~/.ssh or dotfiles.
             fs::create_dir_all(hdir.join("home")).unwrap();
+            for private in PRIVATE_DIRS {
+                fs::create_dir_all(hdir.join("fs").join(private)).unwrap();
+            }
             let host = FarmHost {
                 name,
                 addr: addr.clone(),
@@ -227,6 +241,12 @@ impl Farm {
             .join(" ")
     }
 
+    /// The directory host `i` sees as `/` + `path` for one of the private
+    /// directories (e.g. "var/log/appgrid"), readable from outside.
+    pub fn private_dir(&self, i: usize, path: &str) -> PathBuf {
+        self.hosts[i].dir.join("fs").join(path)
+    }
+
     /// Give host `i` a new host key and restart its sshd.
     pub fn regenerate_host_key(&mut self, i: usize) {
         self.stop_sshd(i);
@@ -260,9 +280,13 @@ impl Farm {
     pub fn start_sshd(&mut self, i: usize) {
         let h = &self.hosts[i];
         let d = h.dir.display();
+        let private: String = PRIVATE_DIRS
+            .iter()
+            .map(|p| format!("mkdir -p /{p}; mount --bind {d}/fs/{p} /{p}; "))
+            .collect();
         let script = format!(
             "set -e; hostname {name}; mount --bind {d}/run /run; mkdir -p /run/sshd; \
-             mount --bind {d}/home \"$(getent passwd root | cut -d: -f6)\"; \
+             mount --bind {d}/home \"$(getent passwd root | cut -d: -f6)\"; {private}\
              exec /usr/sbin/sshd -D -e -f /dev/null -o ListenAddress={addr}:{port} \
              -o HostKey={d}/ssh_host_ed25519_key -o PidFile=none -o UsePAM=no \
              -o StrictModes=no -o AuthorizedKeysFile={farm}/authorized_keys \

@@ -4,6 +4,7 @@ mod apply_moto;
 mod aws_provider;
 mod cli;
 mod farm;
+mod hosts_e2e;
 mod http;
 mod local_e2e;
 mod moto;
