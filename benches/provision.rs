@@ -1,0 +1,85 @@
+//! Provisioning benchmark (a bench binary): `cargo bench --bench provision`.
+//!
+//! Applies a web tier of 1 and then 20 app servers on the `local` provider
+//! (each a loopback address and a directory, the app a real process behind a
+//! real HAProxy) from nothing to serving, and reports the wall time of each and
+//! their ratio: how well provisioning runs concurrently. Also times the blog
+//! example (primary, replica, cache, two web, load balancer) from nothing to
+//! serving. Figures go to BENCHMARKS.md.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn appgrid(args: &[&str], root: &Path) -> Duration {
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_appgrid"))
+        .args(args)
+        .env("APPGRID_LOCAL_ROOT", root)
+        .output()
+        .expect("appgrid runs");
+    assert!(
+        out.status.success(),
+        "appgrid {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed()
+}
+
+fn web_tier(dir: &Path, count: u32) -> String {
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("index.html"), "ok\n").unwrap();
+    let manifest = dir.join(format!("web{count}.toml"));
+    std::fs::write(
+        &manifest,
+        format!(
+            "[app]\nname = \"bench{count}\"\n[provider]\nkind = \"local\"\n\
+             [release]\npath = \"app\"\nstart = \"/usr/bin/python3 -m http.server --bind \\\"$ADDR\\\" \\\"$PORT\\\"\"\nhealth = \"/\"\n\
+             [web]\ninstance_type = \"t3.small\"\ncount = {count}\nport = 8080\n\
+             [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n"
+        ),
+    )
+    .unwrap();
+    manifest.display().to_string()
+}
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("appgrid-bench-provision-{}", std::process::id()));
+    let root = dir.join("machines");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut walls = Vec::new();
+    for count in [1u32, 20] {
+        let m = web_tier(&dir, count);
+        let wall = appgrid(&["apply", "--yes", "--parallelism", "32", &m], &root);
+        println!(
+            "web tier of {count:>2} from nothing to serving: {:>6.2} s",
+            wall.as_secs_f64()
+        );
+        walls.push(wall);
+        appgrid(&["destroy", "--yes", &m], &root);
+    }
+    println!(
+        "ratio 20 hosts / 1 host:               {:>6.2}",
+        walls[1].as_secs_f64() / walls[0].as_secs_f64()
+    );
+
+    let blog = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/blog-local/appgrid.toml");
+    let state = dir.join("blog-state.json");
+    let args = |verb: &'static str| {
+        vec![
+            verb,
+            "--yes",
+            "--state",
+            state.to_str().unwrap(),
+            blog.to_str().unwrap(),
+        ]
+    };
+    let wall = appgrid(&args("apply"), &root);
+    println!(
+        "blog-local from nothing to serving:    {:>6.2} s",
+        wall.as_secs_f64()
+    );
+    appgrid(&args("destroy"), &root);
+    let _ = std::fs::remove_dir_all(&dir);
+}
