@@ -25,6 +25,8 @@ pub enum EngineError {
     Lock(#[from] LockError),
     #[error(transparent)]
     PlanFile(#[from] PlanFileError),
+    #[error(transparent)]
+    Template(#[from] crate::templates::TemplateError),
     #[error("refresh failed: {0}")]
     Refresh(#[source] CloudError),
     #[error(
@@ -56,6 +58,10 @@ pub struct Workspace {
 impl Workspace {
     pub fn open(manifest_path: &Path, state_path: Option<&Path>) -> Result<Self, EngineError> {
         let manifest = manifest::load(manifest_path)?;
+        if let Some(dir) = &manifest.manifest.app.templates {
+            let base = manifest_path.parent().unwrap_or(Path::new(""));
+            crate::templates::use_overrides(&base.join(dir))?;
+        }
         let store_path = state_path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| store::default_path(manifest_path, &manifest.manifest.app.name));
@@ -235,13 +241,16 @@ pub fn adopt_new_lineage(plan: &mut Plan, state: &State) {
 
 impl Workspace {
     /// The workspace a saved plan was made in (its embedded manifest, its state).
-    pub fn from_plan(plan: &Plan, state_path: Option<&Path>) -> Self {
+    pub fn from_plan(plan: &Plan, state_path: Option<&Path>) -> Result<Self, EngineError> {
         let manifest_path = PathBuf::from(&plan.manifest_path);
         let base_dir = manifest_path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        Workspace {
+        if let Some(dir) = &plan.manifest.app.templates {
+            crate::templates::use_overrides(&base_dir.join(dir))?;
+        }
+        Ok(Workspace {
             store_path: state_path
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| store::default_path(&manifest_path, &plan.app)),
@@ -252,6 +261,6 @@ impl Workspace {
             },
             manifest_arg: plan.manifest_path.clone(),
             base_dir,
-        }
+        })
     }
 }

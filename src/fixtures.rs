@@ -9,6 +9,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
     Manifest {
         app: App {
             name: "blog".into(),
+            templates: None,
         },
         provider: Provider {
             kind: ProviderKind::Aws,

@@ -38,7 +38,7 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         None
     };
     let ws = match &saved {
-        Some(p) => Workspace::from_plan(p, o.state.as_deref()),
+        Some(p) => Workspace::from_plan(p, o.state.as_deref())?,
         None => Workspace::open(&o.file, o.state.as_deref())?,
     };
     let operation = if o.destroy { "destroy" } else { "apply" };

@@ -35,6 +35,10 @@ pub struct Manifest {
 pub struct App {
     /// A DNS label: lowercase letters, digits and `-`, at most 63 characters.
     pub name: String,
+    /// A directory (relative to the manifest) whose files replace the embedded
+    /// templates of the same name, e.g. `haproxy/haproxy.cfg`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -230,7 +230,10 @@ const TABLES: &[&TableSpec] = &[
 const APP: TableSpec = TableSpec {
     name: "app",
     label: "[app]",
-    keys: &[Key::required("name", "\"blog\"")],
+    keys: &[
+        Key::required("name", "\"blog\""),
+        Key::optional("templates", "\"./templates\""),
+    ],
 };
 
 fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
@@ -320,5 +323,22 @@ fn app(ck: &mut Checker, s: &Section) -> Result<App, Reported> {
         })?;
         Ok(name.to_string())
     });
-    Ok(App { name: name? })
+    let templates = s
+        .field("templates")
+        .map(|f| {
+            let dir = f.str(ck)?;
+            if dir.is_empty() || dir.contains(['\0', '\n']) {
+                return Err(ck.error(
+                    f.span(),
+                    "`templates` must be a directory path",
+                    f.example_help(),
+                ));
+            }
+            Ok(dir.to_string())
+        })
+        .transpose();
+    Ok(App {
+        name: name?,
+        templates: templates?,
+    })
 }

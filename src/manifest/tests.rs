@@ -630,6 +630,7 @@ fn blog_example_validates() {
     let expected = Manifest {
         app: App {
             name: "blog".into(),
+            templates: None,
         },
         provider: Provider {
             kind: ProviderKind::Aws,

@@ -203,3 +203,77 @@ fn graph_is_dot() {
         "{dot}"
     );
 }
+
+/// `[app] templates = DIR`: a project's template replaces the embedded one,
+/// and only the configurations that render it see their inputs change.
+#[test]
+fn project_templates_override_exactly_what_they_name() {
+    let dir = scratch("templates");
+    let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
+    let manifest = |extra: &str| {
+        format!(
+            "[app]\nname = \"tpl\"\n{extra}[provider]\nkind = \"local\"\n[release]\npath = \"{}\"\nstart = \"run\"\nhealth = \"/health\"\n\
+             [web]\ninstance_type = \"t3.small\"\ncount = 1\n[load_balancer]\ninstance_type = \"t3.small\"\n[cache]\ninstance_type = \"r5.large\"\n",
+            app.display()
+        )
+    };
+    let plan = |name: &str, body: &str| -> serde_json::Value {
+        let m = dir.join(name);
+        std::fs::write(&m, body).unwrap();
+        let out = run(&[
+            "plan",
+            "--refresh=false",
+            "--json",
+            m.to_str().unwrap(),
+            "--state",
+            dir.join("none.json").to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let inputs = |p: &serde_json::Value, address: &str| {
+        p["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["address"] == address)
+            .unwrap()["desired"]["inputs"]["templates"]
+            .clone()
+    };
+    let embedded = plan("a.toml", &manifest(""));
+    std::fs::create_dir_all(dir.join("templates/haproxy")).unwrap();
+    let cfg = appgrid::templates::EMBEDDED
+        .iter()
+        .find(|(n, _)| *n == "haproxy/haproxy.cfg")
+        .unwrap()
+        .1;
+    std::fs::write(
+        dir.join("templates/haproxy/haproxy.cfg"),
+        format!("# ours\n{cfg}"),
+    )
+    .unwrap();
+    let own = plan("b.toml", &manifest("templates = \"templates\"\n"));
+    assert_ne!(inputs(&embedded, "lb.config"), inputs(&own, "lb.config"));
+    assert_eq!(
+        inputs(&embedded, "cache[0].config"),
+        inputs(&own, "cache[0].config")
+    );
+    assert_eq!(
+        inputs(&embedded, "web[0].release"),
+        inputs(&own, "web[0].release")
+    );
+
+    std::fs::write(dir.join("templates/haproxy/haproxy.conf"), "typo").unwrap();
+    let m = dir.join("c.toml");
+    std::fs::write(&m, manifest("templates = \"templates\"\n")).unwrap();
+    let out = run(&["plan", "--refresh=false", m.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: template {}: haproxy/haproxy.conf overrides no template appgrid has; name it like one of: ",
+            dir.join("templates").display()
+        )),
+        "{stderr}"
+    );
+}
