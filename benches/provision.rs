@@ -26,16 +26,33 @@ fn appgrid(args: &[&str], root: &Path) -> Duration {
     t.elapsed()
 }
 
+/// The app is a few bytes of shell around socat, so what is measured is
+/// appgrid's provisioning (ship, env, supervise, health-check, HAProxy), not
+/// an interpreter's start-up: every "host" here shares two cores.
 fn web_tier(dir: &Path, count: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
     let app = dir.join("app");
     std::fs::create_dir_all(&app).unwrap();
-    std::fs::write(app.join("index.html"), "ok\n").unwrap();
+    let serve = app.join("serve.sh");
+    let respond = app.join("respond.sh");
+    std::fs::write(
+        &serve,
+        "#!/bin/sh\nexec socat TCP-LISTEN:\"$PORT\",bind=\"$ADDR\",fork,reuseaddr EXEC:./respond.sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &respond,
+        "#!/bin/sh\nprintf 'HTTP/1.0 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nok\\n'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&respond, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&serve, std::fs::Permissions::from_mode(0o755)).unwrap();
     let manifest = dir.join(format!("web{count}.toml"));
     std::fs::write(
         &manifest,
         format!(
             "[app]\nname = \"bench{count}\"\n[provider]\nkind = \"local\"\n\
-             [release]\npath = \"app\"\nstart = \"/usr/bin/python3 -m http.server --bind \\\"$ADDR\\\" \\\"$PORT\\\"\"\nhealth = \"/\"\n\
+             [release]\npath = \"app\"\nstart = \"./serve.sh\"\nhealth = \"/\"\n\
              [web]\ninstance_type = \"t3.small\"\ncount = {count}\nport = 8080\n\
              [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n"
         ),

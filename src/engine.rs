@@ -81,11 +81,35 @@ impl Workspace {
         StateStore::new(&self.store_path)
     }
 
+    /// The resource graph of the manifest alone (no state: `[web] count`).
     pub fn graph(&self) -> Result<ResourceGraph, EngineError> {
-        Ok(graph::expand_with(
-            &self.manifest.manifest,
-            &self.inputs()?,
-        )?)
+        self.graph_for(None)
+    }
+
+    /// The resource graph, with the web count the autoscaler owns when the
+    /// manifest has `[autoscale]` and state records its choice.
+    pub fn graph_for(&self, state: Option<&State>) -> Result<ResourceGraph, EngineError> {
+        let (manifest, _) = self.effective(state);
+        Ok(graph::expand_with(&manifest, &self.inputs()?)?)
+    }
+
+    /// The manifest as applied: `[web] count` replaced by the autoscaler's
+    /// choice (kept within `[autoscale]` min and max), and a note saying so.
+    pub fn effective(&self, state: Option<&State>) -> (crate::manifest::Manifest, Option<String>) {
+        let mut m = self.manifest.manifest.clone();
+        let (Some(policy), Some(chosen)) = (&m.autoscale, state.and_then(|s| s.autoscale.as_ref()))
+        else {
+            return (m, None);
+        };
+        let web = chosen.web.clamp(policy.min, policy.max);
+        let note = (web != m.web.count).then(|| {
+            format!(
+                "web.count is {web}, set by the autoscaler ({}); the manifest says {}",
+                chosen.reason, m.web.count
+            )
+        });
+        m.web.count = web;
+        (m, note)
     }
 
     /// What configuration depends on besides the manifest: the digests of the
@@ -149,7 +173,12 @@ impl Workspace {
 
     /// Plan `graph` against `state` alone (`--refresh=false`): no cloud is asked.
     pub fn plan_from_state(&self, graph: &ResourceGraph, state: Option<&State>) -> Plan {
-        plan::make(self.source(), graph, state, None)
+        self.noted(plan::make(self.source(), graph, state, None), state)
+    }
+
+    fn noted(&self, mut plan: Plan, state: Option<&State>) -> Plan {
+        plan.notes.extend(self.effective(state).1);
+        plan
     }
 
     /// Plan `graph` (the manifest's, or an empty one to destroy) against `state`
@@ -173,7 +202,10 @@ impl Workspace {
             // Nothing applied yet: nothing of this lineage can exist.
             None => Some(Default::default()),
         };
-        Ok(plan::make(self.source(), graph, state, observed.as_ref()))
+        Ok(self.noted(
+            plan::make(self.source(), graph, state, observed.as_ref()),
+            state,
+        ))
     }
 }
 

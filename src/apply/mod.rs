@@ -71,6 +71,15 @@ pub trait Configurator: Send + Sync + 'static {
         async { Err("this provider's machines are not configured by appgrid".to_string()) }
     }
 
+    /// Counters of the web tier as the load balancer sees them now.
+    fn web_counters(
+        &self,
+        resources: BTreeMap<ResourceAddress, ResourceState>,
+    ) -> impl Future<Output = Result<Vec<ServerCounters>, String>> + Send {
+        let _ = resources;
+        async { Err("this provider's load balancer is not configured by appgrid".to_string()) }
+    }
+
     /// Make `to` (a replica) the origin of the replicated set; returns the
     /// attributes to record on `slony.cluster`.
     fn switchover(
@@ -81,6 +90,20 @@ pub trait Configurator: Send + Sync + 'static {
         let _ = (resources, to);
         async { Err("this provider's machines are not configured by appgrid".to_string()) }
     }
+}
+
+/// One web server's counters at the load balancer (HAProxy `show stat`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServerCounters {
+    /// `web{i}`, the server's name at the load balancer.
+    pub name: String,
+    pub up: bool,
+    /// Requests since the server was added (a counter).
+    pub requests: u64,
+    /// Average response time over the last 1,024 requests, ms.
+    pub response_ms: u64,
+    pub sessions: u64,
+    pub queued: u64,
 }
 
 /// For graphs with no configuration (`configure = false`): any job is an error.

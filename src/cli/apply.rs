@@ -106,7 +106,7 @@ impl Walk<'_> {
                 let graph = if o.destroy {
                     ResourceGraph::default()
                 } else {
-                    ws.graph()?
+                    ws.graph_for(existing.as_ref())?
                 };
                 ws.plan(&graph, existing.as_ref(), cloud.as_ref()).await?
             }

@@ -102,6 +102,9 @@ pub struct Plan {
     pub actions: Vec<Action>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub orphans: Vec<Orphan>,
+    /// Things a reader of the plan should know (e.g. who set the web count).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notes: Vec<String>,
 }
 
 pub const PLAN_FORMAT_VERSION: u32 = 1;
@@ -173,6 +176,7 @@ pub fn make(
         refreshed: observed.is_some(),
         actions: changes.actions,
         orphans: changes.orphans,
+        notes: Vec::new(),
     }
 }
 

@@ -9,6 +9,9 @@ use super::{Action, ActionKind, Plan};
 
 pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
+    for note in &plan.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
     if !plan.has_changes() {
         let _ = writeln!(out, "No changes. {} matches its manifest.", plan.app);
         return out;

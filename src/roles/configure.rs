@@ -363,6 +363,30 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
         self.migrate_all(resources, sql).await
     }
 
+    async fn web_counters(
+        &self,
+        resources: BTreeMap<ResourceAddress, ResourceState>,
+    ) -> Result<Vec<crate::apply::ServerCounters>, String> {
+        let lb = ResourceAddress::instance(Role::Lb, 0);
+        let record = resources.get(&lb).ok_or("lb is not in state")?;
+        let c = self.fleet.connect(lb, record).await?;
+        let stats = haproxy::show_stat(&c.remote, &c.place.root)
+            .await
+            .map_err(text)?;
+        Ok(stats
+            .into_iter()
+            .filter(|s| s.name.starts_with("web"))
+            .map(|s| crate::apply::ServerCounters {
+                up: s.is_up(),
+                name: s.name,
+                requests: s.req_tot,
+                response_ms: s.rtime,
+                sessions: s.scur,
+                queued: s.qcur,
+            })
+            .collect())
+    }
+
     async fn switchover(
         &self,
         resources: BTreeMap<ResourceAddress, ResourceState>,

@@ -23,6 +23,18 @@ pub struct State {
     pub serial: u64,
     pub app: String,
     pub resources: BTreeMap<ResourceAddress, ResourceState>,
+    /// The web count the autoscaler chose; with `[autoscale]` in the manifest
+    /// it wins over `[web] count`, so a manual plan does not call it drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaledCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoscaledCount {
+    pub web: u32,
+    /// Unix seconds of the decision.
+    pub at: u64,
+    pub reason: String,
 }
 
 /// One resource that exists in the cloud (or did, at the last refresh).
@@ -73,6 +85,7 @@ impl State {
             serial: 0,
             app: app.to_string(),
             resources: BTreeMap::new(),
+            autoscale: None,
         }
     }
 }

@@ -202,10 +202,14 @@ async fn blog_on_the_local_provider() {
     // The read-through cache answers a later read (the app treats memcached
     // as optional: a read during a moment of cache trouble just goes to the
     // database, so ask until one is served from the cache).
-    eventually("a read served from memcached", Duration::from_secs(10), async || {
-        let (_, body) = http(&lb, "GET", &format!("/notes/{id}"), "").await.ok()?;
-        (json_field(&body, "source") == "cache").then_some(())
-    })
+    eventually(
+        "a read served from memcached",
+        Duration::from_secs(10),
+        async || {
+            let (_, body) = http(&lb, "GET", &format!("/notes/{id}"), "").await.ok()?;
+            (json_field(&body, "source") == "cache").then_some(())
+        },
+    )
     .await;
     // Requests through HAProxy reach every web machine.
     let mut seen = std::collections::BTreeSet::new();
