@@ -6,6 +6,7 @@
 //! [`state`] (the state file and its lock) and [`apply`] (the walker).
 
 pub mod apply;
+pub mod autoscale;
 pub mod cloud;
 pub mod engine;
 pub mod graph;
