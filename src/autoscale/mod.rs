@@ -9,6 +9,7 @@
 mod cron;
 mod decide;
 mod elasticity;
+pub mod live;
 mod policy;
 mod predict;
 mod schedule;

@@ -143,7 +143,11 @@ pub(super) fn apply(
     if need <= current {
         // The reactive proposal was a scale-in: go no lower than the forecast.
         return if need == current {
-            (Some(format!("{why}, but {said}: stay at {current}")), 0, String::new())
+            (
+                Some(format!("{why}, but {said}: stay at {current}")),
+                0,
+                String::new(),
+            )
         } else {
             (None, need, format!("{why}, but {said}"))
         };
@@ -153,7 +157,11 @@ pub(super) fn apply(
         return match stay {
             Some(_) => (stay, to, why),
             None if to >= current => (None, to, why),
-            None => (Some(format!("{why}, but {said}: stay at {current}")), 0, String::new()),
+            None => (
+                Some(format!("{why}, but {said}: stay at {current}")),
+                0,
+                String::new(),
+            ),
         };
     }
     let why = match stay {

@@ -3,6 +3,7 @@
 //! found changes, 130 interrupted.
 
 mod apply;
+mod autoscale;
 mod doctor;
 mod inspect;
 mod ops;
@@ -108,6 +109,17 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Keep the web tier sized to its load: every `interval`, or once (`--once`, for cron and timers).
+    Autoscale {
+        #[command(subcommand)]
+        command: Option<AutoscaleCommand>,
+        file: Option<PathBuf>,
+        /// One pass, then exit.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Database operations.
     Db {
         #[command(subcommand)]
@@ -117,6 +129,37 @@ enum Command {
     State {
         #[command(subcommand)]
         command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AutoscaleCommand {
+    /// The decisions so far: time, metric, from -> to, reason.
+    History {
+        file: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Replay a `minute,requests` trace through the same decide, with a capacity model.
+    Simulate {
+        file: PathBuf,
+        #[arg(long)]
+        trace: PathBuf,
+        /// Multiply the trace's requests by this.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Requests per second one instance serves at the target.
+        #[arg(long, default_value_t = 50.0)]
+        capacity: f64,
+        /// Seconds from asking for an instance to it serving.
+        #[arg(long, default_value_t = 120)]
+        boot: u64,
+        /// Use the predictive option (daily and weekly seasonality).
+        #[arg(long)]
+        predictive: bool,
+        /// Where timeline.csv and timeline.svg go.
+        #[arg(long, default_value = "autoscale-simulation")]
+        out: PathBuf,
     },
 }
 
@@ -231,6 +274,41 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
         Command::Graph { file } => inspect::graph(&file),
         Command::Doctor { file } => doctor::run(&file),
         Command::Status { file, state } => ops::status(&file, state.state.as_deref()).await,
+        Command::Autoscale {
+            command,
+            file,
+            once,
+            state,
+        } => match (command, file) {
+            (Some(AutoscaleCommand::History { file, state }), _) => {
+                autoscale::history(&file, state.state.as_deref())
+            }
+            (
+                Some(AutoscaleCommand::Simulate {
+                    file,
+                    trace,
+                    scale,
+                    capacity,
+                    boot,
+                    predictive,
+                    out,
+                }),
+                _,
+            ) => autoscale::simulate(autoscale::SimulateOptions {
+                file,
+                trace,
+                scale,
+                capacity,
+                boot,
+                out,
+                predictive,
+            }),
+            (None, Some(file)) => autoscale::run(&file, once, state.state.as_deref()).await,
+            (None, None) => Err(Failure::Message(
+                "usage: appgrid autoscale FILE [--once] | history FILE | simulate FILE --trace CSV"
+                    .into(),
+            )),
+        },
         Command::Db { command } => match command {
             DbCommand::Migrate {
                 file,

@@ -1,0 +1,301 @@
+//! `appgrid autoscale`: the reconcile loop (or one pass with `--once`), its
+//! history, and the simulator on a request trace.
+//!
+//! A pass: read the load balancer's counters → a sample → `decide` (pure) →
+//! when the count changes, record it in state under the lock (waiting for a
+//! manual apply to finish) and apply the web tier → re-release web servers
+//! that failed their health check twice in a row → record the pass. Errors
+//! never stop the loop: a failed pass is recorded and retried next interval.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use appgrid::apply::{self, ApplyOptions, ConfigJob, Configurator};
+use appgrid::autoscale::live::{self, Entry};
+use appgrid::autoscale::{self as scaling, Policy};
+use appgrid::cloud::Cloud;
+use appgrid::engine::Workspace;
+use appgrid::graph::{ResourceAddress, ResourceSpec, Role};
+use appgrid::state::AutoscaledCount;
+
+use super::{Failure, providers, report};
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn policy(ws: &Workspace) -> Result<Policy, Failure> {
+    let a = ws.manifest.manifest.autoscale.as_ref().ok_or_else(|| {
+        Failure::Message(format!(
+            "{} has no [autoscale] table: add one (metric, target, min, max) to let appgrid scale the web tier",
+            ws.manifest.path.display()
+        ))
+    })?;
+    Policy::load(a).map_err(|e| Failure::Message(e.to_string()))
+}
+
+/// Addresses a scaling apply may touch: the web tier and what points at it.
+fn web_tier(address: ResourceAddress) -> bool {
+    matches!(
+        address,
+        ResourceAddress::Instance {
+            role: Role::Web,
+            ..
+        } | ResourceAddress::Config {
+            role: Role::Web | Role::Lb | Role::DbPrimary,
+            ..
+        }
+    )
+}
+
+struct Pass<'a> {
+    ws: &'a Workspace,
+    policy: &'a Policy,
+}
+
+impl providers::Visitor for Pass<'_> {
+    type Output = Result<Entry, Failure>;
+
+    async fn visit<C: Cloud, K: Configurator>(self, cloud: Arc<C>, k: Arc<K>) -> Self::Output {
+        let Pass { ws, policy } = self;
+        let at = now();
+        let state = ws.load_state()?.ok_or_else(|| {
+            Failure::Message("nothing applied yet: run `appgrid apply` first".into())
+        })?;
+        let path = live::record_path(&ws.store_path);
+        let mut record = live::load(&path).map_err(|e| Failure::Message(e.to_string()))?;
+        let servers = k
+            .web_counters(state.resources.clone())
+            .await
+            .map_err(Failure::Message)?;
+        let sample = record.observe(
+            ws.manifest
+                .manifest
+                .autoscale
+                .as_ref()
+                .expect("checked")
+                .metric,
+            &servers,
+            at,
+            policy.warmup_s,
+        );
+        let current = ws.effective(Some(&state)).0.web.count;
+        let decision = scaling::decide(policy, &record.history(), &record.samples(), current, at);
+        let metric = format!("{:?}", policy.metric);
+        let mut entry = Entry {
+            at,
+            metric,
+            value: sample.map(|s| s.value),
+            from: current,
+            to: decision.desired,
+            reason: decision.reason.clone(),
+        };
+
+        if decision.desired != current {
+            // Under the lock: a manual apply finishes first, and its state is what we change.
+            let lock = ws.lock("autoscale", Duration::from_secs(policy.interval_s.max(30)))?;
+            let mut state = ws
+                .load_state()?
+                .ok_or_else(|| Failure::Message("the state went away".into()))?;
+            state.autoscale = Some(AutoscaledCount {
+                web: decision.desired,
+                at,
+                reason: decision.reason.clone(),
+            });
+            let mut store = ws.store();
+            store
+                .save(&mut state)
+                .map_err(|e| Failure::Message(e.to_string()))?;
+            let graph = ws.graph_for(Some(&state))?;
+            let mut plan = ws.plan(&graph, Some(&state), cloud.as_ref()).await?;
+            plan.actions.retain(|a| web_tier(a.address));
+            plan.orphans.retain(|o| o.address.is_some_and(web_tier));
+            let (_tx, rx) = watch::channel(false);
+            let options = ApplyOptions {
+                parallelism: 10,
+                base_dir: ws.base_dir.clone(),
+            };
+            let outcome = apply::walk(
+                Arc::clone(&cloud),
+                Arc::clone(&k),
+                &plan,
+                &mut state,
+                &mut store,
+                &options,
+                rx,
+                &mut |e| report::print_event(&e),
+            )
+            .await;
+            drop(lock);
+            if !outcome.is_success() {
+                let failed: Vec<String> = outcome
+                    .failed
+                    .iter()
+                    .map(|(l, e)| format!("{l}: {e}"))
+                    .collect();
+                entry.reason = format!("{}; the apply failed: {}", entry.reason, failed.join("; "));
+            }
+        }
+
+        // Self-healing: a server down at this pass and the last one is released again.
+        let down: Vec<String> = servers
+            .iter()
+            .filter(|s| !s.up)
+            .map(|s| s.name.clone())
+            .collect();
+        let mut healed = Vec::new();
+        for name in down.iter().filter(|n| record.down.contains(n)) {
+            let Some(index) = name.strip_prefix("web").and_then(|i| i.parse::<u32>().ok()) else {
+                continue;
+            };
+            let address = ResourceAddress::config(Role::Web, index);
+            let state = ws
+                .load_state()?
+                .ok_or_else(|| Failure::Message("the state went away".into()))?;
+            let Some(prior) = state.resources.get(&address).cloned() else {
+                continue;
+            };
+            let ResourceSpec::Config(spec) = prior.spec.clone() else {
+                continue;
+            };
+            let job = ConfigJob {
+                address,
+                spec,
+                prior: Some(prior),
+                resources: state.resources.clone(),
+            };
+            match k.configure(job).await {
+                Ok(_) => healed.push(format!(
+                    "{address} restarted: its health check failed twice"
+                )),
+                Err(e) => healed.push(format!("{address} could not be restarted: {e}")),
+            }
+        }
+        record.down = down;
+        if !healed.is_empty() {
+            entry.reason = format!("{}; {}", entry.reason, healed.join("; "));
+        }
+        record.push(entry.clone());
+        live::save(&path, &record).map_err(|e| Failure::Message(e.to_string()))?;
+        Ok(entry)
+    }
+}
+
+fn show(e: &Entry) -> String {
+    let value = e
+        .value
+        .map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
+    format!(
+        "{}  {} {}  {} -> {}  {}",
+        scaling::format_time(e.at as i64),
+        e.metric,
+        value,
+        e.from,
+        e.to,
+        e.reason
+    )
+}
+
+pub async fn run(file: &Path, once: bool, state: Option<&Path>) -> Result<ExitCode, Failure> {
+    let ws = Workspace::open(file, state)?;
+    let policy = policy(&ws)?;
+    let (stop_tx, mut stop) = watch::channel(false);
+    tokio::spawn(async move {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("stopping after the pass in flight");
+        let _ = stop_tx.send(true);
+    });
+    loop {
+        match providers::with_provider(
+            &ws,
+            Pass {
+                ws: &ws,
+                policy: &policy,
+            },
+        )
+        .await
+        {
+            Ok(entry) => println!("{}", show(&entry)),
+            Err(failure) if once => return Err(failure),
+            // The loop goes on: a failed pass is reported and retried next interval.
+            Err(failure) => report::print_failure(&failure),
+        }
+        if once || *stop.borrow() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(policy.interval_s.max(1))) => {}
+            _ = stop.changed() => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+pub fn history(file: &Path, state: Option<&Path>) -> Result<ExitCode, Failure> {
+    let ws = Workspace::open(file, state)?;
+    let record = live::load(&live::record_path(&ws.store_path))
+        .map_err(|e| Failure::Message(e.to_string()))?;
+    if record.entries.is_empty() {
+        println!(
+            "No autoscale passes recorded yet for {}.",
+            ws.manifest.manifest.app.name
+        );
+    }
+    for e in &record.entries {
+        println!("{}", show(e));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub struct SimulateOptions {
+    pub file: PathBuf,
+    pub trace: PathBuf,
+    pub scale: f64,
+    pub capacity: f64,
+    pub boot: u64,
+    pub out: PathBuf,
+    pub predictive: bool,
+}
+
+pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
+    let ws = Workspace::open(&o.file, None)?;
+    let mut policy = policy(&ws)?;
+    if o.predictive && policy.predictive.is_none() {
+        policy.predictive = Some(Default::default());
+    }
+    let text = std::fs::read_to_string(&o.trace).map_err(|e| {
+        Failure::Message(format!("cannot read the trace {}: {e}", o.trace.display()))
+    })?;
+    let trace = scaling::parse_trace(&text)
+        .map_err(|e| Failure::Message(format!("{}: {e}", o.trace.display())))?;
+    let model = scaling::CapacityModel {
+        requests_per_instance_per_sec_at_target: o.capacity,
+        boot_time_s: o.boot,
+    };
+    let sim = scaling::simulate(&policy, &trace, o.scale, model, 60);
+    std::fs::create_dir_all(&o.out)
+        .map_err(|e| Failure::Message(format!("{}: {e}", o.out.display())))?;
+    let csv = o.out.join("timeline.csv");
+    let svg = o.out.join("timeline.svg");
+    std::fs::write(&csv, scaling::timeline_csv(&sim))
+        .map_err(|e| Failure::Message(format!("{}: {e}", csv.display())))?;
+    let title = format!("{} ×{} — demand vs supply", o.trace.display(), o.scale);
+    std::fs::write(&svg, scaling::svg_chart(&sim, &title))
+        .map_err(|e| Failure::Message(format!("{}: {e}", svg.display())))?;
+    print!("{}", scaling::summary(&sim));
+    println!("timeline: {}\nchart:    {}", csv.display(), svg.display());
+    Ok(ExitCode::SUCCESS)
+}
