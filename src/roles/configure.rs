@@ -49,6 +49,25 @@ pub struct RoleConfigurator<F> {
     pub redactor: Redactor,
 }
 
+/// The indices of the web machines a configuration's input `key` lists
+/// (`web[0],web[2]`).
+pub fn web_indices(spec: &crate::graph::ConfigSpec, key: &str) -> Vec<u32> {
+    spec.inputs
+        .get(key)
+        .map(|list| {
+            list.split(',')
+                .filter_map(|a| match a.parse::<ResourceAddress>() {
+                    Ok(ResourceAddress::Instance {
+                        role: Role::Web,
+                        index,
+                    }) => Some(index),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The address a machine's services listen on, from state: the `bind_addr`
 /// an SSH fleet learned from the machine itself, else the cloud's `private_ip`
 /// (the `local` provider's loopback address; a `hosts` pool entry).
@@ -171,7 +190,9 @@ impl<F: Fleet> RoleConfigurator<F> {
     /// machine whose release is applied (or every web machine, without a release).
     fn backends(&self, job: &ConfigJob) -> Result<Vec<haproxy::Backend>, String> {
         let mut out = Vec::new();
-        for i in 0..self.manifest.web.count {
+        // The servers the spec names (the web count as applied, which the
+        // autoscaler may have set), not the manifest's `[web] count`.
+        for i in web_indices(&job.spec, "servers") {
             let ready = self.manifest.release.is_none()
                 || job
                     .resources

@@ -99,7 +99,24 @@ impl<F: Fleet> RoleConfigurator<F> {
             // "machine", so only the loopback range can be told apart.
             clients.push("127.0.0.0/8".to_string());
         }
-        for i in 0..self.manifest.web.count {
+        // The clients the primary's spec names; a replica admits the same ones.
+        let primary_spec = match job.address {
+            ResourceAddress::Config {
+                role: Role::DbPrimary,
+                ..
+            } => Some(job.spec.clone()),
+            _ => job
+                .resources
+                .get(&ResourceAddress::config(Role::DbPrimary, 0))
+                .and_then(|r| match &r.spec {
+                    crate::graph::ResourceSpec::Config(c) => Some(c.clone()),
+                    _ => None,
+                }),
+        };
+        let web: Vec<u32> = primary_spec
+            .map(|spec| super::configure::web_indices(&spec, "clients"))
+            .unwrap_or_else(|| (0..self.manifest.web.count).collect());
+        for i in web {
             let web = ResourceAddress::instance(Role::Web, i);
             if let Some(addr) = self.peer_addr(job, place, web).await? {
                 clients.push(format!("{addr}/32"));

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (each file under tests/ would link the whole SDK).
 
 mod apply_moto;
+mod autoscale_e2e;
 mod aws_provider;
 mod cli;
 mod farm;

@@ -1,0 +1,218 @@
+//! The autoscaler on the `local` provider, through the binary: load above the
+//! target adds a web server that then serves traffic; when the load stops the
+//! tier scales back in after the stabilization window; not one request fails
+//! meanwhile; an app server that dies is restarted; `--once` is one pass.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::cli::{appgrid, scratch, text};
+use super::http::{http, served_by};
+
+struct Scaled {
+    dir: PathBuf,
+    manifest: PathBuf,
+    machines: PathBuf,
+    loop_: Option<Child>,
+}
+
+impl Scaled {
+    fn new() -> Scaled {
+        let dir = scratch("autoscale");
+        let machines = dir.join("machines");
+        let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
+        let manifest = dir.join("appgrid.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "[app]\nname = \"itscale\"\n[provider]\nkind = \"local\"\n\
+                 [release]\npath = \"{app}\"\nstart = \"/usr/bin/python3 app.py\"\nhealth = \"/health\"\n\
+                 [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n\
+                 [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
+                 [database]\ninstance_type = \"m5.large\"\nschema = \"{app}/schema.sql\"\n\
+                 [autoscale]\nmetric = \"requests_per_instance\"\ntarget = 5\nmin = 1\nmax = 3\n\
+                 scale_out_cooldown = \"2s\"\nscale_in_cooldown = \"10s\"\nwarmup = \"1s\"\ninterval = \"2s\"\n",
+                app = app.display()
+            ),
+        )
+        .unwrap();
+        Scaled {
+            dir,
+            manifest,
+            machines,
+            loop_: None,
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = appgrid();
+        c.args(args)
+            .arg(&self.manifest)
+            .env("APPGRID_LOCAL_ROOT", &self.machines);
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "appgrid {args:?}:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn state(&self) -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(self.dir.join(".appgrid/itscale/state.json")).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn web_count(&self) -> usize {
+        self.state()["resources"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.ends_with(".release"))
+            .count()
+    }
+}
+
+impl Drop for Scaled {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.loop_.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = self.cmd(&["destroy", "--yes"]).output();
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", self.machines.to_str().unwrap()])
+            .status();
+    }
+}
+
+async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_tier_follows_its_load() {
+    let mut s = Scaled::new();
+    s.ok(&["apply", "--yes"]);
+    let lb = format!(
+        "{}:8000",
+        s.state()["resources"]["lb"]["attributes"]["private_ip"]
+            .as_str()
+            .unwrap()
+    );
+
+    // --once: one pass, recorded, and at rest nothing changes.
+    let once = s.ok(&["autoscale", "--once"]);
+    assert_eq!(once.lines().count(), 1, "{once}");
+    assert!(once.contains(" 1 -> 1 "), "{once}");
+
+    let mut child = s
+        .cmd(&["autoscale"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    s.loop_ = Some(child);
+
+    // Load well above 5 requests/s per instance, through HAProxy, until a new
+    // server has answered some of it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let load = {
+        let (lb, stop, seen) = (lb.clone(), Arc::clone(&stop), Arc::clone(&seen));
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u64, Vec::new());
+            let deadline = Instant::now() + Duration::from_secs(240);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match http(&lb, "GET", "/", "").await {
+                    Ok((200, body)) => {
+                        ok += 1;
+                        seen.lock().unwrap().insert(served_by(&body));
+                    }
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    until("a scale-out", Duration::from_secs(60), || {
+        s.web_count() >= 2
+    })
+    .await;
+    until("the new server serving", Duration::from_secs(60), || {
+        seen.lock().unwrap().len() >= 2
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failed) = load.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed while scaling out, first: {:?}",
+        failed.len(),
+        ok + failed.len() as u64,
+        &failed[..failed.len().min(3)]
+    );
+
+    // Idle: after the stabilization window, back to one.
+    until("a scale-in", Duration::from_secs(90), || s.web_count() == 1).await;
+
+    // A dead app is restarted by the loop (web[0]'s, found through state).
+    let web0 = s.state()["resources"]["web[0]"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pid_file = s
+        .machines
+        .join("itscale/machines")
+        .join(&web0)
+        .join("run/appgrid/app.pid");
+    let read_pid = || {
+        std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+    };
+    let app_pid = read_pid().expect("web[0]'s app is running");
+    unsafe { libc::kill(-app_pid, libc::SIGKILL) };
+    until("the app's restart", Duration::from_secs(60), || {
+        read_pid().is_some_and(|p| p != app_pid && unsafe { libc::kill(p, 0) } == 0)
+    })
+    .await;
+    // The pass that restarted it records so once it is done.
+    until(
+        "the restart in the history",
+        Duration::from_secs(20),
+        || {
+            s.ok(&["autoscale", "history"])
+                .contains("web[0].release restarted: its health check failed twice")
+        },
+    )
+    .await;
+    let history = s.ok(&["autoscale", "history"]);
+    assert!(
+        history.contains(" 1 -> 2 ") || history.contains(" 1 -> 3 "),
+        "{history}"
+    );
+
+    // SIGTERM: the pass in flight finishes and the loop exits.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = s.loop_.take().unwrap().wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
