@@ -41,7 +41,8 @@ fn policy() -> Policy {
 }
 
 fn main() -> ExitCode {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces/nasa-1995-07-01-to-14.csv");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces/nasa-1995-07-01-to-14.csv");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {
@@ -84,7 +85,10 @@ fn main() -> ExitCode {
         let started = Instant::now();
         let sim = simulate(p, &trace, SCALE, model, STEP_S);
         let took = started.elapsed();
-        println!("\n== {name} (simulated in {took:.2?}) ==\n{}", summary(&sim));
+        println!(
+            "\n== {name} (simulated in {took:.2?}) ==\n{}",
+            summary(&sim)
+        );
         write(&out_dir, name, &sim);
     }
 

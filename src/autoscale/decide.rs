@@ -63,15 +63,29 @@ pub fn decide(
     }
     let proposal = reactive(policy, history, samples, current, now);
     let proposal = match &policy.predictive {
-        Some(p) => predict::apply(policy, p, history, samples, current, now, proposal_parts(proposal)),
+        Some(p) => predict::apply(
+            policy,
+            p,
+            history,
+            samples,
+            current,
+            now,
+            proposal_parts(proposal),
+        ),
         None => proposal_parts(proposal),
     };
     let (stay, to, why) = proposal;
     let (lo, hi) = (bounds.min, bounds.max);
     let (desired, reason) = match stay {
         Some(sentence) if (lo..=hi).contains(&current) => (current, sentence),
-        Some(_) if current < lo => (lo, format!("below the minimum {lo}{source}: {current} → {lo}")),
-        Some(_) => (hi, format!("above the maximum {hi}{source}: {current} → {hi}")),
+        Some(_) if current < lo => (
+            lo,
+            format!("below the minimum {lo}{source}: {current} → {lo}"),
+        ),
+        Some(_) => (
+            hi,
+            format!("above the maximum {hi}{source}: {current} → {hi}"),
+        ),
         None => {
             let clamped = to.clamp(lo, hi);
             let note = if clamped == to {
@@ -83,7 +97,10 @@ pub fn decide(
             };
             if clamped == current {
                 let limit = if clamped == lo { "minimum" } else { "maximum" };
-                (current, format!("{why}, but {current} is the {limit}{source}: stay at {current}"))
+                (
+                    current,
+                    format!("{why}, but {current} is the {limit}{source}: stay at {current}"),
+                )
             } else {
                 (clamped, format!("{why}: {current} → {clamped}{note}"))
             }
@@ -182,8 +199,11 @@ fn reactive(
     let band = format!("(±{}%)", (policy.tolerance * 100.0).round());
     let need = needed(policy, latest);
     let since_change = history.last_change_at(now).map(|at| now - at);
-    let cooldown_left =
-        |cooldown: u64| since_change.and_then(|s| cooldown.checked_sub(s)).filter(|&l| l > 0);
+    let cooldown_left = |cooldown: u64| {
+        since_change
+            .and_then(|s| cooldown.checked_sub(s))
+            .filter(|&l| l > 0)
+    };
     if ratio > 1.0 {
         let why = format!("{reading} > {target} {band}");
         if need <= current {

@@ -78,7 +78,8 @@ impl Policy {
     ) -> Result<Policy, PolicyError> {
         let mut schedules = Vec::with_capacity(a.schedule.len());
         for (index, s) in a.schedule.iter().enumerate() {
-            let cron = CronExpr::parse(&s.cron).map_err(|source| PolicyError::Cron { index, source })?;
+            let cron =
+                CronExpr::parse(&s.cron).map_err(|source| PolicyError::Cron { index, source })?;
             let zone = zone(&s.timezone).map_err(|source| PolicyError::Zone { index, source })?;
             schedules.push(ScheduleRule {
                 cron,

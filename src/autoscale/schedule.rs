@@ -62,13 +62,7 @@ pub struct Bounds {
 }
 
 /// The bounds at `now` given the policy's own and its schedules.
-pub fn bounds_at(
-    rules: &[ScheduleRule],
-    min: u32,
-    max: u32,
-    interval_s: u64,
-    now: i64,
-) -> Bounds {
+pub fn bounds_at(rules: &[ScheduleRule], min: u32, max: u32, interval_s: u64, now: i64) -> Bounds {
     let active = rules
         .iter()
         .enumerate()

@@ -90,7 +90,11 @@ pub fn simulate(
         if t >= next_pass {
             next_pass += policy.interval_s;
             let warm = fleet.iter().filter(|&&r| r + warm_after <= t).count() as u32;
-            let per_instance = if serving > 0 { rps / f64::from(serving) } else { f64::NAN };
+            let per_instance = if serving > 0 {
+                rps / f64::from(serving)
+            } else {
+                f64::NAN
+            };
             let value = match policy.metric {
                 Metric::RequestsPerInstance => per_instance,
                 _ => per_instance / capacity * policy.target,
@@ -113,7 +117,10 @@ pub fn simulate(
             }
             if decision.desired != current {
                 if decision.desired > current {
-                    fleet.extend(std::iter::repeat_n(t, (decision.desired - current) as usize));
+                    fleet.extend(std::iter::repeat_n(
+                        t,
+                        (decision.desired - current) as usize,
+                    ));
                 } else {
                     fleet.truncate(decision.desired as usize);
                 }
@@ -163,11 +170,19 @@ pub fn timeline_csv(sim: &Simulation) -> String {
 pub fn summary(sim: &Simulation) -> String {
     let e = &sim.elasticity;
     let hours = sim.timeline.len() as f64 * sim.step_s as f64 / 3600.0;
-    let (outs, ins) = sim
-        .decisions
+    let (outs, ins) = sim.decisions.iter().fold((0, 0), |(o, i), d| {
+        if d.to > d.from {
+            (o + 1, i)
+        } else {
+            (o, i + 1)
+        }
+    });
+    let peak = sim
+        .timeline
         .iter()
-        .fold((0, 0), |(o, i), d| if d.to > d.from { (o + 1, i) } else { (o, i + 1) });
-    let peak = sim.timeline.iter().map(|r| r.supplied_instances).max().unwrap_or(0);
+        .map(|r| r.supplied_instances)
+        .max()
+        .unwrap_or(0);
     let instance_hours: f64 = sim
         .timeline
         .iter()

@@ -57,12 +57,22 @@ pub fn svg_chart(sim: &Simulation, title: &str) -> String {
     }
     // Day ticks (or hour ticks for short runs).
     let span = t1 - t0;
-    let tick = if span > 3 * 86_400 { 86_400 } else if span > 6 * 3600 { 3600 * 3 } else { 3600 };
+    let tick = if span > 3 * 86_400 {
+        86_400
+    } else if span > 6 * 3600 {
+        3600 * 3
+    } else {
+        3600
+    };
     let mut t = t0.div_ceil(tick) * tick;
     while t <= t1 {
         let xx = x(t);
         let label = format_time(i64::try_from(t).unwrap_or(i64::MAX));
-        let label = if tick == 86_400 { &label[5..10] } else { &label[5..16] };
+        let label = if tick == 86_400 {
+            &label[5..10]
+        } else {
+            &label[5..16]
+        };
         out.push_str(&format!(
             "<line x1=\"{xx:.1}\" y1=\"{TOP}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/>\n\
              <text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>\n",
@@ -134,5 +144,7 @@ fn nice_ceiling(n: u32) -> u32 {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

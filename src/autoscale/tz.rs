@@ -68,7 +68,10 @@ impl TimeZone {
     /// The zones that need no data: "UTC", "GMT", "Etc/UTC", "Z", offsets
     /// "+02:00", "-0530", "+2", and "Etc/GMT-2" (POSIX sign: two hours east).
     pub fn parse_fixed(name: &str) -> Option<TimeZone> {
-        if matches!(name, "UTC" | "GMT" | "Z" | "Etc/UTC" | "Etc/GMT" | "Etc/Zulu") {
+        if matches!(
+            name,
+            "UTC" | "GMT" | "Z" | "Etc/UTC" | "Etc/GMT" | "Etc/Zulu"
+        ) {
             return Some(TimeZone::fixed(name, 0));
         }
         if let Some(rest) = name.strip_prefix("Etc/GMT") {
@@ -105,8 +108,8 @@ impl TimeZone {
         let v1 = Header::read(bytes, 0).ok_or_else(|| invalid("no TZif header"))?;
         let (header, start, wide) = if v1.version >= b'2' {
             let second = 44 + v1.block_len(4);
-            let h = Header::read(bytes, second)
-                .ok_or_else(|| invalid("no second (64-bit) header"))?;
+            let h =
+                Header::read(bytes, second).ok_or_else(|| invalid("no second (64-bit) header"))?;
             (h, second + 44, true)
         } else {
             (v1, 44, false)
@@ -235,7 +238,10 @@ impl TimeZone {
             return u;
         }
         // In a gap: the transition lies between these two instants.
-        let (mut lo, mut hi) = ((local - before).min(local - after), (local - before).max(local - after));
+        let (mut lo, mut hi) = (
+            (local - before).min(local - after),
+            (local - before).max(local - after),
+        );
         let lo_offset = self.offset_at(lo);
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
@@ -385,13 +391,16 @@ impl Cursor<'_> {
         let len = if let Some(quoted) = rest.strip_prefix('<') {
             quoted.find('>')? + 2
         } else {
-            rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len())
+            rest.find(|c: char| !c.is_ascii_alphabetic())
+                .unwrap_or(rest.len())
         };
         (len >= 3).then(|| self.i += len)
     }
     fn number(&mut self) -> Option<i32> {
         let rest = &self.s[self.i..];
-        let len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let len = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let n = rest[..len].parse().ok()?;
         self.i += len;
         Some(n)
@@ -432,7 +441,11 @@ impl Cursor<'_> {
         } else {
             RuleDay::Zero(self.number().filter(|n| (0..=365).contains(n))? as u32)
         };
-        let time = if self.eat('/').is_some() { self.hms()? } else { 7200 };
+        let time = if self.eat('/').is_some() {
+            self.hms()?
+        } else {
+            7200
+        };
         Some((day, time))
     }
 }
@@ -453,7 +466,8 @@ fn days_of(day: RuleDay, year: i64) -> i64 {
         } => {
             let first = days_from_civil(year, month, 1);
             let first_weekday = weekday_of(first);
-            let mut day = 1 + (i64::from(weekday) - i64::from(first_weekday)).rem_euclid(7)
+            let mut day = 1
+                + (i64::from(weekday) - i64::from(first_weekday)).rem_euclid(7)
                 + 7 * (i64::from(week) - 1);
             while day > i64::from(month_len(year, month)) {
                 day -= 7;
