@@ -6,7 +6,7 @@
 //! into bit sets. Day-of-month and day-of-week combine as in Vixie cron: when
 //! either field starts with `*` both must match, otherwise either may.
 
-use super::tz::{civil_from_days, days_from_civil, month_len, weekday_of};
+use super::civil::{civil_from_days, days_from_civil, month_len, weekday_of};
 
 /// A parsed cron expression.
 #[derive(Debug, Clone, PartialEq, Eq)]

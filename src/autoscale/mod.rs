@@ -6,11 +6,13 @@
 //! loaders [`TimeZone::load`] and [`Policy::load`] that read
 //! `/usr/share/zoneinfo`. Time is unix seconds passed in.
 
+mod civil;
 mod cron;
 mod decide;
 mod elasticity;
 pub mod live;
 mod policy;
+mod posix_tz;
 mod predict;
 mod schedule;
 mod simulate;
@@ -19,8 +21,11 @@ mod trace;
 mod tz;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
+pub use civil::format_time;
 pub use cron::{CronExpr, CronParseError, date_days};
 pub use decide::{decide, instances_for, needed};
 pub use elasticity::{Elasticity, elasticity};
@@ -33,4 +38,4 @@ pub use schedule::{Bounds, LOOKBACK_DAYS, ScheduleRule};
 pub use simulate::{CapacityModel, Row, Simulation, simulate, summary, timeline_csv};
 pub use svg::svg_chart;
 pub use trace::{TraceError, TracePoint, parse_trace};
-pub use tz::{TimeZone, TzError, ZONEINFO_DIR, format_time};
+pub use tz::{TimeZone, TzError, ZONEINFO_DIR};

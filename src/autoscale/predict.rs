@@ -7,12 +7,14 @@
 //! - The history is smoothed by a moving mean `smoothing` wide.
 //! - For each season — a week, then a day — present in the history, the
 //!   ratio of the highest smoothed load between `now − season` and
-//!   `now − season + lookahead` to the smoothed load at `now − season` says
+//!   `now − season + lookahead` to the mean load over the `smoothing` before
+//!   `now − season` says
 //!   how much the load grew then over the same stretch. The ratios of the
 //!   seasons found are averaged (capped at ×3).
 //! - The trend is the least-squares slope of the last `smoothing` of history,
 //!   halved (damped) and only upwards, carried `lookahead` ahead.
-//! - The forecast is the recent smoothed load times the seasonal ratio, or
+//! - The forecast is the mean load over the last `smoothing` times the
+//!   seasonal ratio, or
 //!   the trend's projection if higher; it needs `ceil(forecast / target)`.
 //!
 //! The prediction only ever raises the reactive decision (never below it),
@@ -48,7 +50,8 @@ fn mean(demand: &[DemandPoint], from: u64, to: u64) -> Option<f64> {
 fn seasonal_ratio(p: &Predictive, demand: &[DemandPoint], now: u64, season: u64) -> Option<f64> {
     let then = now.checked_sub(season)?;
     let half = p.smoothing_s / 2;
-    let base = mean(demand, then.saturating_sub(half), then + half)?;
+    // Measured like the recent level it scales: the `smoothing` before.
+    let base = mean(demand, then.saturating_sub(p.smoothing_s), then)?;
     if base <= 0.0 {
         return None;
     }

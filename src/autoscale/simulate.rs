@@ -9,11 +9,11 @@
 //! it, reaching the target at the capacity) and `decide` runs. Demand in
 //! instances is `ceil(req/s / capacity)`, at least one.
 
+use super::civil::format_time;
 use super::decide::{decide, instances_for};
 use super::elasticity::{Elasticity, elasticity};
 use super::policy::{DecisionRecord, DemandPoint, History, Policy, Sample};
 use super::trace::TracePoint;
-use super::tz::format_time;
 use crate::manifest::Metric;
 
 /// What one instance serves and how long it takes to start.

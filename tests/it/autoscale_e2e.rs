@@ -123,7 +123,7 @@ async fn the_web_tier_follows_its_load() {
     assert_eq!(once.lines().count(), 1, "{once}");
     assert!(once.contains(" 1 -> 1 "), "{once}");
 
-    let mut child = s
+    let child = s
         .cmd(&["autoscale"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
