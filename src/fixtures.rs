@@ -60,6 +60,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             warmup: Duration::from_secs(120),
             interval: Duration::from_secs(30),
             schedule: Vec::new(),
+            predictive: false,
         }),
     }
 }

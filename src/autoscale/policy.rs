@@ -100,7 +100,7 @@ impl Policy {
             interval_s: secs(a.interval).max(1),
             tolerance: DEFAULT_TOLERANCE,
             schedules,
-            predictive: None,
+            predictive: a.predictive.then(Predictive::default),
         })
     }
 

@@ -488,8 +488,13 @@ fn policy_from_the_manifest() {
             max: None,
             desired: None,
         }],
+        predictive: true,
     };
     let p = Policy::load(&a).unwrap();
+    assert!(
+        p.predictive.is_some(),
+        "`predictive = true` turns the option on"
+    );
     assert_eq!(
         p.schedules[0].label(),
         "schedule `0 8 * * MON-FRI` (Europe/Berlin)"

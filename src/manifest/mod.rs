@@ -162,6 +162,9 @@ pub struct Autoscale {
     #[serde(with = "duration_ms")]
     pub interval: Duration,
     pub schedule: Vec<Schedule>,
+    /// Scale out ahead of a predictable rise (daily and weekly seasonality).
+    #[serde(default)]
+    pub predictive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -692,6 +692,7 @@ fn blog_example_validates() {
                 max: None,
                 desired: None,
             }],
+            predictive: false,
         }),
     };
     assert_eq!(m, expected);

@@ -161,6 +161,25 @@ async fn the_web_tier_follows_its_load() {
         seen.lock().unwrap().len() >= 2
     })
     .await;
+    // The autoscaler owns the count: once its pass is done, a manual plan
+    // does not call that drift.
+    until(
+        "the scaling pass to finish",
+        Duration::from_secs(60),
+        || s.ok(&["autoscale", "history"]).contains(" 1 -> 3 "),
+    )
+    .await;
+    let out = s.cmd(&["plan", "--detailed-exitcode"]).output().unwrap();
+    let plan = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{plan}{}", text(&out.stderr));
+    assert!(
+        plan.starts_with("note: web.count is 3, set by the autoscaler ("),
+        "{plan}"
+    );
+    assert!(
+        plan.ends_with("; the manifest says 1\nNo changes. itscale matches its manifest.\n"),
+        "{plan}"
+    );
     stop.store(true, Ordering::SeqCst);
     let (ok, failed) = load.await.unwrap();
     assert!(

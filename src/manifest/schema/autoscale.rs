@@ -27,6 +27,7 @@ pub(super) const AUTOSCALE: TableSpec = TableSpec {
         Key::optional("warmup", "\"120s\""),
         Key::optional("interval", "\"30s\""),
         Key::optional("schedule", "[{ cron = \"0 8 * * MON-FRI\", min = 4 }]"),
+        Key::optional("predictive", "true"),
     ],
 };
 
@@ -87,6 +88,10 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
         None => Ok(Vec::new()),
     };
     bounds?;
+    let predictive = match s.field("predictive") {
+        Some(f) => f.bool(ck),
+        None => Ok(false),
+    };
     Ok(Autoscale {
         metric: metric?,
         target: target?,
@@ -97,6 +102,7 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
         warmup: warmup?,
         interval: interval?,
         schedule: schedule?,
+        predictive: predictive?,
     })
 }
 
