@@ -87,7 +87,12 @@ impl providers::Visitor for Pass<'_> {
         );
         let current = ws.effective(Some(&state)).0.web.count;
         let decision = scaling::decide(policy, &record.history(), &record.samples(), current, at);
-        let metric = format!("{:?}", policy.metric);
+        let metric = match policy.metric {
+            appgrid::manifest::Metric::RequestsPerInstance => "requests_per_instance",
+            appgrid::manifest::Metric::ResponseTimeMs => "response_time_ms",
+            appgrid::manifest::Metric::CpuPercent => "cpu_percent",
+        }
+        .to_string();
         let mut entry = Entry {
             at,
             metric,
