@@ -20,22 +20,23 @@ struct Scaled {
 }
 
 impl Scaled {
-    fn new() -> Scaled {
-        let dir = scratch("autoscale");
+    fn new(name: &str) -> Scaled {
+        let dir = scratch(name);
         let machines = dir.join("machines");
         let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
         let manifest = dir.join("appgrid.toml");
         std::fs::write(
             &manifest,
             format!(
-                "[app]\nname = \"itscale\"\n[provider]\nkind = \"local\"\n\
+                "[app]\nname = \"{name}\"\n[provider]\nkind = \"local\"\n\
                  [release]\npath = \"{app}\"\nstart = \"/usr/bin/python3 app.py\"\nhealth = \"/health\"\n\
                  [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n\
                  [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
                  [database]\ninstance_type = \"m5.large\"\nschema = \"{app}/schema.sql\"\n\
                  [autoscale]\nmetric = \"requests_per_instance\"\ntarget = 5\nmin = 1\nmax = 3\n\
                  scale_out_cooldown = \"2s\"\nscale_in_cooldown = \"10s\"\nwarmup = \"1s\"\ninterval = \"2s\"\n",
-                app = app.display()
+                app = app.display(),
+                name = name,
             ),
         )
         .unwrap();
@@ -67,10 +68,17 @@ impl Scaled {
     }
 
     fn state(&self) -> serde_json::Value {
-        serde_json::from_str(
-            &std::fs::read_to_string(self.dir.join(".appgrid/itscale/state.json")).unwrap(),
-        )
-        .unwrap()
+        let app = self
+            .dir
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .to_string();
+        let path = self.dir.join(format!(".appgrid/{app}/state.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
     fn web_count(&self) -> usize {
@@ -109,7 +117,7 @@ async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_tier_follows_its_load() {
-    let mut s = Scaled::new();
+    let mut s = Scaled::new("itscale");
     s.ok(&["apply", "--yes"]);
     let lb = format!(
         "{}:8000",
@@ -234,4 +242,67 @@ async fn the_web_tier_follows_its_load() {
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let status = s.loop_.take().unwrap().wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// A scaling pass and a manual apply at the same time: the pass waits for the
+/// lock the apply holds, then changes the state the apply left — no update is
+/// lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_waits_for_the_lock_and_loses_no_update() {
+    let s = Scaled::new("itlocked");
+    s.ok(&["apply", "--yes"]);
+    let lb = format!(
+        "{}:8000",
+        s.state()["resources"]["lb"]["attributes"]["private_ip"]
+            .as_str()
+            .unwrap()
+    );
+    s.ok(&["autoscale", "--once"]); // the first counters
+    tokio::time::sleep(Duration::from_secs(2)).await; // a rate needs time between readings
+    for _ in 0..200 {
+        http(&lb, "GET", "/", "").await.unwrap();
+    }
+    // Someone else (a manual apply) holds the state lock and writes state.
+    let state_path = s.dir.join(".appgrid/itlocked/state.json");
+    let lock = appgrid::state::lock::acquire(
+        &state_path,
+        "apply",
+        Duration::ZERO,
+        appgrid::state::lock::DEFAULT_LEASE,
+    )
+    .unwrap();
+    let mut pass = s
+        .cmd(&["autoscale", "--once"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        pass.try_wait().unwrap().is_none(),
+        "the pass went ahead without the lock"
+    );
+    let store = appgrid::state::store::StateStore::new(&state_path);
+    let mut state = store.load().unwrap().unwrap();
+    state
+        .resources
+        .get_mut(&"db.primary".parse().unwrap())
+        .unwrap()
+        .attributes
+        .insert("note".into(), "written by the other apply".into());
+    store.save(&mut state).unwrap();
+    drop(lock);
+    let out = pass.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(" 1 -> 3 "),
+        "{}",
+        text(&out.stdout)
+    );
+    let after = s.state();
+    assert_eq!(after["autoscale"]["web"], 3);
+    assert_eq!(
+        after["resources"]["db.primary"]["attributes"]["note"], "written by the other apply",
+        "the other writer's update was lost"
+    );
 }
