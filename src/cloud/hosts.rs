@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Cloud, CloudError, InstanceStatus, LaunchRequest, LaunchedInstance, Observed, ObservedInstance,
-    Owner, ResolvedRule,
+    Owner,
 };
-use crate::graph::{Group, KeyPairSpec, ResourceAddress, SecurityGroupSpec};
+use crate::graph::ResourceAddress;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Claim {
@@ -56,35 +56,11 @@ impl HostsCloud {
     }
 
     fn read(&self) -> Result<Registry, CloudError> {
-        match std::fs::read_to_string(&self.registry_path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                error(
-                    "read claims",
-                    format!("{} is corrupt: {e}", self.registry_path.display()),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
-            Err(e) => Err(error(
-                "read claims",
-                format!("{}: {e}", self.registry_path.display()),
-            )),
-        }
+        super::registry::read(&self.registry_path, "HostsProvider")
     }
 
     fn write(&self, registry: &Registry) -> Result<(), CloudError> {
-        let tmp = self.registry_path.with_extension("json.tmp");
-        let json = serde_json::to_vec_pretty(registry).expect("claims serialize");
-        if let Some(dir) = self.registry_path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, &self.registry_path))
-            .map_err(|e| {
-                error(
-                    "write claims",
-                    format!("{}: {e}", self.registry_path.display()),
-                )
-            })
+        super::registry::write(&self.registry_path, registry, "HostsProvider")
     }
 
     fn observed(c: &Claim) -> ObservedInstance {
@@ -115,59 +91,6 @@ impl Cloud for HostsCloud {
             groups: Vec::new(),
             key_pair: None,
         })
-    }
-
-    async fn import_key_pair(
-        &self,
-        _: &Owner,
-        spec: &KeyPairSpec,
-        _: &str,
-    ) -> Result<String, CloudError> {
-        Err(error(
-            "import key pair",
-            format!("the hosts provider has no key pairs ({})", spec.name),
-        ))
-    }
-
-    async fn delete_key_pair(&self, name: &str) -> Result<(), CloudError> {
-        Err(error(
-            "delete key pair",
-            format!("the hosts provider has no key pairs ({name})"),
-        ))
-    }
-
-    async fn create_security_group(
-        &self,
-        _: &Owner,
-        group: Group,
-        _: &SecurityGroupSpec,
-    ) -> Result<String, CloudError> {
-        Err(error(
-            "create security group",
-            format!(
-                "the hosts provider has no security groups (sg.{})",
-                group.as_str()
-            ),
-        ))
-    }
-
-    async fn set_ingress(
-        &self,
-        id: &str,
-        _: &[ResolvedRule],
-        _: &[ResolvedRule],
-    ) -> Result<(), CloudError> {
-        Err(error(
-            "set ingress",
-            format!("the hosts provider has no security groups ({id})"),
-        ))
-    }
-
-    async fn delete_security_group(&self, id: &str) -> Result<(), CloudError> {
-        Err(error(
-            "delete security group",
-            format!("the hosts provider has no security groups ({id})"),
-        ))
     }
 
     async fn launch(&self, request: &LaunchRequest) -> Result<Vec<LaunchedInstance>, CloudError> {

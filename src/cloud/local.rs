@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Cloud, CloudError, InstanceStatus, LaunchRequest, LaunchedInstance, Observed, ObservedInstance,
-    Owner, ResolvedRule,
+    Owner,
 };
-use crate::graph::{Group, KeyPairSpec, ResourceAddress, SecurityGroupSpec};
+use crate::graph::ResourceAddress;
 
 pub const ROOT_ENV: &str = "APPGRID_LOCAL_ROOT";
 
@@ -85,29 +85,11 @@ impl LocalCloud {
     }
 
     fn read(&self) -> Result<Registry, CloudError> {
-        match std::fs::read_to_string(self.registry_path()) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| {
-                error(
-                    "read registry",
-                    format!("{} is corrupt: {e}", self.registry_path().display()),
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Registry::default()),
-            Err(e) => Err(error(
-                "read registry",
-                format!("{}: {e}", self.registry_path().display()),
-            )),
-        }
+        super::registry::read(&self.registry_path(), "LocalProvider")
     }
 
     fn write(&self, registry: &Registry) -> Result<(), CloudError> {
-        let path = self.registry_path();
-        let tmp = path.with_extension("json.tmp");
-        let json = serde_json::to_vec_pretty(registry).expect("registry serializes");
-        std::fs::create_dir_all(&self.dir)
-            .and_then(|()| std::fs::write(&tmp, json))
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| error("write registry", format!("{}: {e}", path.display())))
+        super::registry::write(&self.registry_path(), registry, "LocalProvider")
     }
 
     /// Every machine of this app, whatever its owner's lineage.
@@ -190,59 +172,6 @@ impl Cloud for LocalCloud {
             groups: Vec::new(),
             key_pair: None,
         })
-    }
-
-    async fn import_key_pair(
-        &self,
-        _: &Owner,
-        spec: &KeyPairSpec,
-        _: &str,
-    ) -> Result<String, CloudError> {
-        Err(error(
-            "import key pair",
-            format!("the local provider has no key pairs ({})", spec.name),
-        ))
-    }
-
-    async fn delete_key_pair(&self, name: &str) -> Result<(), CloudError> {
-        Err(error(
-            "delete key pair",
-            format!("the local provider has no key pairs ({name})"),
-        ))
-    }
-
-    async fn create_security_group(
-        &self,
-        _: &Owner,
-        group: Group,
-        _: &SecurityGroupSpec,
-    ) -> Result<String, CloudError> {
-        Err(error(
-            "create security group",
-            format!(
-                "the local provider has no security groups (sg.{})",
-                group.as_str()
-            ),
-        ))
-    }
-
-    async fn set_ingress(
-        &self,
-        id: &str,
-        _: &[ResolvedRule],
-        _: &[ResolvedRule],
-    ) -> Result<(), CloudError> {
-        Err(error(
-            "set ingress",
-            format!("the local provider has no security groups ({id})"),
-        ))
-    }
-
-    async fn delete_security_group(&self, id: &str) -> Result<(), CloudError> {
-        Err(error(
-            "delete security group",
-            format!("the local provider has no security groups ({id})"),
-        ))
     }
 
     async fn launch(&self, request: &LaunchRequest) -> Result<Vec<LaunchedInstance>, CloudError> {

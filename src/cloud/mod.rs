@@ -12,6 +12,7 @@ pub mod aws;
 pub mod fake;
 pub mod hosts;
 pub mod local;
+mod registry;
 
 use std::future::Future;
 
@@ -166,15 +167,25 @@ pub trait Cloud: Send + Sync + 'static {
     /// Everything owned by `owner`: one tag-filtered, paginated listing per kind.
     fn refresh(&self, owner: &Owner) -> impl Future<Output = Result<Observed, CloudError>> + Send;
 
+    // Key pairs and security groups: only clouds that have them implement
+    // these; the graph asks no other provider for them, and the defaults say so.
+
     /// Import the public key; returns the key pair's name (its id in state).
     fn import_key_pair(
         &self,
         owner: &Owner,
         spec: &KeyPairSpec,
         public_key: &str,
-    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    ) -> impl Future<Output = Result<String, CloudError>> + Send {
+        let _ = (owner, public_key);
+        let e = no_firewalls("import key pair", &spec.name);
+        async move { Err(e) }
+    }
 
-    fn delete_key_pair(&self, name: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    fn delete_key_pair(&self, name: &str) -> impl Future<Output = Result<(), CloudError>> + Send {
+        let e = no_firewalls("delete key pair", name);
+        async move { Err(e) }
+    }
 
     /// Create an (empty) group tagged for `owner`; returns its id. A group of the
     /// same name that already carries the owner's tags is returned, not duplicated.
@@ -183,7 +194,11 @@ pub trait Cloud: Send + Sync + 'static {
         owner: &Owner,
         group: Group,
         spec: &SecurityGroupSpec,
-    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    ) -> impl Future<Output = Result<String, CloudError>> + Send {
+        let _ = (owner, spec);
+        let e = no_firewalls("create security group", &format!("sg.{}", group.as_str()));
+        async move { Err(e) }
+    }
 
     /// Make the group's ingress exactly `rules`: authorize what is missing,
     /// revoke what `previous` had and `rules` does not.
@@ -192,12 +207,19 @@ pub trait Cloud: Send + Sync + 'static {
         group_id: &str,
         rules: &[ResolvedRule],
         previous: &[ResolvedRule],
-    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        let _ = (rules, previous);
+        let e = no_firewalls("set ingress", group_id);
+        async move { Err(e) }
+    }
 
     fn delete_security_group(
         &self,
         id: &str,
-    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        let e = no_firewalls("delete security group", id);
+        async move { Err(e) }
+    }
 
     /// Launch `request.addresses.len()` instances in ONE call, tagged at launch.
     /// Returns as soon as the cloud has ids (instances may still be pending).
@@ -214,6 +236,15 @@ pub trait Cloud: Send + Sync + 'static {
 
     /// Terminate instances (already-gone ids are not an error).
     fn terminate(&self, ids: &[String]) -> impl Future<Output = Result<(), CloudError>> + Send;
+}
+
+/// The error of a provider asked for a key pair or a security group it does not have.
+fn no_firewalls(operation: &str, subject: &str) -> CloudError {
+    CloudError::Api {
+        operation: operation.to_string(),
+        code: "Unsupported".into(),
+        message: format!("this provider has no key pairs or security groups ({subject})"),
+    }
 }
 
 /// Encode a launch batch's addresses for the `appgrid:address` tag written at
