@@ -43,6 +43,7 @@ fn roles<F: Fleet>(ws: &Workspace, fleet: F, redactor: Redactor) -> RoleConfigur
         manifest: ws.manifest.manifest.clone(),
         base_dir: ws.base_dir.clone(),
         redactor,
+        archives: Default::default(),
     }
 }
 

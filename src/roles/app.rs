@@ -41,6 +41,9 @@ pub struct AppRelease {
     pub secrets: Vec<String>,
     /// How long the health check may take to answer 200 after a start.
     pub health_timeout: Duration,
+    /// The app directory already archived (by [`archive`]), when the caller
+    /// releases it on many machines: one tar, not one per machine.
+    pub archive: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// What [`release`] did.
@@ -156,13 +159,16 @@ pub async fn release(
         redactor.add(s);
     }
     check_app(app, host)?;
-    let tar = archive(&app.app_dir_local)
-        .await
-        .map_err(|detail| WebRoleError::Local {
-            host: host.to_string(),
-            what: "archiving the app".to_string(),
-            detail,
-        })?;
+    let tar = match &app.archive {
+        Some(tar) => tar.as_ref().clone(),
+        None => archive(&app.app_dir_local)
+            .await
+            .map_err(|detail| WebRoleError::Local {
+                host: host.to_string(),
+                what: "archiving the app".to_string(),
+                detail,
+            })?,
+    };
     let release_id = crate::hash::sha256_hex(&tar)[..16].to_string();
     let base = format!("{}/var/lib/appgrid/app", app.root);
     let etc = format!("{}/etc/appgrid/app", app.root);
@@ -251,7 +257,7 @@ pub async fn release(
     ctx.insert("health_path", &app.health_path);
     ctx.insert(
         "polls",
-        &(app.health_timeout.as_millis() / 200).max(1).to_string(),
+        &(app.health_timeout.as_millis() / 100).max(1).to_string(),
     );
     let what = format!("releasing {release_id}");
     let out = run_template(remote, "app/release.sh", &ctx, &what).await?;
@@ -349,6 +355,7 @@ mod tests {
             env: BTreeMap::new(),
             secrets: vec![],
             health_timeout: Duration::from_secs(1),
+            archive: None,
         };
         assert!(check_app(&app, "h").is_ok());
         app.env.insert("X; rm -rf /".into(), "1".into());

@@ -47,6 +47,8 @@ pub struct RoleConfigurator<F> {
     /// The manifest's directory: `[release] path` is relative to it.
     pub base_dir: PathBuf,
     pub redactor: Redactor,
+    /// The release archived once per content digest, for every web server.
+    pub archives: tokio::sync::Mutex<BTreeMap<String, std::sync::Arc<Vec<u8>>>>,
 }
 
 /// The indices of the web machines a configuration's input `key` lists
@@ -173,6 +175,25 @@ impl<F: Fleet> RoleConfigurator<F> {
         Ok((env, secrets))
     }
 
+    /// The release's archive, made once per content digest (the spec's
+    /// `release` input) and shared by every web server's release step.
+    async fn archive(
+        &self,
+        job: &ConfigJob,
+        dir: &std::path::Path,
+    ) -> Result<std::sync::Arc<Vec<u8>>, String> {
+        let digest = job.spec.inputs.get("release").cloned().unwrap_or_default();
+        let mut archives = self.archives.lock().await;
+        if let Some(tar) = archives.get(&digest).filter(|_| !digest.is_empty()) {
+            return Ok(std::sync::Arc::clone(tar));
+        }
+        let tar = std::sync::Arc::new(app::archive(dir).await?);
+        if !digest.is_empty() {
+            archives.insert(digest, std::sync::Arc::clone(&tar));
+        }
+        Ok(tar)
+    }
+
     /// The load balancer, when it is configured and running.
     async fn load_balancer(&self, job: &ConfigJob) -> Result<Option<Connected<F::Remote>>, String> {
         if !job
@@ -289,6 +310,10 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
                         env,
                         secrets,
                         health_timeout: Duration::from_secs(60),
+                        archive: Some(
+                            self.archive(&job, &self.base_dir.join(&release.path))
+                                .await?,
+                        ),
                     },
                     &self.redactor,
                 )

@@ -39,7 +39,7 @@ while ! healthy; do
     if ! svc_running app; then result=died; break; fi
     n=$((n - 1))
     if [ "$n" -le 0 ]; then result=timeout; break; fi
-    sleep 0.2
+    sleep 0.1
 done
 # Keep the current release and the three newest others.
 ls -1t "$base/releases" | grep -v -e "^$id$" -e '\.tmp$' | tail -n +4 | while read -r old; do

@@ -303,6 +303,7 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
         ]),
         secrets: vec![password.clone()],
         health_timeout: Duration::from_secs(30),
+        archive: None,
     };
     use appgrid::remote::Remote;
 
@@ -545,6 +546,7 @@ async fn an_app_that_never_gets_healthy_fails_with_its_redacted_log() {
         )]),
         secrets: vec![secret.clone()],
         health_timeout: Duration::from_secs(2),
+        archive: None,
     };
     let t0 = Instant::now();
     let err = release(&t, &app, &redactor).await.unwrap_err().to_string();
