@@ -72,11 +72,13 @@ pub trait Configurator: Send + Sync + 'static {
     }
 
     /// Counters of the web tier as the load balancer sees them now.
+    /// `cpu`: also read each web machine's CPU counters.
     fn web_counters(
         &self,
         resources: BTreeMap<ResourceAddress, ResourceState>,
+        cpu: bool,
     ) -> impl Future<Output = Result<Vec<ServerCounters>, String>> + Send {
-        let _ = resources;
+        let _ = (resources, cpu);
         async { Err("this provider's load balancer is not configured by appgrid".to_string()) }
     }
 
@@ -104,6 +106,9 @@ pub struct ServerCounters {
     pub response_ms: u64,
     pub sessions: u64,
     pub queued: u64,
+    /// (busy, total) CPU jiffies of the server's machine, when asked for.
+    #[serde(default)]
+    pub cpu: Option<(u64, u64)>,
 }
 
 /// For graphs with no configuration (`configure = false`): any job is an error.

@@ -47,6 +47,9 @@ pub struct Record {
     pub first_up: BTreeMap<String, u64>,
     /// Servers that were down at the last pass.
     pub down: Vec<String>,
+    /// (busy, total) CPU jiffies per server at the last pass.
+    #[serde(default)]
+    pub cpu: BTreeMap<String, (u64, u64)>,
 }
 
 /// Kept at most: two weeks of demand at one point a minute, a day of entries.
@@ -145,8 +148,26 @@ impl Record {
                 }
                 warm.iter().map(|s| s.response_ms as f64).sum::<f64>() / warm.len() as f64
             }
-            // Read from the machines, not the load balancer: not measured yet.
-            Metric::CpuPercent => return None,
+            Metric::CpuPercent => {
+                let before = std::mem::take(&mut self.cpu);
+                self.cpu = servers
+                    .iter()
+                    .filter_map(|s| Some((s.name.clone(), s.cpu?)))
+                    .collect();
+                let busy: Vec<f64> = warm
+                    .iter()
+                    .filter_map(|s| {
+                        let (b1, t1) = s.cpu?;
+                        let (b0, t0) = *before.get(&s.name)?;
+                        let dt = t1.checked_sub(t0).filter(|d| *d > 0)?;
+                        Some(100.0 * b1.saturating_sub(b0) as f64 / dt as f64)
+                    })
+                    .collect();
+                if busy.is_empty() {
+                    return None;
+                }
+                busy.iter().sum::<f64>() / busy.len() as f64
+            }
         };
         let sample = Sample {
             at: now,
@@ -244,6 +265,7 @@ mod tests {
             response_ms: 20,
             sessions: 0,
             queued: 0,
+            cpu: Some((requests, requests * 4)),
         }
     }
 
@@ -285,6 +307,25 @@ mod tests {
             .unwrap();
         assert_eq!((s.value, s.instances_warm), (10.0, 2));
         assert_eq!(r.demand.last(), Some(&(1_120, 20.0)));
+    }
+
+    #[test]
+    fn cpu_is_the_busy_share_of_the_jiffies_between_readings() {
+        let mut r = Record::default();
+        // web0 goes from (100 busy, 400 total) to (200, 800): 100 of 400 = 25 %.
+        assert_eq!(
+            r.observe(Metric::CpuPercent, &[server("web0", true, 100)], 10, 0),
+            None
+        );
+        let s = r
+            .observe(Metric::CpuPercent, &[server("web0", true, 200)], 20, 0)
+            .unwrap();
+        assert_eq!(s.value, 25.0, "busy 100 of 400 jiffies");
+        assert_eq!(
+            crate::roles::configure::cpu_jiffies("cpu  10 0 10 70 10 0 0 0 0 0"),
+            Some((20, 100))
+        );
+        assert_eq!(crate::roles::configure::cpu_jiffies("intr 1 2 3"), None);
     }
 
     #[test]

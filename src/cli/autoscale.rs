@@ -70,8 +70,10 @@ impl providers::Visitor for Pass<'_> {
         })?;
         let path = live::record_path(&ws.store_path);
         let mut record = live::load(&path).map_err(|e| Failure::Message(e.to_string()))?;
+        // CPU is read from each web machine, only when the policy tracks it.
+        let cpu = policy.metric == appgrid::manifest::Metric::CpuPercent;
         let servers = k
-            .web_counters(state.resources.clone())
+            .web_counters(state.resources.clone(), cpu)
             .await
             .map_err(Failure::Message)?;
         let sample = record.observe(

@@ -51,6 +51,22 @@ pub struct RoleConfigurator<F> {
     pub archives: tokio::sync::Mutex<BTreeMap<String, std::sync::Arc<Vec<u8>>>>,
 }
 
+/// (busy, total) jiffies from the `cpu` line of /proc/stat: busy is everything
+/// but idle and iowait.
+pub fn cpu_jiffies(line: &str) -> Option<(u64, u64)> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let values: Vec<u64> = fields.filter_map(|f| f.parse().ok()).collect();
+    if values.len() < 5 {
+        return None;
+    }
+    let total: u64 = values.iter().sum();
+    let idle = values[3] + values[4];
+    Some((total - idle, total))
+}
+
 /// The indices of the web machines a configuration's input `key` lists
 /// (`web[0],web[2]`).
 pub fn web_indices(spec: &crate::graph::ConfigSpec, key: &str) -> Vec<u32> {
@@ -412,6 +428,7 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
     async fn web_counters(
         &self,
         resources: BTreeMap<ResourceAddress, ResourceState>,
+        cpu: bool,
     ) -> Result<Vec<crate::apply::ServerCounters>, String> {
         let lb = ResourceAddress::instance(Role::Lb, 0);
         let record = resources.get(&lb).ok_or("lb is not in state")?;
@@ -419,18 +436,38 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
         let stats = haproxy::show_stat(&c.remote, &c.place.root)
             .await
             .map_err(text)?;
-        Ok(stats
-            .into_iter()
-            .filter(|s| s.name.starts_with("web"))
-            .map(|s| crate::apply::ServerCounters {
+        let mut out = Vec::new();
+        for s in stats.into_iter().filter(|s| s.name.starts_with("web")) {
+            // CPU is read from the machine itself: its /proc/stat totals.
+            let cpu = match (cpu, s.name[3..].parse::<u32>()) {
+                (true, Ok(index)) => {
+                    let machine = ResourceAddress::instance(Role::Web, index);
+                    match resources.get(&machine) {
+                        Some(record) => {
+                            let m = self.fleet.connect(machine, record).await?;
+                            let stat = m
+                                .remote
+                                .run("read /proc/stat", "head -n 1 /proc/stat\n")
+                                .await
+                                .map_err(text)?;
+                            cpu_jiffies(&stat.stdout)
+                        }
+                        None => None,
+                    }
+                }
+                _ => None,
+            };
+            out.push(crate::apply::ServerCounters {
                 up: s.is_up(),
                 name: s.name,
                 requests: s.req_tot,
                 response_ms: s.rtime,
                 sessions: s.scur,
                 queued: s.qcur,
-            })
-            .collect())
+                cpu,
+            });
+        }
+        Ok(out)
     }
 
     async fn switchover(
