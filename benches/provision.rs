@@ -44,7 +44,9 @@ fn web_tier(dir: &Path, count: u32, boot: u32) -> String {
     .unwrap();
     std::fs::write(
         &respond,
-        "#!/bin/sh\nprintf 'HTTP/1.0 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nok\\n'\n",
+        // Read the request to its blank line before answering, or the client sees a reset.
+        "#!/bin/sh\ncr=$(printf '\\r')\nwhile IFS= read -r line; do [ \"$line\" = \"$cr\" ] || [ -z \"$line\" ] && break; done\n\
+         printf 'HTTP/1.0 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nok\\n'\n",
     )
     .unwrap();
     std::fs::set_permissions(&respond, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -306,3 +306,65 @@ async fn a_pass_waits_for_the_lock_and_loses_no_update() {
         "the other writer's update was lost"
     );
 }
+
+/// `cpu_percent` is read from the web machines themselves: two passes make a
+/// reading, recorded with its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_is_read_from_the_web_machines() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("itcpu");
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("serve.sh"), "#!/bin/sh\nexec socat TCP-LISTEN:\"$PORT\",bind=\"$ADDR\",fork,reuseaddr EXEC:./respond.sh\n").unwrap();
+    std::fs::write(
+        app.join("respond.sh"),
+        // Read the request to its blank line before answering, or the client sees a reset.
+        "#!/bin/sh\ncr=$(printf '\\r')\nwhile IFS= read -r line; do [ \"$line\" = \"$cr\" ] || [ -z \"$line\" ] && break; done\n\
+         printf 'HTTP/1.0 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nok\\n'\n",
+    )
+    .unwrap();
+    for f in ["serve.sh", "respond.sh"] {
+        std::fs::set_permissions(app.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let manifest = dir.join("appgrid.toml");
+    std::fs::write(
+        &manifest,
+        "[app]\nname = \"itcpu\"\n[provider]\nkind = \"local\"\n[release]\npath = \"app\"\nstart = \"./serve.sh\"\nhealth = \"/\"\n\
+         [web]\ninstance_type = \"t3.small\"\ncount = 1\n[load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
+         [autoscale]\nmetric = \"cpu_percent\"\ntarget = 60\nmin = 1\nmax = 2\nwarmup = \"1s\"\ninterval = \"2s\"\n",
+    )
+    .unwrap();
+    let machines = dir.join("machines");
+    let run = |args: &[&str]| {
+        let out = appgrid()
+            .args(args)
+            .arg(&manifest)
+            .env("APPGRID_LOCAL_ROOT", &machines)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "appgrid {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    run(&["apply", "--yes"]);
+    run(&["autoscale", "--once"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = run(&["autoscale", "--once"]);
+    let _ = appgrid()
+        .args(["destroy", "--yes"])
+        .arg(&manifest)
+        .env("APPGRID_LOCAL_ROOT", &machines)
+        .output();
+    // "TIME  cpu_percent VALUE  1 -> N  reason": the value is a number, not "-".
+    let value = second.split_whitespace().nth(2).unwrap_or_default();
+    assert!(second.contains(" cpu_percent "), "{second}");
+    assert!(
+        value
+            .parse::<f64>()
+            .is_ok_and(|v| (0.0..=100.0).contains(&v)),
+        "no CPU reading: {second}"
+    );
+}
