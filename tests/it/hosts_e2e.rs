@@ -697,3 +697,87 @@ proxy_command = "{router} %i"
     assert!(left.is_empty(), "state after destroy: {left:?}");
     d.assert_never_printed(&password, &host_logs(&farm));
 }
+
+/// The autoscaler on the host farm, over real SSH: load above the target
+/// claims a spare host for a second web server, which then serves; once the
+/// load is gone and the stabilization window has passed, the tier shrinks and
+/// the host goes back to the pool.
+#[test]
+fn the_autoscaler_grows_and_shrinks_the_web_tier_on_the_farm() {
+    let farm = Farm::new(5); // lb, db.primary, cache, web[0], and one spare
+    let app = "farmscale";
+    let hosts: Vec<String> = farm
+        .hosts()
+        .iter()
+        .map(|h| format!("\"{}\"", h.addr))
+        .collect();
+    let manifest = format!(
+        "[app]\nname = \"{app}\"\n\n[provider]\nkind = \"hosts\"\nssh_user = \"root\"\n\
+         ssh_key = \"{}\"\nhosts = [{}]\n{}\n[autoscale]\nmetric = \"requests_per_instance\"\ntarget = 5\n\
+         min = 1\nmax = 2\nscale_out_cooldown = \"2s\"\nscale_in_cooldown = \"10s\"\nwarmup = \"1s\"\ninterval = \"2s\"\n",
+        farm.client_key().display(),
+        hosts.join(", "),
+        blog_roles(1, 0, WEB_PORT)
+    );
+    let mut d = Deployment::new(app, &manifest);
+    d.must(&["apply", "--yes"]);
+    let lb = format!("{}:{LISTEN}", d.attribute("lb", "private_ip"));
+    let id = note_round_trip(&lb, "scaling on the farm");
+
+    d.must(&["autoscale", "--once"]); // the first counters
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..100 {
+        let (status, answer) = http(&lb, "GET", "/", "").unwrap();
+        assert_eq!(status, 200, "{answer}");
+    }
+    let out = d.must(&["autoscale", "--once"]);
+    assert!(
+        text(&out.stdout).contains(" 1 -> 2 "),
+        "{}",
+        text(&out.stdout)
+    );
+    let webs: BTreeSet<String> = (0..2)
+        .map(|i| {
+            format!(
+                "{}:{WEB_PORT}",
+                d.attribute(&format!("web[{i}]"), "private_ip")
+            )
+        })
+        .collect();
+    reach_every_backend(&lb, id, &webs, Duration::from_secs(30));
+
+    // Idle: a pass every interval until the window has passed and the tier shrinks.
+    let started = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let out = d.must(&["autoscale", "--once"]);
+        if text(&out.stdout).contains(" 2 -> 1 ") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no scale-in: {}",
+            text(&out.stdout)
+        );
+    }
+    assert!(
+        d.state()["resources"]["web[1]"].is_null(),
+        "web[1] still in state"
+    );
+    let claims: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.state_dir().join("hosts.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        claims["claims"].as_array().unwrap().len(),
+        4,
+        "the spare host went back to the pool"
+    );
+    let only: BTreeSet<String> = [format!(
+        "{}:{WEB_PORT}",
+        d.attribute("web[0]", "private_ip")
+    )]
+    .into();
+    reach_every_backend(&lb, id, &only, Duration::from_secs(10));
+    d.must(&["destroy", "--yes"]);
+    assert_farm_quiet(&farm);
+}
