@@ -347,29 +347,7 @@ pub async fn run<C: Cloud, K: Configurator>(
     job: Job,
     tx: mpsc::UnboundedSender<Message>,
 ) {
-    let result = match job.work {
-        Work::Configure {
-            job: config,
-            machine,
-            depends_on,
-        } => configure(configurator, config, machine, depends_on, &tx).await,
-        Work::Unconfigure(config) => {
-            let address = config.address;
-            let id = config
-                .prior
-                .as_ref()
-                .map(|p| p.id.clone())
-                .unwrap_or_default();
-            match configurator.unconfigure(config).await {
-                Ok(()) => {
-                    remove(&tx, address, id.clone());
-                    Ok(id)
-                }
-                Err(e) => Err(StepError::Other(e)),
-            }
-        }
-        work => perform(cloud, work, &tx).await,
-    };
+    let result = perform(cloud, configurator, job.work, &tx).await;
     let _ = tx.send(Message::Finished {
         step: job.step,
         result: result.map_err(|e| e.to_string()),
@@ -435,13 +413,31 @@ impl From<String> for StepError {
     }
 }
 
-async fn perform<C: Cloud>(
+async fn perform<C: Cloud, K: Configurator>(
     cloud: &C,
+    configurator: &K,
     work: Work,
     tx: &mpsc::UnboundedSender<Message>,
 ) -> Result<String, StepError> {
     match work {
         Work::Invalid(message) => Err(StepError::Other(message)),
+        Work::Configure {
+            job,
+            machine,
+            depends_on,
+        } => configure(configurator, job, machine, depends_on, tx).await,
+        Work::Unconfigure(job) => {
+            let (address, id) = (
+                job.address,
+                job.prior.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
+            );
+            configurator
+                .unconfigure(job)
+                .await
+                .map_err(StepError::Other)?;
+            remove(tx, address, id.clone());
+            Ok(id)
+        }
         Work::TerminateOrphans(ids) => {
             cloud.terminate(&ids).await?;
             Ok(ids.join(", "))
@@ -614,6 +610,5 @@ async fn perform<C: Cloud>(
             remove(tx, address, id.clone());
             Ok(id)
         }
-        Work::Configure { .. } | Work::Unconfigure(_) => unreachable!("handled in run"),
     }
 }

@@ -13,16 +13,15 @@ use appgrid::state::State;
 
 use super::{Failure, providers};
 
-fn open(file: &Path, state: Option<&Path>) -> Result<(Workspace, State), Failure> {
-    let ws = Workspace::open(file, state)?;
-    let s = ws.load_state()?.ok_or_else(|| {
+/// The workspace's state, which these commands need to exist.
+fn applied(ws: &Workspace) -> Result<State, Failure> {
+    ws.load_state()?.ok_or_else(|| {
         Failure::Message(format!(
             "no state at {}: apply {} first",
             ws.store_path.display(),
-            file.display()
+            ws.manifest.path.display()
         ))
-    })?;
-    Ok((ws, s))
+    })
 }
 
 struct Status(State);
@@ -39,7 +38,8 @@ impl providers::Visitor for Status {
 }
 
 pub async fn status(file: &Path, state: Option<&Path>) -> Result<ExitCode, Failure> {
-    let (ws, s) = open(file, state)?;
+    let ws = Workspace::open(file, state)?;
+    let s = applied(&ws)?;
     println!(
         "{} (state serial {}, {} resources)",
         s.app,
@@ -70,7 +70,7 @@ pub async fn migrate(
 ) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state)?;
     let _lock = ws.lock("db migrate", lock_timeout)?;
-    let (ws, s) = open(file, state)?;
+    let s = applied(&ws)?;
     let text = std::fs::read_to_string(sql)
         .map_err(|e| Failure::Message(format!("cannot read {}: {e}", sql.display())))?;
     providers::with_provider(&ws, Migrate(s, text)).await
@@ -151,7 +151,7 @@ pub async fn switchover(
         .map_err(|e: appgrid::graph::address::BadAddress| Failure::Message(e.to_string()))?;
     let ws = Workspace::open(file, state)?;
     let _lock = ws.lock("db switchover", lock_timeout)?;
-    let (ws, s) = open(file, state)?;
+    let s = applied(&ws)?;
     providers::with_provider(
         &ws,
         Switchover {

@@ -263,6 +263,29 @@ fn project_templates_override_exactly_what_they_name() {
         inputs(&own, "web[0].release")
     );
 
+    // A command that takes the lock opens the workspace once: the templates
+    // are chosen once per process, so a second open would fail on them.
+    let m = dir.join("b.toml");
+    let sql = dir.join("change.sql");
+    std::fs::write(&sql, "SELECT 1;\n").unwrap();
+    let state = dir.join("none.json");
+    let out = run(&[
+        "db",
+        "migrate",
+        m.to_str().unwrap(),
+        sql.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "error: no state at {}: apply {} first\n",
+            state.display(),
+            m.display()
+        )
+    );
+
     std::fs::write(dir.join("templates/haproxy/haproxy.conf"), "typo").unwrap();
     let m = dir.join("c.toml");
     std::fs::write(&m, manifest("templates = \"templates\"\n")).unwrap();

@@ -35,6 +35,29 @@ impl AwsCloud {
             "instance-state-name",
             &["pending", "running", "stopping", "stopped"],
         ));
+        self.describe_pages(filters).await
+    }
+
+    /// The given instances, whatever their state (missing ids are left out).
+    async fn describe_ids(&self, ids: &[String]) -> Result<Vec<ObservedInstance>, CloudError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IDS_PER_CALL) {
+            // A filter rather than InstanceIds: an id not yet visible (EC2 is
+            // eventually consistent) is then absent, not an error.
+            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            out.extend(
+                self.describe_pages(vec![filter("instance-id", &ids)])
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// DescribeInstances with `filters`, every page (one counted call each).
+    async fn describe_pages(
+        &self,
+        filters: Vec<aws_sdk_ec2::types::Filter>,
+    ) -> Result<Vec<ObservedInstance>, CloudError> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -54,37 +77,6 @@ impl AwsCloud {
             match page.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
                 _ => break,
-            }
-        }
-        Ok(out)
-    }
-
-    /// The given instances, whatever their state (missing ids are left out).
-    async fn describe_ids(&self, ids: &[String]) -> Result<Vec<ObservedInstance>, CloudError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            // A filter rather than InstanceIds: an id not yet visible (EC2 is
-            // eventually consistent) is then absent, not an error.
-            let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let mut token: Option<String> = None;
-            loop {
-                count(&self.counters().describe_instances);
-                let page = self
-                    .ec2()
-                    .describe_instances()
-                    .filters(filter("instance-id", &ids))
-                    .max_results(PAGE_SIZE)
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| self.err("DescribeInstances", e))?;
-                for reservation in page.reservations() {
-                    out.extend(reservation.instances().iter().map(observe));
-                }
-                match page.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                    _ => break,
-                }
             }
         }
         Ok(out)
