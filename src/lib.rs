@@ -13,10 +13,12 @@ pub mod graph;
 pub mod hash;
 pub mod manifest;
 pub mod plan;
+pub mod preflight;
 pub mod remote;
 pub mod requirements;
 pub mod roles;
 pub mod state;
+pub mod status;
 pub mod templates;
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
 //! What a manifest needs installed where its services run, and the Debian
-//! package that brings it: what `appgrid doctor` checks on this machine for
-//! the `local` provider. Pure: the CLI looks the programs up.
+//! package that brings it: what `appgrid doctor` and the preflight check on
+//! this machine for the `local` provider. Pure: [`crate::preflight`] looks
+//! the programs and packages up.
+//!
+//! The app's own system packages are listed in an `Aptfile` in its release
+//! directory, one Debian package a line (Heroku's apt buildpack convention);
+//! [`aptfile`] reads that text.
 
 use crate::manifest::{Manifest, ProviderKind};
 
@@ -96,9 +101,76 @@ pub fn requirements(m: &Manifest) -> Vec<Requirement> {
     out
 }
 
+/// The file in the release directory that lists the app's Debian packages.
+pub const APTFILE: &str = "Aptfile";
+
+/// A line of an Aptfile that is not a Debian package name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "line {line}: {text:?} is not a Debian package name (lowercase letters, digits, `+`, `-`, `.`)"
+)]
+pub struct BadAptfileLine {
+    pub line: usize,
+    pub text: String,
+}
+
+/// The packages an Aptfile lists, in order, each once. Blank lines and `#`
+/// comments are skipped; anything else must be a package name (Debian
+/// policy §5.6.1), so no line can smuggle options into `apt-get`.
+pub fn aptfile(text: &str) -> Result<Vec<String>, BadAptfileLine> {
+    let mut packages: Vec<String> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let valid = line.len() >= 2
+            && line.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && line
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c));
+        if !valid {
+            return Err(BadAptfileLine {
+                line: i + 1,
+                text: raw.trim().to_string(),
+            });
+        }
+        if !packages.iter().any(|p| p == line) {
+            packages.push(line.to_string());
+        }
+    }
+    Ok(packages)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aptfile_lists_packages_once_and_refuses_anything_else() {
+        assert_eq!(
+            aptfile(
+                "# the app\npython3-psycopg2\n\n  python3-pymemcache  # cache\npython3-psycopg2\n"
+            ),
+            Ok(vec![
+                "python3-psycopg2".to_string(),
+                "python3-pymemcache".to_string()
+            ])
+        );
+        for (bad, line) in [
+            ("ok-package\n--allow-unauthenticated\n", 2),
+            ("https://example.com/x.deb", 1),
+            ("Python3", 1),
+            ("a", 1),
+            ("two words", 1),
+        ] {
+            assert_eq!(aptfile(bad).map_err(|e| e.line), Err(line), "{bad:?}");
+        }
+        assert_eq!(
+            aptfile("x y").unwrap_err().to_string(),
+            "line 1: \"x y\" is not a Debian package name (lowercase letters, digits, `+`, `-`, `.`)"
+        );
+    }
 
     #[test]
     fn local_blog_needs_the_servers_it_runs() {

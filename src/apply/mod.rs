@@ -52,11 +52,11 @@ pub trait Configurator: Send + Sync + 'static {
     /// Undo before the machine goes: drop a replica from the cluster, stop a service.
     fn unconfigure(&self, job: ConfigJob) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// What the running app looks like: a line per machine or service.
+    /// What the running app looks like: its machines and services.
     fn status(
         &self,
         resources: BTreeMap<ResourceAddress, ResourceState>,
-    ) -> impl Future<Output = Result<Vec<String>, String>> + Send {
+    ) -> impl Future<Output = Result<crate::status::AppStatus, String>> + Send {
         let _ = resources;
         async { Err("this provider's machines are not configured by appgrid".to_string()) }
     }

@@ -16,6 +16,9 @@ use appgrid::engine::{self, Workspace};
 use appgrid::graph::ResourceGraph;
 use appgrid::plan::{self, Plan, render};
 
+use super::preflight::{self, Reach};
+use super::progress::Progress;
+use super::term::{self, out, outln};
 use super::{Failure, providers, report};
 
 pub struct Options {
@@ -41,10 +44,21 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         Some(p) => Workspace::from_plan(p, o.state.as_deref())?,
         None => Workspace::open(&o.file, o.state.as_deref())?,
     };
+    if let Some(p) = &saved {
+        // A stale plan is refused before anything else is looked at.
+        plan::file::check_fresh(p, ws.load_state()?.as_ref(), &ws.store_path)
+            .map_err(|e| Failure::Message(e.to_string()))?;
+    }
+    // Before the lock: a refused apply writes nothing, not even a lock file.
+    if o.destroy {
+        preflight::warn(&ws, Reach::Offline).await;
+    } else {
+        preflight::require(&ws).await?;
+    }
     let operation = if o.destroy { "destroy" } else { "apply" };
     let lock = ws.lock(operation, o.lock_timeout)?;
     if let Some(note) = lock.takeover_note() {
-        eprintln!("note: {note}");
+        tracing::info!("note: {note}");
     }
     let existing = ws.load_state()?;
     if let Some(p) = &saved {
@@ -111,7 +125,10 @@ impl Walk<'_> {
                 ws.plan(&graph, existing.as_ref(), cloud.as_ref()).await?
             }
         };
-        print!("{}", render::text(&plan));
+        out!(
+            "{}",
+            term::colour_plan(&render::text(&plan), term::term().stdout_color)
+        );
         if !plan.has_changes() {
             drop(lock);
             return Ok(ExitCode::SUCCESS);
@@ -129,6 +146,7 @@ impl Walk<'_> {
             parallelism: o.parallelism,
             base_dir: ws.base_dir.clone(),
         };
+        let mut progress = Progress::new(apply::steps::build(&plan).len(), Progress::interactive());
         let outcome = apply::walk(
             cloud,
             configurator,
@@ -137,9 +155,10 @@ impl Walk<'_> {
             &mut store,
             &options,
             cancel_rx,
-            &mut |e| report::print_event(&e),
+            &mut |e| progress.event(&e),
         )
         .await;
+        progress.finish();
         drop(lock);
         let code = summarize(&plan, &outcome, state.serial, &ws.store_path, o.destroy);
         if outcome.is_success() && !o.destroy {
@@ -155,7 +174,9 @@ fn confirm(operation: &str) -> Result<(), Failure> {
             "refusing to {operation} without confirmation: stdin is not a terminal; pass --yes, or apply a saved plan"
         )));
     }
-    eprint!("\nDo you want to {operation} these changes? Only 'yes' will be accepted: ");
+    term::write_stderr(format_args!(
+        "\nDo you want to {operation} these changes? Only 'yes' will be accepted: "
+    ));
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -182,12 +203,12 @@ async fn watch_signals(cancel: watch::Sender<bool>) {
         }
         interrupts += 1;
         if interrupts == 1 {
-            eprintln!(
-                "\ninterrupted: letting running steps finish and saving state; no new steps will start (interrupt again to exit at once)"
+            tracing::warn!(
+                "interrupted: letting running steps finish and saving state; no new steps will start (interrupt again to exit at once)"
             );
             let _ = cancel.send(true);
         } else {
-            eprintln!("exiting at once; state holds every step that finished");
+            tracing::warn!("exiting at once; state holds every step that finished");
             std::process::exit(130);
         }
     }
@@ -208,7 +229,7 @@ fn summarize(
         } else {
             String::new()
         };
-        println!(
+        outln!(
             "\n{verb} complete: {} added, {} changed, {} replaced, {} destroyed{adopted}. State: {} (serial {serial}).",
             s.create,
             s.update,

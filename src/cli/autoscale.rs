@@ -22,6 +22,7 @@ use appgrid::engine::Workspace;
 use appgrid::graph::{ResourceAddress, ResourceSpec, Role};
 use appgrid::state::AutoscaledCount;
 
+use super::term::{out, outln};
 use super::{Failure, providers, report};
 
 fn now() -> u64 {
@@ -223,7 +224,7 @@ pub async fn run(file: &Path, once: bool, state: Option<&Path>) -> Result<ExitCo
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        eprintln!("stopping after the pass in flight");
+        tracing::info!("stopping after the pass in flight");
         let _ = stop_tx.send(true);
     });
     loop {
@@ -236,7 +237,7 @@ pub async fn run(file: &Path, once: bool, state: Option<&Path>) -> Result<ExitCo
         )
         .await
         {
-            Ok(entry) => println!("{}", show(&entry)),
+            Ok(entry) => outln!("{}", show(&entry)),
             Err(failure) if once => return Err(failure),
             // The loop goes on: a failed pass is reported and retried next interval.
             Err(failure) => report::print_failure(&failure),
@@ -256,13 +257,13 @@ pub fn history(file: &Path, state: Option<&Path>) -> Result<ExitCode, Failure> {
     let record = live::load(&live::record_path(&ws.store_path))
         .map_err(|e| Failure::Message(e.to_string()))?;
     if record.entries.is_empty() {
-        println!(
+        outln!(
             "No autoscale passes recorded yet for {}.",
             ws.manifest.manifest.app.name
         );
     }
     for e in &record.entries {
-        println!("{}", show(e));
+        outln!("{}", show(e));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -302,7 +303,7 @@ pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
     let title = format!("{} ×{} — demand vs supply", o.trace.display(), o.scale);
     std::fs::write(&svg, scaling::svg_chart(&sim, &title))
         .map_err(|e| Failure::Message(format!("{}: {e}", svg.display())))?;
-    print!("{}", scaling::summary(&sim));
-    println!("timeline: {}\nchart:    {}", csv.display(), svg.display());
+    out!("{}", scaling::summary(&sim));
+    outln!("timeline: {}\nchart:    {}", csv.display(), svg.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
-//! Read-only commands: `validate`, `graph`, `state list`, `state show`; and
-//! `state forget-host-key`, which edits one attribute under the state lock.
+//! Read-only commands: `validate`, `graph`, `state list`, `state show` (text,
+//! or `--json` with the same facts); and `state forget-host-key`, which
+//! edits one attribute under the state lock.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,11 +9,12 @@ use appgrid::engine::Workspace;
 use appgrid::graph::ResourceAddress;
 
 use super::Failure;
+use super::term::{out, outln};
 
 pub fn validate(file: &Path) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, None)?;
     let graph = ws.graph()?;
-    println!(
+    outln!(
         "{} is valid: app `{}`, {} resources",
         file.display(),
         ws.manifest.manifest.app.name,
@@ -23,7 +25,7 @@ pub fn validate(file: &Path) -> Result<ExitCode, Failure> {
 
 pub fn graph(file: &Path) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, None)?;
-    print!("{}", ws.graph()?.to_dot(&ws.manifest.manifest.app.name));
+    out!("{}", ws.graph()?.to_dot(&ws.manifest.manifest.app.name));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -38,10 +40,25 @@ fn state(file: &Path, state_path: Option<&Path>) -> Result<appgrid::state::State
     })
 }
 
-pub fn state_list(file: &Path, state_path: Option<&Path>) -> Result<ExitCode, Failure> {
+pub fn state_list(file: &Path, state_path: Option<&Path>, json: bool) -> Result<ExitCode, Failure> {
     let s = state(file, state_path)?;
+    if json {
+        let resources: Vec<serde_json::Value> = s
+            .resources
+            .iter()
+            .map(|(address, r)| serde_json::json!({ "address": address.to_string(), "id": r.id }))
+            .collect();
+        let value = serde_json::json!({
+            "app": s.app,
+            "lineage": s.lineage,
+            "serial": s.serial,
+            "resources": resources,
+        });
+        outln!("{}", serde_json::to_string_pretty(&value).expect("json"));
+        return Ok(ExitCode::SUCCESS);
+    }
     for (address, r) in &s.resources {
-        println!("{address}\t{}", r.id);
+        outln!("{address}\t{}", r.id);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -50,6 +67,7 @@ pub fn state_show(
     file: &Path,
     address: &str,
     state_path: Option<&Path>,
+    json: bool,
 ) -> Result<ExitCode, Failure> {
     let address: ResourceAddress = address
         .parse()
@@ -60,9 +78,13 @@ pub fn state_show(
         .get(&address)
         .map(|r| r.redacted())
         .ok_or_else(|| format!("{address} is not in state; `appgrid state list` shows what is"))?;
-    let mut value = serde_json::to_value(&r).expect("state serializes");
-    value["address"] = serde_json::Value::String(address.to_string());
-    println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+    if json {
+        let mut value = serde_json::to_value(&r).expect("state serializes");
+        value["address"] = serde_json::Value::String(address.to_string());
+        outln!("{}", serde_json::to_string_pretty(&value).expect("json"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("{}", show_text(&address, &r));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -83,7 +105,7 @@ pub fn forget_host_key(
         .get_mut(&address)
         .ok_or_else(|| format!("{address} is not in state; `appgrid state list` shows what is"))?;
     let Some(pin) = r.attributes.remove(HOST_KEY) else {
-        println!("{address} has no pinned host key");
+        outln!("{address} has no pinned host key");
         return Ok(ExitCode::SUCCESS);
     };
     ws.store()
@@ -93,8 +115,33 @@ pub fn forget_host_key(
     let fingerprint = russh::keys::PublicKey::from_openssh(&pin)
         .map(|k| appgrid::remote::ssh::fingerprint(&k))
         .unwrap_or(pin);
-    println!(
+    outln!(
         "{address}: forgot the pinned host key {fingerprint}; the next apply pins the key it presents"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// One resource as aligned `key  value` lines: id, dependencies, every
+/// attribute (already redacted), and the spec it was made from.
+fn show_text(address: &ResourceAddress, r: &appgrid::state::ResourceState) -> String {
+    let width = r
+        .attributes
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max("depends_on".len());
+    let mut out = format!("{address}\n");
+    let mut line = |k: &str, v: &str| out.push_str(&format!("  {k:<width$}  {v}\n"));
+    line("id", &r.id);
+    let deps: Vec<String> = r.depends_on.iter().map(ToString::to_string).collect();
+    line("depends_on", &deps.join(", "));
+    for (k, v) in &r.attributes {
+        line(k, v);
+    }
+    line(
+        "spec",
+        &serde_json::to_string(&r.spec).expect("specs serialize"),
+    );
+    out.trim_end().to_string()
 }

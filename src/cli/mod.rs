@@ -1,15 +1,27 @@
 //! Command-line interface. Exit codes: 0 success (for `plan
 //! --detailed-exitcode`: no changes), 1 error, 2 `plan --detailed-exitcode`
 //! found changes, 130 interrupted.
+//!
+//! Output: results on stdout, through [`term::outln`] (a closed pipe is not
+//! an error and never a panic); progress, warnings and diagnostics on stderr
+//! through `tracing` ([`logging`]) or, on a terminal, progress bars
+//! ([`progress`]). `print!`-family macros are denied here so it stays so.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod apply;
 mod autoscale;
 mod doctor;
 mod inspect;
+mod install;
+mod logging;
 mod ops;
 mod plan;
+mod preflight;
+mod progress;
 mod providers;
 mod report;
+pub(crate) mod term;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +40,26 @@ pub use report::Failure;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More detail on stderr: -v debug, -vv trace (APPGRID_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log lines as text (for people) or JSON (one object a line, for machines).
+    #[arg(
+        long,
+        value_enum,
+        default_value_t,
+        global = true,
+        value_name = "FORMAT"
+    )]
+    log_format: logging::LogFormat,
+}
+
+/// `--json`: print the result as JSON instead of text.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct JsonArg {
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,13 +133,32 @@ enum Command {
     Destroy(WalkArgs),
     /// Print the resource graph as Graphviz DOT.
     Graph { file: PathBuf },
-    /// Say which programs the manifest needs on this machine and how to install the missing ones.
-    Doctor { file: PathBuf },
+    /// Check what applying the manifest needs on this machine and in the
+    /// cloud, and say how to fix what is missing (`--install`: install it).
+    Doctor {
+        file: PathBuf,
+        /// Install the missing Debian packages (apt-get, as root or through
+        /// sudo), leaving their own services stopped and disabled.
+        #[arg(long)]
+        install: bool,
+        /// With --install: do not ask first.
+        #[arg(long, requires = "install")]
+        yes: bool,
+        #[command(flatten)]
+        json: JsonArg,
+    },
     /// Show the running app: machines, load balancer servers, cache, replication lag.
     Status {
         file: PathBuf,
         #[command(flatten)]
+        json: JsonArg,
+        #[command(flatten)]
         state: StateArgs,
+    },
+    /// Print a completion script: `appgrid completions bash > /etc/bash_completion.d/appgrid`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Keep the web tier sized to its load: every `interval`, or once (`--once`, for cron and timers).
     Autoscale {
@@ -192,12 +243,16 @@ enum StateCommand {
     List {
         file: PathBuf,
         #[command(flatten)]
+        json: JsonArg,
+        #[command(flatten)]
         state: StateArgs,
     },
     /// Show one resource (secrets redacted).
     Show {
         file: PathBuf,
         address: String,
+        #[command(flatten)]
+        json: JsonArg,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -228,13 +283,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let color = term::term().stderr_color;
+    console::set_colors_enabled(term::term().stdout_color);
+    console::set_colors_enabled_stderr(color);
+    logging::init(cli.verbose, cli.log_format, color);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            report::print_failure(&Failure::Message(format!(
+                "cannot start the async runtime: {e}"
+            )));
             return ExitCode::from(1);
         }
     };
@@ -272,8 +333,22 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
         Command::Apply(args) => apply::run(args.options(false)).await,
         Command::Destroy(args) => apply::run(args.options(true)).await,
         Command::Graph { file } => inspect::graph(&file),
-        Command::Doctor { file } => doctor::run(&file),
-        Command::Status { file, state } => ops::status(&file, state.state.as_deref()).await,
+        Command::Doctor {
+            file,
+            install,
+            yes,
+            json,
+        } => doctor::run(&file, install, yes, json.json).await,
+        Command::Status { file, json, state } => {
+            ops::status(&file, state.state.as_deref(), json.json).await
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "appgrid", &mut script);
+            term::out!("{}", String::from_utf8_lossy(&script));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Autoscale {
             command,
             file,
@@ -324,14 +399,15 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             } => ops::switchover(&file, &replica, state.state.as_deref(), lock.lock_timeout).await,
         },
         Command::State { command } => match command {
-            StateCommand::List { file, state } => {
-                inspect::state_list(&file, state.state.as_deref())
+            StateCommand::List { file, json, state } => {
+                inspect::state_list(&file, state.state.as_deref(), json.json)
             }
             StateCommand::Show {
                 file,
                 address,
+                json,
                 state,
-            } => inspect::state_show(&file, &address, state.state.as_deref()),
+            } => inspect::state_show(&file, &address, state.state.as_deref(), json.json),
             StateCommand::ForgetHostKey {
                 file,
                 address,

@@ -11,6 +11,7 @@ use appgrid::engine::Workspace;
 use appgrid::graph::{ConfigSpec, ResourceAddress, ResourceSpec, Role};
 use appgrid::state::State;
 
+use super::term::outln;
 use super::{Failure, providers};
 
 /// The workspace's state, which these commands need to exist.
@@ -24,29 +25,38 @@ fn applied(ws: &Workspace) -> Result<State, Failure> {
     })
 }
 
-struct Status(State);
+struct Status {
+    state: State,
+    json: bool,
+}
 
 impl providers::Visitor for Status {
     type Output = Result<ExitCode, Failure>;
     async fn visit<C: Cloud, K: Configurator>(self, _: Arc<C>, k: Arc<K>) -> Self::Output {
-        let lines = k.status(self.0.resources).await.map_err(Failure::Message)?;
-        for line in lines {
-            println!("{line}");
+        let Status { state, json } = self;
+        let (app, serial, count) = (state.app.clone(), state.serial, state.resources.len());
+        let status = k.status(state.resources).await.map_err(Failure::Message)?;
+        if json {
+            let mut value = serde_json::to_value(&status).expect("status serializes");
+            value["app"] = app.into();
+            value["serial"] = serial.into();
+            value["resources"] = count.into();
+            outln!("{}", serde_json::to_string_pretty(&value).expect("json"));
+            return Ok(ExitCode::SUCCESS);
+        }
+        outln!("{app} (state serial {serial}, {count} resources)");
+        for line in status.lines() {
+            outln!("{line}");
         }
         Ok(ExitCode::SUCCESS)
     }
 }
 
-pub async fn status(file: &Path, state: Option<&Path>) -> Result<ExitCode, Failure> {
+/// `json`: the same facts as one JSON object.
+pub async fn status(file: &Path, state: Option<&Path>, json: bool) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state)?;
-    let s = applied(&ws)?;
-    println!(
-        "{} (state serial {}, {} resources)",
-        s.app,
-        s.serial,
-        s.resources.len()
-    );
-    providers::with_provider(&ws, Status(s)).await
+    let state = applied(&ws)?;
+    providers::with_provider(&ws, Status { state, json }).await
 }
 
 struct Migrate(State, String);
@@ -57,7 +67,7 @@ impl providers::Visitor for Migrate {
         k.migrate(self.0.resources, self.1)
             .await
             .map_err(Failure::Message)?;
-        println!("Migration applied on every database node.");
+        outln!("Migration applied on every database node.");
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -99,7 +109,7 @@ impl providers::Visitor for Switchover<'_> {
         store
             .save(&mut state)
             .map_err(|e| Failure::Message(e.to_string()))?;
-        println!("{to} is now the origin: writes go there. Pointing the app servers at it…");
+        outln!("{to} is now the origin: writes go there. Pointing the app servers at it…");
         // The app's DATABASE_URL names the origin: release every web server again.
         let web: Vec<ResourceAddress> = state
             .resources
@@ -134,7 +144,7 @@ impl providers::Visitor for Switchover<'_> {
             store
                 .save(&mut state)
                 .map_err(|e| Failure::Message(e.to_string()))?;
-            println!("{address}: released against the new origin");
+            outln!("{address}: released against the new origin");
         }
         Ok(ExitCode::SUCCESS)
     }

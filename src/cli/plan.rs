@@ -13,6 +13,8 @@ use appgrid::plan::Plan;
 use appgrid::plan::{file, render};
 use appgrid::state::State;
 
+use super::preflight::{self, Reach};
+use super::term::{self, out, outln};
 use super::{Failure, providers};
 
 pub struct Options {
@@ -26,6 +28,17 @@ pub struct Options {
 
 pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(&o.file, o.state.as_deref())?;
+    // A plan never refuses: what apply would refuse is a warning here. The
+    // cloud is asked only when the plan refreshes.
+    preflight::warn(
+        &ws,
+        if o.refresh {
+            Reach::Cloud
+        } else {
+            Reach::Offline
+        },
+    )
+    .await;
     let state = ws.load_state()?;
     let graph = ws.graph_for(state.as_ref())?;
     // With no state, nothing of this deployment can exist yet: no call is needed.
@@ -44,13 +57,16 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     };
     if o.json {
         let json = serde_json::to_string_pretty(&plan).expect("plans always serialize");
-        println!("{json}");
+        outln!("{json}");
     } else {
-        print!("{}", render::text(&plan));
+        out!(
+            "{}",
+            term::colour_plan(&render::text(&plan), term::term().stdout_color)
+        );
     }
     if let Some(out) = &o.out {
         file::save(&plan, out).map_err(|e| Failure::Message(e.to_string()))?;
-        eprintln!(
+        tracing::info!(
             "Saved the plan to {}. To apply exactly this plan: appgrid apply {}",
             out.display(),
             out.display()

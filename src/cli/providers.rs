@@ -32,7 +32,7 @@ pub trait Visitor {
 fn log_sink() -> LogSink {
     Arc::new(|host: &str, stream: &str, line: &str| {
         if stream == "err" {
-            eprintln!("  {host} | {line}")
+            tracing::info!(target: "appgrid::role", host, "  {host} | {line}");
         }
     })
 }

@@ -1,18 +1,28 @@
-//! How failures and progress reach the terminal: `error: …` then
-//! `  caused by: …` lines; manifest diagnostics rendered with their carets.
+//! How failures reach the terminal: `error: …` then `  caused by: …` lines;
+//! manifest diagnostics rendered by annotate-snippets (coloured on a
+//! terminal, fitted to its width); the preflight's problems with their fixes.
+//! With `--log-format json` a failure is one `error` event instead.
 
 use std::error::Error as _;
-use std::io::Write;
+use std::path::PathBuf;
 
-use appgrid::apply::Event;
 use appgrid::engine::EngineError;
-use appgrid::manifest::ManifestError;
+use appgrid::manifest::{DiagnosticStyle, ManifestError};
+use appgrid::preflight::Report;
+
+use super::logging::{self, LogFormat};
+use super::term::{Paint, errln, outln, paint, term};
 
 /// A command's failure and its exit code.
 #[derive(Debug)]
 pub enum Failure {
     Engine(EngineError),
     Message(String),
+    /// The preflight found something missing; nothing was changed.
+    Preflight {
+        manifest: PathBuf,
+        report: Report,
+    },
 }
 
 impl Failure {
@@ -33,58 +43,73 @@ impl From<String> for Failure {
     }
 }
 
-pub fn print_failure(failure: &Failure) {
-    let mut err = std::io::stderr().lock();
+/// The failure as text: what `error:` introduces, then what it holds.
+fn text(failure: &Failure, color: bool) -> (String, String) {
     match failure {
         Failure::Engine(EngineError::Manifest(ManifestError::Invalid { diagnostics, path })) => {
-            let _ = write!(err, "{diagnostics}");
-            let _ = writeln!(
-                err,
-                "error: {} has {} error(s); nothing was changed",
-                path.display(),
-                diagnostics.error_count()
-            );
+            let style = DiagnosticStyle {
+                color,
+                width: term().width,
+            };
+            (
+                format!(
+                    "{} has {} error(s); nothing was changed",
+                    path.display(),
+                    diagnostics.error_count()
+                ),
+                diagnostics.render(style),
+            )
         }
         Failure::Engine(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let mut causes = String::new();
             let mut source = e.source();
             // `#[error(transparent)]` repeats its source's text: skip exact repeats.
             let mut last = e.to_string();
             while let Some(s) = source {
                 let text = s.to_string();
                 if !last.contains(&text) {
-                    let _ = writeln!(err, "  caused by: {text}");
+                    causes.push_str(&format!("  caused by: {text}\n"));
                 }
                 last = text;
                 source = s.source();
             }
+            (e.to_string(), causes)
         }
-        Failure::Message(m) => {
-            let _ = writeln!(err, "error: {m}");
+        Failure::Message(m) => (m.clone(), String::new()),
+        Failure::Preflight { manifest, report } => {
+            let headline = format!(
+                "{} cannot be applied on this machine yet; nothing was changed:",
+                manifest.display()
+            );
+            let body = super::preflight::render(report, &headline, manifest);
+            let (first, rest) = body.split_once('\n').unwrap_or((&body, ""));
+            (first.to_string(), format!("{rest}\n"))
         }
     }
 }
 
-/// One line per step event, on stderr, so stdout stays the plan.
-pub fn print_event(event: &Event) {
-    let mut err = std::io::stderr().lock();
-    let _ = match event {
-        Event::Started { label } => writeln!(err, "{label}…"),
-        Event::Finished {
-            label,
-            elapsed,
-            detail,
-        } => {
-            writeln!(
-                err,
-                "{label}: done in {:.1}s ({detail})",
-                elapsed.as_secs_f64()
-            )
+pub fn print_failure(failure: &Failure) {
+    if logging::format() == LogFormat::Json {
+        let (headline, detail) = text(failure, false);
+        tracing::error!(detail = %detail.trim_end(), "{headline}");
+        return;
+    }
+    let color = term().stderr_color;
+    let (headline, detail) = text(failure, color);
+    let label = paint("error", Paint::Red, color);
+    match failure {
+        // Diagnostics first (each says `error:`), then the count, as cargo does.
+        Failure::Engine(EngineError::Manifest(ManifestError::Invalid { .. })) => {
+            errln!("{detail}{label}: {headline}");
         }
-        Event::Failed { label, error } => writeln!(err, "{label}: FAILED: {error}"),
-        Event::Skipped { label, reason } => writeln!(err, "{label}: skipped ({reason})"),
-        Event::Saved { .. } => Ok(()),
-    };
+        _ if detail.trim().is_empty() => errln!("{label}: {headline}"),
+        _ => errln!("{label}: {headline}\n{}", detail.trim_end_matches('\n')),
+    }
+}
+
+/// One plain line per step event (for callers that draw no progress bars).
+pub fn print_event(event: &appgrid::apply::Event) {
+    super::progress::log(event);
 }
 
 /// After an apply: where the app answers.
@@ -95,6 +120,6 @@ pub fn print_endpoints(state: &appgrid::state::State) {
         .get(&lb)
         .and_then(|r| r.attributes.get("url"))
     {
-        println!("The app answers at {url}");
+        outln!("The app answers at {url}");
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use diagnostic::{Diagnostic, Diagnostics, Severity, Style as DiagnosticStyle};
 
 /// A validated manifest. Every field has been checked; defaults are filled in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

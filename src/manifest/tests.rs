@@ -58,6 +58,7 @@ fn toml_syntax_error() {
   |
 2 | name = "blog
   |             ^
+  |
   = help: close the string with `"` on the same line, or use `"""` for text over several lines
 "#
     );
@@ -72,6 +73,7 @@ fn syntax_error_is_not_also_reported_as_a_wrong_type() {
    |
 13 | count = 2x
    |         ^^
+   |
    = help: put text in double quotes (`key = "text"`); numbers and booleans are written bare
 "#
     );
@@ -87,6 +89,7 @@ fn syntax_error_keeps_value_errors_on_other_lines() {
    |
 13 | count = 0
    |         ^
+   |
    = help: use a whole number from 1 to 10000, for example: `count = 2`
 
 error: invalid TOML: string values must be quoted, expected literal string
@@ -94,6 +97,7 @@ error: invalid TOML: string values must be quoted, expected literal string
    |
 14 | port = 80 80
    |        ^^^^^
+   |
    = help: put text in double quotes (`key = "text"`); numbers and booleans are written bare
 "#
     );
@@ -108,6 +112,7 @@ fn wrong_type() {
    |
 13 | count = "2"
    |         ^^^
+   |
    = help: for example: `count = 2`
 "#
     );
@@ -122,6 +127,7 @@ fn count_zero() {
    |
 13 | count = 0
    |         ^
+   |
    = help: use a whole number from 1 to 10000, for example: `count = 2`
 "
     );
@@ -136,6 +142,7 @@ fn count_negative() {
    |
 13 | count = -3
    |         ^^
+   |
    = help: use a whole number from 1 to 10000, for example: `count = 2`
 "
     );
@@ -150,6 +157,7 @@ fn count_beyond_i64() {
    |
 13 | count = 99999999999999999999
    |         ^^^^^^^^^^^^^^^^^^^^
+   |
    = help: use a whole number from 1 to 10000, for example: `count = 2`
 "
     );
@@ -165,6 +173,7 @@ fn autoscale_min_greater_than_max() {
    |
 21 | min = 5
    |       ^
+   |
    = help: lower `min` to at most 3, or raise `max` to at least 5
 "
     );
@@ -179,6 +188,7 @@ fn unknown_provider_kind() {
   |
 5 | kind = "gcp"
   |        ^^^^^
+  |
   = help: expected one of: "aws", "local", "hosts"
 "#
     );
@@ -193,6 +203,7 @@ fn aws_keys_under_another_provider_are_errors() {
   |
 6 | region = "us-east-1"
   |          ^^^^^^^^^^^
+  |
   = help: remove it, or set `kind = "aws"`
 
 error: `image` is only read by the "aws" provider
@@ -200,6 +211,7 @@ error: `image` is only read by the "aws" provider
   |
 7 | image = "debian-12"
   |         ^^^^^^^^^^^
+  |
   = help: remove it, or set `kind = "aws"`
 
 error: `ssh_from` is only read by the "aws" provider
@@ -207,6 +219,7 @@ error: `ssh_from` is only read by the "aws" provider
   |
 9 | ssh_from = ["203.0.113.0/24"]
   |            ^^^^^^^^^^^^^^^^^^
+  |
   = help: remove it, or set `kind = "aws"`
 "#
     );
@@ -235,6 +248,7 @@ fn local_and_hosts_providers() {
   |
 6 | hosts = ["10.77.0.11", "h2;rm -rf /"]
   |                        ^^^^^^^^^^^^^
+  |
   = help: e.g. "10.0.0.11", "db1.example.com" or "10.0.0.12:2222"
 "#
     );
@@ -249,6 +263,7 @@ fn unknown_key_with_did_you_mean_is_not_also_missing() {
    |
 13 | cont = 2
    | ^^^^
+   |
    = help: did you mean `count`?
 "
     );
@@ -263,6 +278,7 @@ fn unknown_key_far_from_any_lists_the_known_keys() {
    |
 14 | replicas = 3
    | ^^^^^^^^
+   |
    = help: known keys in [web]: `instance_type`, `count`, `port`
 "
     );
@@ -277,6 +293,7 @@ fn unknown_table_with_did_you_mean() {
   |
 1 | [ap]
   |  ^^
+  |
   = help: did you mean [app]?
 "
     );
@@ -295,6 +312,7 @@ fn app_name_with_shell_metacharacters() {
   |
 2 | name = "blog; rm -rf /"
   |        ^^^^^^^^^^^^^^^^
+  |
   = help: use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-', e.g. `name = "blog-rm-rf"`
 "#
     );
@@ -309,6 +327,7 @@ fn app_name_with_uppercase() {
   |
 2 | name = "MyBlog"
   |        ^^^^^^^^
+  |
   = help: use 1 to 63 lowercase letters, digits and '-', not starting or ending with '-', e.g. `name = "myblog"`
 "#
     );
@@ -318,11 +337,12 @@ fn app_name_with_uppercase() {
 fn bad_cidr() {
     assert_eq!(
         errors(&edit(MINIMAL, "203.0.113.0/24", "203.0.113.300/24")),
-        r#"error: `ssh_from` entry "203.0.113.300/24" is not an IPv4 CIDR block: octet 300 is greater than 255
+        r#"error: `ssh_from` entry "203.0.113.300/24" is not an IPv4 CIDR block: "203.0.113.300" is not an IPv4 address (four numbers from 0 to 255, without leading zeros)
  --> appgrid.toml:9:13
   |
 9 | ssh_from = ["203.0.113.300/24"]
   |             ^^^^^^^^^^^^^^^^^^
+  |
   = help: write an address and a prefix length, e.g. "203.0.113.0/24", or "0.0.0.0/0" for anywhere
 "#
     );
@@ -338,6 +358,7 @@ fn bad_duration() {
    |
 23 | warmup = "2 minutes"
    |          ^^^^^^^^^^^
+   |
    = help: write a whole number followed by ms, s, m or h, e.g. "500ms", "90s", "5m" or "1h"
 "#
     );
@@ -356,6 +377,7 @@ fn min_greater_than_max_does_not_hide_later_errors() {
    |
 21 | min = 5
    |       ^
+   |
    = help: lower `min` to at most 3, or raise `max` to at least 5
 
 error: `warmup` must be a duration like "90s", found "2m30s"
@@ -363,6 +385,7 @@ error: `warmup` must be a duration like "90s", found "2m30s"
    |
 23 | warmup = "2m30s"
    |          ^^^^^^^
+   |
    = help: write a whole number followed by ms, s, m or h, e.g. "500ms", "90s", "5m" or "1h"
 "#
     );
@@ -378,6 +401,7 @@ fn interval_below_one_second() {
    |
 23 | interval = "500ms"
    |            ^^^^^^^
+   |
    = help: for example: `interval = "30s"`
 "#
     );
@@ -395,6 +419,7 @@ fn bad_cron_field_points_at_the_field() {
    |
 25 | cron = "0 8 * * MON-FRX"
    |                 ^^^^^^^
+   |
    = help: the five fields are minute (0-59), hour (0-23), day-of-month (1-31), month (1-12 or JAN-DEC) and day-of-week (0-7 or SUN-SAT), e.g. `cron = "0 8 * * MON-FRI"`
 "#
     );
@@ -410,6 +435,7 @@ fn cron_with_wrong_field_count() {
    |
 25 | cron = '@daily'
    |        ^^^^^^^^
+   |
    = help: the five fields are minute (0-59), hour (0-23), day-of-month (1-31), month (1-12 or JAN-DEC) and day-of-week (0-7 or SUN-SAT), e.g. `cron = "0 8 * * MON-FRI"`
 "#
     );
@@ -425,6 +451,7 @@ fn schedule_needs_a_bound() {
    |
 24 | [[autoscale.schedule]]
    | ^^^^^^^^^^^^^^^^^^^^^^
+   |
    = help: add at least one of them, e.g. `min = 4`
 "
     );
@@ -440,6 +467,7 @@ fn schedule_written_as_a_single_table() {
    |
 24 | [autoscale.schedule]
    | ^^^^^^^^^^^^^^^^^^^^
+   |
    = help: write each schedule under its own `[[autoscale.schedule]]` header (double brackets) with `cron` and at least one of `min`, `max` or `desired`
 "
     );
@@ -458,6 +486,7 @@ fn missing_required_key() {
    |
 11 | [web]
    | ^^^^^
+   |
    = help: add `instance_type = "t3.small"` under [web]
 "#
     );
@@ -476,6 +505,7 @@ fn missing_table() {
   |
 1 | [app]
   | ^
+  |
   = help: add a table [web] with `instance_type = "t3.small"` and `count = 2`
 "#
     );
@@ -497,6 +527,7 @@ fn section_that_is_not_a_table() {
   |
 1 | web = 3
   |       ^
+  |
   = help: write a table header `[web]` and put its keys on the lines below it
 "
     );
@@ -509,29 +540,33 @@ fn empty_file_lists_every_required_table() {
         r#"error: missing table [app]
  --> appgrid.toml:1:1
   |
-1 | 
+1 |
   | ^
+  |
   = help: add a table [app] with `name = "blog"`
 
 error: missing table [provider]
  --> appgrid.toml:1:1
   |
-1 | 
+1 |
   | ^
+  |
   = help: add a table [provider] with `kind = "local"`
 
 error: missing table [web]
  --> appgrid.toml:1:1
   |
-1 | 
+1 |
   | ^
+  |
   = help: add a table [web] with `instance_type = "t3.small"` and `count = 2`
 
 error: missing table [load_balancer]
  --> appgrid.toml:1:1
   |
-1 | 
+1 |
   | ^
+  |
   = help: add a table [load_balancer] with `instance_type = "t3.small"`
 "#
     );
@@ -557,6 +592,7 @@ fn several_errors_reported_together_in_source_order() {
   |
 5 | kind = 3
   |        ^
+  |
   = help: for example: `kind = "local"`
 
 error: `port` must be at least 1, found 0
@@ -564,6 +600,7 @@ error: `port` must be at least 1, found 0
    |
 13 | port = 0
    |        ^
+   |
    = help: use a whole number from 1 to 65535, for example: `port = 8080`
 
 error: `count` must be at least 1, found 0
@@ -571,6 +608,7 @@ error: `count` must be at least 1, found 0
    |
 14 | count = 0
    |         ^
+   |
    = help: use a whole number from 1 to 10000, for example: `count = 2`
 
 error: `allow_from` entries must be strings, found integer
@@ -578,6 +616,7 @@ error: `allow_from` entries must be strings, found integer
    |
 17 | allow_from = ["10.0.0.0/8", 7]
    |                             ^
+   |
    = help: for example: `allow_from = ["0.0.0.0/0"]`
 "#
     );
@@ -597,6 +636,7 @@ fn zones_must_belong_to_the_region_and_not_repeat() {
   |
 7 | zones = ["us-east-1a", "eu-west-1a", "us-east-1a"]
   |                        ^^^^^^^^^^^^
+  |
   = help: zones of us-east-1 are named like "us-east-1a"
 
 error: zone "us-east-1a" is listed more than once
@@ -604,6 +644,7 @@ error: zone "us-east-1a" is listed more than once
   |
 7 | zones = ["us-east-1a", "eu-west-1a", "us-east-1a"]
   |                                      ^^^^^^^^^^^^
+  |
   = help: remove the repeated zone
 "#
     );

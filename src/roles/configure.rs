@@ -413,8 +413,8 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
     async fn status(
         &self,
         resources: BTreeMap<ResourceAddress, ResourceState>,
-    ) -> Result<Vec<String>, String> {
-        self.status_lines(resources).await
+    ) -> Result<crate::status::AppStatus, String> {
+        self.status_report(resources).await
     }
 
     async fn migrate(

@@ -8,6 +8,7 @@ use super::configure_db::node_id;
 use super::{haproxy, memcached, slony};
 use crate::graph::{ResourceAddress, Role};
 use crate::state::ResourceState;
+use crate::status::{AppStatus, CacheNode, LbServer, Machine, ReplicaLag};
 
 fn text(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -25,24 +26,20 @@ fn job(resources: BTreeMap<ResourceAddress, ResourceState>) -> crate::apply::Con
 }
 
 impl<F: Fleet> RoleConfigurator<F> {
-    pub(super) async fn status_lines(
+    pub(super) async fn status_report(
         &self,
         resources: BTreeMap<ResourceAddress, ResourceState>,
-    ) -> Result<Vec<String>, String> {
-        let mut lines = Vec::new();
+    ) -> Result<AppStatus, String> {
+        let mut status = AppStatus::default();
         for (address, record) in &resources {
             let ResourceAddress::Instance { .. } = address else {
                 continue;
             };
-            let addr = record
-                .attributes
-                .get("private_ip")
-                .map_or("?", String::as_str);
-            lines.push(format!(
-                "{:<16} {:<10} {addr}",
-                address.to_string(),
-                record.id
-            ));
+            status.machines.push(Machine {
+                address: address.to_string(),
+                id: record.id.clone(),
+                private_ip: record.attributes.get("private_ip").cloned(),
+            });
         }
         let lb = ResourceAddress::instance(Role::Lb, 0);
         if resources.contains_key(&ResourceAddress::config(Role::Lb, 0))
@@ -56,10 +53,13 @@ impl<F: Fleet> RoleConfigurator<F> {
                 if s.name == "FRONTEND" || s.name == "BACKEND" {
                     continue;
                 }
-                lines.push(format!(
-                    "lb -> {:<10} {:<6} sessions {}, requests {}, response {} ms",
-                    s.name, s.status, s.scur, s.req_tot, s.rtime
-                ));
+                status.load_balancer.push(LbServer {
+                    name: s.name,
+                    status: s.status,
+                    sessions: s.scur,
+                    requests: s.req_tot,
+                    response_ms: s.rtime,
+                });
             }
         }
         if let Some(cache) = &self.manifest.cache {
@@ -75,13 +75,13 @@ impl<F: Fleet> RoleConfigurator<F> {
                 let stats = memcached::memcached_stats(&c.remote, &c.place.addr, cache.port)
                     .await
                     .map_err(text)?;
-                let get = |k: &str| stats.get(k).cloned().unwrap_or_else(|| "?".into());
-                lines.push(format!(
-                    "{machine} memcached: {} items, {} hits, {} misses",
-                    get("curr_items"),
-                    get("get_hits"),
-                    get("get_misses")
-                ));
+                let get = |k: &str| stats.get(k).and_then(|v| v.parse().ok());
+                status.caches.push(CacheNode {
+                    address: machine.to_string(),
+                    items: get("curr_items"),
+                    hits: get("get_hits"),
+                    misses: get("get_misses"),
+                });
             }
         }
         if resources.contains_key(&ResourceAddress::SlonyCluster) {
@@ -91,27 +91,23 @@ impl<F: Fleet> RoleConfigurator<F> {
                 .iter()
                 .find(|(id, _)| *id == cluster.origin)
                 .ok_or("the origin is not connected")?;
+            let node_name = |n: u32| match n {
+                1 => "db.primary".to_string(),
+                n => format!("db.replica[{}]", n - 2),
+            };
             for s in slony::status(&cluster, &origin.1.remote)
                 .await
                 .map_err(text)?
             {
-                let name = match s.node {
-                    1 => "db.primary".to_string(),
-                    n => format!("db.replica[{}]", n - 2),
-                };
-                lines.push(format!(
-                    "replication {} -> {name}: {} events behind, {:.1} s",
-                    if cluster.origin == 1 {
-                        "db.primary".to_string()
-                    } else {
-                        format!("db.replica[{}]", cluster.origin - 2)
-                    },
-                    s.lag_events,
-                    s.lag_time.as_secs_f64()
-                ));
+                status.replication.push(ReplicaLag {
+                    origin: node_name(cluster.origin),
+                    node: node_name(s.node),
+                    lag_events: s.lag_events,
+                    lag_seconds: s.lag_time.as_secs_f64(),
+                });
             }
         }
-        Ok(lines)
+        Ok(status)
     }
 
     pub(super) async fn migrate_all(

@@ -180,14 +180,8 @@ pub fn check_cidr(s: &str) -> Result<String, RoleError> {
         value: s.to_string(),
         rule: "an address and a prefix length, like 10.0.0.0/16",
     };
-    let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
-    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    if prefix > max {
-        return Err(bad());
-    }
-    Ok(format!("{addr}/{prefix}"))
+    let net: ipnet::IpNet = s.parse().map_err(|_| bad())?;
+    Ok(net.to_string())
 }
 
 fn base_context(node: &PgNode) -> Context {

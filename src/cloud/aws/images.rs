@@ -54,6 +54,33 @@ impl AwsCloud {
         Ok(id)
     }
 
+    /// The image as a launch would use it, checked to exist in the region
+    /// (for the preflight): an `ami-…` id is described by id (EC2 answers
+    /// `InvalidAMIID.NotFound` for one that does not exist), a name resolves
+    /// to its newest match.
+    pub async fn find_image(&self, image: &str) -> Result<String, CloudError> {
+        if !image.starts_with("ami-") {
+            return self.resolve_image(image).await;
+        }
+        count(&self.counters().describe_images);
+        let found = self
+            .ec2()
+            .describe_images()
+            .image_ids(image)
+            .send()
+            .await
+            .map_err(|e| self.err("DescribeImages", e))?;
+        found
+            .images()
+            .iter()
+            .find_map(|i| i.image_id())
+            .map(str::to_string)
+            .ok_or_else(|| CloudError::ImageNotFound {
+                image: image.to_string(),
+                region: self.inner.target.region.clone(),
+            })
+    }
+
     fn cached_image(&self, image: &str) -> Option<String> {
         self.inner
             .images

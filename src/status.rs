@@ -1,0 +1,145 @@
+//! What `appgrid status` reports about a running app: its machines, the
+//! load balancer's view of each web server, memcached's counters and
+//! Slony-I's replication lag. Plain data, gathered by the roles; the text
+//! lines are rendered here from the same values the JSON carries, so the two
+//! outputs can never say different things.
+
+use serde::Serialize;
+
+/// The running app, as its machines report it now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AppStatus {
+    pub machines: Vec<Machine>,
+    /// Web servers as HAProxy sees them (backend rows only).
+    pub load_balancer: Vec<LbServer>,
+    pub caches: Vec<CacheNode>,
+    pub replication: Vec<ReplicaLag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Machine {
+    pub address: String,
+    pub id: String,
+    pub private_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LbServer {
+    /// `web{i}`.
+    pub name: String,
+    /// HAProxy's status: `UP`, `DOWN`, `DRAIN`, `MAINT`, …
+    pub status: String,
+    pub sessions: u64,
+    pub requests: u64,
+    /// Average response time over the last 1,024 requests.
+    pub response_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CacheNode {
+    pub address: String,
+    /// memcached's `curr_items`, `get_hits`, `get_misses` (absent if not reported).
+    pub items: Option<u64>,
+    pub hits: Option<u64>,
+    pub misses: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplicaLag {
+    /// The origin of the replicated set (`db.primary`, or a replica after a switchover).
+    pub origin: String,
+    pub node: String,
+    /// Origin events the node has not confirmed yet.
+    pub lag_events: i64,
+    /// Age of the oldest unconfirmed event.
+    pub lag_seconds: f64,
+}
+
+fn or_unknown(n: Option<u64>) -> String {
+    n.map_or_else(|| "?".to_string(), |n| n.to_string())
+}
+
+impl AppStatus {
+    /// A line per machine, server, cache node and replica.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for m in &self.machines {
+            lines.push(format!(
+                "{:<16} {:<10} {}",
+                m.address,
+                m.id,
+                m.private_ip.as_deref().unwrap_or("?")
+            ));
+        }
+        for s in &self.load_balancer {
+            lines.push(format!(
+                "lb -> {:<10} {:<6} sessions {}, requests {}, response {} ms",
+                s.name, s.status, s.sessions, s.requests, s.response_ms
+            ));
+        }
+        for c in &self.caches {
+            lines.push(format!(
+                "{} memcached: {} items, {} hits, {} misses",
+                c.address,
+                or_unknown(c.items),
+                or_unknown(c.hits),
+                or_unknown(c.misses)
+            ));
+        }
+        for r in &self.replication {
+            lines.push(format!(
+                "replication {} -> {}: {} events behind, {:.1} s",
+                r.origin, r.node, r.lag_events, r.lag_seconds
+            ));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_lines_carry_the_same_values_as_the_data() {
+        let s = AppStatus {
+            machines: vec![Machine {
+                address: "web[0]".into(),
+                id: "local-3".into(),
+                private_ip: Some("127.100.0.4".into()),
+            }],
+            load_balancer: vec![LbServer {
+                name: "web0".into(),
+                status: "UP".into(),
+                sessions: 1,
+                requests: 42,
+                response_ms: 3,
+            }],
+            caches: vec![CacheNode {
+                address: "cache[0]".into(),
+                items: Some(7),
+                hits: None,
+                misses: Some(0),
+            }],
+            replication: vec![ReplicaLag {
+                origin: "db.primary".into(),
+                node: "db.replica[0]".into(),
+                lag_events: 2,
+                lag_seconds: 1.26,
+            }],
+        };
+        assert_eq!(
+            s.lines(),
+            [
+                "web[0]           local-3    127.100.0.4",
+                "lb -> web0       UP     sessions 1, requests 42, response 3 ms",
+                "cache[0] memcached: 7 items, ? hits, 0 misses",
+                "replication db.primary -> db.replica[0]: 2 events behind, 1.3 s",
+            ]
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["load_balancer"][0]["requests"], 42);
+        assert_eq!(json["caches"][0]["hits"], serde_json::Value::Null);
+        assert_eq!(json["replication"][0]["lag_events"], 2);
+    }
+}
