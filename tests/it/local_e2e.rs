@@ -223,6 +223,64 @@ async fn blog_on_the_local_provider() {
         Some(0)
     );
 
+    // `status` and `status --json` tell the same facts (two samples: the
+    // counters and the lag may move between them, what exists may not).
+    let status = blog.ok(&["status"]);
+    let json: serde_json::Value = serde_json::from_str(&blog.ok(&["status", "--json"])).unwrap();
+    assert!(
+        status.starts_with(&format!("itlocal (state serial {}, ", json["serial"])),
+        "{status}"
+    );
+    let lines: Vec<Vec<&str>> = status
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let has = |words: &[&str]| lines.iter().any(|l| l.starts_with(words));
+    let word = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    let machines = json["machines"].as_array().unwrap();
+    assert_eq!(machines.len(), 6, "{json}");
+    for m in machines {
+        let words = [word(&m["address"]), word(&m["id"]), word(&m["private_ip"])];
+        assert!(
+            has(&words.each_ref().map(String::as_str)),
+            "{m} not in:\n{status}"
+        );
+    }
+    let servers = json["load_balancer"].as_array().unwrap();
+    assert_eq!(servers.len(), 2, "{json}");
+    for s in servers {
+        assert!(
+            has(&[
+                "lb",
+                "->",
+                &word(&s["name"]),
+                &word(&s["status"]),
+                "sessions"
+            ]),
+            "{s} not in:\n{status}"
+        );
+    }
+    let caches = json["caches"].as_array().unwrap();
+    assert_eq!(caches.len(), 1, "{json}");
+    assert!(
+        has(&[&word(&caches[0]["address"]), "memcached:"]),
+        "{status}"
+    );
+    let lag = &json["replication"][0];
+    assert!(
+        has(&[
+            "replication",
+            &word(&lag["origin"]),
+            "->",
+            &format!("{}:", word(&lag["node"]))
+        ]),
+        "{lag} not in:\n{status}"
+    );
+    assert!(
+        lag["lag_events"].is_i64() && lag["lag_seconds"].is_f64(),
+        "{lag}"
+    );
+
     // Replicas 1 → 2 while a writer inserts continuously: no row lost.
     let writing = Arc::new(AtomicBool::new(true));
     let written = Arc::new(AtomicU64::new(0));

@@ -9,6 +9,8 @@ mod hosts_e2e;
 mod http;
 mod local_e2e;
 mod moto;
+mod preflight;
 mod roles_pg;
 mod roles_web;
 mod ssh_transport;
+mod ux;
