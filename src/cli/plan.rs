@@ -28,6 +28,8 @@ pub struct Options {
 
 pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(&o.file, o.state.as_deref())?;
+    let state = ws.load_state()?;
+    let graph = ws.graph_for(state.as_ref())?;
     // A plan never refuses: what apply would refuse is a warning here. The
     // cloud is asked only when the plan refreshes.
     preflight::warn(
@@ -39,8 +41,6 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         },
     )
     .await;
-    let state = ws.load_state()?;
-    let graph = ws.graph_for(state.as_ref())?;
     // With no state, nothing of this deployment can exist yet: no call is needed.
     let plan = if o.refresh && state.is_some() {
         providers::with_provider(
