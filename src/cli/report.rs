@@ -91,7 +91,10 @@ fn text(failure: &Failure, color: bool) -> (String, String) {
 pub fn print_failure(failure: &Failure) {
     if logging::format() == LogFormat::Json {
         let (headline, detail) = text(failure, false);
-        tracing::error!(detail = %detail.trim_end(), "{headline}");
+        match detail.trim_end() {
+            "" => tracing::error!("{headline}"),
+            detail => tracing::error!(detail, "{headline}"),
+        }
         return;
     }
     let color = term().stderr_color;

@@ -154,9 +154,10 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
 fn state_json_carries_the_same_facts_as_the_text() {
     let app = AwsApp::new("state-json", "ami-12c6146b");
     app.keygen();
-    // `apply | head -1`: the walk goes on after the reader left.
+    // `apply | head -1`: the walk goes on after the reader left. Its log is
+    // JSON: one object a line, each step's events with the step's facts.
     let mut child = app
-        .command(&["apply", "--yes"], true)
+        .command(&["--log-format", "json", "apply", "--yes"], true)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -169,6 +170,25 @@ fn state_json_carries_the_same_facts_as_the_text() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("panicked"));
     assert_eq!(app.in_the_cloud(), 2 + 2 + 1, "instances, groups, key pair");
+    let events: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let done: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["fields"]["elapsed_s"].is_f64())
+        .collect();
+    assert_eq!(done.len(), 5, "a finished event per step: {events:?}");
+    assert!(
+        done.iter()
+            .all(|e| e["level"] == "INFO" && e["fields"]["step"].is_string()),
+        "{done:?}"
+    );
+    assert!(
+        done.iter()
+            .any(|e| e["fields"]["step"] == "keypair: import"),
+        "{done:?}"
+    );
 
     let list = text(&app.run(&["state", "list"], false).stdout);
     let out = app.run(&["state", "list", "--json"], false);
