@@ -5,6 +5,9 @@
 //! (progress lines and warnings) and other crates' warnings; `-v` → appgrid's
 //! debug; `-vv` → appgrid's trace and other crates' info. (Other crates'
 //! debug output, the SDK's included, only on request through `APPGRID_LOG`.)
+//! aws-config's and aws-runtime's warnings are left out below `-vv`: what
+//! they warn about (a missing profile or config file) reaches the user as
+//! the credential error the preflight reports, with its fix.
 //!
 //! How: `--log-format text` (default) prints a message per line, prefixed
 //! `warning:` / `error:` for those levels, like cargo; with `-v` or more each
@@ -40,8 +43,8 @@ pub const LOG_ENV: &str = "APPGRID_LOG";
 /// The filter for a `-v` count.
 pub fn default_filter(verbosity: u8) -> &'static str {
     match verbosity {
-        0 => "warn,appgrid=info",
-        1 => "warn,appgrid=debug",
+        0 => "warn,aws_config=error,aws_runtime=error,appgrid=info",
+        1 => "warn,aws_config=error,aws_runtime=error,appgrid=debug",
         _ => "info,appgrid=trace",
     }
 }
@@ -85,19 +88,28 @@ struct Terse {
     color: bool,
 }
 
-/// Collects an event's `message` field.
+/// Collects an event's `message` field, and its other fields as ` k=v`.
 #[derive(Default)]
-struct Message(String);
+struct Message {
+    text: String,
+    fields: String,
+}
 
 impl tracing::field::Visit for Message {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         if field.name() == "message" {
-            self.0.push_str(value);
+            self.text.push_str(value);
+        } else {
+            self.fields
+                .push_str(&format!(" {}={value:?}", field.name()));
         }
     }
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            self.0 = format!("{value:?}");
+            self.text = format!("{value:?}");
+        } else {
+            self.fields
+                .push_str(&format!(" {}={value:?}", field.name()));
         }
     }
 }
@@ -123,7 +135,13 @@ where
         }
         let mut message = Message::default();
         event.record(&mut message);
-        writeln!(writer, "{}", message.0)
+        // appgrid's own messages say everything; another crate's may need
+        // its fields to make sense.
+        if event.metadata().target().starts_with("appgrid") {
+            writeln!(writer, "{}", message.text)
+        } else {
+            writeln!(writer, "{}{}", message.text, message.fields)
+        }
     }
 }
 

@@ -31,16 +31,16 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     let state = ws.load_state()?;
     let graph = ws.graph_for(state.as_ref())?;
     // A plan never refuses: what apply would refuse is a warning here. The
-    // cloud is asked only when the plan refreshes.
-    preflight::warn(
-        &ws,
-        if o.refresh {
-            Reach::Cloud
-        } else {
-            Reach::Offline
-        },
-    )
-    .await;
+    // cloud's checks (credentials, image) are made only for a first plan
+    // that may ask the cloud: a plan with state refreshes, and the refresh
+    // reports a credential or endpoint problem itself (the image is checked
+    // when applying); `--refresh=false` asks no cloud at all.
+    let reach = if o.refresh && state.is_none() {
+        Reach::Cloud
+    } else {
+        Reach::Offline
+    };
+    preflight::warn(&ws, reach).await;
     // With no state, nothing of this deployment can exist yet: no call is needed.
     let plan = if o.refresh && state.is_some() {
         providers::with_provider(
