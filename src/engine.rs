@@ -12,6 +12,7 @@ use crate::plan::{self, Plan, file::PlanFileError};
 use crate::state::lock::{self, LockError, StateLock};
 use crate::state::store::{self, StateError, StateStore};
 use crate::state::{State, new_lineage};
+use crate::templates::Templates;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -44,7 +45,7 @@ pub enum EngineError {
     },
 }
 
-/// A manifest and the state that goes with it.
+/// A manifest, the templates it renders with, and the state that goes with it.
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub manifest: LoadedManifest,
@@ -53,15 +54,29 @@ pub struct Workspace {
     pub store_path: PathBuf,
     /// Relative paths in the manifest are relative to this.
     pub base_dir: PathBuf,
+    /// The embedded templates, with `[app] templates` in place of their namesakes.
+    pub templates: Templates,
+}
+
+/// The templates of a manifest: its `[app] templates` directory (relative
+/// to `base_dir`) over the embedded ones.
+fn templates_for(
+    manifest: &crate::manifest::Manifest,
+    base_dir: &Path,
+) -> Result<Templates, EngineError> {
+    Ok(match &manifest.app.templates {
+        Some(dir) => Templates::with_overrides(&base_dir.join(dir))?,
+        None => Templates::embedded(),
+    })
 }
 
 impl Workspace {
     pub fn open(manifest_path: &Path, state_path: Option<&Path>) -> Result<Self, EngineError> {
         let manifest = manifest::load(manifest_path)?;
-        if let Some(dir) = &manifest.manifest.app.templates {
-            let base = manifest_path.parent().unwrap_or(Path::new(""));
-            crate::templates::use_overrides(&base.join(dir))?;
-        }
+        let templates = templates_for(
+            &manifest.manifest,
+            manifest_path.parent().unwrap_or(Path::new("")),
+        )?;
         let store_path = state_path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| store::default_path(manifest_path, &manifest.manifest.app.name));
@@ -74,6 +89,7 @@ impl Workspace {
             manifest,
             store_path,
             base_dir,
+            templates,
         })
     }
 
@@ -90,7 +106,11 @@ impl Workspace {
     /// manifest has `[autoscale]` and state records its choice.
     pub fn graph_for(&self, state: Option<&State>) -> Result<ResourceGraph, EngineError> {
         let (manifest, _) = self.effective(state);
-        Ok(graph::expand_with(&manifest, &self.inputs()?)?)
+        Ok(graph::expand_with(
+            &manifest,
+            &self.inputs()?,
+            &self.templates,
+        )?)
     }
 
     /// The manifest as applied: `[web] count` replaced by the autoscaler's
@@ -117,10 +137,9 @@ impl Workspace {
     pub fn inputs(&self) -> Result<Inputs, EngineError> {
         let mut inputs = Inputs::default();
         for family in ["postgres", "slony", "memcached", "haproxy", "app"] {
-            inputs.templates.insert(
-                family.to_string(),
-                crate::templates::digest(&[family, "lib"]),
-            );
+            inputs
+                .templates
+                .insert(family.to_string(), self.templates.digest(&[family, "lib"]));
         }
         // Machines only (`configure = false`): the release is never shipped, so never read.
         if let Some(release) = self
@@ -279,10 +298,9 @@ impl Workspace {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        if let Some(dir) = &plan.manifest.app.templates {
-            crate::templates::use_overrides(&base_dir.join(dir))?;
-        }
+        let templates = templates_for(&plan.manifest, &base_dir)?;
         Ok(Workspace {
+            templates,
             store_path: state_path
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| store::default_path(&manifest_path, &plan.app)),
@@ -294,5 +312,67 @@ impl Workspace {
             manifest_arg: plan.manifest_path.clone(),
             base_dir,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One process, two workspaces whose manifests name different template
+    /// directories: each plans with its own (issue 11; `state forget-host-key`
+    /// opened the workspace twice and failed on the second choice of templates).
+    #[test]
+    fn two_workspaces_with_different_templates_in_one_process() {
+        let dir = std::env::temp_dir().join(format!("appgrid-ws-tpl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, marker) in [("a", "# a"), ("b", "# b")] {
+            let own = dir.join(format!("templates-{name}/haproxy"));
+            std::fs::create_dir_all(&own).unwrap();
+            let cfg = Templates::embedded()
+                .source("haproxy/haproxy.cfg")
+                .unwrap()
+                .to_string();
+            std::fs::write(own.join("haproxy.cfg"), format!("{marker}\n{cfg}")).unwrap();
+            std::fs::write(
+                dir.join(format!("{name}.toml")),
+                format!(
+                    "[app]\nname = \"blog\"\ntemplates = \"templates-{name}\"\n\n\
+                     [provider]\nkind = \"local\"\n\n\
+                     [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n\n\
+                     [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n"
+                ),
+            )
+            .unwrap();
+        }
+        let a = Workspace::open(&dir.join("a.toml"), None).unwrap();
+        let b = Workspace::open(&dir.join("b.toml"), None).unwrap();
+        let a_again = Workspace::open(&dir.join("a.toml"), None).unwrap();
+        assert!(
+            a.templates
+                .source("haproxy/haproxy.cfg")
+                .unwrap()
+                .starts_with("# a\n")
+        );
+        assert!(
+            b.templates
+                .source("haproxy/haproxy.cfg")
+                .unwrap()
+                .starts_with("# b\n")
+        );
+        let lb = |ws: &Workspace| {
+            ws.graph()
+                .unwrap()
+                .get(&crate::graph::ResourceAddress::config(
+                    crate::graph::Role::Lb,
+                    0,
+                ))
+                .unwrap()
+                .spec
+                .clone()
+        };
+        assert_ne!(lb(&a), lb(&b));
+        assert_eq!(lb(&a), lb(&a_again));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

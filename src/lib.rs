@@ -12,6 +12,7 @@ pub mod engine;
 pub mod graph;
 pub mod hash;
 pub mod manifest;
+pub mod ops;
 pub mod plan;
 pub mod preflight;
 pub mod remote;

@@ -364,10 +364,7 @@ async fn configure<K: Configurator>(
     let address = job.address;
     let spec = job.spec.clone();
     let machine_address = address.machine().expect("configurations live on machines");
-    let configured = configurator
-        .configure(job)
-        .await
-        .map_err(StepError::Other)?;
+    let configured = configurator.configure(job).await?;
     if !configured.machine_attributes.is_empty() {
         machine.attributes.extend(configured.machine_attributes);
         put(tx, machine_address, machine.clone());
@@ -389,6 +386,7 @@ async fn configure<K: Configurator>(
 #[derive(Debug)]
 enum StepError {
     Cloud(CloudError),
+    Config(super::ConfigError),
     Other(String),
 }
 
@@ -396,8 +394,15 @@ impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StepError::Cloud(e) => e.fmt(f),
+            StepError::Config(e) => e.fmt(f),
             StepError::Other(s) => f.write_str(s),
         }
+    }
+}
+
+impl From<super::ConfigError> for StepError {
+    fn from(e: super::ConfigError) -> Self {
+        StepError::Config(e)
     }
 }
 
@@ -431,10 +436,7 @@ async fn perform<C: Cloud, K: Configurator>(
                 job.address,
                 job.prior.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
             );
-            configurator
-                .unconfigure(job)
-                .await
-                .map_err(StepError::Other)?;
+            configurator.unconfigure(job).await?;
             remove(tx, address, id.clone());
             Ok(id)
         }

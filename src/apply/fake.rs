@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{ConfigJob, Configurator, Configured};
+use super::{ConfigError, ConfigJob, ConfigStep, Configurator, Configured};
 use crate::graph::ResourceAddress;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,11 @@ impl FakeConfigurator {
         self.calls.lock().unwrap().clone()
     }
 
-    async fn record(&self, operation: &'static str, job: &ConfigJob) -> Result<(), String> {
+    async fn record(&self, step: ConfigStep, job: &ConfigJob) -> Result<(), ConfigError> {
+        let operation = match step {
+            ConfigStep::Configure => "configure",
+            ConfigStep::Unconfigure => "unconfigure",
+        };
         let started = self.clock.fetch_add(1, Ordering::SeqCst);
         tokio::task::yield_now().await;
         let machine_id = job
@@ -64,15 +68,19 @@ impl FakeConfigurator {
             finished,
         });
         if self.fail.lock().unwrap().contains(&job.address) {
-            return Err(format!("{}: injected failure", job.address));
+            return Err(ConfigError::new(
+                job.address,
+                step,
+                format!("{}: injected failure", job.address),
+            ));
         }
         Ok(())
     }
 }
 
 impl Configurator for FakeConfigurator {
-    async fn configure(&self, job: ConfigJob) -> Result<Configured, String> {
-        self.record("configure", &job).await?;
+    async fn configure(&self, job: ConfigJob) -> Result<Configured, ConfigError> {
+        self.record(ConfigStep::Configure, &job).await?;
         let mut configured = Configured::default();
         if job.address == ResourceAddress::config(crate::graph::Role::DbPrimary, 0) {
             // Like the real one: a generated secret kept in state.
@@ -86,7 +94,7 @@ impl Configurator for FakeConfigurator {
         Ok(configured)
     }
 
-    async fn unconfigure(&self, job: ConfigJob) -> Result<(), String> {
-        self.record("unconfigure", &job).await
+    async fn unconfigure(&self, job: ConfigJob) -> Result<(), ConfigError> {
+        self.record(ConfigStep::Unconfigure, &job).await
     }
 }

@@ -24,8 +24,9 @@ pub use walk::walk;
 use crate::graph::{ConfigSpec, ResourceAddress};
 use crate::state::ResourceState;
 
-/// One configuration to apply or undo, with what state knows.
-#[derive(Debug, Clone)]
+/// One configuration to apply or undo, with what state knows. `Debug` shows
+/// no attribute value (state's attributes hold passwords).
+#[derive(Clone)]
 pub struct ConfigJob {
     pub address: ResourceAddress,
     /// The spec to apply (for an undo: the one last applied).
@@ -36,8 +37,39 @@ pub struct ConfigJob {
     pub resources: BTreeMap<ResourceAddress, ResourceState>,
 }
 
-/// What applying a configuration learned, to keep in state.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Attributes for `Debug`: the names, never the values.
+struct Names<'a>(&'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for Names<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl std::fmt::Debug for ConfigJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigJob")
+            .field("address", &self.address)
+            .field("spec", &self.spec)
+            .field(
+                "prior",
+                &self.prior.as_ref().map(|p| (&p.id, Names(&p.attributes))),
+            )
+            .field(
+                "resources",
+                &self
+                    .resources
+                    .iter()
+                    .map(|(a, r)| (a, (&r.id, Names(&r.attributes))))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+            .finish()
+    }
+}
+
+/// What applying a configuration learned, to keep in state. `Debug` shows
+/// attribute names only (a generated password is one of them).
+#[derive(Clone, Default, PartialEq)]
 pub struct Configured {
     /// Attributes of the configuration (e.g. a generated password).
     pub attributes: BTreeMap<String, String>,
@@ -45,87 +77,102 @@ pub struct Configured {
     pub machine_attributes: BTreeMap<String, String>,
 }
 
+impl std::fmt::Debug for Configured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Configured")
+            .field("attributes", &Names(&self.attributes))
+            .field("machine_attributes", &Names(&self.machine_attributes))
+            .finish()
+    }
+}
+
+/// Which half of a configuration's life failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigStep {
+    /// Apply it (create or update).
+    Configure,
+    /// Undo it before its machine goes.
+    Unconfigure,
+}
+
+impl std::fmt::Display for ConfigStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConfigStep::Configure => "configure",
+            ConfigStep::Unconfigure => "remove",
+        })
+    }
+}
+
+/// A configuration that failed: which one, on which machine, in which step,
+/// and why (the source, typed by the configurator: a role's error for the
+/// real one). The text is the source's: the walker's progress line already
+/// names the address and the step.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct ConfigError {
+    /// The configuration (`web[0].release`).
+    pub address: ResourceAddress,
+    /// The machine it lives on (`web[0]`).
+    pub machine: Option<ResourceAddress>,
+    pub step: ConfigStep,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl ConfigError {
+    pub fn new(
+        address: ResourceAddress,
+        step: ConfigStep,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        ConfigError {
+            address,
+            machine: address.machine(),
+            step,
+            source: source.into(),
+        }
+    }
+}
+
 /// Gives machines their roles: the real one runs `roles` over `remote`;
-/// unit tests use a recording fake.
+/// unit tests use a recording fake. Only what the walker needs: day-two
+/// operations on a running app are [`crate::ops::Operations`].
 pub trait Configurator: Send + Sync + 'static {
-    fn configure(&self, job: ConfigJob) -> impl Future<Output = Result<Configured, String>> + Send;
+    fn configure(
+        &self,
+        job: ConfigJob,
+    ) -> impl Future<Output = Result<Configured, ConfigError>> + Send;
     /// Undo before the machine goes: drop a replica from the cluster, stop a service.
-    fn unconfigure(&self, job: ConfigJob) -> impl Future<Output = Result<(), String>> + Send;
-
-    /// What the running app looks like: its machines and services.
-    fn status(
-        &self,
-        resources: BTreeMap<ResourceAddress, ResourceState>,
-    ) -> impl Future<Output = Result<crate::status::AppStatus, String>> + Send {
-        let _ = resources;
-        async { Err("this provider's machines are not configured by appgrid".to_string()) }
-    }
-
-    /// Run a schema change on every database node, in order with the data.
-    fn migrate(
-        &self,
-        resources: BTreeMap<ResourceAddress, ResourceState>,
-        sql: String,
-    ) -> impl Future<Output = Result<(), String>> + Send {
-        let _ = (resources, sql);
-        async { Err("this provider's machines are not configured by appgrid".to_string()) }
-    }
-
-    /// Counters of the web tier as the load balancer sees them now.
-    /// `cpu`: also read each web machine's CPU counters.
-    fn web_counters(
-        &self,
-        resources: BTreeMap<ResourceAddress, ResourceState>,
-        cpu: bool,
-    ) -> impl Future<Output = Result<Vec<ServerCounters>, String>> + Send {
-        let _ = (resources, cpu);
-        async { Err("this provider's load balancer is not configured by appgrid".to_string()) }
-    }
-
-    /// Make `to` (a replica) the origin of the replicated set; returns the
-    /// attributes to record on `slony.cluster`.
-    fn switchover(
-        &self,
-        resources: BTreeMap<ResourceAddress, ResourceState>,
-        to: ResourceAddress,
-    ) -> impl Future<Output = Result<BTreeMap<String, String>, String>> + Send {
-        let _ = (resources, to);
-        async { Err("this provider's machines are not configured by appgrid".to_string()) }
-    }
+    fn unconfigure(&self, job: ConfigJob) -> impl Future<Output = Result<(), ConfigError>> + Send;
 }
 
-/// One web server's counters at the load balancer (HAProxy `show stat`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ServerCounters {
-    /// `web{i}`, the server's name at the load balancer.
-    pub name: String,
-    pub up: bool,
-    /// Requests since the server was added (a counter).
-    pub requests: u64,
-    /// Average response time over the last 1,024 requests, ms.
-    pub response_ms: u64,
-    pub sessions: u64,
-    pub queued: u64,
-    /// (busy, total) CPU jiffies of the server's machine, when asked for.
-    #[serde(default)]
-    pub cpu: Option<(u64, u64)>,
-}
+/// Kept here for the callers that knew it as `apply::ServerCounters`.
+pub use crate::ops::ServerCounters;
 
-/// For graphs with no configuration (`configure = false`): any job is an error.
+/// Refuses every job: for graphs with no configuration (`configure = false`),
+/// where the walker never plans one.
 #[derive(Debug, Default)]
 pub struct NoConfigurator;
 
+/// What [`NoConfigurator`] says.
+#[derive(Debug, thiserror::Error)]
+#[error("this provider cannot configure machines; set `configure = false` in [provider]")]
+pub struct CannotConfigure;
+
 impl Configurator for NoConfigurator {
-    async fn configure(&self, job: ConfigJob) -> Result<Configured, String> {
-        Err(format!(
-            "{}: this provider cannot configure machines; set `configure = false` in [provider]",
-            job.address
+    async fn configure(&self, job: ConfigJob) -> Result<Configured, ConfigError> {
+        Err(ConfigError::new(
+            job.address,
+            ConfigStep::Configure,
+            CannotConfigure,
         ))
     }
-    async fn unconfigure(&self, job: ConfigJob) -> Result<(), String> {
-        Err(format!(
-            "{}: this provider cannot configure machines",
-            job.address
+    async fn unconfigure(&self, job: ConfigJob) -> Result<(), ConfigError> {
+        Err(ConfigError::new(
+            job.address,
+            ConfigStep::Unconfigure,
+            CannotConfigure,
         ))
     }
 }

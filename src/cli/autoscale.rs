@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use appgrid::apply::{self, ApplyOptions, ConfigJob, Configurator};
+use appgrid::apply::{self, ApplyOptions, Configurator};
 use appgrid::autoscale::live::{self, Entry};
 use appgrid::autoscale::{self as scaling, Policy};
 use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
-use appgrid::graph::{ResourceAddress, ResourceSpec, Role};
+use appgrid::graph::{ResourceAddress, Role};
+use appgrid::ops::{Locked, Operations};
 use appgrid::state::AutoscaledCount;
 
 use super::term::{out, outln};
@@ -60,10 +61,14 @@ struct Pass<'a> {
     policy: &'a Policy,
 }
 
-impl providers::Visitor for Pass<'_> {
-    type Output = Result<Entry, Failure>;
+impl providers::OpsVisitor for Pass<'_> {
+    type Output = Entry;
 
-    async fn visit<C: Cloud, K: Configurator>(self, cloud: Arc<C>, k: Arc<K>) -> Self::Output {
+    async fn visit<C: Cloud, K: Configurator + Operations>(
+        self,
+        cloud: Arc<C>,
+        k: Arc<K>,
+    ) -> Result<Entry, Failure> {
         let Pass { ws, policy } = self;
         let at = now();
         let state = ws.load_state()?.ok_or_else(|| {
@@ -74,9 +79,9 @@ impl providers::Visitor for Pass<'_> {
         // CPU is read from each web machine, only when the policy tracks it.
         let cpu = policy.metric == appgrid::manifest::Metric::CpuPercent;
         let servers = k
-            .web_counters(state.resources.clone(), cpu)
+            .web_counters(&state.resources, cpu)
             .await
-            .map_err(Failure::Message)?;
+            .map_err(|e| Failure::Message(e.to_string()))?;
         let sample = record.observe(
             ws.manifest
                 .manifest
@@ -157,34 +162,14 @@ impl providers::Visitor for Pass<'_> {
             .filter(|s| !s.up)
             .map(|s| s.name.clone())
             .collect();
-        let mut healed = Vec::new();
-        for name in down.iter().filter(|n| record.down.contains(n)) {
-            let Some(index) = name.strip_prefix("web").and_then(|i| i.parse::<u32>().ok()) else {
-                continue;
-            };
-            let address = ResourceAddress::config(Role::Web, index);
-            let state = ws
-                .load_state()?
-                .ok_or_else(|| Failure::Message("the state went away".into()))?;
-            let Some(prior) = state.resources.get(&address).cloned() else {
-                continue;
-            };
-            let ResourceSpec::Config(spec) = prior.spec.clone() else {
-                continue;
-            };
-            let job = ConfigJob {
-                address,
-                spec,
-                prior: Some(prior),
-                resources: state.resources.clone(),
-            };
-            match k.configure(job).await {
-                Ok(_) => healed.push(format!(
-                    "{address} restarted: its health check failed twice"
-                )),
-                Err(e) => healed.push(format!("{address} could not be restarted: {e}")),
-            }
-        }
+        let twice: Vec<ResourceAddress> = down
+            .iter()
+            .filter(|n| record.down.contains(n))
+            .filter_map(|n| n.strip_prefix("web").and_then(|i| i.parse::<u32>().ok()))
+            .map(|i| ResourceAddress::config(Role::Web, i))
+            .collect();
+        let lock_timeout = Duration::from_secs(policy.interval_s.max(30));
+        let healed = heal(ws, &cloud, &k, &twice, lock_timeout).await;
         record.down = down;
         if !healed.is_empty() {
             entry.reason = format!("{}; {}", entry.reason, healed.join("; "));
@@ -193,6 +178,57 @@ impl providers::Visitor for Pass<'_> {
         live::save(&path, &record).map_err(|e| Failure::Message(e.to_string()))?;
         Ok(entry)
     }
+}
+
+/// Release these web servers again, under the state lock and through the
+/// walker (drained, restarted, back in the load balancer once healthy), each
+/// result recorded in state; one line per server saying what happened.
+async fn heal<C: Cloud, K: Configurator>(
+    ws: &Workspace,
+    cloud: &Arc<C>,
+    k: &Arc<K>,
+    addresses: &[ResourceAddress],
+    lock_timeout: Duration,
+) -> Vec<String> {
+    if addresses.is_empty() {
+        return Vec::new();
+    }
+    let mut locked =
+        match Locked::acquire(ws, "autoscale: restart unhealthy web servers", lock_timeout) {
+            Ok(locked) => locked,
+            Err(e) => {
+                return vec![format!(
+                    "the unhealthy web servers could not be restarted: {e}"
+                )];
+            }
+        };
+    let mut lines = Vec::new();
+    for address in addresses {
+        // Not released yet (or gone since): nothing of ours to restart.
+        if !locked.state().resources.contains_key(address) {
+            continue;
+        }
+        let outcome = locked
+            .reconfigure(
+                Arc::clone(cloud),
+                Arc::clone(k),
+                std::slice::from_ref(address),
+                "its health check failed twice",
+                &mut |e| report::print_event(&e),
+            )
+            .await;
+        lines.push(match outcome {
+            Ok(o) if o.is_success() => {
+                format!("{address} restarted: its health check failed twice")
+            }
+            Ok(o) => {
+                let why: Vec<String> = o.failed.into_iter().map(|(_, e)| e).collect();
+                format!("{address} could not be restarted: {}", why.join("; "))
+            }
+            Err(e) => format!("{address} could not be restarted: {e}"),
+        });
+    }
+    lines
 }
 
 fn show(e: &Entry) -> String {
@@ -228,7 +264,7 @@ pub async fn run(file: &Path, once: bool, state: Option<&Path>) -> Result<ExitCo
         let _ = stop_tx.send(true);
     });
     loop {
-        match providers::with_provider(
+        match providers::with_operations(
             &ws,
             Pass {
                 ws: &ws,

@@ -1,18 +1,23 @@
 //! Day-two commands: `appgrid status`, `appgrid db migrate`, `appgrid db switchover`.
+//!
+//! Each runs through [`providers::with_operations`]; one that changes machines
+//! holds the state lock from start to end ([`Locked`]) and records what it
+//! did, re-applying what depends on it through the walker.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use appgrid::apply::{ConfigJob, Configurator};
+use appgrid::apply::Configurator;
 use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
-use appgrid::graph::{ConfigSpec, ResourceAddress, ResourceSpec, Role};
+use appgrid::graph::ResourceAddress;
+use appgrid::ops::{Locked, LockedError, OperationError, Operations};
 use appgrid::state::State;
 
 use super::term::outln;
-use super::{Failure, providers};
+use super::{Failure, providers, report};
 
 /// The workspace's state, which these commands need to exist.
 fn applied(ws: &Workspace) -> Result<State, Failure> {
@@ -25,20 +30,35 @@ fn applied(ws: &Workspace) -> Result<State, Failure> {
     })
 }
 
+fn operation(e: OperationError) -> Failure {
+    Failure::Message(e.to_string())
+}
+
+pub(super) fn locked(e: LockedError) -> Failure {
+    match e {
+        LockedError::Engine(e) => Failure::Engine(e),
+        other => Failure::Message(other.to_string()),
+    }
+}
+
 struct Status {
     state: State,
     json: bool,
 }
 
-impl providers::Visitor for Status {
-    type Output = Result<ExitCode, Failure>;
-    async fn visit<C: Cloud, K: Configurator>(self, _: Arc<C>, k: Arc<K>) -> Self::Output {
+impl providers::OpsVisitor for Status {
+    type Output = ExitCode;
+    async fn visit<C: Cloud, K: Configurator + Operations>(
+        self,
+        _: Arc<C>,
+        k: Arc<K>,
+    ) -> Result<ExitCode, Failure> {
         let Status { state, json } = self;
-        let (app, serial, count) = (state.app.clone(), state.serial, state.resources.len());
-        let status = k.status(state.resources).await.map_err(Failure::Message)?;
+        let (app, serial, count) = (&state.app, state.serial, state.resources.len());
+        let status = k.status(&state.resources).await.map_err(operation)?;
         if json {
             let mut value = serde_json::to_value(&status).expect("status serializes");
-            value["app"] = app.into();
+            value["app"] = app.as_str().into();
             value["serial"] = serial.into();
             value["resources"] = count.into();
             outln!("{}", serde_json::to_string_pretty(&value).expect("json"));
@@ -56,17 +76,21 @@ impl providers::Visitor for Status {
 pub async fn status(file: &Path, state: Option<&Path>, json: bool) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state)?;
     let state = applied(&ws)?;
-    providers::with_provider(&ws, Status { state, json }).await
+    providers::with_operations(&ws, Status { state, json }).await
 }
 
 struct Migrate(State, String);
 
-impl providers::Visitor for Migrate {
-    type Output = Result<ExitCode, Failure>;
-    async fn visit<C: Cloud, K: Configurator>(self, _: Arc<C>, k: Arc<K>) -> Self::Output {
-        k.migrate(self.0.resources, self.1)
+impl providers::OpsVisitor for Migrate {
+    type Output = ExitCode;
+    async fn visit<C: Cloud, K: Configurator + Operations>(
+        self,
+        _: Arc<C>,
+        k: Arc<K>,
+    ) -> Result<ExitCode, Failure> {
+        k.migrate(&self.0.resources, &self.1)
             .await
-            .map_err(Failure::Message)?;
+            .map_err(operation)?;
         outln!("Migration applied on every database node.");
         Ok(ExitCode::SUCCESS)
     }
@@ -83,69 +107,52 @@ pub async fn migrate(
     let s = applied(&ws)?;
     let text = std::fs::read_to_string(sql)
         .map_err(|e| Failure::Message(format!("cannot read {}: {e}", sql.display())))?;
-    providers::with_provider(&ws, Migrate(s, text)).await
+    providers::with_operations(&ws, Migrate(s, text)).await
 }
 
-struct Switchover<'a> {
-    ws: &'a Workspace,
-    state: State,
+struct Switchover<'w> {
+    locked: Locked<'w>,
     to: ResourceAddress,
 }
 
-impl providers::Visitor for Switchover<'_> {
-    type Output = Result<ExitCode, Failure>;
-    async fn visit<C: Cloud, K: Configurator>(self, _: Arc<C>, k: Arc<K>) -> Self::Output {
-        let Switchover { ws, mut state, to } = self;
-        let attributes = k
-            .switchover(state.resources.clone(), to)
+impl providers::OpsVisitor for Switchover<'_> {
+    type Output = ExitCode;
+    async fn visit<C: Cloud, K: Configurator + Operations>(
+        self,
+        cloud: Arc<C>,
+        k: Arc<K>,
+    ) -> Result<ExitCode, Failure> {
+        let Switchover { mut locked, to } = self;
+        let changed = k
+            .switchover(&locked.state().resources, to)
             .await
-            .map_err(Failure::Message)?;
-        let cluster = state
-            .resources
-            .get_mut(&ResourceAddress::SlonyCluster)
-            .ok_or_else(|| Failure::Message("slony.cluster is not in state".into()))?;
-        cluster.attributes = attributes;
-        let store = ws.store();
-        store
-            .save(&mut state)
-            .map_err(|e| Failure::Message(e.to_string()))?;
+            .map_err(operation)?;
+        // The set has moved: recorded before anything else can fail.
+        locked.record(&changed.attributes).map_err(self::locked)?;
         outln!("{to} is now the origin: writes go there. Pointing the app servers at it…");
-        // The app's DATABASE_URL names the origin: release every web server again.
-        let web: Vec<ResourceAddress> = state
-            .resources
-            .keys()
-            .copied()
-            .filter(|a| {
-                matches!(
-                    a,
-                    ResourceAddress::Config {
-                        role: Role::Web,
-                        ..
-                    }
-                )
+        let outcome = locked
+            .reconfigure(cloud, k, &changed.reconfigure, &changed.reason, &mut |e| {
+                report::print_event(&e)
             })
-            .collect();
-        for address in web {
-            let prior = state.resources[&address].clone();
-            let ResourceSpec::Config(spec) = prior.spec.clone() else {
-                continue;
-            };
-            let job = ConfigJob {
-                address,
-                spec: ConfigSpec {
-                    inputs: spec.inputs,
-                },
-                prior: Some(prior.clone()),
-                resources: state.resources.clone(),
-            };
-            let configured = k.configure(job).await.map_err(Failure::Message)?;
-            let record = state.resources.get_mut(&address).expect("present");
-            record.attributes = configured.attributes;
-            store
-                .save(&mut state)
-                .map_err(|e| Failure::Message(e.to_string()))?;
-            outln!("{address}: released against the new origin");
+            .await
+            .map_err(self::locked)?;
+        if !outcome.is_success() {
+            let failed: Vec<String> = outcome
+                .failed
+                .iter()
+                .map(|(l, e)| format!("{l}: {e}"))
+                .chain(outcome.skipped.iter().map(|l| format!("{l}: skipped")))
+                .collect();
+            return Err(Failure::Message(format!(
+                "{to} is the origin, but not every app server points at it yet ({}); \
+                 `appgrid apply` releases them again",
+                failed.join("; ")
+            )));
         }
+        outln!(
+            "Every app server writes to {to} ({} released again).",
+            outcome.done.len()
+        );
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -160,15 +167,6 @@ pub async fn switchover(
         .parse()
         .map_err(|e: appgrid::graph::address::BadAddress| Failure::Message(e.to_string()))?;
     let ws = Workspace::open(file, state)?;
-    let _lock = ws.lock("db switchover", lock_timeout)?;
-    let s = applied(&ws)?;
-    providers::with_provider(
-        &ws,
-        Switchover {
-            ws: &ws,
-            state: s,
-            to,
-        },
-    )
-    .await
+    let locked = Locked::acquire(&ws, "db switchover", lock_timeout).map_err(locked)?;
+    providers::with_operations(&ws, Switchover { locked, to }).await
 }

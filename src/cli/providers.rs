@@ -1,5 +1,10 @@
 //! Picks the cloud and the configurator for the manifest's provider, and hands
 //! them to generic code (a visitor, since a closure cannot be generic).
+//!
+//! Two kinds of visitors: a [`Visitor`] gets a [`Configurator`] (plan, apply,
+//! destroy: with `configure = false` it is one that configures nothing); an
+//! [`OpsVisitor`] gets one that also runs day-two [`Operations`], and with
+//! `configure = false` it is refused before anything is contacted.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use appgrid::cloud::hosts::HostsCloud;
 use appgrid::cloud::local::LocalCloud;
 use appgrid::engine::Workspace;
 use appgrid::manifest::ProviderKind;
+use appgrid::ops::Operations;
 use appgrid::remote::{LogSink, Redactor};
 use appgrid::roles::configure::{Fleet, RoleConfigurator};
 use appgrid::roles::fleet_local::LocalFleet;
@@ -27,6 +33,63 @@ pub trait Visitor {
     ) -> impl Future<Output = Self::Output>;
 }
 
+/// For day-two commands: the configurator runs [`Operations`] too.
+pub trait OpsVisitor {
+    type Output;
+    fn visit<C: Cloud, K: Configurator + Operations>(
+        self,
+        cloud: Arc<C>,
+        roles: Arc<K>,
+    ) -> impl Future<Output = Result<Self::Output, Failure>>;
+}
+
+/// What a provider offers: its machines configured by the roles, or not.
+trait Offer {
+    type Output;
+    fn roles<C: Cloud, F: Fleet>(
+        self,
+        cloud: Arc<C>,
+        roles: Arc<RoleConfigurator<F>>,
+    ) -> impl Future<Output = Self::Output>;
+    fn unconfigured<C: Cloud>(self, cloud: Arc<C>) -> impl Future<Output = Self::Output>;
+}
+
+struct Plain<V>(V);
+
+impl<V: Visitor> Offer for Plain<V> {
+    type Output = V::Output;
+    async fn roles<C: Cloud, F: Fleet>(
+        self,
+        cloud: Arc<C>,
+        roles: Arc<RoleConfigurator<F>>,
+    ) -> V::Output {
+        self.0.visit(cloud, roles).await
+    }
+    async fn unconfigured<C: Cloud>(self, cloud: Arc<C>) -> V::Output {
+        self.0.visit(cloud, Arc::new(NoConfigurator)).await
+    }
+}
+
+struct Day2<V>(V);
+
+impl<V: OpsVisitor> Offer for Day2<V> {
+    type Output = Result<V::Output, Failure>;
+    async fn roles<C: Cloud, F: Fleet>(
+        self,
+        cloud: Arc<C>,
+        roles: Arc<RoleConfigurator<F>>,
+    ) -> Self::Output {
+        self.0.visit(cloud, roles).await
+    }
+    async fn unconfigured<C: Cloud>(self, _: Arc<C>) -> Self::Output {
+        Err(Failure::Message(
+            "appgrid does not configure this app's machines (`configure = false` in [provider]), \
+             so it has no services to operate on"
+                .to_string(),
+        ))
+    }
+}
+
 /// Where the roles' output goes: their stderr (what they report as they work;
 /// their stdout is data for appgrid), a line at a time, already redacted.
 fn log_sink() -> LogSink {
@@ -37,23 +100,37 @@ fn log_sink() -> LogSink {
     })
 }
 
-fn roles<F: Fleet>(ws: &Workspace, fleet: F, redactor: Redactor) -> RoleConfigurator<F> {
-    RoleConfigurator {
+fn roles<F: Fleet>(ws: &Workspace, fleet: F, redactor: Redactor) -> Arc<RoleConfigurator<F>> {
+    Arc::new(RoleConfigurator {
         fleet,
         manifest: ws.manifest.manifest.clone(),
+        templates: ws.templates.clone(),
         base_dir: ws.base_dir.clone(),
         redactor,
         archives: Default::default(),
-    }
+    })
 }
 
 pub async fn with_provider<V: Visitor<Output = Result<T, Failure>>, T>(
     ws: &Workspace,
     visitor: V,
 ) -> Result<T, Failure> {
+    offer(ws, Plain(visitor)).await?
+}
+
+/// Run a day-two command's visitor; refused when appgrid does not configure
+/// the machines.
+pub async fn with_operations<V: OpsVisitor>(
+    ws: &Workspace,
+    visitor: V,
+) -> Result<V::Output, Failure> {
+    offer(ws, Day2(visitor)).await?
+}
+
+async fn offer<O: Offer>(ws: &Workspace, offer: O) -> Result<O::Output, Failure> {
     let m = &ws.manifest.manifest;
     let redactor = Redactor::new();
-    match m.provider.kind {
+    Ok(match m.provider.kind {
         ProviderKind::Aws => {
             let cloud = Arc::new(
                 AwsCloud::connect(&m.provider)
@@ -61,7 +138,7 @@ pub async fn with_provider<V: Visitor<Output = Result<T, Failure>>, T>(
                     .map_err(|e| Failure::Message(e.to_string()))?,
             );
             if !m.provider.configure {
-                return visitor.visit(cloud, Arc::new(NoConfigurator)).await;
+                return Ok(offer.unconfigured(cloud).await);
             }
             let fleet = SshFleet::new(
                 &m.provider,
@@ -69,9 +146,7 @@ pub async fn with_provider<V: Visitor<Output = Result<T, Failure>>, T>(
                 redactor.clone(),
                 Some(log_sink()),
             );
-            visitor
-                .visit(cloud, Arc::new(roles(ws, fleet, redactor)))
-                .await
+            offer.roles(cloud, roles(ws, fleet, redactor)).await
         }
         ProviderKind::Local => {
             let cloud = Arc::new(LocalCloud::new(&LocalCloud::default_base(), &m.app.name));
@@ -80,9 +155,7 @@ pub async fn with_provider<V: Visitor<Output = Result<T, Failure>>, T>(
                 redactor: redactor.clone(),
                 log: Some(log_sink()),
             };
-            visitor
-                .visit(cloud, Arc::new(roles(ws, fleet, redactor)))
-                .await
+            offer.roles(cloud, roles(ws, fleet, redactor)).await
         }
         ProviderKind::Hosts => {
             let registry = ws.store_path.with_file_name("hosts.json");
@@ -94,9 +167,7 @@ pub async fn with_provider<V: Visitor<Output = Result<T, Failure>>, T>(
                 Some(log_sink()),
             );
             fleet.id_is_endpoint = true;
-            visitor
-                .visit(cloud, Arc::new(roles(ws, fleet, redactor)))
-                .await
+            offer.roles(cloud, roles(ws, fleet, redactor)).await
         }
-    }
+    })
 }

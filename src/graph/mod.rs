@@ -20,7 +20,7 @@ pub use spec::{
 };
 
 use crate::manifest::Manifest;
-use crate::templates::{self, TemplateError};
+use crate::templates::{TemplateError, Templates};
 
 /// One managed resource: where it lives and what it should be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,11 +140,16 @@ const SSH_PORT: u16 = 22;
 /// Expand a manifest into its resource graph, with the embedded templates and
 /// no release digest (enough for everything but configuration inputs).
 pub fn expand(m: &Manifest) -> Result<ResourceGraph, GraphError> {
-    expand_with(m, &Inputs::default())
+    expand_with(m, &Inputs::default(), &Templates::embedded())
 }
 
-/// Expand a manifest into its resource graph.
-pub fn expand_with(m: &Manifest, inputs: &Inputs) -> Result<ResourceGraph, GraphError> {
+/// Expand a manifest into its resource graph; machines' user data is
+/// rendered from `templates` (the workspace's: embedded or the project's own).
+pub fn expand_with(
+    m: &Manifest,
+    inputs: &Inputs,
+    templates: &Templates,
+) -> Result<ResourceGraph, GraphError> {
     let app = &m.app.name;
     let mut g = ResourceGraph::default();
     // Key pairs and security groups exist only where the provider has them.
@@ -170,7 +175,7 @@ pub fn expand_with(m: &Manifest, inputs: &Inputs) -> Result<ResourceGraph, Graph
         ctx.insert("app", app);
         ctx.insert("role", role.as_str());
         ctx.insert("ssh_user", &m.provider.ssh_user);
-        let user_data = templates::render("user-data.sh", &ctx)?;
+        let user_data = templates.render("user-data.sh", &ctx)?;
         for index in 0..count {
             let address = ResourceAddress::instance(role, index);
             let zone = zones[(index as usize + zone_offset) % zones.len()].clone();

@@ -134,18 +134,52 @@ fn configuration_waits_for_what_it_points_at() {
 #[test]
 fn template_digests_are_inputs_of_exactly_their_configurations() {
     let m = manifest(2, Some(1), Some(1));
-    let before = expand_with(&m, &Inputs::default()).unwrap();
+    let embedded = crate::templates::Templates::embedded();
+    let before = expand_with(&m, &Inputs::default(), &embedded).unwrap();
     let mut inputs = Inputs::default();
     inputs
         .templates
         .insert("memcached".into(), "new-digest".into());
-    let after = expand_with(&m, &inputs).unwrap();
+    let after = expand_with(&m, &inputs, &embedded).unwrap();
     let changed: Vec<String> = after
         .resources()
         .filter(|r| before.get(&r.address).map(|b| &b.spec) != Some(&r.spec))
         .map(|r| r.address.to_string())
         .collect();
     assert_eq!(changed, ["cache[0].config"]);
+}
+
+/// Two template sets in one process: each expansion renders user data from
+/// its own (no process-wide choice of templates).
+#[test]
+fn the_graph_expands_twice_in_one_process_with_different_templates() {
+    use crate::templates::Templates;
+    let m = manifest(1, None, None);
+    let dir = std::env::temp_dir().join(format!("appgrid-graph-tpl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let embedded = Templates::embedded();
+    let user_data = embedded.source("user-data.sh").unwrap();
+    std::fs::write(dir.join("user-data.sh"), format!("{user_data}\n# ours\n")).unwrap();
+    let own = Templates::with_overrides(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let web_user_data = |g: &ResourceGraph| match &g
+        .get(&ResourceAddress::instance(Role::Web, 0))
+        .unwrap()
+        .spec
+    {
+        ResourceSpec::Instance(i) => i.user_data.clone(),
+        other => panic!("{other:?}"),
+    };
+    let a = expand_with(&m, &Inputs::default(), &embedded).unwrap();
+    let b = expand_with(&m, &Inputs::default(), &own).unwrap();
+    let c = expand_with(&m, &Inputs::default(), &embedded).unwrap();
+    assert!(!web_user_data(&a).contains("# ours"));
+    assert!(
+        web_user_data(&b).ends_with("# ours\n"),
+        "{}",
+        web_user_data(&b)
+    );
+    assert_eq!(web_user_data(&a), web_user_data(&c));
 }
 
 #[test]

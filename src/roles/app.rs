@@ -12,14 +12,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tera::Context;
 
 use super::web_error::{WebRoleError, check_root, check_token, run_template};
 use crate::remote::{Redactor, Remote};
+use crate::templates::Templates;
 
-/// One app instance to release.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One app instance to release. `Debug` names the environment's variables
+/// but shows none of their values (`DATABASE_URL` holds a password).
+#[derive(Clone)]
 pub struct AppRelease {
     /// The machine's root prefix ("" on a real host).
     pub root: String,
@@ -38,12 +41,29 @@ pub struct AppRelease {
     /// `ADDR` are set from `port` and `addr`).
     pub env: BTreeMap<String, String>,
     /// Values never to print (e.g. the database password).
-    pub secrets: Vec<String>,
+    pub secrets: Vec<SecretString>,
     /// How long the health check may take to answer 200 after a start.
     pub health_timeout: Duration,
     /// The app directory already archived (by [`archive`]), when the caller
     /// releases it on many machines: one tar, not one per machine.
     pub archive: Option<std::sync::Arc<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for AppRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppRelease")
+            .field("root", &self.root)
+            .field("addr", &self.addr)
+            .field("port", &self.port)
+            .field("app_dir_local", &self.app_dir_local)
+            .field("build", &self.build)
+            .field("start", &self.start)
+            .field("health_path", &self.health_path)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("secrets", &self.secrets)
+            .field("health_timeout", &self.health_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What [`release`] did.
@@ -133,8 +153,9 @@ pub async fn archive(dir: &std::path::Path) -> Result<Vec<u8>, String> {
     Ok(out.stdout)
 }
 
-fn render(host: &str, name: &str, ctx: &Context) -> Result<String, WebRoleError> {
-    crate::templates::render(name, ctx).map_err(|e| WebRoleError::template(host, name, e))
+fn render(t: &Templates, host: &str, name: &str, ctx: &Context) -> Result<String, WebRoleError> {
+    t.render(name, ctx)
+        .map_err(|e| WebRoleError::template(host, name, e))
 }
 
 fn field<'a>(stdout: &'a str, key: &str) -> &'a str {
@@ -149,6 +170,7 @@ fn field<'a>(stdout: &'a str, key: &str) -> &'a str {
 /// Every secret is added to `redactor` first (the transport's, so its output
 /// and errors never show them).
 pub async fn release(
+    t: &Templates,
     remote: &impl Remote,
     app: &AppRelease,
     redactor: &Redactor,
@@ -156,7 +178,7 @@ pub async fn release(
     let started = Instant::now();
     let host = remote.host();
     for s in &app.secrets {
-        redactor.add(s);
+        redactor.add(s.expose_secret());
     }
     check_app(app, host)?;
     let tar = match &app.archive {
@@ -182,13 +204,13 @@ pub async fn release(
         .collect();
     let mut ctx = Context::new();
     ctx.insert("vars", &vars);
-    let env_file = render(host, "app/env.sh", &ctx)?;
+    let env_file = render(t, host, "app/env.sh", &ctx)?;
 
     let mut ctx = Context::new();
     ctx.insert("env_file", &format!("{etc}/env"));
     ctx.insert("current", &format!("{base}/current"));
     ctx.insert("start", &app.start);
-    let wrapper = render(host, "app/start.sh", &ctx)?;
+    let wrapper = render(t, host, "app/start.sh", &ctx)?;
 
     let build = app.build.clone().unwrap_or_default();
     let fingerprint = crate::hash::sha256_hex(
@@ -203,7 +225,7 @@ pub async fn release(
     let mut ctx = Context::new();
     ctx.insert("root", &app.root);
     ctx.insert("release_id", &release_id);
-    let status = run_template(remote, "app/status.sh", &ctx, "checking the app").await?;
+    let status = run_template(t, remote, "app/status.sh", &ctx, "checking the app").await?;
     let status = status.stdout;
     if field(&status, "running") == "yes"
         && field(&status, "fingerprint") == fingerprint
@@ -260,7 +282,7 @@ pub async fn release(
         &(app.health_timeout.as_millis() / 100).max(1).to_string(),
     );
     let what = format!("releasing {release_id}");
-    let out = run_template(remote, "app/release.sh", &ctx, &what).await?;
+    let out = run_template(t, remote, "app/release.sh", &ctx, &what).await?;
     let pid = field(&out.stdout, "pid").parse().unwrap_or(0);
     match field(&out.stdout, "result") {
         "healthy" => Ok(Released {
@@ -270,7 +292,7 @@ pub async fn release(
             took: started.elapsed(),
         }),
         result => {
-            let tail = log_tail(remote, &app.root, LOG_TAIL_LINES)
+            let tail = log_tail(t, remote, &app.root, LOG_TAIL_LINES)
                 .await
                 .unwrap_or_else(|e| format!("(the log could not be read: {e})"));
             let url = format!("GET http://{}:{}{}", app.addr, app.port, app.health_path);
@@ -295,6 +317,7 @@ pub async fn release(
 
 /// The last `lines` lines of the app's log (redacted by the transport).
 pub async fn log_tail(
+    t: &Templates,
     remote: &impl Remote,
     root: &str,
     lines: usize,
@@ -303,16 +326,16 @@ pub async fn log_tail(
     let mut ctx = Context::new();
     ctx.insert("root", root);
     ctx.insert("lines", &lines);
-    let out = run_template(remote, "app/logtail.sh", &ctx, "reading the app's log").await?;
+    let out = run_template(t, remote, "app/logtail.sh", &ctx, "reading the app's log").await?;
     Ok(out.stdout.trim_end().to_string())
 }
 
 /// Stop the app (TERM, then KILL after 10 s).
-pub async fn stop(remote: &impl Remote, root: &str) -> Result<(), WebRoleError> {
+pub async fn stop(t: &Templates, remote: &impl Remote, root: &str) -> Result<(), WebRoleError> {
     check_root(remote.host(), root)?;
     let mut ctx = Context::new();
     ctx.insert("root", root);
-    run_template(remote, "app/stop.sh", &ctx, "stopping the app").await?;
+    run_template(t, remote, "app/stop.sh", &ctx, "stopping the app").await?;
     Ok(())
 }
 
@@ -334,7 +357,7 @@ mod tests {
         ];
         let mut ctx = Context::new();
         ctx.insert("vars", &vars);
-        let out = crate::templates::render("app/env.sh", &ctx).unwrap();
+        let out = Templates::embedded().render("app/env.sh", &ctx).unwrap();
         assert!(
             out.contains("DATABASE_URL='postgres://app:p'\\''w $x@h/db'\nexport DATABASE_URL\n"),
             "{out}"
@@ -342,10 +365,9 @@ mod tests {
         assert!(out.contains("PORT=8080\nexport PORT"), "{out}");
     }
 
-    #[test]
-    fn rejects_bad_variable_names() {
-        let mut app = AppRelease {
-            root: "/tmp/r".into(),
+    fn release_of(root: &str) -> AppRelease {
+        AppRelease {
+            root: root.into(),
             addr: "127.0.0.2".into(),
             port: 8080,
             app_dir_local: PathBuf::from("/nonexistent"),
@@ -356,7 +378,25 @@ mod tests {
             secrets: vec![],
             health_timeout: Duration::from_secs(1),
             archive: None,
-        };
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_environment_value_and_no_secret() {
+        let mut app = release_of("/tmp/r");
+        app.secrets = vec![SecretString::from("pw-0123456789abcdef")];
+        app.env.insert(
+            "DATABASE_URL".into(),
+            "postgres://blog:pw-0123456789abcdef@127.0.0.5/blog".into(),
+        );
+        let shown = format!("{app:?}");
+        assert!(shown.contains("DATABASE_URL"), "{shown}");
+        assert!(!shown.contains("pw-0123456789abcdef"), "{shown}");
+    }
+
+    #[test]
+    fn rejects_bad_variable_names() {
+        let mut app = release_of("/tmp/r");
         assert!(check_app(&app, "h").is_ok());
         app.env.insert("X; rm -rf /".into(), "1".into());
         assert!(check_app(&app, "h").is_err());

@@ -6,17 +6,18 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::configure::{Connected, Fleet, MachinePlace, RoleConfigurator, machine_addr};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::RoleError;
+use super::configure::{
+    Connected, Fleet, MachinePlace, RoleConfigurator, applied, machine_addr, secret_attribute,
+};
 use super::fleet_ssh::BIND_ADDR;
 use super::postgres::{self, AppDatabase, PgNode};
 use super::slony::{self, SlonyCluster, SlonyNode};
 use crate::apply::{ConfigJob, Configured};
 use crate::graph::{ResourceAddress, Role};
 use crate::state::ResourceState;
-
-fn text(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
 
 /// Postgres identifiers for the app: its name with `-` as `_`.
 pub fn sql_name(app: &str) -> String {
@@ -37,28 +38,31 @@ pub fn node_id(address: ResourceAddress) -> Option<u32> {
     }
 }
 
-fn ip(addr: &str) -> Result<IpAddr, String> {
-    addr.parse()
-        .map_err(|_| format!("{addr} is not an IP address"))
+fn ip(addr: &str) -> Result<IpAddr, RoleError> {
+    addr.parse().map_err(|_| RoleError::InvalidValue {
+        what: "machine address",
+        value: addr.to_string(),
+        rule: "an IP address",
+    })
 }
 
 /// The secret in `prior`'s attributes, or a new one.
-fn secret(prior: Option<&ResourceState>) -> String {
+fn secret(prior: Option<&ResourceState>) -> SecretString {
     prior
         .and_then(|p| p.attributes.get("password"))
-        .cloned()
+        .map(|p| SecretString::from(p.as_str()))
         .unwrap_or_else(postgres::generate_password)
 }
 
 impl<F: Fleet> RoleConfigurator<F> {
-    fn db(&self) -> Result<&crate::manifest::Database, String> {
+    fn db(&self) -> Result<&crate::manifest::Database, RoleError> {
         self.manifest
             .database
             .as_ref()
-            .ok_or_else(|| "the manifest has no [database]".to_string())
+            .ok_or(RoleError::ManifestLacks { table: "database" })
     }
 
-    pub(super) fn pg_node(&self, place: &MachinePlace) -> Result<PgNode, String> {
+    pub(super) fn pg_node(&self, place: &MachinePlace) -> Result<PgNode, RoleError> {
         Ok(PgNode::new(
             place.root.clone(),
             ip(&place.addr)?,
@@ -74,7 +78,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         job: &ConfigJob,
         place: &MachinePlace,
         machine: ResourceAddress,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, RoleError> {
         let Some(record) = job.resources.get(&machine) else {
             return Ok(None);
         };
@@ -92,7 +96,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         &self,
         job: &ConfigJob,
         place: &MachinePlace,
-    ) -> Result<(Vec<String>, Vec<IpAddr>), String> {
+    ) -> Result<(Vec<String>, Vec<IpAddr>), RoleError> {
         let mut clients = Vec::new();
         if self.manifest.provider.kind == crate::manifest::ProviderKind::Local {
             // One machine: every connection comes from 127.0.0.1 whatever the
@@ -134,30 +138,29 @@ impl<F: Fleet> RoleConfigurator<F> {
         Ok((clients, peers))
     }
 
-    /// The cluster as state records it: the origin and every subscribed replica
-    /// (but `except`), each connected.
+    /// The cluster as state records it (`resources`): the origin and every
+    /// subscribed replica (but `except`), each connected.
     pub(super) async fn cluster(
         &self,
-        job: &ConfigJob,
+        resources: &BTreeMap<ResourceAddress, ResourceState>,
         except: Option<u32>,
-    ) -> Result<(SlonyCluster, Vec<(u32, Connected<F::Remote>)>), String> {
-        let record = job
-            .resources
-            .get(&ResourceAddress::SlonyCluster)
-            .ok_or("slony.cluster is not applied yet")?;
-        let password = record
-            .attributes
-            .get("password")
-            .ok_or("slony.cluster has no password in state")?
-            .clone();
-        self.redactor.add(&password);
+    ) -> Result<(SlonyCluster, Vec<(u32, Connected<F::Remote>)>), RoleError> {
+        let record =
+            resources
+                .get(&ResourceAddress::SlonyCluster)
+                .ok_or(RoleError::NotInState {
+                    address: ResourceAddress::SlonyCluster,
+                    needed_by: None,
+                })?;
+        let password = secret_attribute(record, ResourceAddress::SlonyCluster, "password")?;
+        self.redactor.add(password.expose_secret());
         let origin: u32 = record
             .attributes
             .get("origin")
             .and_then(|o| o.parse().ok())
             .unwrap_or(1);
         let mut members: Vec<ResourceAddress> = vec![ResourceAddress::instance(Role::DbPrimary, 0)];
-        for (address, _) in job.resources.iter() {
+        for address in resources.keys() {
             if let ResourceAddress::Config {
                 role: Role::DbReplica,
                 index,
@@ -173,22 +176,22 @@ impl<F: Fleet> RoleConfigurator<F> {
             if Some(id) == except {
                 continue;
             }
-            let record = job
-                .resources
-                .get(&machine)
-                .ok_or_else(|| format!("{machine} is not in state"))?;
-            let connected = self.fleet.connect(machine, record).await?;
+            let connected = self.connect_to(resources, machine).await?;
             nodes.push(SlonyNode {
                 id,
                 node: self.pg_node(&connected.place)?,
             });
             connections.push((id, connected));
         }
-        let origin_node = nodes
-            .iter()
-            .find(|n| n.id == origin)
-            .cloned()
-            .ok_or_else(|| format!("the origin, node {origin}, is not in state"))?;
+        let origin_node =
+            nodes
+                .iter()
+                .find(|n| n.id == origin)
+                .cloned()
+                .ok_or(RoleError::UnknownNode {
+                    cluster: sql_name(&self.manifest.app.name),
+                    node: origin,
+                })?;
         let mut cluster = SlonyCluster::new(
             &sql_name(&self.manifest.app.name),
             &sql_name(&self.manifest.app.name),
@@ -206,7 +209,8 @@ impl<F: Fleet> RoleConfigurator<F> {
         remote: &F::Remote,
         place: &MachinePlace,
         mut configured: Configured,
-    ) -> Result<Configured, String> {
+    ) -> Result<Configured, RoleError> {
+        let t = &self.templates;
         let node = self.pg_node(place)?;
         let (clients, peers) = self.pg_access(job, place).await?;
         let name = sql_name(&self.manifest.app.name);
@@ -215,19 +219,15 @@ impl<F: Fleet> RoleConfigurator<F> {
                 role: Role::DbPrimary,
                 ..
             } => {
-                postgres::ensure_server(remote, &node, &clients, &peers)
-                    .await
-                    .map_err(text)?;
+                postgres::ensure_server(t, remote, &node, &clients, &peers).await?;
                 let password = secret(job.prior.as_ref());
-                self.redactor.add(&password);
+                self.redactor.add(password.expose_secret());
                 let db = AppDatabase {
                     name: name.clone(),
                     user: name.clone(),
                     password: password.clone(),
                 };
-                postgres::ensure_app_database(remote, &node, &db)
-                    .await
-                    .map_err(text)?;
+                postgres::ensure_app_database(t, remote, &node, &db).await?;
                 let applied = job
                     .prior
                     .as_ref()
@@ -235,83 +235,81 @@ impl<F: Fleet> RoleConfigurator<F> {
                     .cloned();
                 if let Some(schema) = &self.db()?.schema {
                     let path = self.base_dir.join(schema);
-                    let sql = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("cannot read the schema {}: {e}", path.display()))?;
+                    let sql =
+                        std::fs::read_to_string(&path).map_err(|source| RoleError::ReadFile {
+                            what: "the schema",
+                            path: path.clone(),
+                            source,
+                        })?;
                     let digest = crate::hash::sha256_hex(sql.as_bytes())[..16].to_string();
                     if applied.is_none() {
                         // Owned by the app's role, so the app can use and change it.
                         let script = format!("SET ROLE \"{name}\";\n{sql}\n");
                         postgres::run_secret_sql(
+                            t,
                             remote,
                             &node,
                             &name,
                             &format!("postgres: schema {schema}"),
                             &script,
                         )
-                        .await
-                        .map_err(text)?;
+                        .await?;
                         configured.attributes.insert("schema".into(), digest);
                     } else if let Some(a) = applied {
                         configured.attributes.insert("schema".into(), a);
                     }
                 }
-                configured.attributes.insert("password".into(), password);
+                configured
+                    .attributes
+                    .insert("password".into(), password.expose_secret().to_string());
                 configured.attributes.insert("user".into(), name.clone());
                 configured.attributes.insert("database".into(), name);
             }
             ResourceAddress::SlonyCluster => {
                 let password = secret(job.prior.as_ref());
-                self.redactor.add(&password);
+                self.redactor.add(password.expose_secret());
                 let origin = SlonyNode { id: 1, node };
                 let cluster = SlonyCluster::new(&name, &name, origin, password.clone());
-                slony::ensure_credentials(remote, &cluster, &cluster.nodes[0].node)
-                    .await
-                    .map_err(text)?;
-                slony::init(&cluster, remote).await.map_err(text)?;
-                slony::ensure_slon(remote, &cluster, 1)
-                    .await
-                    .map_err(text)?;
-                configured.attributes.insert("password".into(), password);
+                slony::ensure_credentials(t, remote, &cluster, &cluster.nodes[0].node).await?;
+                slony::init(t, &cluster, remote).await?;
+                slony::ensure_slon(t, remote, &cluster, 1).await?;
+                configured
+                    .attributes
+                    .insert("password".into(), password.expose_secret().to_string());
                 configured.attributes.insert("origin".into(), "1".into());
             }
             ResourceAddress::Config {
                 role: Role::DbReplica,
                 ..
             } => {
-                postgres::ensure_server(remote, &node, &clients, &peers)
-                    .await
-                    .map_err(text)?;
+                postgres::ensure_server(t, remote, &node, &clients, &peers).await?;
                 // The same database and role as on the primary, so the app reads here as itself.
-                let primary = job
-                    .resources
-                    .get(&ResourceAddress::config(Role::DbPrimary, 0))
-                    .ok_or("db.primary.config is not applied yet")?;
-                let password = primary
-                    .attributes
-                    .get("password")
-                    .ok_or("db.primary.config has no password in state")?;
-                self.redactor.add(password);
+                let primary_config = ResourceAddress::config(Role::DbPrimary, 0);
+                let primary = applied(&job.resources, primary_config, address)?;
+                let password = secret_attribute(primary, primary_config, "password")?;
+                self.redactor.add(password.expose_secret());
                 let db = AppDatabase {
                     name: name.clone(),
                     user: name.clone(),
-                    password: password.clone(),
+                    password,
                 };
-                postgres::ensure_app_database(remote, &node, &db)
-                    .await
-                    .map_err(text)?;
+                postgres::ensure_app_database(t, remote, &node, &db).await?;
                 let id = node_id(address).expect("replicas have node ids");
-                let (mut cluster, connections) = self.cluster(job, Some(id)).await?;
+                let (mut cluster, connections) = self.cluster(&job.resources, Some(id)).await?;
                 let mut remotes: slony::Remotes<'_, F::Remote> = BTreeMap::new();
                 for (nid, c) in &connections {
                     remotes.insert(*nid, &c.remote);
                 }
                 remotes.insert(id, remote);
-                slony::add_subscriber(&mut cluster, SlonyNode { id, node }, &remotes)
-                    .await
-                    .map_err(text)?;
+                slony::add_subscriber(t, &mut cluster, SlonyNode { id, node }, &remotes).await?;
                 configured.attributes.insert("node".into(), id.to_string());
             }
-            other => return Err(format!("{other}: not a database configuration")),
+            other => {
+                return Err(RoleError::WrongAddress {
+                    address: other,
+                    expected: "not a database configuration",
+                });
+            }
         }
         Ok(configured)
     }
@@ -322,7 +320,8 @@ impl<F: Fleet> RoleConfigurator<F> {
         job: &ConfigJob,
         remote: &F::Remote,
         place: &MachinePlace,
-    ) -> Result<(), String> {
+    ) -> Result<(), RoleError> {
+        let t = &self.templates;
         let node = self.pg_node(place)?;
         match address {
             ResourceAddress::Config {
@@ -331,25 +330,24 @@ impl<F: Fleet> RoleConfigurator<F> {
             } => {
                 let id = node_id(address).expect("replicas have node ids");
                 // The cluster still counts this node: drop it before its machine goes.
-                let (mut cluster, connections) = self.cluster(job, None).await?;
+                let (mut cluster, connections) = self.cluster(&job.resources, None).await?;
                 let remotes: slony::Remotes<'_, F::Remote> =
                     connections.iter().map(|(n, c)| (*n, &c.remote)).collect();
-                slony::drop_subscriber(&mut cluster, id, &remotes)
-                    .await
-                    .map_err(text)?;
-                postgres::stop_server(remote, &node).await.map_err(text)
+                slony::drop_subscriber(t, &mut cluster, id, &remotes).await?;
+                postgres::stop_server(t, remote, &node).await
             }
             ResourceAddress::SlonyCluster => {
-                let (cluster, _) = self.cluster(job, None).await?;
-                slony::stop_slon(remote, &cluster, &node)
-                    .await
-                    .map_err(text)
+                let (cluster, _) = self.cluster(&job.resources, None).await?;
+                slony::stop_slon(t, remote, &cluster, &node).await
             }
             ResourceAddress::Config {
                 role: Role::DbPrimary,
                 ..
-            } => postgres::stop_server(remote, &node).await.map_err(text),
-            other => Err(format!("{other}: not a database configuration")),
+            } => postgres::stop_server(t, remote, &node).await,
+            other => Err(RoleError::WrongAddress {
+                address: other,
+                expected: "not a database configuration",
+            }),
         }
     }
 }

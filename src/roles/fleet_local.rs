@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::configure::{Connected, Fleet, MachinePlace};
+use super::fleet::{Connected, Fleet, FleetError, MachinePlace};
 use crate::cloud::local::LocalCloud;
 use crate::graph::ResourceAddress;
 use crate::remote::local::LocalTransport;
@@ -23,11 +23,14 @@ impl Fleet for LocalFleet {
         &self,
         address: ResourceAddress,
         machine: &ResourceState,
-    ) -> Result<Connected<LocalTransport>, String> {
+    ) -> Result<Connected<LocalTransport>, FleetError> {
         let m = self
             .cloud
             .machine(&machine.id)
-            .map_err(|e| format!("{address}: {e}"))?;
+            .map_err(|source| FleetError::Local {
+                machine: address,
+                source,
+            })?;
         let root = m.root.display().to_string();
         let mut remote =
             LocalTransport::new(format!("{address} ({})", m.addr), self.redactor.clone())

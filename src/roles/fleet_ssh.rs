@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::configure::{Connected, Fleet, MachinePlace};
+use super::fleet::{Connected, Fleet, FleetError, MachinePlace};
 use crate::graph::ResourceAddress;
 use crate::manifest::Provider;
 use crate::remote::ssh::{SshTarget, SshTransport};
@@ -93,7 +93,7 @@ impl SshFleet {
         &self,
         address: ResourceAddress,
         machine: &ResourceState,
-    ) -> Result<SshTarget, String> {
+    ) -> Result<SshTarget, FleetError> {
         let endpoint = if self.id_is_endpoint {
             &machine.id
         } else {
@@ -101,7 +101,7 @@ impl SshFleet {
                 .attributes
                 .get(SSH_ENDPOINT)
                 .or_else(|| machine.attributes.get("private_ip"))
-                .ok_or_else(|| format!("{address} has no address in state to connect to"))?
+                .ok_or(FleetError::NoEndpoint { machine: address })?
         };
         let (addr, port) = split_endpoint(endpoint);
         let mut target = SshTarget::new(
@@ -135,7 +135,7 @@ impl Fleet for SshFleet {
         &self,
         address: ResourceAddress,
         machine: &ResourceState,
-    ) -> Result<Connected<SshTransport>, String> {
+    ) -> Result<Connected<SshTransport>, FleetError> {
         let target = self.target(address, machine)?;
         let pinned = target.pinned_host_key.is_some();
         let remote = SshTransport::connect(
@@ -144,8 +144,7 @@ impl Fleet for SshFleet {
             self.log.clone(),
             self.connect_timeout,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let mut learned = BTreeMap::new();
         if !pinned {
             // Trust on first use: pinned from now on; a different key later stops the apply.
@@ -156,14 +155,10 @@ impl Fleet for SshFleet {
             None => {
                 let out = remote
                     .run("learning the machine's address", LEARN_BIND_ADDR)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let addr = parse_bind_addr(&out.stdout).ok_or_else(|| {
-                    format!(
-                        "{address}: cannot tell which address of the machine to bind: \
-                         SSH_CONNECTION and `hostname -I` gave {:?}",
-                        out.stdout.trim()
-                    )
+                    .await?;
+                let addr = parse_bind_addr(&out.stdout).ok_or_else(|| FleetError::BindAddr {
+                    machine: address,
+                    answer: out.stdout.trim().to_string(),
                 })?;
                 learned.insert(BIND_ADDR.to_string(), addr.clone());
                 addr

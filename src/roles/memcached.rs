@@ -7,6 +7,7 @@ use tera::Context;
 
 use super::web_error::{WebRoleError, check_root, check_token, run_template};
 use crate::remote::Remote;
+use crate::templates::Templates;
 
 /// One cache node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,7 @@ fn check(node: &CacheNode, host: &str) -> Result<(), WebRoleError> {
 /// Start memcached, or restart it when its settings changed; nothing when it
 /// already runs as asked.
 pub async fn ensure_memcached(
+    t: &Templates,
     remote: &impl Remote,
     node: &CacheNode,
 ) -> Result<MemcachedOutcome, WebRoleError> {
@@ -72,7 +74,8 @@ pub async fn ensure_memcached(
         Some(mb) => mb,
         None => {
             let what = "reading the machine's memory";
-            let out = run_template(remote, "memcached/meminfo.sh", &Context::new(), what).await?;
+            let out =
+                run_template(t, remote, "memcached/meminfo.sh", &Context::new(), what).await?;
             let kb: u64 = out.stdout.trim().parse().map_err(|_| {
                 WebRoleError::unexpected(host, what, format!("MemTotal {:?}", out.stdout.trim()))
             })?;
@@ -88,7 +91,7 @@ pub async fn ensure_memcached(
         "args",
         &format!("-l {} -p {} -m {} -U 0", node.addr, node.port, memory_mb),
     );
-    let out = run_template(remote, "memcached/ensure.sh", &ctx, "starting memcached").await?;
+    let out = run_template(t, remote, "memcached/ensure.sh", &ctx, "starting memcached").await?;
     Ok(MemcachedOutcome {
         memory_mb,
         started: out.stdout.lines().any(|l| l == "started"),
@@ -96,12 +99,17 @@ pub async fn ensure_memcached(
 }
 
 /// Stop memcached (TERM, then KILL after 10 s); nothing when it is not running.
-pub async fn stop_memcached(remote: &impl Remote, root: &str) -> Result<(), WebRoleError> {
-    super::web_error::stop_services(remote, root, &["memcached"], "stopping memcached").await
+pub async fn stop_memcached(
+    t: &Templates,
+    remote: &impl Remote,
+    root: &str,
+) -> Result<(), WebRoleError> {
+    super::web_error::stop_services(t, remote, root, &["memcached"], "stopping memcached").await
 }
 
 /// memcached's `stats` (name → value), asked over TCP from the machine itself.
 pub async fn memcached_stats(
+    t: &Templates,
     remote: &impl Remote,
     addr: &str,
     port: u16,
@@ -112,7 +120,7 @@ pub async fn memcached_stats(
     ctx.insert("addr", addr);
     ctx.insert("port", &port);
     let what = "asking memcached for stats";
-    let out = run_template(remote, "memcached/stats.sh", &ctx, what).await?;
+    let out = run_template(t, remote, "memcached/stats.sh", &ctx, what).await?;
     parse_stats(&out.stdout).ok_or_else(|| {
         WebRoleError::unexpected(
             host,
@@ -179,13 +187,14 @@ mod stop_tests {
         rt.block_on(async {
             let root = std::env::temp_dir().join(format!("appgrid-stop-{}", std::process::id()));
             let root_s = root.to_str().unwrap().to_string();
-            let t = LocalTransport::new("local", Redactor::new());
-            let lib = crate::templates::render("lib/service.sh", &tera::Context::new()).unwrap();
+            let tr = LocalTransport::new("local", Redactor::new());
+            let t = crate::templates::Templates::embedded();
+            let lib = t.render("lib/service.sh", &tera::Context::new()).unwrap();
             let start = format!(
                 "set -eu\nROOT={}\n{lib}\nsvc_start memcached root sleep 30\nsvc_start haproxy root sleep 30\n",
                 crate::templates::shell_quote(&root_s)
             );
-            t.run("start", &start).await.unwrap();
+            tr.run("start", &start).await.unwrap();
             let pid = |name: &str| -> i32 {
                 std::fs::read_to_string(root.join(format!("run/appgrid/{name}.pid")))
                     .unwrap()
@@ -194,8 +203,8 @@ mod stop_tests {
                     .unwrap()
             };
             let (m, h) = (pid("memcached"), pid("haproxy"));
-            super::stop_memcached(&t, &root_s).await.unwrap();
-            crate::roles::haproxy::stop_haproxy(&t, &root_s)
+            super::stop_memcached(&t, &tr, &root_s).await.unwrap();
+            crate::roles::haproxy::stop_haproxy(&t, &tr, &root_s)
                 .await
                 .unwrap();
             for p in [m, h] {
@@ -204,7 +213,7 @@ mod stop_tests {
             }
             assert!(!root.join("run/appgrid/memcached.pid").exists());
             // Stopping what is not running is fine.
-            super::stop_memcached(&t, &root_s).await.unwrap();
+            super::stop_memcached(&t, &tr, &root_s).await.unwrap();
             let _ = std::fs::remove_dir_all(root);
         });
     }

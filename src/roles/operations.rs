@@ -1,37 +1,67 @@
-//! Day-two operations on a running app: status, schema migrations through
-//! Slony-I's EXECUTE SCRIPT, and switchover with MOVE SET.
+//! Day-two operations on a running app ([`Operations`] for the
+//! [`RoleConfigurator`]): status, schema migrations through Slony-I's EXECUTE
+//! SCRIPT, the load balancer's counters, and switchover with MOVE SET.
+//! None writes state: what they change comes back as [`Changed`] for
+//! [`crate::ops::Locked`] to record.
 
 use std::collections::BTreeMap;
 
-use super::configure::{Fleet, RoleConfigurator};
+use super::RoleError;
+use super::configure::{Fleet, RoleConfigurator, cpu_jiffies};
 use super::configure_db::node_id;
 use super::{haproxy, memcached, slony};
 use crate::graph::{ResourceAddress, Role};
-use crate::state::ResourceState;
+use crate::ops::{Changed, OperationError, Operations, Resources, ServerCounters};
+use crate::remote::Remote;
 use crate::status::{AppStatus, CacheNode, LbServer, Machine, ReplicaLag};
 
-fn text(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// The name a database node has in state, from its Slony-I node id.
+fn node_name(id: u32) -> String {
+    match id {
+        1 => "db.primary".to_string(),
+        n => format!("db.replica[{}]", n - 2),
+    }
 }
 
-fn job(resources: BTreeMap<ResourceAddress, ResourceState>) -> crate::apply::ConfigJob {
-    crate::apply::ConfigJob {
-        address: ResourceAddress::SlonyCluster,
-        spec: crate::graph::ConfigSpec {
-            inputs: BTreeMap::new(),
-        },
-        prior: None,
-        resources,
+impl<F: Fleet> Operations for RoleConfigurator<F> {
+    async fn status(&self, resources: &Resources) -> Result<AppStatus, OperationError> {
+        self.status_report(resources)
+            .await
+            .map_err(|e| OperationError::new("status", e))
+    }
+
+    async fn migrate(&self, resources: &Resources, sql: &str) -> Result<(), OperationError> {
+        self.migrate_all(resources, sql)
+            .await
+            .map_err(|e| OperationError::new("migrate", e))
+    }
+
+    async fn web_counters(
+        &self,
+        resources: &Resources,
+        cpu: bool,
+    ) -> Result<Vec<ServerCounters>, OperationError> {
+        self.counters(resources, cpu)
+            .await
+            .map_err(|e| OperationError::new("web counters", e))
+    }
+
+    async fn switchover(
+        &self,
+        resources: &Resources,
+        to: ResourceAddress,
+    ) -> Result<Changed, OperationError> {
+        self.switchover_to(resources, to)
+            .await
+            .map_err(|e| OperationError::new("switchover", e))
     }
 }
 
 impl<F: Fleet> RoleConfigurator<F> {
-    pub(super) async fn status_report(
-        &self,
-        resources: BTreeMap<ResourceAddress, ResourceState>,
-    ) -> Result<AppStatus, String> {
+    async fn status_report(&self, resources: &Resources) -> Result<AppStatus, RoleError> {
+        let t = &self.templates;
         let mut status = AppStatus::default();
-        for (address, record) in &resources {
+        for (address, record) in resources {
             let ResourceAddress::Instance { .. } = address else {
                 continue;
             };
@@ -43,13 +73,10 @@ impl<F: Fleet> RoleConfigurator<F> {
         }
         let lb = ResourceAddress::instance(Role::Lb, 0);
         if resources.contains_key(&ResourceAddress::config(Role::Lb, 0))
-            && let Some(record) = resources.get(&lb)
+            && resources.contains_key(&lb)
         {
-            let c = self.fleet.connect(lb, record).await?;
-            for s in haproxy::show_stat(&c.remote, &c.place.root)
-                .await
-                .map_err(text)?
-            {
+            let c = self.connect_to(resources, lb).await?;
+            for s in haproxy::show_stat(t, &c.remote, &c.place.root).await? {
                 if s.name == "FRONTEND" || s.name == "BACKEND" {
                     continue;
                 }
@@ -65,16 +92,14 @@ impl<F: Fleet> RoleConfigurator<F> {
         if let Some(cache) = &self.manifest.cache {
             for i in 0..cache.nodes {
                 let machine = ResourceAddress::instance(Role::Cache, i);
-                let (Some(record), true) = (
-                    resources.get(&machine),
-                    resources.contains_key(&ResourceAddress::config(Role::Cache, i)),
-                ) else {
+                if !(resources.contains_key(&machine)
+                    && resources.contains_key(&ResourceAddress::config(Role::Cache, i)))
+                {
                     continue;
-                };
-                let c = self.fleet.connect(machine, record).await?;
-                let stats = memcached::memcached_stats(&c.remote, &c.place.addr, cache.port)
-                    .await
-                    .map_err(text)?;
+                }
+                let c = self.connect_to(resources, machine).await?;
+                let stats =
+                    memcached::memcached_stats(t, &c.remote, &c.place.addr, cache.port).await?;
                 let get = |k: &str| stats.get(k).and_then(|v| v.parse().ok());
                 status.caches.push(CacheNode {
                     address: machine.to_string(),
@@ -85,20 +110,15 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
         }
         if resources.contains_key(&ResourceAddress::SlonyCluster) {
-            let j = job(resources.clone());
-            let (cluster, connections) = self.cluster(&j, None).await?;
+            let (cluster, connections) = self.cluster(resources, None).await?;
             let origin = connections
                 .iter()
                 .find(|(id, _)| *id == cluster.origin)
-                .ok_or("the origin is not connected")?;
-            let node_name = |n: u32| match n {
-                1 => "db.primary".to_string(),
-                n => format!("db.replica[{}]", n - 2),
-            };
-            for s in slony::status(&cluster, &origin.1.remote)
-                .await
-                .map_err(text)?
-            {
+                .ok_or(RoleError::UnknownNode {
+                    cluster: cluster.name.clone(),
+                    node: cluster.origin,
+                })?;
+            for s in slony::status(t, &cluster, &origin.1.remote).await? {
                 status.replication.push(ReplicaLag {
                     origin: node_name(cluster.origin),
                     node: node_name(s.node),
@@ -110,55 +130,104 @@ impl<F: Fleet> RoleConfigurator<F> {
         Ok(status)
     }
 
-    pub(super) async fn migrate_all(
-        &self,
-        resources: BTreeMap<ResourceAddress, ResourceState>,
-        sql: String,
-    ) -> Result<(), String> {
-        let j = job(resources);
-        if j.resources.contains_key(&ResourceAddress::SlonyCluster) {
-            let (cluster, connections) = self.cluster(&j, None).await?;
+    async fn migrate_all(&self, resources: &Resources, sql: &str) -> Result<(), RoleError> {
+        let t = &self.templates;
+        if resources.contains_key(&ResourceAddress::SlonyCluster) {
+            let (cluster, connections) = self.cluster(resources, None).await?;
             let remotes: slony::Remotes<'_, F::Remote> =
                 connections.iter().map(|(n, c)| (*n, &c.remote)).collect();
-            return slony::execute_script(&cluster, &remotes, &sql)
-                .await
-                .map_err(text);
+            return slony::execute_script(t, &cluster, &remotes, sql).await;
         }
         // No replicas: the primary alone, as the app's role.
-        let primary = ResourceAddress::instance(Role::DbPrimary, 0);
-        let record = j
-            .resources
-            .get(&primary)
-            .ok_or("db.primary is not in state")?;
-        let c = self.fleet.connect(primary, record).await?;
+        let c = self
+            .connect_to(resources, ResourceAddress::instance(Role::DbPrimary, 0))
+            .await?;
         let node = self.pg_node(&c.place)?;
         let name = super::configure_db::sql_name(&self.manifest.app.name);
         let script = format!("SET ROLE \"{name}\";\n{sql}\n");
-        super::postgres::run_secret_sql(&c.remote, &node, &name, "postgres: migrate", &script)
+        super::postgres::run_secret_sql(t, &c.remote, &node, &name, "postgres: migrate", &script)
             .await
-            .map_err(text)
     }
 
-    pub(super) async fn switchover_to(
+    async fn counters(
         &self,
-        resources: BTreeMap<ResourceAddress, ResourceState>,
+        resources: &Resources,
+        cpu: bool,
+    ) -> Result<Vec<ServerCounters>, RoleError> {
+        let c = self
+            .connect_to(resources, ResourceAddress::instance(Role::Lb, 0))
+            .await?;
+        let stats = haproxy::show_stat(&self.templates, &c.remote, &c.place.root).await?;
+        let mut out = Vec::new();
+        for s in stats.into_iter().filter(|s| s.name.starts_with("web")) {
+            // CPU is read from the machine itself: its /proc/stat totals.
+            let cpu = match (cpu, s.name[3..].parse::<u32>()) {
+                (true, Ok(index)) => {
+                    let machine = ResourceAddress::instance(Role::Web, index);
+                    match resources.contains_key(&machine) {
+                        true => {
+                            let m = self.connect_to(resources, machine).await?;
+                            let stat = m
+                                .remote
+                                .run("read /proc/stat", "head -n 1 /proc/stat\n")
+                                .await?;
+                            cpu_jiffies(&stat.stdout)
+                        }
+                        false => None,
+                    }
+                }
+                _ => None,
+            };
+            out.push(ServerCounters {
+                up: s.is_up(),
+                name: s.name,
+                requests: s.req_tot,
+                response_ms: s.rtime,
+                sessions: s.scur,
+                queued: s.qcur,
+                cpu,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn switchover_to(
+        &self,
+        resources: &Resources,
         to: ResourceAddress,
-    ) -> Result<BTreeMap<String, String>, String> {
-        let id = node_id(to).ok_or_else(|| format!("{to} is not a database machine"))?;
-        let j = job(resources);
-        let (mut cluster, connections) = self.cluster(&j, None).await?;
+    ) -> Result<Changed, RoleError> {
+        let id = node_id(to).ok_or(RoleError::WrongAddress {
+            address: to,
+            expected: "not a database machine (db.primary or db.replica[i])",
+        })?;
+        let (mut cluster, connections) = self.cluster(resources, None).await?;
         if cluster.origin == id {
-            return Err(format!("{to} is already the origin"));
+            return Err(RoleError::AlreadyOrigin { address: to });
         }
         let remotes: slony::Remotes<'_, F::Remote> =
             connections.iter().map(|(n, c)| (*n, &c.remote)).collect();
-        slony::move_set(&mut cluster, id, &remotes)
-            .await
-            .map_err(text)?;
-        let mut attributes = j.resources[&ResourceAddress::SlonyCluster]
-            .attributes
-            .clone();
-        attributes.insert("origin".into(), id.to_string());
-        Ok(attributes)
+        slony::move_set(&self.templates, &mut cluster, id, &remotes).await?;
+        // The app's DATABASE_URL names the origin: every web server is released again.
+        let web = resources
+            .keys()
+            .copied()
+            .filter(|a| {
+                matches!(
+                    a,
+                    ResourceAddress::Config {
+                        role: Role::Web,
+                        ..
+                    }
+                )
+            })
+            .collect();
+        Ok(Changed {
+            attributes: BTreeMap::from([(
+                ResourceAddress::SlonyCluster,
+                BTreeMap::from([("origin".to_string(), id.to_string())]),
+            )]),
+            reconfigure: web,
+            reason: format!("{to} is the origin now: DATABASE_URL names it"),
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! Errors of the web-tier roles: memcached, HAProxy and the app release.
 
 use crate::remote::RemoteError;
-use crate::templates::TemplateError;
+use crate::templates::{TemplateError, Templates};
 
 /// What went wrong while giving a machine its web-tier role. Every variant
 /// names the host and what was being done; texts that came from the machine
@@ -92,12 +92,14 @@ impl WebRoleError {
 
 /// Render a template and run it as a script, naming `what` in any error.
 pub(crate) async fn run_template(
+    t: &Templates,
     remote: &impl crate::remote::Remote,
     name: &str,
     context: &tera::Context,
     what: &str,
 ) -> Result<crate::remote::ScriptOutput, WebRoleError> {
-    let script = crate::templates::render(name, context)
+    let script = t
+        .render(name, context)
         .map_err(|e| WebRoleError::template(remote.host(), what, e))?;
     remote
         .run(what, &script)
@@ -107,6 +109,7 @@ pub(crate) async fn run_template(
 
 /// Stop these supervised services on a machine (templates/lib/stop.sh).
 pub(crate) async fn stop_services(
+    t: &Templates,
     remote: &impl crate::remote::Remote,
     root: &str,
     services: &[&str],
@@ -117,7 +120,7 @@ pub(crate) async fn stop_services(
     ctx.insert("root", root);
     ctx.insert("services", services);
     ctx.insert("remove", &Vec::<String>::new());
-    run_template(remote, "lib/stop.sh", &ctx, what).await?;
+    run_template(t, remote, "lib/stop.sh", &ctx, what).await?;
     Ok(())
 }
 

@@ -263,8 +263,53 @@ fn project_templates_override_exactly_what_they_name() {
         inputs(&own, "web[0].release")
     );
 
-    // A command that takes the lock opens the workspace once: the templates
-    // are chosen once per process, so a second open would fail on them.
+    // `state forget-host-key` opens the workspace twice in one process (issue
+    // 11: it failed when the manifest named a templates directory).
+    let pinned = dir.join("pinned.json");
+    let mut s = appgrid::state::State::new("tpl", appgrid::state::new_lineage());
+    let lb = appgrid::graph::ResourceAddress::instance(appgrid::graph::Role::Lb, 0);
+    s.resources.insert(
+        lb,
+        appgrid::state::ResourceState {
+            spec: appgrid::graph::ResourceSpec::Instance(appgrid::graph::InstanceSpec {
+                role: appgrid::graph::Role::Lb,
+                instance_type: "t3.small".into(),
+                image: String::new(),
+                zone: "local".into(),
+                key_name: String::new(),
+                group: appgrid::graph::Role::Lb.group(),
+                user_data: String::new(),
+            }),
+            id: "local-lb".into(),
+            depends_on: Vec::new(),
+            attributes: [("host_key".to_string(), "a-pinned-key".to_string())].into(),
+        },
+    );
+    appgrid::state::store::StateStore::new(&pinned)
+        .save(&mut s)
+        .unwrap();
+    let out = run(&[
+        "state",
+        "forget-host-key",
+        dir.join("b.toml").to_str().unwrap(),
+        "lb",
+        "--state",
+        pinned.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "lb: forgot the pinned host key a-pinned-key; the next apply pins the key it presents\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.status.success());
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&pinned).unwrap()).unwrap();
+    assert!(
+        after["resources"]["lb"]["attributes"]["host_key"].is_null(),
+        "{after}"
+    );
+
     let m = dir.join("b.toml");
     let sql = dir.join("change.sql");
     std::fs::write(&sql, "SELECT 1;\n").unwrap();

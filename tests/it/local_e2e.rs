@@ -2,7 +2,7 @@
 //! comes up on this machine (Postgres primary + Slony-I replica, memcached,
 //! two app servers, HAProxy), scales under load without a failed request,
 //! adds a replica under writes without losing a row, migrates the schema on
-//! every node, and goes away. No secret ever appears in what appgrid printed.
+//! every node, switches the origin over and back, and goes away. No secret ever appears in what appgrid printed.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -154,6 +154,21 @@ fn load(target: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, 
         }
         (ok, failed, errors)
     })
+}
+
+/// `appgrid db COMMAND MANIFEST ARGS…` (run() would put the manifest last).
+fn db(blog: &mut Blog, command: &[&str], args: &[&str]) -> Output {
+    let out = appgrid()
+        .arg("db")
+        .args(command)
+        .arg(&blog.manifest)
+        .args(args)
+        .env("APPGRID_LOCAL_ROOT", &blog.machines)
+        .output()
+        .unwrap();
+    blog.printed.push_str(&text(&out.stdout));
+    blog.printed.push_str(&text(&out.stderr));
+    out
 }
 
 async fn eventually<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
@@ -326,19 +341,7 @@ async fn blog_on_the_local_provider() {
     // A migration reaches every node, and replication keeps working.
     let sql = blog.dir.join("add-author.sql");
     std::fs::write(&sql, "ALTER TABLE notes ADD COLUMN author text;\n").unwrap();
-    // `db migrate FILE SQL`: run() appends the manifest, so pass the SQL path through it.
-    let out = appgrid()
-        .args([
-            "db",
-            "migrate",
-            blog.manifest.to_str().unwrap(),
-            sql.to_str().unwrap(),
-        ])
-        .env("APPGRID_LOCAL_ROOT", &blog.machines)
-        .output()
-        .unwrap();
-    blog.printed.push_str(&text(&out.stdout));
-    blog.printed.push_str(&text(&out.stderr));
+    let out = db(&mut blog, &["migrate"], &[sql.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for node in ["db.primary", "db.replica[0]", "db.replica[1]"] {
         assert_eq!(
@@ -365,6 +368,42 @@ async fn blog_on_the_local_provider() {
         },
     )
     .await;
+
+    // Switchover and back, each through the locked, recorded path: the set
+    // moves, the origin is recorded, every app server is released again
+    // against it (one at a time) and writes through the app land there.
+    for (to, node, other) in [
+        ("db.replica[0]", "2", "db.primary"),
+        ("db.primary", "1", "db.replica[0]"),
+    ] {
+        let serial = blog.state()["serial"].as_u64().unwrap();
+        let out = db(&mut blog, &["switchover"], &[to]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.contains(&format!(
+                "Every app server writes to {to} (2 released again)."
+            )),
+            "{stdout}"
+        );
+        assert_eq!(blog.attr("slony.cluster", "origin"), node);
+        assert!(blog.state()["serial"].as_u64().unwrap() >= serial + 3);
+        let body = format!("written after the switchover to {to}");
+        let (status, answer) = http(&lb, "POST", "/notes", &body).await.unwrap();
+        assert_eq!(status, 201, "{answer}");
+        let select = format!("select count(*) from notes where body = '{body}'");
+        assert_eq!(blog.psql(to, &select).unwrap(), "1");
+        eventually(
+            "replication from the new origin",
+            Duration::from_secs(10),
+            async || blog.psql(other, &select).ok().filter(|c| c == "1"),
+        )
+        .await;
+        let refused = blog
+            .psql(other, "insert into notes(body) values ('nope')")
+            .unwrap_err();
+        assert!(refused.contains("Slony-I"), "{refused}");
+    }
 
     // Web 2 → 3 → 2 under load: not one failed request.
     let stop = Arc::new(AtomicBool::new(false));

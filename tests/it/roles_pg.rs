@@ -15,6 +15,12 @@ use appgrid::remote::local::LocalTransport;
 use appgrid::roles::RoleError;
 use appgrid::roles::postgres::{self, AppDatabase, PG_BIN, PgNode};
 use appgrid::roles::slony::{self, SlonyCluster, SlonyNode};
+use secrecy::ExposeSecret;
+
+/// The embedded templates, which these role tests render with.
+fn tpl() -> appgrid::templates::Templates {
+    appgrid::templates::Templates::embedded()
+}
 
 /// Two cores: the Postgres tests of one process run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -129,7 +135,7 @@ impl Env {
 
     async fn sql(&self, id: u32, db: &str, sql: &str) -> Vec<Vec<String>> {
         let n = self.node(id);
-        self.ok(postgres::query(&n.remote, &n.pg, db, sql).await)
+        self.ok(postgres::query(&tpl(), &n.remote, &n.pg, db, sql).await)
     }
 
     async fn scalar(&self, id: u32, db: &str, sql: &str) -> String {
@@ -257,7 +263,7 @@ async fn app_psql(
             .unwrap();
         std::io::Write::write_all(
             &mut f,
-            format!("*:*:*:{}:{}\n", db.user, db.password).as_bytes(),
+            format!("*:*:*:{}:{}\n", db.user, db.password.expose_secret()).as_bytes(),
         )
         .unwrap();
     }
@@ -294,17 +300,17 @@ fn checksum_sql() -> &'static str {
 /// the cluster initialised; nodes 2..=n subscribed. Returns the cluster.
 async fn cluster(env: &mut Env, n: u8) -> (AppDatabase, SlonyCluster) {
     let db = AppDatabase::generate("blog", "blog", &env.redactor);
-    env.secrets.push(db.password.clone());
+    env.secrets.push(db.password.expose_secret().to_string());
     let slony_password = postgres::generate_password();
-    env.secret(&slony_password);
+    env.secret(slony_password.expose_secret());
     for i in 1..=n {
         env.add_node(i);
     }
     let peers: Vec<IpAddr> = env.nodes.iter().map(|n| n.pg.addr).collect();
     let allow = vec!["127.0.0.1/32".to_string()];
     for n in &env.nodes {
-        env.ok(postgres::ensure_server(&n.remote, &n.pg, &allow, &peers).await);
-        env.ok(postgres::ensure_app_database(&n.remote, &n.pg, &db).await);
+        env.ok(postgres::ensure_server(&tpl(), &n.remote, &n.pg, &allow, &peers).await);
+        env.ok(postgres::ensure_app_database(&tpl(), &n.remote, &n.pg, &db).await);
     }
     env.sql(1, "blog", SCHEMA).await;
     let first = &env.nodes[0];
@@ -319,7 +325,7 @@ async fn cluster(env: &mut Env, n: u8) -> (AppDatabase, SlonyCluster) {
     );
     cluster.timeout = Duration::from_secs(60);
     let t = Instant::now();
-    env.ok(slony::init(&cluster, &first.remote).await);
+    env.ok(slony::init(&tpl(), &cluster, &first.remote).await);
     eprintln!("measure: slony init: {:?}", t.elapsed());
     for i in 2..=n as u32 {
         let t = Instant::now();
@@ -327,7 +333,7 @@ async fn cluster(env: &mut Env, n: u8) -> (AppDatabase, SlonyCluster) {
             id: i,
             node: env.node(i).pg.clone(),
         };
-        let r = slony::add_subscriber(&mut cluster, new, &env.remotes()).await;
+        let r = slony::add_subscriber(&tpl(), &mut cluster, new, &env.remotes()).await;
         env.ok(r);
         eprintln!("measure: subscribe node {i} (idle): {:?}", t.elapsed());
     }
@@ -339,7 +345,7 @@ async fn wait_for_value(env: &Env, id: u32, sql: &str, want: &str, bound: Durati
     let started = Instant::now();
     loop {
         let n = env.node(id);
-        let got = postgres::query(&n.remote, &n.pg, "blog", sql).await;
+        let got = postgres::query(&tpl(), &n.remote, &n.pg, "blog", sql).await;
         if let Ok(rows) = &got {
             if rows.first().and_then(|r| r.first()).map(String::as_str) == Some(want) {
                 return started.elapsed();
@@ -358,7 +364,7 @@ fn primary_comes_up_admits_the_app_only_from_allow_from_and_is_idempotent() {
     rt().block_on(async {
         let mut env = Env::new(1, "primary");
         let db = AppDatabase::generate("blog", "blog", &env.redactor);
-        env.secrets.push(db.password.clone());
+        env.secrets.push(db.password.expose_secret().to_string());
         let i = env.add_node(1);
         let client = addr(1, 7);
         let intruder = addr(1, 8);
@@ -366,14 +372,14 @@ fn primary_comes_up_admits_the_app_only_from_allow_from_and_is_idempotent() {
         let (pg, remote) = (env.nodes[i].pg.clone(), env.nodes[i].remote.clone());
 
         let started = Instant::now();
-        let first = env.ok(postgres::ensure_server(&remote, &pg, &allow, &[]).await);
+        let first = env.ok(postgres::ensure_server(&tpl(), &remote, &pg, &allow, &[]).await);
         eprintln!(
             "measure: primary from nothing to accepting connections: {:?}",
             started.elapsed()
         );
         assert!(first.contains(&"initdb".to_string()), "{first:?}");
         assert!(first.contains(&"started".to_string()), "{first:?}");
-        env.ok(postgres::ensure_app_database(&remote, &pg, &db).await);
+        env.ok(postgres::ensure_app_database(&tpl(), &remote, &pg, &db).await);
 
         // The data directory belongs to postgres and nobody else reads it.
         use std::os::unix::fs::MetadataExt;
@@ -390,9 +396,9 @@ fn primary_comes_up_admits_the_app_only_from_allow_from_and_is_idempotent() {
         );
 
         let pid = std::fs::read_to_string(format!("{}/run/appgrid/postgres.pid", pg.root)).unwrap();
-        let second = env.ok(postgres::ensure_server(&remote, &pg, &allow, &[]).await);
+        let second = env.ok(postgres::ensure_server(&tpl(), &remote, &pg, &allow, &[]).await);
         assert!(second.is_empty(), "the second run changed {second:?}");
-        env.ok(postgres::ensure_app_database(&remote, &pg, &db).await);
+        env.ok(postgres::ensure_app_database(&tpl(), &remote, &pg, &db).await);
         let pid2 =
             std::fs::read_to_string(format!("{}/run/appgrid/postgres.pid", pg.root)).unwrap();
         assert_eq!(pid, pid2, "postgres was not restarted");
@@ -419,7 +425,7 @@ fn primary_comes_up_admits_the_app_only_from_allow_from_and_is_idempotent() {
             assert_eq!(owner, "blog");
             // A wrong password is refused.
             let wrong = AppDatabase {
-                password: "not-the-password-at-all".to_string(),
+                password: "not-the-password-at-all".into(),
                 ..db.clone()
             };
             let other = Env::pgpass_for(&env, &wrong);
@@ -446,7 +452,7 @@ fn primary_comes_up_admits_the_app_only_from_allow_from_and_is_idempotent() {
 
         // allow_from changes: pg_hba is reloaded, not restarted; the intruder gets in.
         let allow2 = vec![format!("{client}/32"), format!("{intruder}/32")];
-        let third = env.ok(postgres::ensure_server(&remote, &pg, &allow2, &[]).await);
+        let third = env.ok(postgres::ensure_server(&tpl(), &remote, &pg, &allow2, &[]).await);
         assert_eq!(
             third,
             vec!["pg_hba.conf".to_string(), "reloaded".to_string()]
@@ -462,14 +468,15 @@ fn primary_comes_up_admits_the_app_only_from_allow_from_and_is_idempotent() {
         }
         // Bad input never reaches a file.
         let bad = env.keep(
-            postgres::ensure_server(&remote, &pg, &["0.0.0.0/0 trust".to_string()], &[]).await,
+            postgres::ensure_server(&tpl(), &remote, &pg, &["0.0.0.0/0 trust".to_string()], &[])
+                .await,
         );
         assert!(
             matches!(bad, Err(RoleError::InvalidValue { .. })),
             "{bad:?}"
         );
 
-        env.ok(postgres::stop_server(&remote, &pg).await);
+        env.ok(postgres::stop_server(&tpl(), &remote, &pg).await);
         assert!(!Path::new(&pg.data_dir()).join("postmaster.pid").exists());
         env.assert_no_secrets();
     });
@@ -495,7 +502,7 @@ impl Env {
             .unwrap();
         std::io::Write::write_all(
             &mut f,
-            format!("*:*:*:{}:{}\n", db.user, db.password).as_bytes(),
+            format!("*:*:*:{}:{}\n", db.user, db.password.expose_secret()).as_bytes(),
         )
         .unwrap();
         path
@@ -571,7 +578,7 @@ fn a_replica_gets_rows_within_10s_refuses_writes_and_reports_its_lag() {
         let mut visible = Vec::new();
         for i in 0..10 {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let st = env.ok(slony::status(&cluster, &env.node(1).remote).await);
+            let st = env.ok(slony::status(&tpl(), &cluster, &env.node(1).remote).await);
             lags.push((st[0].lag_events, st[0].lag_time));
             let marker = format!("probe-{i}");
             app_psql(&env, addr(2, 9), 15432, &db, &format!("insert into items (v) values ('{marker}')"))
@@ -641,13 +648,13 @@ fn a_table_without_a_primary_key_is_refused_by_name() {
     rt().block_on(async {
         let mut env = Env::new(3, "nopk");
         let db = AppDatabase::generate("blog", "blog", &env.redactor);
-        env.secrets.push(db.password.clone());
+        env.secrets.push(db.password.expose_secret().to_string());
         let slony_password = postgres::generate_password();
-        env.secret(&slony_password);
+        env.secret(slony_password.expose_secret());
         env.add_node(1);
         let n = &env.nodes[0];
-        env.ok(postgres::ensure_server(&n.remote, &n.pg, &[], &[]).await);
-        env.ok(postgres::ensure_app_database(&n.remote, &n.pg, &db).await);
+        env.ok(postgres::ensure_server(&tpl(), &n.remote, &n.pg, &[], &[]).await);
+        env.ok(postgres::ensure_app_database(&tpl(), &n.remote, &n.pg, &db).await);
         env.sql(1, "blog", "set role blog; create table items (id int primary key); create table events (at timestamptz, what text);").await;
         let cluster = SlonyCluster::new(
             "appgrid",
@@ -655,7 +662,7 @@ fn a_table_without_a_primary_key_is_refused_by_name() {
             SlonyNode { id: 1, node: n.pg.clone() },
             slony_password,
         );
-        let err = env.keep(slony::init(&cluster, &n.remote).await).unwrap_err();
+        let err = env.keep(slony::init(&tpl(), &cluster, &n.remote).await).unwrap_err();
         assert_eq!(
             err.to_string(),
             "table public.events has no primary key: Slony-I replicates only tables with one; add one (ALTER TABLE … ADD PRIMARY KEY …)"
@@ -692,16 +699,16 @@ fn replicas_go_from_1_to_2_under_writes_without_losing_a_row_and_a_dropped_one_l
         let peers: Vec<IpAddr> = env.nodes.iter().map(|n| n.pg.addr).collect();
         let allow = vec!["127.0.0.1/32".to_string()];
         for n in &env.nodes {
-            env.ok(postgres::ensure_server(&n.remote, &n.pg, &allow, &peers).await);
+            env.ok(postgres::ensure_server(&tpl(), &n.remote, &n.pg, &allow, &peers).await);
         }
         let n3 = &env.nodes[i];
-        env.ok(postgres::ensure_app_database(&n3.remote, &n3.pg, &db).await);
+        env.ok(postgres::ensure_app_database(&tpl(), &n3.remote, &n3.pg, &db).await);
         let started = Instant::now();
         let new = SlonyNode {
             id: 3,
             node: n3.pg.clone(),
         };
-        let r = slony::add_subscriber(&mut cluster, new, &env.remotes()).await;
+        let r = slony::add_subscriber(&tpl(), &mut cluster, new, &env.remotes()).await;
         env.ok(r);
         eprintln!(
             "measure: subscribe node 3 under writes (until caught up): {:?}",
@@ -713,7 +720,7 @@ fn replicas_go_from_1_to_2_under_writes_without_losing_a_row_and_a_dropped_one_l
         let written = written.load(Ordering::SeqCst);
         assert!(written > 10, "the writer wrote {written} rows");
 
-        env.ok(slony::wait_in_sync(&cluster, &env.remotes()).await);
+        env.ok(slony::wait_in_sync(&tpl(), &cluster, &env.remotes()).await);
         let origin = env.scalar(1, "blog", checksum_sql()).await;
         assert!(
             origin.starts_with(&format!("{written}:")),
@@ -726,12 +733,12 @@ fn replicas_go_from_1_to_2_under_writes_without_losing_a_row_and_a_dropped_one_l
                 "node {id}"
             );
         }
-        let st = env.ok(slony::status(&cluster, &env.node(1).remote).await);
+        let st = env.ok(slony::status(&tpl(), &cluster, &env.node(1).remote).await);
         assert_eq!(st.iter().map(|s| s.node).collect::<Vec<_>>(), vec![2, 3]);
         eprintln!("measure: {written} rows written during the subscription, 0 lost; status {st:?}");
 
         // Node 2 leaves; node 3 keeps replicating.
-        env.ok(slony::drop_subscriber(&mut cluster, 2, &env.remotes()).await);
+        env.ok(slony::drop_subscriber(&tpl(), &mut cluster, 2, &env.remotes()).await);
         assert_eq!(
             cluster.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
             vec![1, 3]
@@ -758,7 +765,7 @@ fn replicas_go_from_1_to_2_under_writes_without_losing_a_row_and_a_dropped_one_l
             Duration::from_secs(10),
         )
         .await;
-        let st = env.ok(slony::status(&cluster, &env.node(1).remote).await);
+        let st = env.ok(slony::status(&tpl(), &cluster, &env.node(1).remote).await);
         assert_eq!(st.iter().map(|s| s.node).collect::<Vec<_>>(), vec![3]);
         // The dropped node is a plain database again: no cluster schema.
         let left = env
@@ -821,6 +828,7 @@ fn execute_script_reaches_every_node_and_move_set_switches_the_origin() {
         let started = Instant::now();
         env.ok(
             slony::execute_script(
+                &tpl(),
                 &cluster,
                 &env.remotes(),
                 "alter table items add column score int not null default 0;",
@@ -846,13 +854,13 @@ fn execute_script_reaches_every_node_and_move_set_switches_the_origin() {
 
         // A failing script is an error, and changes nothing.
         let err = env
-            .keep(slony::execute_script(&cluster, &env.remotes(), "alter table nope add column x int;").await)
+            .keep(slony::execute_script(&tpl(), &cluster, &env.remotes(), "alter table nope add column x int;").await)
             .unwrap_err();
         assert!(err.to_string().contains("execute script"), "{err}");
 
         // Switchover to node 2.
         let started = Instant::now();
-        env.ok(slony::move_set(&mut cluster, 2, &env.remotes()).await);
+        env.ok(slony::move_set(&tpl(), &mut cluster, 2, &env.remotes()).await);
         eprintln!("measure: move set (switchover): {:?}", started.elapsed());
         assert_eq!(cluster.origin, 2);
         app_psql(&env, two, PORT, &db, "insert into items (v) values ('on-new-origin')")
@@ -863,7 +871,7 @@ fn execute_script_reaches_every_node_and_move_set_switches_the_origin() {
             .await
             .expect_err("the old origin refuses writes");
         assert!(err.contains("cannot be modified on a subscriber node"), "{err}");
-        let st = env.ok(slony::status(&cluster, &env.node(2).remote).await);
+        let st = env.ok(slony::status(&tpl(), &cluster, &env.node(2).remote).await);
         assert_eq!(st.iter().map(|s| s.node).collect::<Vec<_>>(), vec![1]);
         env.assert_no_secrets();
     });

@@ -18,6 +18,11 @@ use appgrid::roles::memcached::{CacheNode, ensure_memcached, memcached_stats, me
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The embedded templates, which these role tests render with.
+fn tpl() -> appgrid::templates::Templates {
+    appgrid::templates::Templates::embedded()
+}
+
 use super::http::{http, json_field, served_by};
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -223,7 +228,7 @@ async fn memcached_is_sized_answers_and_is_idempotent() {
         port: 11211,
         memory_mb: None,
     };
-    let first = ensure_memcached(&t, &node).await.unwrap();
+    let first = ensure_memcached(&tpl(), &t, &node).await.unwrap();
     assert!(first.started);
     let kb: u64 = std::fs::read_to_string("/proc/meminfo")
         .unwrap()
@@ -232,12 +237,12 @@ async fn memcached_is_sized_answers_and_is_idempotent() {
         .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
         .unwrap();
     assert_eq!(first.memory_mb, memory_for(kb));
-    let again = ensure_memcached(&t, &node).await.unwrap();
+    let again = ensure_memcached(&tpl(), &t, &node).await.unwrap();
     assert!(!again.started, "same settings: nothing restarts");
 
     node.memory_mb = Some(64);
-    assert!(ensure_memcached(&t, &node).await.unwrap().started);
-    let stats = memcached_stats(&t, &a, 11211).await.unwrap();
+    assert!(ensure_memcached(&tpl(), &t, &node).await.unwrap().started);
+    let stats = memcached_stats(&tpl(), &t, &a, 11211).await.unwrap();
     assert_eq!(stats["limit_maxbytes"], (64u64 * 1024 * 1024).to_string());
     let pid: u32 = stats["pid"].parse().unwrap();
     let owner = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -266,6 +271,7 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
 
     let cache_t = captured.transport(&cache, &redactor);
     ensure_memcached(
+        &tpl(),
         &cache_t,
         &CacheNode {
             root: guard.root("cache"),
@@ -301,7 +307,7 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
             ("DATABASE_REPLICA_URLS".to_string(), String::new()),
             ("MEMCACHE_SERVERS".to_string(), format!("{cache}:11211")),
         ]),
-        secrets: vec![password.clone()],
+        secrets: vec![password.clone().into()],
         health_timeout: Duration::from_secs(30),
         archive: None,
     };
@@ -309,9 +315,10 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
 
     // Two machines, released concurrently.
     let (a0, a1) = (app(0), app(1));
+    let templates = tpl();
     let (r1, r2) = tokio::join!(
-        release(&web[0].2, &a0, &redactor),
-        release(&web[1].2, &a1, &redactor)
+        release(&templates, &web[0].2, &a0, &redactor),
+        release(&templates, &web[1].2, &a1, &redactor)
     );
     let (r1, r2) = (r1.unwrap(), r2.unwrap());
     assert!(r1.restarted && r2.restarted);
@@ -340,16 +347,16 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
         drain: Duration::from_secs(20),
     };
     assert_eq!(
-        ensure_haproxy(&lb_t, &lb, bounds).await.unwrap(),
+        ensure_haproxy(&tpl(), &lb_t, &lb, bounds).await.unwrap(),
         LbOutcome::Started
     );
     assert_eq!(
-        ensure_haproxy(&lb_t, &lb, bounds).await.unwrap(),
+        ensure_haproxy(&tpl(), &lb_t, &lb, bounds).await.unwrap(),
         LbOutcome::Unchanged
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let stats = haproxy::show_stat(&lb_t, &lb.root).await.unwrap();
+        let stats = haproxy::show_stat(&tpl(), &lb_t, &lb.root).await.unwrap();
         if stats.len() == 2
             && stats.iter().all(|s| s.is_up())
             && stats.iter().all(|s| s.check_status.contains("L7OK"))
@@ -394,7 +401,9 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
     assert!(body.contains("hello from the test"), "{body}");
 
     // The same release again: nothing restarts.
-    let again = release(&web[0].2, &app(0), &redactor).await.unwrap();
+    let again = release(&tpl(), &web[0].2, &app(0), &redactor)
+        .await
+        .unwrap();
     assert!(!again.restarted);
     assert_eq!(again.pid, r1.pid);
     assert_eq!(again.release_id, r1.release_id);
@@ -437,11 +446,13 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let r3 = release(&web[2].2, &app(2), &redactor).await.unwrap();
+    let r3 = release(&tpl(), &web[2].2, &app(2), &redactor)
+        .await
+        .unwrap();
     eprintln!("release web-3: {:?}", r3.took);
     lb.servers.push(backend(2));
     let t0 = Instant::now();
-    let outcome = ensure_haproxy(&lb_t, &lb, bounds).await.unwrap();
+    let outcome = ensure_haproxy(&tpl(), &lb_t, &lb, bounds).await.unwrap();
     eprintln!("add web-3 through HAProxy: {:?}", t0.elapsed());
     assert_eq!(
         outcome,
@@ -453,7 +464,7 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     lb.servers.retain(|s| s.name != "web-2");
     let t0 = Instant::now();
-    let outcome = ensure_haproxy(&lb_t, &lb, bounds).await.unwrap();
+    let outcome = ensure_haproxy(&tpl(), &lb_t, &lb, bounds).await.unwrap();
     eprintln!("drain web-2 through HAProxy: {:?}", t0.elapsed());
     assert_eq!(
         outcome,
@@ -467,7 +478,9 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
     let mut reloaded = lb.clone();
     reloaded.health_path = "/health?lb=1".to_string();
     let t0 = Instant::now();
-    let outcome = ensure_haproxy(&lb_t, &reloaded, bounds).await.unwrap();
+    let outcome = ensure_haproxy(&tpl(), &lb_t, &reloaded, bounds)
+        .await
+        .unwrap();
     eprintln!("reload: {:?}", t0.elapsed());
     assert_eq!(
         outcome,
@@ -498,14 +511,14 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
             > 0,
         "{by_server:?}"
     );
-    let names: Vec<String> = haproxy::servers(&lb_t, &lb.root)
+    let names: Vec<String> = haproxy::servers(&tpl(), &lb_t, &lb.root)
         .await
         .unwrap()
         .into_iter()
         .map(|s| s.name)
         .collect();
     assert_eq!(names, ["web-1", "web-3"]);
-    let stats = haproxy::show_stat(&lb_t, &lb.root).await.unwrap();
+    let stats = haproxy::show_stat(&tpl(), &lb_t, &lb.root).await.unwrap();
     assert!(stats.iter().all(|s| s.is_up()), "{stats:?}");
 
     let lines = captured.0.lock().unwrap().clone();
@@ -544,12 +557,15 @@ async fn an_app_that_never_gets_healthy_fails_with_its_redacted_log() {
             "DATABASE_URL".to_string(),
             format!("postgres://app:{secret}@{a}/app"),
         )]),
-        secrets: vec![secret.clone()],
+        secrets: vec![secret.clone().into()],
         health_timeout: Duration::from_secs(2),
         archive: None,
     };
     let t0 = Instant::now();
-    let err = release(&t, &app, &redactor).await.unwrap_err().to_string();
+    let err = release(&tpl(), &t, &app, &redactor)
+        .await
+        .unwrap_err()
+        .to_string();
     eprintln!("failed after {:?}: {err}", t0.elapsed());
     assert!(err.contains("timed out after 2.0s"), "{err}");
     assert!(

@@ -1,0 +1,119 @@
+//! Day-two operations on a running app — status, schema migrations, the load
+//! balancer's counters, switchover, and (later) backups, failover, moves,
+//! releases and rollback, logs, one-off commands — and the one path by which
+//! they change machines and state.
+//!
+//! Two seams:
+//! - [`Operations`]: what an operation does on the machines. One method per
+//!   operation, no defaults: a provider whose machines appgrid does not
+//!   configure (`configure = false`) has no `Operations` at all, and the CLI
+//!   says so before connecting anywhere. The real implementation is
+//!   [`crate::roles::configure::RoleConfigurator`].
+//! - [`Locked`]: an operation that changes anything runs under the state lock
+//!   from start to end; what it learned is recorded ([`Locked::record`]) and
+//!   the configurations that read it are applied again through the walker
+//!   ([`Locked::reconfigure`]: rolling, each result recorded and saved as it
+//!   finishes, a failure leaving state that says what was done).
+//!
+//! Invariant: no operation configures a machine outside [`Locked::reconfigure`]
+//! (and so outside the walker); read-only operations (status, counters) take
+//! no lock.
+
+mod locked;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use crate::graph::ResourceAddress;
+use crate::state::ResourceState;
+
+pub use locked::{Locked, LockedError};
+
+/// Every machine and configuration state records, secrets included.
+pub type Resources = BTreeMap<ResourceAddress, ResourceState>;
+
+/// One web server's counters at the load balancer (HAProxy `show stat`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServerCounters {
+    /// `web{i}`, the server's name at the load balancer.
+    pub name: String,
+    pub up: bool,
+    /// Requests since the server was added (a counter).
+    pub requests: u64,
+    /// Average response time over the last 1,024 requests, ms.
+    pub response_ms: u64,
+    pub sessions: u64,
+    pub queued: u64,
+    /// (busy, total) CPU jiffies of the server's machine, when asked for.
+    #[serde(default)]
+    pub cpu: Option<(u64, u64)>,
+}
+
+/// What an operation changed on the machines, for [`Locked`] to record and
+/// follow up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changed {
+    /// Attributes to set on these resources in state (others are kept).
+    pub attributes: BTreeMap<ResourceAddress, BTreeMap<String, String>>,
+    /// Configurations that read what changed and must be applied again, in
+    /// this order (e.g. every web release after the origin moved).
+    pub reconfigure: Vec<ResourceAddress>,
+    /// Why, for the progress lines and the plan-like record.
+    pub reason: String,
+}
+
+/// An operation that failed, and which. The text is the source's (it names
+/// the machine or the state entry at fault); `operation` is for programs.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct OperationError {
+    pub operation: &'static str,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl OperationError {
+    pub fn new(
+        operation: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        OperationError {
+            operation,
+            source: source.into(),
+        }
+    }
+}
+
+/// Day-two operations on the machines of a running app (see the module doc).
+/// Each takes what state records now; none writes state itself.
+pub trait Operations: Send + Sync + 'static {
+    /// What the running app looks like: its machines and services.
+    fn status(
+        &self,
+        resources: &Resources,
+    ) -> impl Future<Output = Result<crate::status::AppStatus, OperationError>> + Send;
+
+    /// Run a schema change on every database node, in order with the data.
+    fn migrate(
+        &self,
+        resources: &Resources,
+        sql: &str,
+    ) -> impl Future<Output = Result<(), OperationError>> + Send;
+
+    /// Counters of the web tier as the load balancer sees them now.
+    /// `cpu`: also read each web machine's CPU counters.
+    fn web_counters(
+        &self,
+        resources: &Resources,
+        cpu: bool,
+    ) -> impl Future<Output = Result<Vec<ServerCounters>, OperationError>> + Send;
+
+    /// Make `to` (a replica) the origin of the replicated set. Returns what to
+    /// record (`slony.cluster`'s origin) and what to apply again (every web
+    /// release: the app's `DATABASE_URL` names the origin).
+    fn switchover(
+        &self,
+        resources: &Resources,
+        to: ResourceAddress,
+    ) -> impl Future<Output = Result<Changed, OperationError>> + Send;
+}

@@ -1,0 +1,147 @@
+//! haproxy.cfg: the values that go into it checked (no value can add a
+//! directive), and the file rendered from `haproxy/haproxy.cfg`.
+
+use tera::Context;
+
+use super::{Backend, LbConfig, SERVER_OPTIONS};
+use crate::roles::web_error::{WebRoleError, check_root, check_token};
+use crate::templates::{TemplateError, Templates};
+
+pub(super) fn check_lb(lb: &LbConfig, host: &str) -> Result<(), WebRoleError> {
+    check_root(host, &lb.root)?;
+    check_token(host, "load balancer address", &lb.addr)?;
+    check_health_path(host, &lb.health_path)?;
+    if lb.listen == 0 {
+        return Err(WebRoleError::invalid(host, "listen port", "must not be 0"));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for s in &lb.servers {
+        check_backend(host, s)?;
+        if !names.insert(&s.name) {
+            return Err(WebRoleError::invalid(
+                host,
+                "load balancer servers",
+                format!("{:?} appears twice", s.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The health path goes into haproxy.cfg: `/` then URL characters, no spaces.
+pub(crate) fn check_health_path(host: &str, path: &str) -> Result<(), WebRoleError> {
+    if !path.starts_with('/')
+        || path.len() > 200
+        || !path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~?=&%+".contains(&b))
+    {
+        return Err(WebRoleError::invalid(
+            host,
+            "health path",
+            format!("{path:?} must start with '/' and hold only URL characters (no spaces)"),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_backend(host: &str, s: &Backend) -> Result<(), WebRoleError> {
+    check_token(host, "server address", &s.addr)?;
+    if s.name.is_empty()
+        || s.name.len() > 64
+        || !s
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(WebRoleError::invalid(
+            host,
+            "server name",
+            format!("{:?} must be 1-64 letters, digits, '-', '_' or '.'", s.name),
+        ));
+    }
+    if s.port == 0 {
+        return Err(WebRoleError::invalid(host, "server port", "must not be 0"));
+    }
+    Ok(())
+}
+
+/// haproxy.cfg for `lb` (servers sorted by name, so order never matters).
+pub fn render_config(t: &Templates, lb: &LbConfig) -> Result<String, TemplateError> {
+    let mut servers = lb.servers.clone();
+    servers.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut ctx = Context::new();
+    ctx.insert("root", &lb.root);
+    ctx.insert("addr", &lb.addr);
+    ctx.insert("listen", &lb.listen);
+    ctx.insert("health_path", &lb.health_path);
+    ctx.insert("server_options", SERVER_OPTIONS);
+    ctx.insert("servers", &servers);
+    let mut cfg = t.render("haproxy/haproxy.cfg", &ctx)?;
+    if !cfg.ends_with('\n') {
+        cfg.push('\n');
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lb() -> LbConfig {
+        LbConfig {
+            root: "/tmp/x".into(),
+            addr: "127.0.0.9".into(),
+            listen: 8000,
+            health_path: "/health".into(),
+            servers: vec![
+                Backend {
+                    name: "web-1".into(),
+                    addr: "127.0.0.11".into(),
+                    port: 8080,
+                },
+                Backend {
+                    name: "web-0".into(),
+                    addr: "127.0.0.10".into(),
+                    port: 8080,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn renders_sorted_servers_marked_for_comparison() {
+        let cfg = render_config(&Templates::embedded(), &lb()).unwrap();
+        let a = cfg
+            .find("server web-0 127.0.0.10:8080 # appgrid-server")
+            .unwrap();
+        let b = cfg
+            .find("server web-1 127.0.0.11:8080 # appgrid-server")
+            .unwrap();
+        assert!(a < b, "{cfg}");
+        assert!(cfg.contains("option httpchk GET /health"), "{cfg}");
+        assert!(cfg.contains(
+            "stats socket /tmp/x/run/appgrid/haproxy.sock mode 600 level admin expose-fd listeners"
+        ));
+        assert!(cfg.contains("bind 127.0.0.9:8000"));
+    }
+
+    #[test]
+    fn rejects_values_that_could_add_directives() {
+        let mut bad = lb();
+        bad.health_path = "/health\n    stats enable".into();
+        assert!(check_lb(&bad, "h").is_err());
+        let mut bad = lb();
+        bad.servers[0].name = "web 1 backup".into();
+        assert!(check_lb(&bad, "h").is_err());
+        let mut bad = lb();
+        bad.servers[1].name = "web-1".into();
+        assert!(
+            check_lb(&bad, "h")
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
+        assert!(check_lb(&lb(), "h").is_ok());
+    }
+}
