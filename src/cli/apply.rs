@@ -121,6 +121,10 @@ impl Walk<'_> {
         }
 
         let mut store = ws.store();
+        let before = existing
+            .as_ref()
+            .map(|s| s.resources.clone())
+            .unwrap_or_default();
         let mut state = engine::state_for_apply(&store, existing, &plan.app)?;
         engine::adopt_new_lineage(&mut plan, &state);
         let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -131,7 +135,7 @@ impl Walk<'_> {
         };
         let outcome = apply::walk(
             cloud,
-            configurator,
+            Arc::clone(&configurator),
             &plan,
             &mut state,
             &mut store,
@@ -140,12 +144,39 @@ impl Walk<'_> {
             &mut |e| report::print_event(&e),
         )
         .await;
+        // Issue 15: nothing appgrid started survives a machine that left.
+        let removed = apply::removed_machines(&before, &state.resources);
+        if !removed.is_empty() {
+            let n = removed.len();
+            print_sweep(&plan.app, n, configurator.sweep(removed).await);
+        }
         drop(lock);
         let code = summarize(&plan, &outcome, state.serial, &ws.store_path, o.destroy);
         if outcome.is_success() && !o.destroy {
             report::print_endpoints(&state);
         }
         Ok(code)
+    }
+}
+
+/// What the check of the machines that left found.
+fn print_sweep(app: &str, machines: usize, swept: Result<Vec<apply::Stopped>, apply::ConfigError>) {
+    match swept {
+        Ok(stopped) if stopped.is_empty() => {
+            println!(
+                "Nothing of {app} is left running on the {machines} machine(s) it no longer has."
+            )
+        }
+        Ok(stopped) => {
+            println!("Stopped what of {app} was still running on machines it no longer has:");
+            for s in stopped {
+                println!("  {}: pid {} ({})", s.machine, s.pid, s.command);
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: could not check {} for processes left behind: {e}",
+            e.machine.unwrap_or(e.address)
+        ),
     }
 }
 
