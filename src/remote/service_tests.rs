@@ -152,3 +152,78 @@ fn a_lost_pid_file_still_stops_the_service_and_its_children() {
         let _ = std::fs::remove_dir_all(root);
     });
 }
+
+/// Hosts that share this kernel's process table but not its network (the
+/// test farm's hosts, containers) are other machines: their services, marked
+/// alike, are not this machine's to stop.
+#[test]
+fn a_marked_process_in_another_network_namespace_is_left_alone() {
+    runtime().block_on(async {
+        let root = root("otherns");
+        let mut other = std::process::Command::new("unshare")
+            .args(["--net", "sleep", "300"])
+            .env("APPGRID_ROOT", &root)
+            .env("APPGRID_SERVICE", "sleeper")
+            .spawn()
+            .unwrap();
+        // unshare execs sleep: once it has, the process is marked in its own namespace.
+        let theirs = settled(&root, 1).await;
+        assert_eq!(theirs.len(), 1, "{theirs:?}");
+        let t = LocalTransport::new("local", Redactor::new());
+        let out = t
+            .run(
+                "stop",
+                &script(
+                    &root,
+                    "svc_stop sleeper\nsvc_start sleeper root sleep 300\nsvc_stop sleeper",
+                ),
+            )
+            .await
+            .unwrap();
+        assert!(!out.stderr.contains("(sleep 300) "), "{}", out.stderr);
+        assert_eq!(
+            marked(&root),
+            theirs,
+            "the other namespace's process still runs"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
+        let _ = std::fs::remove_dir_all(root);
+    });
+}
+
+/// A daemon started by an appgrid from before the mark (no environment
+/// mark; only its pid file) is still stopped, with its whole session.
+#[test]
+fn a_daemon_from_before_the_mark_is_stopped_by_its_pid_file() {
+    runtime().block_on(async {
+        let root = root("legacy");
+        let t = LocalTransport::new("local", Redactor::new());
+        let legacy = "mkdir -p \"$ROOT/run/appgrid\"\n\
+                      setsid sh -c 'sleep 300 & exec sleep 301' </dev/null >/dev/null 2>&1 &\n\
+                      echo $! > \"$ROOT/run/appgrid/old.pid\"";
+        t.run("start", &script(&root, legacy)).await.unwrap();
+        let pid: u32 = std::fs::read_to_string(root.join("run/appgrid/old.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let alive = |p: u32| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(alive(pid));
+        let out = t.run("stop", &script(&root, "svc_stop old")).await.unwrap();
+        assert!(out.stderr.contains("(sleep 300)"), "{}", out.stderr);
+        assert!(out.stderr.contains("(sleep 301)"), "{}", out.stderr);
+        assert!(!alive(pid));
+        assert!(!root.join("run/appgrid/old.pid").exists());
+        let _ = std::fs::remove_dir_all(root);
+    });
+}

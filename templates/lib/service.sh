@@ -11,7 +11,8 @@
 #   APPGRID_SERVICE=NAME in its environment (inherited by what it forks), and
 #   the daemon leads its own session, whose id is in the pid file. Stopping
 #   finds the service by both, so a lost or overwritten pid file leaves
-#   nothing running.
+#   nothing running. Processes of other network namespaces (other hosts on
+#   one kernel: containers, the test farm) are never this machine's.
 
 svc_pidfile() { printf '%s/run/appgrid/%s.pid' "$ROOT" "$1"; }
 svc_log() { printf '%s/var/log/appgrid/%s.log' "$ROOT" "$1"; }
@@ -44,7 +45,9 @@ svc_unlock() {
 }
 
 # svc_marked [NAME]: pids whose environment marks them as this machine's
-# (and, given NAME, as that service's).
+# (and, given NAME, as that service's). Only processes in this script's
+# network namespace count: hosts that share a kernel's process table but not
+# their network (containers, the test farm's hosts) are other machines.
 svc_marked() {
     _root_files=$(grep -s -l -z -x -F "APPGRID_ROOT=$ROOT" /proc/[0-9]*/environ || true)
     [ -n "$_root_files" ] || return 0
@@ -55,38 +58,31 @@ svc_marked() {
     for _f in $_root_files; do
         _p=${_f#/proc/}
         _p=${_p%/environ}
-        [ "$_p" != "$$" ] && echo "$_p"
+        if [ "$_p" != "$$" ] && [ "/proc/$_p/ns/net" -ef "/proc/$$/ns/net" ]; then echo "$_p"; fi
     done
 }
 
-# svc_session SID: pids of session SID.
+# svc_session: live pids of session $SVC_SID, zombies left out (one pass over
+# /proc/*/stat: after the command's closing parenthesis come state, ppid,
+# pgrp, session).
 svc_session() {
-    for _f in /proc/[0-9]*/stat; do
-        read -r _line 2>/dev/null < "$_f" || continue
-        # Fields after the command's closing parenthesis: state ppid pgrp session …
-        # shellcheck disable=SC2086
-        set -- ${_line##*) }
-        if [ "${4:-}" = "$SVC_SID" ]; then
-            _p=${_f#/proc/}
-            echo "${_p%/stat}"
-        fi
+    for _p in $(cat /proc/[0-9]*/stat 2>/dev/null |
+        sed -n "s/^\([0-9]*\) .*) [^Z] [0-9]* [0-9]* $SVC_SID .*/\1/p"); do
+        if [ "/proc/$_p/ns/net" -ef "/proc/$$/ns/net" ]; then echo "$_p"; fi
     done
 }
 
 # svc_pids NAME: every live process of service NAME: the session its pid
-# file names (when that leader carries the service's mark) and every process
-# marked as NAME on this machine.
+# file names (svc_start's daemon leads one; daemons started before the mark
+# existed are found this way too) and every process marked as NAME here.
 svc_pids() {
     _pf=$(svc_pidfile "$1")
-    _marked=$(svc_marked "$1")
     {
         if [ -s "$_pf" ]; then
             SVC_SID=$(cat "$_pf")
-            for _m in $_marked; do
-                if [ "$_m" = "$SVC_SID" ]; then svc_session; break; fi
-            done
+            case "$SVC_SID" in '' | *[!0-9]*) ;; *) svc_session ;; esac
         fi
-        for _m in $_marked; do echo "$_m"; done
+        svc_marked "$1"
     } | sort -un
 }
 
@@ -94,7 +90,7 @@ svc_pids() {
 svc_describe() {
     for _p in "$@"; do
         _c=$(tr '\0' ' ' 2>/dev/null < "/proc/$_p/cmdline" | cut -c1-60) || continue
-        [ -n "$_c" ] && printf '%s (%s) ' "$_p" "${_c% }"
+        if [ -n "$_c" ]; then printf '%s (%s) ' "$_p" "${_c% }"; fi
     done
 }
 
@@ -109,19 +105,31 @@ svc_roots() {
     done
 }
 
+# svc_alive PIDS…: true while any of them lives (a zombie, which kill -0
+# still finds until its parent reaps it, does not).
+svc_alive() {
+    for _p in "$@"; do
+        read -r _line 2>/dev/null < "/proc/$_p/stat" || continue
+        # shellcheck disable=SC2086
+        set -- ${_line##*) }
+        [ "$1" = Z ] || return 0
+    done
+    return 1
+}
+
 # svc_kill NAME SIGNAL TENTHS [roots]: SIGNAL every process of NAME (or, with
 # `roots`, only the tops of its process trees, which stop their own children:
-# Postgres), again as new ones appear; wait up to TENTHS × 0.1 s, then KILL
-# whatever is left. Reports on stderr what it stopped. Callers hold NAME's lock.
+# Postgres), and again whatever appears meanwhile (a watchdog's new worker);
+# after TENTHS × 0.1 s, KILL whatever is left. Reports on stderr what it
+# stopped. Callers hold NAME's lock.
 svc_kill() {
     _name=$1; _sig=$2; _tenths=$3; _mode=${4:-all}
     _seen=""
     _desc=""
     _forced=""
     _i=0
-    while :; do
-        _pids=$(svc_pids "$_name")
-        [ -n "$_pids" ] || break
+    _pids=$(svc_pids "$_name")
+    while [ -n "$_pids" ]; do
         for _p in $_pids; do
             case " $_seen " in *" $_p "*) ;; *) _seen="$_seen $_p"; _desc="$_desc$(svc_describe "$_p")" ;; esac
         done
@@ -134,9 +142,10 @@ svc_kill() {
                 echo "could not stop $_name: still running: $(svc_describe $_pids)" >&2
                 return 1
             fi
-        elif [ $_i = 0 ] || [ $((_i % 10)) = 0 ]; then
+        else
             _targets=$_pids
             if [ "$_mode" = roots ]; then
+                # shellcheck disable=SC2086
                 SVC_SET=$(echo $_pids)
                 # shellcheck disable=SC2086
                 _targets=$(svc_roots $_pids)
@@ -144,8 +153,16 @@ svc_kill() {
             # shellcheck disable=SC2086
             kill "-$_sig" $_targets 2>/dev/null || true
         fi
-        sleep 0.1
+        # Wait (cheaply) for these to end, up to a second, then look again.
+        _j=0
+        # shellcheck disable=SC2086
+        while [ $_j -lt 10 ] && [ $_i -lt $((_tenths + 50)) ] && svc_alive $_pids; do
+            sleep 0.1
+            _j=$((_j + 1))
+            _i=$((_i + 1))
+        done
         _i=$((_i + 1))
+        _pids=$(svc_pids "$_name")
     done
     if [ -n "$_seen" ]; then
         echo "stopped $_name: ${_desc% }${_forced:+ (killed after $((_tenths / 10)) s:$_forced)}" >&2
