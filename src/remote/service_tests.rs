@@ -50,6 +50,13 @@ async fn settled(root: &Path, expected: usize) -> Vec<u32> {
     now
 }
 
+/// No process of `root` runs any more; its directory goes.
+fn nothing_left(root: &Path) {
+    let left = marked(root);
+    assert!(left.is_empty(), "left running: {left:?}");
+    let _ = std::fs::remove_dir_all(root);
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -111,12 +118,7 @@ fn concurrent_starts_make_one_daemon_and_one_stop_ends_it() {
         t.run("stop", &script(&root, "svc_stop sleeper"))
             .await
             .unwrap();
-        assert!(
-            marked(&root).is_empty(),
-            "left running: {:?}",
-            marked(&root)
-        );
-        let _ = std::fs::remove_dir_all(root);
+        nothing_left(&root);
     });
 }
 
@@ -144,12 +146,7 @@ fn a_lost_pid_file_still_stops_the_service_and_its_children() {
         std::fs::remove_file(root.join("run/appgrid/dog.pid")).unwrap();
         let out = t.run("stop", &script(&root, "svc_stop dog")).await.unwrap();
         assert!(out.stderr.contains("stopped dog: "), "{}", out.stderr);
-        assert!(
-            marked(&root).is_empty(),
-            "left running: {:?}",
-            marked(&root)
-        );
-        let _ = std::fs::remove_dir_all(root);
+        nothing_left(&root);
     });
 }
 
