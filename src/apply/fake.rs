@@ -4,8 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{ConfigError, ConfigJob, ConfigStep, Configurator, Configured};
+use super::{ConfigError, ConfigJob, ConfigStep, Configurator, Configured, Stopped};
 use crate::graph::ResourceAddress;
+use crate::state::ResourceState;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigCall {
@@ -50,6 +51,7 @@ impl FakeConfigurator {
         let operation = match step {
             ConfigStep::Configure => "configure",
             ConfigStep::Unconfigure => "unconfigure",
+            ConfigStep::Sweep => "sweep",
         };
         let started = self.clock.fetch_add(1, Ordering::SeqCst);
         tokio::task::yield_now().await;
@@ -96,5 +98,23 @@ impl Configurator for FakeConfigurator {
 
     async fn unconfigure(&self, job: ConfigJob) -> Result<(), ConfigError> {
         self.record(ConfigStep::Unconfigure, &job).await
+    }
+
+    /// Records a `sweep` call per machine; nothing is ever left running.
+    async fn sweep(
+        &self,
+        machines: Vec<(ResourceAddress, ResourceState)>,
+    ) -> Result<Vec<Stopped>, ConfigError> {
+        for (address, record) in machines {
+            let at = self.clock.fetch_add(1, Ordering::SeqCst);
+            self.calls.lock().unwrap().push(ConfigCall {
+                operation: "sweep",
+                address,
+                machine_id: record.id,
+                started: at,
+                finished: at,
+            });
+        }
+        Ok(Vec::new())
     }
 }

@@ -93,6 +93,8 @@ pub enum ConfigStep {
     Configure,
     /// Undo it before its machine goes.
     Unconfigure,
+    /// Make sure nothing of it runs on a machine that left.
+    Sweep,
 }
 
 impl std::fmt::Display for ConfigStep {
@@ -100,6 +102,7 @@ impl std::fmt::Display for ConfigStep {
         f.write_str(match self {
             ConfigStep::Configure => "configure",
             ConfigStep::Unconfigure => "remove",
+            ConfigStep::Sweep => "sweep",
         })
     }
 }
@@ -145,6 +148,38 @@ pub trait Configurator: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Configured, ConfigError>> + Send;
     /// Undo before the machine goes: drop a replica from the cluster, stop a service.
     fn unconfigure(&self, job: ConfigJob) -> impl Future<Output = Result<(), ConfigError>> + Send;
+    /// After these machines left the app (terminated, or given back to a
+    /// pool): stop whatever appgrid started that still runs on them, and say
+    /// what that was (issue 15). Empty: nothing of the app was left.
+    fn sweep(
+        &self,
+        machines: Vec<(ResourceAddress, ResourceState)>,
+    ) -> impl Future<Output = Result<Vec<Stopped>, ConfigError>> + Send;
+}
+
+/// A process [`Configurator::sweep`] found still running on a machine that
+/// had left the app, and stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped {
+    pub machine: ResourceAddress,
+    pub pid: u32,
+    pub command: String,
+}
+
+/// The machines `before` recorded that `after` no longer has: those a walk
+/// removed, for [`Configurator::sweep`].
+pub fn removed_machines(
+    before: &BTreeMap<ResourceAddress, ResourceState>,
+    after: &BTreeMap<ResourceAddress, ResourceState>,
+) -> Vec<(ResourceAddress, ResourceState)> {
+    before
+        .iter()
+        .filter(|(a, r)| {
+            matches!(a, ResourceAddress::Instance { .. })
+                && after.get(a).is_none_or(|now| now.id != r.id)
+        })
+        .map(|(a, r)| (*a, r.clone()))
+        .collect()
 }
 
 /// Kept here for the callers that knew it as `apply::ServerCounters`.
@@ -174,6 +209,13 @@ impl Configurator for NoConfigurator {
             ConfigStep::Unconfigure,
             CannotConfigure,
         ))
+    }
+    /// Nothing: appgrid started nothing on machines it does not configure.
+    async fn sweep(
+        &self,
+        _: Vec<(ResourceAddress, ResourceState)>,
+    ) -> Result<Vec<Stopped>, ConfigError> {
+        Ok(Vec::new())
     }
 }
 

@@ -18,7 +18,7 @@ use appgrid::plan::{self, Plan, render};
 
 use super::preflight::{self, Reach};
 use super::progress::Progress;
-use super::term::{self, out, outln};
+use super::term::{self, errln, out, outln};
 use super::{Failure, providers, report};
 
 pub struct Options {
@@ -138,6 +138,10 @@ impl Walk<'_> {
         }
 
         let mut store = ws.store();
+        let before = existing
+            .as_ref()
+            .map(|s| s.resources.clone())
+            .unwrap_or_default();
         let mut state = engine::state_for_apply(&store, existing, &plan.app)?;
         engine::adopt_new_lineage(&mut plan, &state);
         let (cancel_tx, cancel_rx) = watch::channel(false);
@@ -149,7 +153,7 @@ impl Walk<'_> {
         let mut progress = Progress::new(apply::steps::build(&plan).len(), Progress::interactive());
         let outcome = apply::walk(
             cloud,
-            configurator,
+            Arc::clone(&configurator),
             &plan,
             &mut state,
             &mut store,
@@ -159,12 +163,39 @@ impl Walk<'_> {
         )
         .await;
         progress.finish();
+        // Issue 15: nothing appgrid started survives a machine that left.
+        let removed = apply::removed_machines(&before, &state.resources);
+        if !removed.is_empty() {
+            let n = removed.len();
+            print_sweep(&plan.app, n, configurator.sweep(removed).await);
+        }
         drop(lock);
         let code = summarize(&plan, &outcome, state.serial, &ws.store_path, o.destroy);
         if outcome.is_success() && !o.destroy {
             report::print_endpoints(&state);
         }
         Ok(code)
+    }
+}
+
+/// What the check of the machines that left found.
+fn print_sweep(app: &str, machines: usize, swept: Result<Vec<apply::Stopped>, apply::ConfigError>) {
+    match swept {
+        Ok(stopped) if stopped.is_empty() => {
+            outln!(
+                "Nothing of {app} is left running on the {machines} machine(s) it no longer has."
+            )
+        }
+        Ok(stopped) => {
+            outln!("Stopped what of {app} was still running on machines it no longer has:");
+            for s in stopped {
+                outln!("  {}: pid {} ({})", s.machine, s.pid, s.command);
+            }
+        }
+        Err(e) => errln!(
+            "warning: could not check {} for processes left behind: {e}",
+            e.machine.unwrap_or(e.address)
+        ),
     }
 }
 

@@ -92,6 +92,11 @@ impl LocalCloud {
         super::registry::write(&self.registry_path(), registry, "LocalProvider")
     }
 
+    /// Where machine `id` has (or had) its root.
+    pub fn root_of(&self, id: &str) -> PathBuf {
+        self.dir.join("machines").join(id)
+    }
+
     /// Every machine of this app, whatever its owner's lineage.
     pub fn machines(&self) -> Result<Vec<LocalMachine>, CloudError> {
         Ok(self.read()?.machines)
@@ -119,39 +124,11 @@ impl LocalCloud {
     }
 }
 
-/// Stop every service a machine root's supervisor recorded, then remove the root.
+/// End every process of the machine (found by the supervisor's mark, its
+/// arguments, working directory or open files: not only by pid files, which
+/// may be lost), then remove the root.
 fn wipe(root: &Path) -> std::io::Result<()> {
-    let run = root.join("run/appgrid");
-    if let Ok(entries) = std::fs::read_dir(&run) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "pid")
-                && let Ok(pid) = std::fs::read_to_string(&path)
-                && let Ok(pid) = pid.trim().parse::<i32>()
-                && pid > 1
-            {
-                // The supervisor starts each service in its own session: end the group.
-                unsafe {
-                    libc::kill(-pid, libc::SIGTERM);
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        for entry in std::fs::read_dir(&run).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "pid")
-                && let Ok(pid) = std::fs::read_to_string(&path)
-                && let Ok(pid) = pid.trim().parse::<i32>()
-                && pid > 1
-            {
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
+    crate::remote::reap::reap(root, std::time::Duration::from_secs(10));
     match std::fs::remove_dir_all(root) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -189,7 +166,7 @@ impl Cloud for LocalCloud {
             }
             let id = format!("local-{n}");
             let addr = format!("127.{}.{}.{}", self.prefix, n / 254, n % 254 + 1);
-            let root = self.dir.join("machines").join(&id);
+            let root = self.root_of(&id);
             std::fs::create_dir_all(&root)
                 .map_err(|e| error("launch", format!("{}: {e}", root.display())))?;
             // Services run as their own users: they must be able to reach the root.

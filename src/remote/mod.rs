@@ -9,6 +9,7 @@
 //! error detail passes through the transport's [`Redactor`].
 
 pub mod local;
+pub mod reap;
 mod redact;
 pub mod ssh;
 

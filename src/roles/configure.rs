@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use crate::apply::{ConfigError, ConfigJob, ConfigStep, Configurator, Configured};
+use crate::apply::{ConfigError, ConfigJob, ConfigStep, Configurator, Configured, Stopped};
 use crate::graph::{ResourceAddress, Role};
 use crate::manifest::Manifest;
 use crate::remote::Redactor;
@@ -145,6 +145,26 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
         self.unconfigure_role(job)
             .await
             .map_err(|e| ConfigError::new(address, ConfigStep::Unconfigure, e))
+    }
+
+    async fn sweep(
+        &self,
+        machines: Vec<(ResourceAddress, ResourceState)>,
+    ) -> Result<Vec<Stopped>, ConfigError> {
+        let mut stopped = Vec::new();
+        for (machine, record) in machines {
+            let found = self
+                .fleet
+                .sweep(machine, &record, &self.templates)
+                .await
+                .map_err(|e| ConfigError::new(machine, ConfigStep::Sweep, RoleError::from(e)))?;
+            stopped.extend(found.into_iter().map(|p| Stopped {
+                machine,
+                pid: p.pid,
+                command: p.command,
+            }));
+        }
+        Ok(stopped)
     }
 }
 

@@ -9,8 +9,10 @@ use std::future::Future;
 
 use crate::cloud::CloudError;
 use crate::graph::ResourceAddress;
+use crate::remote::reap::Process;
 use crate::remote::{Remote, RemoteError};
 use crate::state::ResourceState;
+use crate::templates::Templates;
 
 /// Where a machine keeps appgrid's files and which address its services bind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,13 @@ pub enum FleetError {
         machine: ResourceAddress,
         answer: String,
     },
+    #[error(transparent)]
+    Template(#[from] crate::templates::TemplateError),
+    #[error("{machine}: the sweep printed {line:?}, not `PID COMMAND`")]
+    SweepAnswer {
+        machine: ResourceAddress,
+        line: String,
+    },
 }
 
 /// How to reach the machines of one provider.
@@ -60,4 +69,33 @@ pub trait Fleet: Send + Sync + 'static {
         address: ResourceAddress,
         machine: &ResourceState,
     ) -> impl Future<Output = Result<Connected<Self::Remote>, FleetError>> + Send;
+
+    /// After `machine` left the app (terminated, or given back to a pool):
+    /// stop whatever appgrid started that still runs there (TERM, then KILL);
+    /// what it found. A machine that no longer exists has nothing left.
+    fn sweep(
+        &self,
+        address: ResourceAddress,
+        machine: &ResourceState,
+        templates: &Templates,
+    ) -> impl Future<Output = Result<Vec<Process>, FleetError>> + Send;
+}
+
+/// `PID COMMAND` lines (what `lib/sweep.sh` prints).
+pub fn parse_swept(machine: ResourceAddress, stdout: &str) -> Result<Vec<Process>, FleetError> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (pid, command) = line.split_once(' ').unwrap_or((line, ""));
+            let pid = pid.parse().map_err(|_| FleetError::SweepAnswer {
+                machine,
+                line: line.to_string(),
+            })?;
+            Ok(Process {
+                pid,
+                command: command.trim_end().to_string(),
+            })
+        })
+        .collect()
 }

@@ -7,8 +7,10 @@ use super::fleet::{Connected, Fleet, FleetError, MachinePlace};
 use crate::cloud::local::LocalCloud;
 use crate::graph::ResourceAddress;
 use crate::remote::local::LocalTransport;
+use crate::remote::reap::{self, Process};
 use crate::remote::{LogSink, Redactor};
 use crate::state::ResourceState;
+use crate::templates::Templates;
 
 pub struct LocalFleet {
     pub cloud: Arc<LocalCloud>,
@@ -44,5 +46,21 @@ impl Fleet for LocalFleet {
             place: MachinePlace { root, addr: m.addr },
             learned: Default::default(),
         })
+    }
+
+    /// The machine's root on this host (it may be gone): every process that
+    /// belongs to it (mark, arguments, working directory, open files) ended.
+    async fn sweep(
+        &self,
+        _: ResourceAddress,
+        machine: &ResourceState,
+        _: &Templates,
+    ) -> Result<Vec<Process>, FleetError> {
+        let root = self.cloud.root_of(&machine.id);
+        Ok(tokio::task::spawn_blocking(move || {
+            reap::reap(&root, std::time::Duration::from_secs(10))
+        })
+        .await
+        .unwrap_or_default())
     }
 }

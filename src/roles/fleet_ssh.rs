@@ -12,12 +12,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::fleet::{Connected, Fleet, FleetError, MachinePlace};
+use super::fleet::{Connected, Fleet, FleetError, MachinePlace, parse_swept};
 use crate::graph::ResourceAddress;
 use crate::manifest::Provider;
+use crate::remote::reap::Process;
 use crate::remote::ssh::{SshTarget, SshTransport};
 use crate::remote::{LogSink, Redactor, Remote};
 use crate::state::ResourceState;
+use crate::templates::Templates;
 
 /// The state attribute that pins a machine's SSH host key.
 pub const HOST_KEY: &str = "host_key";
@@ -172,6 +174,29 @@ impl Fleet for SshFleet {
             },
             learned,
         })
+    }
+
+    /// A `hosts` machine given back to the pool: every process carrying the
+    /// supervisor's mark is stopped (`lib/sweep.sh`). An EC2 instance is
+    /// terminated, and what ran on it with it: nothing to do.
+    async fn sweep(
+        &self,
+        address: ResourceAddress,
+        machine: &ResourceState,
+        templates: &Templates,
+    ) -> Result<Vec<Process>, FleetError> {
+        if !self.id_is_endpoint {
+            return Ok(Vec::new());
+        }
+        let connected = self.connect(address, machine).await?;
+        let mut ctx = tera::Context::new();
+        ctx.insert("root", &connected.place.root);
+        let script = templates.render("lib/sweep.sh", &ctx)?;
+        let out = connected
+            .remote
+            .run("stopping what appgrid left on the host", &script)
+            .await?;
+        parse_swept(address, &out.stdout)
     }
 }
 

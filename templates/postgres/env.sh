@@ -45,16 +45,10 @@ pg_wait_ready() {
     done
 }
 
-# pg_stop: fast shutdown (SIGINT: disconnect clients, checkpoint), then KILL after 30 s.
+# pg_stop: fast shutdown (SIGINT to the postmaster: disconnect clients,
+# checkpoint), then KILL whatever of it is left after 30 s.
 pg_stop() {
-    _pf=$(svc_pidfile postgres)
-    [ -s "$_pf" ] || return 0
-    _pid=$(cat "$_pf")
-    kill -INT "$_pid" 2>/dev/null || { rm -f "$_pf"; return 0; }
-    _i=0
-    while kill -0 "$_pid" 2>/dev/null && [ $_i -lt 300 ]; do sleep 0.1; _i=$((_i + 1)); done
-    kill -KILL "$_pid" 2>/dev/null || true
-    rm -f "$_pf"
+    svc_stop postgres INT 300 roots
 }
 
 # write_if_changed FILE MODE CONTENT: replace FILE when CONTENT differs; true when replaced.

@@ -431,8 +431,13 @@ async fn blog_on_the_local_provider() {
         "a password was printed"
     );
 
-    // Destroy: every process gone, every machine root removed.
-    blog.ok(&["destroy", "--yes"]);
+    // Destroy: every process gone, every machine root removed, and destroy
+    // says it checked.
+    let out = blog.ok(&["destroy", "--yes"]);
+    assert!(
+        out.contains("Nothing of itlocal is left running on the 7 machine(s) it no longer has."),
+        "{out}"
+    );
     let left: Vec<_> = std::fs::read_dir(blog.machines.join("itlocal/machines"))
         .map(|d| d.flatten().collect())
         .unwrap_or_default();

@@ -7,6 +7,7 @@ mod cli;
 mod farm;
 mod hosts_e2e;
 mod http;
+mod local_cycles;
 mod local_e2e;
 mod moto;
 mod preflight;
