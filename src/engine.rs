@@ -45,6 +45,9 @@ pub enum EngineError {
     },
 }
 
+/// Overrides the state lock's lease, in whole seconds.
+pub const LEASE_ENV: &str = "APPGRID_LOCK_LEASE_SECS";
+
 /// A manifest, the templates it renders with, and the state that goes with it.
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -173,13 +176,16 @@ impl Workspace {
         Ok(state)
     }
 
+    /// The state lock, with the lease `APPGRID_LOCK_LEASE_SECS` says (default
+    /// [`lock::DEFAULT_LEASE`]): hosts sharing a state directory over a slow
+    /// filesystem may want longer, tests want shorter.
     pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, EngineError> {
-        Ok(lock::acquire(
-            &self.store_path,
-            operation,
-            timeout,
-            lock::DEFAULT_LEASE,
-        )?)
+        let lease = std::env::var(LEASE_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .map_or(lock::DEFAULT_LEASE, Duration::from_secs);
+        Ok(lock::acquire(&self.store_path, operation, timeout, lease)?)
     }
 
     fn source(&self) -> plan::Source<'_> {

@@ -8,6 +8,8 @@
 pub mod apply;
 pub mod autoscale;
 pub mod cloud;
+pub mod durable;
+pub mod endpoint;
 pub mod engine;
 pub mod graph;
 pub mod hash;
@@ -17,6 +19,7 @@ pub mod plan;
 pub mod preflight;
 pub mod remote;
 pub mod requirements;
+pub mod retry;
 pub mod roles;
 pub mod state;
 pub mod status;

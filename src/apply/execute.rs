@@ -7,22 +7,37 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
+use super::launch::Launch;
 use super::steps::{Step, StepKind};
 use super::{ApplyOptions, ConfigJob, Configurator, StateChange};
 use crate::cloud::{Cloud, CloudError, LaunchRequest, Owner, ResolvedRule, ResolvedSource};
 use crate::graph::{
-    Group, IngressRule, InstanceSpec, KeyPairSpec, ResourceAddress, ResourceSpec, RuleSource,
-    SecurityGroupSpec,
+    Group, IngressRule, KeyPairSpec, ResourceAddress, ResourceSpec, RuleSource, SecurityGroupSpec,
 };
 use crate::plan::Plan;
 use crate::state::{ResourceState, State};
 
 pub enum Message {
     Change(StateChange),
+    /// A launch found instances besides its answer: recorded ones, terminated ones.
+    Verified {
+        adopted: Vec<(ResourceAddress, String)>,
+        terminated: Vec<(Option<ResourceAddress>, String)>,
+    },
     Finished {
         step: usize,
         result: Result<String, String>,
     },
+}
+
+/// What every step's preparation shares.
+pub struct Context<'a> {
+    pub plan: &'a Plan,
+    pub owner: &'a Owner,
+    pub options: &'a ApplyOptions,
+    /// The cloud puts machines in security groups ([`Cloud::has_firewalls`]).
+    pub firewalls: bool,
+    pub still_ours: super::StillOurs,
 }
 
 /// A step with everything it needs, owned.
@@ -62,10 +77,7 @@ enum Work {
         spec: SecurityGroupSpec,
         group_ids: BTreeMap<Group, String>,
     },
-    Launch {
-        request: LaunchRequest,
-        depends_on: BTreeMap<ResourceAddress, Vec<ResourceAddress>>,
-    },
+    Launch(Launch),
     Terminate(Vec<(ResourceAddress, String)>),
     DeleteGroup(ResourceAddress, String),
     DeleteKey(ResourceAddress, String),
@@ -77,17 +89,8 @@ enum Work {
     Unconfigure(ConfigJob),
 }
 
-pub fn prepare(
-    index: usize,
-    step: &Step,
-    plan: &Plan,
-    state: &State,
-    owner: &Owner,
-    options: &ApplyOptions,
-    serial_at_start: u64,
-) -> Job {
-    let work = prepare_work(step, plan, state, owner, options, serial_at_start)
-        .unwrap_or_else(Work::Invalid);
+pub fn prepare(index: usize, step: &Step, cx: &Context<'_>, state: &State) -> Job {
+    let work = prepare_work(step, cx, state).unwrap_or_else(Work::Invalid);
     Job { step: index, work }
 }
 
@@ -120,14 +123,8 @@ fn group_ids(state: &State) -> BTreeMap<Group, String> {
         .collect()
 }
 
-fn prepare_work(
-    step: &Step,
-    plan: &Plan,
-    state: &State,
-    owner: &Owner,
-    options: &ApplyOptions,
-    serial_at_start: u64,
-) -> Result<Work, String> {
+fn prepare_work(step: &Step, cx: &Context<'_>, state: &State) -> Result<Work, String> {
+    let (plan, owner, options) = (cx.plan, cx.owner, cx.options);
     Ok(match &step.kind {
         StepKind::TerminateOrphans { ids } => Work::TerminateOrphans(ids.clone()),
         StepKind::Adopt { address } => {
@@ -201,8 +198,8 @@ fn prepare_work(
             let Some(ResourceSpec::Instance(spec)) = &first.desired else {
                 return Err(format!("{}: not an instance", addresses[0]));
             };
-            // Only EC2 machines sit in a security group; `local` and `hosts` ones have none.
-            let group_id = if plan.manifest.provider.kind == crate::manifest::ProviderKind::Aws {
+            // Only machines of a cloud with firewalls sit in a security group.
+            let group_id = if cx.firewalls {
                 group_ids(state).get(&spec.group).cloned().ok_or_else(|| {
                     format!(
                         "sg.{} has no id in state, so {} cannot launch",
@@ -217,17 +214,21 @@ fn prepare_work(
             for address in addresses {
                 depends_on.insert(*address, action(plan, address)?.depends_on.clone());
             }
-            Work::Launch {
+            Work::Launch(Launch {
                 request: LaunchRequest {
                     owner: owner.clone(),
                     spec: spec.clone(),
                     spec_hash: ResourceSpec::Instance(spec.clone()).hash(),
                     addresses: addresses.clone(),
                     group_id,
-                    client_token: client_token(owner, serial_at_start, addresses),
+                    // Set per try by the launch (see `cloud::launch_token`).
+                    client_token: String::new(),
                 },
                 depends_on,
-            }
+                generation: state.generation(addresses),
+                known_ids: state.resources.values().map(|r| r.id.clone()).collect(),
+                still_ours: cx.still_ours.clone(),
+            })
         }
         StepKind::Terminate { addresses } => {
             let mut targets = Vec::new();
@@ -292,16 +293,6 @@ fn machines_and_configs(state: &State) -> BTreeMap<ResourceAddress, ResourceStat
         .collect()
 }
 
-/// RunInstances idempotency token: the same batch of the same apply gets the same token.
-fn client_token(owner: &Owner, serial: u64, addresses: &[ResourceAddress]) -> String {
-    let names: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
-    let text = format!("{}|{serial}|{}", owner.lineage, names.join(","));
-    format!(
-        "appgrid-{}",
-        &crate::hash::sha256_hex(text.as_bytes())[..40]
-    )
-}
-
 /// `~/x` is under $HOME; a relative path is relative to the manifest's directory.
 pub fn resolve_path(path: &str, base_dir: &Path) -> PathBuf {
     if let Some(rest) = path.strip_prefix("~/")
@@ -333,7 +324,11 @@ fn resolve_rules(
         .collect()
 }
 
-fn put(tx: &mpsc::UnboundedSender<Message>, address: ResourceAddress, record: ResourceState) {
+pub(super) fn put(
+    tx: &mpsc::UnboundedSender<Message>,
+    address: ResourceAddress,
+    record: ResourceState,
+) {
     let _ = tx.send(Message::Change(StateChange::Put(address, Box::new(record))));
 }
 
@@ -384,7 +379,7 @@ async fn configure<K: Configurator>(
 }
 
 #[derive(Debug)]
-enum StepError {
+pub(super) enum StepError {
     Cloud(CloudError),
     Config(super::ConfigError),
     Other(String),
@@ -543,57 +538,7 @@ async fn perform<C: Cloud, K: Configurator>(
             put(tx, ResourceAddress::SecurityGroup(group), record);
             Ok(id)
         }
-        Work::Launch {
-            request,
-            depends_on,
-        } => {
-            let launched = cloud.launch(&request).await?;
-            let record = |spec: &InstanceSpec, address: &ResourceAddress, id: &str, attributes| {
-                ResourceState {
-                    spec: ResourceSpec::Instance(spec.clone()),
-                    id: id.to_string(),
-                    depends_on: depends_on.get(address).cloned().unwrap_or_default(),
-                    attributes,
-                }
-            };
-            let mut by_id = BTreeMap::new();
-            for l in &launched {
-                let mut attributes = BTreeMap::new();
-                attributes.insert("zone".to_string(), l.zone.clone());
-                attributes.insert("status".to_string(), "pending".to_string());
-                if let Some(ip) = &l.private_ip {
-                    attributes.insert("private_ip".to_string(), ip.clone());
-                }
-                put(
-                    tx,
-                    l.address,
-                    record(&request.spec, &l.address, &l.id, attributes),
-                );
-                by_id.insert(l.id.clone(), l.address);
-            }
-            let ids: Vec<String> = launched.iter().map(|l| l.id.clone()).collect();
-            let running = cloud.wait_running(&ids).await?;
-            for r in running {
-                let Some(address) = by_id.get(&r.id) else {
-                    continue;
-                };
-                let mut attributes = BTreeMap::new();
-                attributes.insert("zone".to_string(), r.zone.clone());
-                attributes.insert("status".to_string(), "running".to_string());
-                if let Some(ip) = &r.private_ip {
-                    attributes.insert("private_ip".to_string(), ip.clone());
-                }
-                if let Some(image) = &r.image_id {
-                    attributes.insert("image_id".to_string(), image.clone());
-                }
-                put(
-                    tx,
-                    *address,
-                    record(&request.spec, address, &r.id, attributes),
-                );
-            }
-            Ok(ids.join(", "))
-        }
+        Work::Launch(launch) => super::launch::perform(cloud, launch, tx).await,
         Work::Terminate(targets) => {
             let ids: Vec<String> = targets.iter().map(|(_, id)| id.clone()).collect();
             cloud.terminate(&ids).await?;

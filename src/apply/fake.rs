@@ -23,6 +23,7 @@ pub struct ConfigCall {
 pub struct FakeConfigurator {
     calls: Mutex<Vec<ConfigCall>>,
     fail: Mutex<Vec<ResourceAddress>>,
+    panic: Mutex<Vec<ResourceAddress>>,
     clock: Arc<AtomicU64>,
 }
 
@@ -41,6 +42,11 @@ impl FakeConfigurator {
 
     pub fn fail_on(&self, address: ResourceAddress) {
         self.fail.lock().unwrap().push(address);
+    }
+
+    /// Configuring `address` panics (a bug in a role).
+    pub fn panic_on(&self, address: ResourceAddress) {
+        self.panic.lock().unwrap().push(address);
     }
 
     pub fn calls(&self) -> Vec<ConfigCall> {
@@ -69,6 +75,9 @@ impl FakeConfigurator {
             started,
             finished,
         });
+        if self.panic.lock().unwrap().contains(&job.address) {
+            panic!("injected panic configuring {}", job.address);
+        }
         if self.fail.lock().unwrap().contains(&job.address) {
             return Err(ConfigError::new(
                 job.address,

@@ -6,10 +6,14 @@
 //! failed is skipped as "upstream failed" and never runs. On cancellation
 //! (Ctrl-C) no new step starts, running steps finish, and state is saved, so
 //! a failed or interrupted apply leaves a state that says exactly what exists.
+//! Launches verify what they made by tag, and a walk that changed machines
+//! ends by listing them: "Apply complete" means the cloud matches the state.
 
 mod execute;
 pub mod fake;
+mod launch;
 pub mod steps;
+pub mod verify;
 mod walk;
 
 use std::collections::BTreeMap;
@@ -19,6 +23,7 @@ use std::time::Duration;
 
 pub use execute::resolve_path;
 pub use steps::{Step, StepKind};
+pub use verify::Verification;
 pub use walk::walk;
 
 use crate::graph::{ConfigSpec, ResourceAddress};
@@ -228,14 +233,40 @@ pub enum StateChange {
     RemoveIfId(ResourceAddress, String),
 }
 
+/// Whether this run may still change things: `Err(why)` once its state lock
+/// was taken over. Steps ask before a change nobody planned (terminating a
+/// launch's duplicates).
+pub type StillOurs = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// Saves state; the walker calls it after every batch of changes.
 pub trait Checkpoint {
     fn checkpoint(&mut self, state: &mut crate::state::State) -> Result<(), String>;
+
+    /// Whether a write now would be allowed (the state lock is still held);
+    /// the walker asks before starting steps, so a writer that lost the lock
+    /// starts nothing new.
+    fn writable(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The same question, for steps running apart from the walker.
+    fn still_ours(&self) -> StillOurs {
+        std::sync::Arc::new(|| Ok(()))
+    }
 }
 
 impl Checkpoint for crate::state::store::StateStore {
     fn checkpoint(&mut self, state: &mut crate::state::State) -> Result<(), String> {
         self.save(state).map_err(|e| e.to_string())
+    }
+
+    fn writable(&self) -> Result<(), String> {
+        self.check_fence().map_err(|e| e.to_string())
+    }
+
+    fn still_ours(&self) -> StillOurs {
+        let store = self.clone();
+        std::sync::Arc::new(move || store.check_fence().map_err(|e| e.to_string()))
     }
 }
 
@@ -304,6 +335,8 @@ pub struct Outcome {
     pub interrupted: bool,
     /// A checkpoint failed: the walk stopped; the error says why.
     pub checkpoint_error: Option<String>,
+    /// What verifying the machines found and did (launch steps and the end).
+    pub verification: Verification,
 }
 
 impl Outcome {
@@ -313,8 +346,12 @@ impl Outcome {
             && self.not_started.is_empty()
             && !self.interrupted
             && self.checkpoint_error.is_none()
+            && self.verification.mismatch.is_none()
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fault_tests;

@@ -97,6 +97,47 @@ impl Step {
         }
     }
 
+    /// What the step does, one word, for logs: `launch`, `terminate`, `configure`…
+    pub fn action(&self) -> &'static str {
+        match &self.kind {
+            StepKind::TerminateOrphans { .. } => "terminate-orphans",
+            StepKind::Adopt { .. } => "adopt",
+            StepKind::Forget { .. } => "forget",
+            StepKind::ImportKey { .. } => "import",
+            StepKind::CreateGroup { .. } => "create",
+            StepKind::UpdateGroup { .. } => "update",
+            StepKind::Launch { .. } => "launch",
+            StepKind::Terminate { .. } => "terminate",
+            StepKind::DeleteGroup { .. } | StepKind::DeleteKey { .. } => "delete",
+            StepKind::Configure { .. } => "configure",
+            StepKind::Unconfigure { .. } => "unconfigure",
+        }
+    }
+
+    /// What the step acts on, for logs: an address, a launch batch
+    /// (`web[0:12:3]`), or `orphans`.
+    pub fn subject(&self) -> String {
+        match &self.kind {
+            StepKind::TerminateOrphans { .. } => "orphans".to_string(),
+            StepKind::Launch { addresses } => encode_batch_address(addresses),
+            _ => list(&self.addresses()),
+        }
+    }
+
+    /// Whether the step launches or terminates machines (the apply then
+    /// verifies what exists against state at its end).
+    pub fn changes_machines(&self) -> bool {
+        matches!(
+            self.kind,
+            StepKind::TerminateOrphans { .. }
+                | StepKind::Launch { .. }
+                | StepKind::Terminate { .. }
+                | StepKind::Adopt {
+                    address: ResourceAddress::Instance { .. }
+                }
+        )
+    }
+
     /// The addresses this step changes.
     pub fn addresses(&self) -> Vec<ResourceAddress> {
         match &self.kind {

@@ -16,7 +16,7 @@ use crate::manifest::Manifest;
 use crate::plan::{self, Plan};
 use crate::state::State;
 
-fn key_dir() -> std::path::PathBuf {
+pub(super) fn key_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("appgrid-apply-tests-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("keys")).unwrap();
     std::fs::write(
@@ -27,14 +27,14 @@ fn key_dir() -> std::path::PathBuf {
     dir
 }
 
-fn owner(state: &State) -> Owner {
+pub(super) fn owner(state: &State) -> Owner {
     Owner {
         app: state.app.clone(),
         lineage: state.lineage.clone(),
     }
 }
 
-async fn make_plan(m: &Manifest, state: &State, cloud: &FakeCloud) -> Plan {
+pub(super) async fn make_plan(m: &Manifest, state: &State, cloud: &FakeCloud) -> Plan {
     let observed = cloud.refresh(&owner(state)).await.unwrap();
     plan::make(
         plan::Source {
@@ -48,13 +48,17 @@ async fn make_plan(m: &Manifest, state: &State, cloud: &FakeCloud) -> Plan {
     )
 }
 
-async fn run(cloud: &Arc<FakeCloud>, plan: &Plan, state: &mut State) -> (Outcome, Vec<Event>) {
+pub(super) async fn run(
+    cloud: &Arc<FakeCloud>,
+    plan: &Plan,
+    state: &mut State,
+) -> (Outcome, Vec<Event>) {
     let (outcome, events, _) = run_recording(cloud, plan, state).await;
     (outcome, events)
 }
 
 /// Also returns what the configurator was asked, stamped on the cloud's clock.
-async fn run_recording(
+pub(super) async fn run_recording(
     cloud: &Arc<FakeCloud>,
     plan: &Plan,
     state: &mut State,
@@ -81,16 +85,16 @@ async fn run_recording(
     (outcome, events, configurator.calls())
 }
 
-async fn converge(cloud: &Arc<FakeCloud>, m: &Manifest, state: &mut State) -> Outcome {
+pub(super) async fn converge(cloud: &Arc<FakeCloud>, m: &Manifest, state: &mut State) -> Outcome {
     let plan = make_plan(m, state, cloud).await;
     run(cloud, &plan, state).await.0
 }
 
-fn new_state() -> State {
+pub(super) fn new_state() -> State {
     State::new("blog", "lineage-1".into())
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -228,29 +228,33 @@ pub fn load(path: &Path) -> Result<Record, RecordError> {
     }
 }
 
-/// Atomically (temp file, fsync, rename), mode 0600.
+/// Atomically and durably (the one path, [`crate::durable`]), mode 0600.
+/// A pass holds [`lock`] from [`load`] to `save`, so two overlapping passes
+/// never lose each other's entries.
 pub fn save(path: &Path, record: &Record) -> Result<(), RecordError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let err = |e: std::io::Error| RecordError {
         path: path.to_path_buf(),
         detail: e.to_string(),
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::durable::ensure_dir(dir, 0o700).map_err(err)?;
     }
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(&serde_json::to_vec_pretty(record).expect("records serialize"))
-        .and_then(|()| f.sync_all())
-        .map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    let json = serde_json::to_vec_pretty(record).expect("records serialize");
+    crate::durable::replace(path, &json, 0o600).map_err(|e| err(e.source))
+}
+
+/// The lock a pass holds around its read-modify-write of the record at `path`
+/// (`autoscale.json.lock` beside it; waits for another pass to finish).
+pub fn lock(path: &Path) -> Result<crate::durable::FileLock, RecordError> {
+    let guard = crate::durable::suffixed(path, ".lock");
+    let err = |e: std::io::Error| RecordError {
+        path: guard.clone(),
+        detail: e.to_string(),
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::durable::ensure_dir(dir, 0o700).map_err(err)?;
+    }
+    crate::durable::FileLock::exclusive(&guard).map_err(err)
 }
 
 #[cfg(test)]
@@ -326,6 +330,38 @@ mod tests {
             Some((20, 100))
         );
         assert_eq!(crate::roles::configure::cpu_jiffies("intr 1 2 3"), None);
+    }
+
+    /// Issue 10: overlapping passes (threads here, `autoscale --once` runs in
+    /// life) each lock, load, add an entry and save: none is lost.
+    #[test]
+    fn overlapping_passes_lose_no_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = record_path(&dir.path().join("state.json"));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25u64 {
+                        let _held = lock(&path).unwrap();
+                        let mut record = load(&path).unwrap();
+                        record.entries.push(Entry {
+                            at: t * 1000 + i,
+                            metric: "requests_per_instance".into(),
+                            value: None,
+                            from: 1,
+                            to: 1,
+                            reason: format!("pass {t}.{i}"),
+                        });
+                        save(&path, &record).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(load(&path).unwrap().entries.len(), 100);
     }
 
     #[test]

@@ -137,7 +137,8 @@ impl Walk<'_> {
             confirm(operation)?;
         }
 
-        let mut store = ws.store();
+        // Every write checks that this run still holds the lock.
+        let mut store = ws.store().fenced_by(&lock);
         let before = existing
             .as_ref()
             .map(|s| s.resources.clone())
@@ -245,6 +246,33 @@ async fn watch_signals(cancel: watch::Sender<bool>) {
     }
 }
 
+/// What verifying the machines adopted and terminated, a line each.
+fn print_verification(outcome: &Outcome) {
+    let v = &outcome.verification;
+    let name = |a: &Option<appgrid::graph::ResourceAddress>, id: &str| match a {
+        Some(a) => format!("{a} {id}"),
+        None => id.to_string(),
+    };
+    if !v.adopted.is_empty() {
+        let list: Vec<String> = v
+            .adopted
+            .iter()
+            .map(|(a, id)| name(&Some(*a), id))
+            .collect();
+        println!(
+            "Found and recorded (launched, but the answer was lost): {}",
+            list.join(", ")
+        );
+    }
+    if !v.terminated.is_empty() {
+        let list: Vec<String> = v.terminated.iter().map(|(a, id)| name(a, id)).collect();
+        println!(
+            "Terminated (duplicates no address wanted): {}",
+            list.join(", ")
+        );
+    }
+}
+
 fn summarize(
     plan: &Plan,
     outcome: &Outcome,
@@ -252,6 +280,7 @@ fn summarize(
     state_path: &std::path::Path,
     destroy: bool,
 ) -> ExitCode {
+    print_verification(outcome);
     let s = plan.summary();
     if outcome.is_success() {
         let verb = if destroy { "Destroy" } else { "Apply" };
@@ -277,6 +306,9 @@ fn summarize(
     }
     if let Some(e) = &outcome.checkpoint_error {
         let _ = writeln!(out, "error: saving state failed, so the walk stopped: {e}");
+    }
+    if let Some(e) = &outcome.verification.mismatch {
+        let _ = writeln!(out, "error: the cloud does not match the state: {e}");
     }
     let headline = if outcome.interrupted {
         "Interrupted"

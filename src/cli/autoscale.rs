@@ -75,6 +75,8 @@ impl providers::OpsVisitor for Pass<'_> {
             Failure::Message("nothing applied yet: run `appgrid apply` first".into())
         })?;
         let path = live::record_path(&ws.store_path);
+        // One pass at a time reads and writes the record (issue 10).
+        let _record_lock = live::lock(&path).map_err(|e| Failure::Message(e.to_string()))?;
         let mut record = live::load(&path).map_err(|e| Failure::Message(e.to_string()))?;
         // CPU is read from each web machine, only when the policy tracks it.
         let cpu = policy.metric == appgrid::manifest::Metric::CpuPercent;
@@ -121,7 +123,7 @@ impl providers::OpsVisitor for Pass<'_> {
                 at,
                 reason: decision.reason.clone(),
             });
-            let mut store = ws.store();
+            let mut store = ws.store().fenced_by(&lock);
             store
                 .save(&mut state)
                 .map_err(|e| Failure::Message(e.to_string()))?;

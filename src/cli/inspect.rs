@@ -109,6 +109,7 @@ pub fn forget_host_key(
         return Ok(ExitCode::SUCCESS);
     };
     ws.store()
+        .fenced_by(&lock)
         .save(&mut s)
         .map_err(|e| Failure::Message(e.to_string()))?;
     lock.release();

@@ -40,6 +40,13 @@ struct Inner {
     calls: Vec<Call>,
     /// (operation, subject substring) pairs that fail.
     failures: Vec<(&'static str, String)>,
+    /// Launch subjects whose answer is lost: the instances are made, the caller sees an error.
+    lost_answers: Vec<String>,
+    /// Launch subjects launched twice per call (a retried request without
+    /// token idempotency): the answer names the second set.
+    doubled: Vec<String>,
+    /// Client tokens seen by `launch`, in order.
+    tokens: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +68,21 @@ impl FakeCloud {
     /// Make every `operation` whose subject contains `subject` fail.
     pub fn fail_on(&self, operation: &'static str, subject: &str) {
         self.lock().failures.push((operation, subject.to_string()));
+    }
+
+    /// Launches whose subject contains `subject` make their instances, then fail.
+    pub fn lose_launch_answers(&self, subject: &str) {
+        self.lock().lost_answers.push(subject.to_string());
+    }
+
+    /// Launches whose subject contains `subject` make every instance twice.
+    pub fn double_launches(&self, subject: &str) {
+        self.lock().doubled.push(subject.to_string());
+    }
+
+    /// The client tokens launches were sent with, in order.
+    pub fn tokens(&self) -> Vec<String> {
+        self.lock().tokens.clone()
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -152,6 +174,11 @@ impl FakeCloud {
 }
 
 impl Cloud for FakeCloud {
+    /// The fake models EC2: machines sit in security groups.
+    fn has_firewalls(&self) -> bool {
+        true
+    }
+
     async fn refresh(&self, owner: &Owner) -> Result<Observed, CloudError> {
         let owner = owner.clone();
         self.call("refresh", owner.app.clone(), move |inner| {
@@ -276,7 +303,13 @@ impl Cloud for FakeCloud {
     async fn launch(&self, request: &LaunchRequest) -> Result<Vec<LaunchedInstance>, CloudError> {
         let request = request.clone();
         let subject = super::encode_batch_address(&request.addresses);
-        self.call("launch", subject, move |inner| {
+        self.call("launch", subject.clone(), move |inner| {
+            inner.tokens.push(request.client_token.clone());
+            let doubled = inner.doubled.iter().any(|d| subject.contains(d.as_str()));
+            let lost = inner
+                .lost_answers
+                .iter()
+                .any(|d| subject.contains(d.as_str()));
             if !inner.groups.contains_key(&request.group_id) {
                 return Err(CloudError::Api {
                     operation: "launch".into(),
@@ -285,7 +318,13 @@ impl Cloud for FakeCloud {
                 });
             }
             let mut out = Vec::new();
-            for address in &request.addresses {
+            let copies = if doubled { 2 } else { 1 };
+            for address in request
+                .addresses
+                .iter()
+                .cycle()
+                .take(request.addresses.len() * copies)
+            {
                 inner.next_id += 1;
                 let id = format!("i-{:017x}", inner.next_id);
                 let ip = format!(
@@ -319,7 +358,15 @@ impl Cloud for FakeCloud {
                     image_id: None,
                 });
             }
-            Ok(out)
+            if lost {
+                return Err(CloudError::Api {
+                    operation: "launch".into(),
+                    code: "InternalError".into(),
+                    message: "injected lost answer".into(),
+                });
+            }
+            // The caller hears of the last set only.
+            Ok(out.split_off(out.len() - request.addresses.len()))
         })
         .await
     }

@@ -5,7 +5,6 @@
 //! runs before a host is freed.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +33,6 @@ struct Registry {
 pub struct HostsCloud {
     pool: Vec<String>,
     registry_path: PathBuf,
-    lock: Mutex<()>,
 }
 
 fn error(operation: &str, detail: impl std::fmt::Display) -> CloudError {
@@ -51,7 +49,6 @@ impl HostsCloud {
         HostsCloud {
             pool,
             registry_path,
-            lock: Mutex::new(()),
         }
     }
 
@@ -71,7 +68,7 @@ impl HostsCloud {
             instance_type: c.instance_type.clone(),
             zone: "hosts".into(),
             status: InstanceStatus::Running,
-            private_ip: Some(crate::roles::fleet_ssh::split_endpoint(&c.host).0),
+            private_ip: Some(crate::endpoint::Endpoint::parse(&c.host).host),
             image_id: None,
         }
     }
@@ -79,7 +76,7 @@ impl HostsCloud {
 
 impl Cloud for HostsCloud {
     async fn refresh(&self, owner: &Owner) -> Result<Observed, CloudError> {
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = super::registry::lock(&self.registry_path, "HostsProvider")?;
         Ok(Observed {
             instances: self
                 .read()?
@@ -94,7 +91,7 @@ impl Cloud for HostsCloud {
     }
 
     async fn launch(&self, request: &LaunchRequest) -> Result<Vec<LaunchedInstance>, CloudError> {
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = super::registry::lock(&self.registry_path, "HostsProvider")?;
         let mut registry = self.read()?;
         let free: Vec<&String> = self
             .pool
@@ -125,7 +122,7 @@ impl Cloud for HostsCloud {
                 address: *address,
                 id: host.clone(),
                 zone: "hosts".into(),
-                private_ip: Some(crate::roles::fleet_ssh::split_endpoint(host).0),
+                private_ip: Some(crate::endpoint::Endpoint::parse(host).host),
                 image_id: None,
             });
             registry.claims.push(claim);
@@ -149,7 +146,7 @@ impl Cloud for HostsCloud {
     }
 
     async fn terminate(&self, ids: &[String]) -> Result<(), CloudError> {
-        let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = super::registry::lock(&self.registry_path, "HostsProvider")?;
         let mut registry = self.read()?;
         registry.claims.retain(|c| !ids.contains(&c.host));
         self.write(&registry)

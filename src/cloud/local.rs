@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +44,6 @@ struct Registry {
 #[derive(Debug)]
 pub struct LocalCloud {
     dir: PathBuf,
-    registry: Mutex<()>,
     /// The /16 this app's addresses come from: 127.(prefix).x.y.
     prefix: u8,
 }
@@ -68,7 +66,6 @@ impl LocalCloud {
         let prefix = 100 + (u8::from_str_radix(&digest[..2], 16).unwrap_or(0) % 128);
         LocalCloud {
             dir: base.join(app),
-            registry: Mutex::new(()),
             prefix,
         }
     }
@@ -95,6 +92,11 @@ impl LocalCloud {
     /// Where machine `id` has (or had) its root.
     pub fn root_of(&self, id: &str) -> PathBuf {
         self.dir.join("machines").join(id)
+    }
+
+    /// Held around every read-modify-write of the registry.
+    fn lock(&self) -> Result<crate::durable::FileLock, CloudError> {
+        super::registry::lock(&self.registry_path(), "LocalProvider")
     }
 
     /// Every machine of this app, whatever its owner's lineage.
@@ -137,7 +139,7 @@ fn wipe(root: &Path) -> std::io::Result<()> {
 
 impl Cloud for LocalCloud {
     async fn refresh(&self, owner: &Owner) -> Result<Observed, CloudError> {
-        let _guard = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.lock()?;
         Ok(Observed {
             instances: self
                 .read()?
@@ -152,7 +154,7 @@ impl Cloud for LocalCloud {
     }
 
     async fn launch(&self, request: &LaunchRequest) -> Result<Vec<LaunchedInstance>, CloudError> {
-        let _guard = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.lock()?;
         let mut registry = self.read()?;
         let mut launched = Vec::new();
         for address in &request.addresses {
@@ -210,7 +212,7 @@ impl Cloud for LocalCloud {
     }
 
     async fn terminate(&self, ids: &[String]) -> Result<(), CloudError> {
-        let _guard = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.lock()?;
         let mut registry = self.read()?;
         let (gone, kept): (Vec<LocalMachine>, Vec<LocalMachine>) = registry
             .machines

@@ -6,7 +6,10 @@
 //! Ownership is by tag: every instance and group carries `appgrid:app`,
 //! `appgrid:lineage` and `appgrid:address`, so [`Cloud::refresh`] finds all of
 //! an app's machines — including those an interrupted apply launched but never
-//! recorded — with one tag-filtered, paginated listing.
+//! recorded — with one tag-filtered, paginated listing. Instances of one
+//! launch share one address tag (`web[0:12:3]`, written by RunInstances
+//! itself); each one's address follows from its launch index, so no call per
+//! instance is ever needed.
 
 pub mod aws;
 pub mod fake;
@@ -111,8 +114,32 @@ pub struct LaunchRequest {
     /// the instance with launch index `k` is `addresses[k]`.
     pub addresses: Vec<ResourceAddress>,
     pub group_id: String,
-    /// Idempotency token for RunInstances (at most 64 ASCII characters).
+    /// Idempotency token for RunInstances (at most 64 ASCII characters),
+    /// see [`launch_token`].
     pub client_token: String,
+}
+
+/// The RunInstances idempotency token of one intended launch: the lineage,
+/// the address range (the batch tag), the spec hash, the generation of those
+/// addresses (how many times an instance at them was replaced or removed, so
+/// a later launch of the same range is a new launch) and how many tokens this
+/// launch retired (after IdempotentParameterMismatch, or when the token
+/// answered with instances of an earlier launch). The same launch retried, or
+/// restarted after a crash, sends the same token; EC2 then answers with what
+/// the first request made instead of launching again.
+pub fn launch_token(
+    owner: &Owner,
+    addresses: &[ResourceAddress],
+    spec_hash: &str,
+    generation: u64,
+    retired: u32,
+) -> String {
+    let text = format!(
+        "{}|{}|{spec_hash}|{generation}|{retired}",
+        owner.lineage,
+        encode_batch_address(addresses)
+    );
+    format!("ag-{}", &crate::hash::sha256_hex(text.as_bytes())[..48])
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +193,37 @@ pub enum CloudError {
 pub trait Cloud: Send + Sync + 'static {
     /// Everything owned by `owner`: one tag-filtered, paginated listing per kind.
     fn refresh(&self, owner: &Owner) -> impl Future<Output = Result<Observed, CloudError>> + Send;
+
+    /// Whether machines sit in security groups and boot with a key pair
+    /// (EC2): the walker then launches them into their group's id.
+    fn has_firewalls(&self) -> bool {
+        false
+    }
+
+    /// The owner's instances alone (what verifying an apply needs).
+    fn refresh_instances(
+        &self,
+        owner: &Owner,
+    ) -> impl Future<Output = Result<Vec<ObservedInstance>, CloudError>> + Send {
+        async move { Ok(self.refresh(owner).await?.instances) }
+    }
+
+    /// The live instances a launch of `request` may have made, by its tags:
+    /// any of its addresses, whatever their spec. A launch step looks here
+    /// after RunInstances to find what a lost answer or a retried request
+    /// made besides what it was told about.
+    fn find_launched(
+        &self,
+        request: &LaunchRequest,
+    ) -> impl Future<Output = Result<Vec<ObservedInstance>, CloudError>> + Send {
+        async move {
+            let mut found = self.refresh_instances(&request.owner).await?;
+            found.retain(|i| {
+                i.status.is_alive() && i.address.is_some_and(|a| request.addresses.contains(&a))
+            });
+            Ok(found)
+        }
+    }
 
     // Key pairs and security groups: only clouds that have them implement
     // these; the graph asks no other provider for them, and the defaults say so.

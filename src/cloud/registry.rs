@@ -1,12 +1,16 @@
 //! The JSON files in which the `local` and `hosts` providers keep their
-//! machines (what EC2 keeps for `aws`): read whole, written atomically.
+//! machines (what EC2 keeps for `aws`): read whole, written through the one
+//! atomic path ([`crate::durable`]), changed under a file lock so two
+//! processes (an apply and an `autoscale --once`, two shells) never lose each
+//! other's launches.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::CloudError;
+use crate::durable::{self, FileLock};
 
 fn error(operation: &str, code: &str, detail: String) -> CloudError {
     CloudError::Api {
@@ -36,13 +40,23 @@ pub fn read<T: DeserializeOwned + Default>(path: &Path, code: &str) -> Result<T,
     }
 }
 
-/// Write through a temp file and a rename: a crash leaves the old file or the new.
+/// Directories a registry creates stay reachable (0755): the `local`
+/// provider's machine roots below them are used by services running as
+/// their own users. The registry files themselves are 0600.
+const DIR_MODE: u32 = 0o755;
+
+/// Write atomically and durably, mode 0600: a crash leaves the old file or the new.
 pub fn write<T: Serialize>(path: &Path, value: &T, code: &str) -> Result<(), CloudError> {
-    let tmp = path.with_extension("json.tmp");
     let json = serde_json::to_vec_pretty(value).expect("registries serialize");
-    path.parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| std::fs::write(&tmp, json))
-        .and_then(|()| std::fs::rename(&tmp, path))
+    durable::ensure_dir(&durable::parent_dir(path), DIR_MODE)
+        .and_then(|()| durable::replace(path, &json, 0o600).map_err(Into::into))
         .map_err(|e| error("write registry", code, format!("{}: {e}", path.display())))
+}
+
+/// The lock every read-modify-write of the registry at `path` holds.
+pub fn lock(path: &Path, code: &str) -> Result<FileLock, CloudError> {
+    let guard: PathBuf = durable::suffixed(path, ".lock");
+    durable::ensure_dir(&durable::parent_dir(path), DIR_MODE)
+        .and_then(|()| FileLock::exclusive(&guard))
+        .map_err(|e| error("lock registry", code, format!("{}: {e}", guard.display())))
 }

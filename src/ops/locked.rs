@@ -57,10 +57,12 @@ impl<'w> Locked<'w> {
             path: ws.store_path.clone(),
             manifest: ws.manifest.path.clone(),
         })?;
+        // Every save checks that this change still holds the lock.
+        let store = ws.store().fenced_by(&lock);
         Ok(Locked {
             ws,
             lock,
-            store: ws.store(),
+            store,
             state,
         })
     }

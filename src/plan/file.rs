@@ -53,9 +53,11 @@ pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
             source,
         })?;
     }
-    std::fs::write(path, json).map_err(|source| PlanFileError::Write {
+    // Atomic: a plan read while it is written is the old one or the new one.
+    // 0644: plans hold no secrets and are meant to be reviewed and committed.
+    crate::durable::replace(path, json.as_bytes(), 0o644).map_err(|e| PlanFileError::Write {
         path: path.to_path_buf(),
-        source,
+        source: e.source,
     })
 }
 

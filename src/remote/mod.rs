@@ -60,6 +60,16 @@ pub enum RemoteError {
     },
     #[error("on {host}: {detail}")]
     Io { host: String, detail: String },
+    #[error(
+        "on {host}, `{step}` printed nothing for {idle_s} s and was stopped (last output: {})",
+        if last_line.is_empty() { "none" } else { last_line.as_str() }
+    )]
+    Stalled {
+        host: String,
+        step: String,
+        idle_s: u64,
+        last_line: String,
+    },
 }
 
 /// Run scripts and put files on one machine.

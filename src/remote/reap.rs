@@ -99,12 +99,13 @@ pub fn of_root(root: &Path) -> Vec<Process> {
     found
 }
 
-fn signal(pid: u32, signal: i32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-        unsafe {
-            libc::kill(pid, signal);
-        }
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        // The process may already be gone: that is what we want.
+        let _ = rustix::process::kill_process(pid, signal);
     }
 }
 
@@ -128,7 +129,7 @@ pub fn reap(root: &Path, grace: Duration) -> Vec<Process> {
         let elapsed = started.elapsed();
         if elapsed >= grace {
             for p in &now {
-                signal(p.pid, libc::SIGKILL);
+                signal(p.pid, rustix::process::Signal::KILL);
             }
             if elapsed >= grace + Duration::from_secs(5) {
                 // Unkillable (another user's, or stuck in the kernel): say so by
@@ -137,7 +138,7 @@ pub fn reap(root: &Path, grace: Duration) -> Vec<Process> {
             }
         } else if last_term.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             for p in &now {
-                signal(p.pid, libc::SIGTERM);
+                signal(p.pid, rustix::process::Signal::TERM);
             }
             last_term = Some(Instant::now());
         }

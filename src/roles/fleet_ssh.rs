@@ -1,5 +1,8 @@
 //! Reaching machines over SSH (`hosts` and `aws`): host keys pinned in state on
-//! first contact, through the manifest's jump host or proxy command.
+//! first contact, through the manifest's jump host or proxy command. The jump
+//! host's key is pinned too (`jump_host_key` on every machine reached through
+//! it); a changed one stops the apply like a machine's. Endpoints may be IPv6
+//! (`fd00::5`, `[fd00::5]:2222`).
 //!
 //! On first contact the fleet also asks the machine which of its own
 //! addresses the connection reached, and keeps it in state as `bind_addr`:
@@ -13,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::fleet::{Connected, Fleet, FleetError, MachinePlace, parse_swept};
+use crate::endpoint::Endpoint;
 use crate::graph::ResourceAddress;
 use crate::manifest::Provider;
 use crate::remote::reap::Process;
@@ -25,6 +29,9 @@ use crate::templates::Templates;
 pub const HOST_KEY: &str = "host_key";
 /// The state attribute with the machine's SSH endpoint (`addr` or `addr:port`).
 pub const SSH_ENDPOINT: &str = "ssh";
+/// The state attribute that pins the jump host's SSH host key, recorded on
+/// every machine reached through it.
+pub const JUMP_HOST_KEY: &str = "jump_host_key";
 /// The state attribute with the address the machine's services bind, learned
 /// from the machine itself on first contact.
 pub const BIND_ADDR: &str = "bind_addr";
@@ -60,16 +67,9 @@ pub struct SshFleet {
     pub connect_timeout: Duration,
     /// The machine's id is its SSH endpoint (the `hosts` provider's pool entries).
     pub id_is_endpoint: bool,
-}
-
-/// `addr` or `addr:port` → (addr, port).
-pub fn split_endpoint(entry: &str) -> (String, u16) {
-    match entry.rsplit_once(':') {
-        Some((addr, port)) if port.parse::<u16>().is_ok() => {
-            (addr.to_string(), port.parse().unwrap_or(22))
-        }
-        _ => (entry.to_string(), 22),
-    }
+    /// The jump host's key as first seen in this process or read from a
+    /// machine's record: machines without a pin of their own are held to it.
+    jump_pin: std::sync::Mutex<Option<String>>,
 }
 
 impl SshFleet {
@@ -88,6 +88,7 @@ impl SshFleet {
             log,
             connect_timeout: Duration::from_secs(120),
             id_is_endpoint: false,
+            jump_pin: std::sync::Mutex::new(None),
         }
     }
 
@@ -105,7 +106,7 @@ impl SshFleet {
                 .or_else(|| machine.attributes.get("private_ip"))
                 .ok_or(FleetError::NoEndpoint { machine: address })?
         };
-        let (addr, port) = split_endpoint(endpoint);
+        let Endpoint { host: addr, port } = Endpoint::parse(endpoint);
         let mut target = SshTarget::new(
             &format!("{address} ({addr})"),
             &addr,
@@ -117,14 +118,23 @@ impl SshFleet {
         target.instance_id = Some(machine.id.clone());
         target.proxy_command = self.proxy_command.clone();
         if let Some(jump) = &self.jump_host {
-            let (jaddr, jport) = split_endpoint(jump);
-            target.jump = Some(Box::new(SshTarget::new(
-                jump,
-                &jaddr,
-                jport,
+            let Endpoint { host, port } = Endpoint::parse(jump);
+            let mut j = SshTarget::new(
+                &format!("jump host {jump}"),
+                &host,
+                port,
                 &self.user,
                 self.key_path.clone(),
-            )));
+            );
+            // Pinned like any machine: by the machine's record, else by what
+            // this process already trusted.
+            j.pinned_host_key = machine.attributes.get(JUMP_HOST_KEY).cloned().or_else(|| {
+                self.jump_pin
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            });
+            target.jump = Some(Box::new(j));
         }
         Ok(target)
     }
@@ -151,6 +161,16 @@ impl Fleet for SshFleet {
         if !pinned {
             // Trust on first use: pinned from now on; a different key later stops the apply.
             learned.insert(HOST_KEY.to_string(), remote.presented_host_key());
+        }
+        if let Some(jump) = remote.jump() {
+            let key = jump.presented_host_key();
+            self.jump_pin
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(|| key.clone());
+            if !machine.attributes.contains_key(JUMP_HOST_KEY) {
+                learned.insert(JUMP_HOST_KEY.to_string(), key);
+            }
         }
         let addr = match machine.attributes.get(BIND_ADDR) {
             Some(addr) => addr.clone(),

@@ -8,25 +8,34 @@
 //! if the file still names this acquisition.
 //!
 //! A lock is taken over, never silently (see [`StateLock::takeover_note`]), when
-//! - its holder is on this host and its pid is no longer running, or
-//! - its lease has expired (the holder stopped renewing: crashed, or on another
-//!   machine sharing the filesystem), or
+//! - its holder is on this host and its process is no longer running (same
+//!   pid and same start time), or
+//! - its holder is on another host and its lease has expired (the holder
+//!   stopped renewing: crashed, or paused), or
 //! - it cannot be parsed and has not been modified for a whole lease.
 //!
-//! Every change to an existing lock file (takeover, renewal, release) happens
-//! under an `flock` on `<state path>.lock.guard`, a small file that is never
+//! A live process on this host is never taken over, whatever its lease says:
+//! a clock that jumps forward must not hand its lock to someone else.
+//!
+//! Fencing: a holder can lose its lock (paused past its lease, then taken
+//! over from another host). [`Fence::hold`] checks, under the guard, that
+//! the lock file still names this acquisition and keeps the guard while the
+//! caller writes; every state write goes through it, so a holder that lost
+//! the lock writes nothing.
+//!
+//! Every change to an existing lock file (takeover, renewal, release) and
+//! every fenced state write happens under an `flock` on `<state path>.lock.guard`, a small file that is never
 //! removed. That serializes takers with each other and with the holder, so two
 //! processes that both find a dead holder cannot both end up holding the lock.
-//! Creating a lock where none exists needs no guard: `O_EXCL` decides.
+//! Creating a lock where none exists needs no guard: an exclusive create
+//! ([`durable::create_new`]) decides.
 //!
 //! The caller chooses the lease; [`DEFAULT_LEASE`] (60 s) is the typical value.
 //! Leases compare wall clocks (whole unix seconds), so hosts sharing a state
 //! directory need clocks that agree to well within a lease.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +44,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::durable::{self, FileLock};
 
 /// The typical lease: a holder that stops renewing for this long loses the lock.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -54,6 +65,11 @@ pub struct LockHolder {
     /// are told apart.
     #[serde(default)]
     pub nonce: String,
+    /// When the holder's process started (clock ticks since boot, from
+    /// `/proc/PID/stat`), so a pid reused by another process after the
+    /// holder died is not mistaken for the holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_started: Option<u64>,
 }
 
 impl LockHolder {
@@ -118,6 +134,19 @@ pub enum LockError {
     },
 
     #[error(
+        "this run no longer holds the state lock {}: {}; nothing was written. Its lease ran out (was the process paused or the machine suspended?). Run `appgrid plan` to see what the state says now",
+        path.display(),
+        match now {
+            Some(h) => format!("it is held by {}", h.describe()),
+            None => "it was taken over and released since".to_string(),
+        }
+    )]
+    Lost {
+        path: PathBuf,
+        now: Option<Box<LockHolder>>,
+    },
+
+    #[error(
         "could not {action} state lock {}: {source}; check that its directory exists and is writable",
         path.display()
     )]
@@ -130,18 +159,14 @@ pub enum LockError {
 
 /// The lock file for a state file: `<state path>.lock`.
 pub fn lock_path(state_path: &Path) -> PathBuf {
-    suffixed(state_path, ".lock")
+    durable::suffixed(state_path, ".lock")
 }
 
 fn guard_path(state_path: &Path) -> PathBuf {
     suffixed(state_path, ".lock.guard")
 }
 
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(suffix);
-    PathBuf::from(s)
-}
+use durable::suffixed;
 
 /// A held state lock. Renews its lease while alive; released on drop.
 #[derive(Debug)]
@@ -170,17 +195,11 @@ pub fn acquire(
 ) -> Result<StateLock, LockError> {
     let path = lock_path(state_path);
     let guard = guard_path(state_path);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| LockError::Io {
-                path: path.clone(),
-                action: "create the directory of",
-                source,
-            })?;
-    }
+    durable::ensure_dir(&durable::parent_dir(&path), 0o700).map_err(|source| LockError::Io {
+        path: path.clone(),
+        action: "create the directory of",
+        source,
+    })?;
     let host = hostname();
     let lease_secs = lease_seconds(lease);
     let start = Instant::now();
@@ -194,8 +213,9 @@ pub fn acquire(
             acquired_at: now,
             lease_until: now + lease_secs,
             nonce: format!("{:016x}", fastrand::u64(..)),
+            pid_started: process_started(std::process::id()),
         };
-        if create_lock(&path, &me).map_err(|source| LockError::Io {
+        if durable::create_new(&path, &holder_json(&me), 0o600).map_err(|source| LockError::Io {
             path: path.clone(),
             action: "create",
             source,
@@ -353,9 +373,62 @@ impl StateLock {
         !self.lost.load(Ordering::SeqCst)
     }
 
+    /// What a state write checks first: see [`Fence::hold`].
+    pub fn fence(&self) -> Fence {
+        Fence {
+            path: self.path.clone(),
+            guard: self.guard.clone(),
+            holder: self.holder.clone(),
+            lost: Arc::clone(&self.lost),
+        }
+    }
+
     /// Stops renewing and removes the lock file if it is still ours.
     pub fn release(self) {
         drop(self)
+    }
+}
+
+/// The proof a writer checks before each state write: that its acquisition
+/// of the state lock still holds it.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    path: PathBuf,
+    guard: PathBuf,
+    holder: LockHolder,
+    lost: Arc<AtomicBool>,
+}
+
+impl Fence {
+    /// Checks, under the guard, that the lock file still names this
+    /// acquisition, and keeps the guard until the returned value is dropped:
+    /// a takeover waits for the write that follows, and then reads what it
+    /// wrote. [`LockError::Lost`] when the lock is gone or someone else's.
+    pub fn hold(&self) -> Result<FileLock, LockError> {
+        let io_err = |action, source| LockError::Io {
+            path: self.path.clone(),
+            action,
+            source,
+        };
+        let guard = lock_guard(&self.guard).map_err(|e| io_err("lock the guard of", e))?;
+        let now = match read_lock(&self.path).map_err(|e| io_err("read", e))? {
+            None => None,
+            Some((bytes, _)) => match serde_json::from_slice::<LockHolder>(&bytes) {
+                Ok(h) if h.same_acquisition(&self.holder) => return Ok(guard),
+                Ok(h) => Some(Box::new(h)),
+                Err(_) => None,
+            },
+        };
+        self.lost.store(true, Ordering::SeqCst);
+        Err(LockError::Lost {
+            path: self.path.clone(),
+            now,
+        })
+    }
+
+    /// False once a renewal or a write found the lock lost.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
     }
 }
 
@@ -369,38 +442,16 @@ impl Drop for StateLock {
     }
 }
 
-/// Whether `holder`'s lock may be taken over now.
+/// Whether `holder`'s lock may be taken over now. On this host the process
+/// decides (alive: never, whatever the clock says); elsewhere the lease does.
 fn stale_reason(holder: &LockHolder, host: &str, now: u64) -> Option<TakeoverReason> {
-    if holder.host == host && !pid_is_running(holder.pid) {
-        Some(TakeoverReason::NotRunning)
+    if holder.host == host {
+        (!holder_is_running(holder)).then_some(TakeoverReason::NotRunning)
     } else if now > holder.lease_until {
         Some(TakeoverReason::LeaseExpired)
     } else {
         None
     }
-}
-
-/// Creates the lock file with `O_EXCL`; `Ok(false)` if it already exists.
-fn create_lock(path: &Path, holder: &LockHolder) -> io::Result<bool> {
-    let mut file = match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let written = file
-        .write_all(&holder_json(holder))
-        .and_then(|()| file.sync_all());
-    if let Err(e) = written {
-        drop(file);
-        let _ = fs::remove_file(path);
-        return Err(e);
-    }
-    Ok(true)
 }
 
 fn holder_json(holder: &LockHolder) -> Vec<u8> {
@@ -422,29 +473,8 @@ fn read_lock(path: &Path) -> io::Result<Option<(Vec<u8>, SystemTime)>> {
     Ok(Some((bytes, modified)))
 }
 
-/// An exclusive `flock` on the guard file, released when dropped.
-struct Guard {
-    _file: File,
-}
-
-fn lock_guard(guard: &Path) -> io::Result<Guard> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(guard)?;
-    loop {
-        // SAFETY: flock on a file descriptor we own, for the file's lifetime.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(Guard { _file: file });
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+fn lock_guard(guard: &Path) -> io::Result<FileLock> {
+    FileLock::exclusive(guard)
 }
 
 /// Replaces the stale lock whose content was `seen` by ours. `Ok(false)` if the
@@ -462,32 +492,9 @@ fn takeover(guard: &Path, path: &Path, seen: &[u8], me: &LockHolder) -> io::Resu
     Ok(true)
 }
 
-/// Writes `holder` to a temp file beside `path` and renames it over `path`.
+/// Replaces the lock file with `holder`, atomically.
 fn replace_lock(path: &Path, holder: &LockHolder) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}.{:08x}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&holder_json(holder))?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    durable::replace(path, &holder_json(holder), 0o600).map_err(io::Error::from)
 }
 
 /// Rewrites the lock with a new lease if it is still ours; `Ok(false)` if not.
@@ -515,33 +522,48 @@ fn remove_if_ours(guard: &Path, path: &Path, holder: &LockHolder) -> io::Result<
     Ok(())
 }
 
+/// Whether the holder's process (on this host) is still running: its pid
+/// exists and, when the lock recorded it, started when the holder did.
+fn holder_is_running(holder: &LockHolder) -> bool {
+    if !pid_is_running(holder.pid) {
+        return false;
+    }
+    match (holder.pid_started, process_started(holder.pid)) {
+        (Some(recorded), Some(now)) => recorded == now,
+        _ => true,
+    }
+}
+
 /// Whether a process with this pid exists (on this host).
 fn pid_is_running(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
-    if pid <= 0 {
-        return false;
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        // It exists, but belongs to someone else.
+        Err(e) => e != rustix::io::Errno::SRCH,
     }
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    if unsafe { libc::kill(pid, 0) } == 0 {
-        return true;
-    }
-    // EPERM: it exists, but belongs to someone else.
-    io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`); `None` where there is no such file.
+fn process_started(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// This machine's host name, or `unknown`.
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; the result is NUL-terminated
-    // unless truncated, which the search for NUL below handles.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".to_string();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
     if name.is_empty() {
         "unknown".to_string()
     } else {
@@ -578,31 +600,10 @@ fn format_duration(d: Duration) -> String {
 
 /// Unix seconds as RFC 3339 UTC: `2026-11-28T23:50:01Z`.
 pub fn format_rfc3339(unix_secs: u64) -> String {
-    // u64 seconds / 86400 fits an i64 comfortably.
-    let days = (unix_secs / 86_400) as i64;
-    let rem = unix_secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 → proleptic Gregorian (year, month 1–12, day 1–31).
-/// Howard Hinnant's `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    i64::try_from(unix_secs)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map_or_else(|| format!("@{unix_secs}"), |t| t.to_string())
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! `lineage` is fixed when the state is created and ties plans, tags and
 //! backups to one deployment; `serial` grows by one on every write. The
 //! [`store`] writes it atomically (temp file, fsync, rename) with mode 0600 and
-//! keeps the last few serials as backups; the [`lock`] keeps writers to one.
+//! keeps the last few serials as backups; the [`lock`] keeps writers to one,
+//! and fences every write (see [`store`]).
 
 pub mod lock;
 pub mod store;
@@ -27,6 +28,11 @@ pub struct State {
     /// it wins over `[web] count`, so a manual plan does not call it drift.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaledCount>,
+    /// How many times the instance at each address was replaced or removed:
+    /// part of the launch token, so launching an address again is a new
+    /// launch while retrying the same launch is not.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub generations: BTreeMap<ResourceAddress, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,25 +92,20 @@ impl State {
             app: app.to_string(),
             resources: BTreeMap::new(),
             autoscale: None,
+            generations: BTreeMap::new(),
         }
+    }
+
+    /// The generation of the instances at `addresses`, see [`State::generations`].
+    pub fn generation(&self, addresses: &[ResourceAddress]) -> u64 {
+        addresses
+            .iter()
+            .map(|a| self.generations.get(a).copied().unwrap_or(0))
+            .sum()
     }
 }
 
-/// A new random lineage (a UUIDv4-shaped string).
+/// A new random lineage: a UUIDv4.
 pub fn new_lineage() -> String {
-    let mut bytes = [0u8; 16];
-    for b in &mut bytes {
-        *b = fastrand::u8(..);
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }

@@ -10,16 +10,21 @@
 //! and [`StateStore::save`] refuse with [`StateError::Corrupt`], which names the
 //! newest backup that actually parses, so a person can inspect and restore it.
 //!
-//! The store does no locking of its own; writers hold a
-//! [`StateLock`](super::lock::StateLock) around load → change → save.
+//! Writers hold a [`StateLock`](super::lock::StateLock) around load → change
+//! → save, and every save is fenced: it writes only if the serial on disk is
+//! the one this writer read (`state.serial`), and — for a store made
+//! [`fenced_by`](StateStore::fenced_by) a lock — only while that lock still
+//! names this writer ([`Fence::hold`]). Otherwise nothing is written and the
+//! error says who changed the state or took the lock.
 
 use std::ffi::OsString;
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
+use super::lock::{Fence, LockError};
 use super::{STATE_VERSION, State};
+use crate::durable;
 
 /// How many backups (`state.json.backup.<serial>`) are kept next to the state file.
 pub const BACKUPS_KEPT: usize = 5;
@@ -49,6 +54,21 @@ pub enum StateError {
         detail: String,
         newest_readable_backup: Option<PathBuf>,
     },
+
+    #[error(
+        "state file {} changed underneath this run: it is at serial {}, this run read serial {read}; \
+         another appgrid wrote it meanwhile, so nothing was written. Run `appgrid plan` to see the state as it is now",
+        path.display(),
+        match on_disk { Some(s) => s.to_string(), None => "none (the file is gone)".to_string() }
+    )]
+    Conflict {
+        path: PathBuf,
+        read: u64,
+        on_disk: Option<u64>,
+    },
+
+    #[error(transparent)]
+    LockLost(#[from] LockError),
 }
 
 fn backup_advice(backup: Option<&Path>) -> String {
@@ -76,14 +96,32 @@ pub fn default_path(manifest_path: &Path, app: &str) -> PathBuf {
 }
 
 /// Reads and writes one state file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StateStore {
     path: PathBuf,
+    fence: Option<Fence>,
 }
 
 impl StateStore {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        StateStore { path: path.into() }
+        StateStore {
+            path: path.into(),
+            fence: None,
+        }
+    }
+
+    /// Every save checks first that `lock` still holds the state lock.
+    pub fn fenced_by(mut self, lock: &super::lock::StateLock) -> Self {
+        self.fence = Some(lock.fence());
+        self
+    }
+
+    /// Whether this store may still write: its lock (if any) is not known lost.
+    pub fn check_fence(&self) -> Result<(), StateError> {
+        match &self.fence {
+            Some(f) => f.hold().map(drop).map_err(StateError::from),
+            None => Ok(()),
+        }
     }
 
     /// The state file's path.
@@ -102,7 +140,10 @@ impl StateStore {
         }
     }
 
-    /// Writes `state` as serial `state.serial + 1`, atomically.
+    /// Writes `state` as serial `state.serial + 1`, atomically, if the file
+    /// on disk is still at `state.serial` (or absent for serial 0) and the
+    /// store's lock, if any, is still held ([`StateError::Conflict`],
+    /// [`StateError::LockLost`]: nothing written).
     ///
     /// On success `state.serial` is the serial now on disk. On error the state
     /// file is left as it was and `state.serial` is unchanged — with one
@@ -114,8 +155,21 @@ impl StateStore {
     /// Deleting backups beyond the newest [`BACKUPS_KEPT`] is best effort: a
     /// backup that cannot be deleted does not fail the save.
     pub fn save(&self, state: &mut State) -> Result<(), StateError> {
+        // Held until the write is done: a takeover waits for it.
+        let _fence = match &self.fence {
+            Some(f) => Some(f.hold()?),
+            None => None,
+        };
         // Refuse to replace a state file we cannot read or parse.
         let previous = self.read_current()?;
+        let on_disk = previous.as_ref().map(|(_, s)| s.serial);
+        if on_disk.unwrap_or(0) != state.serial {
+            return Err(StateError::Conflict {
+                path: self.path.clone(),
+                read: state.serial,
+                on_disk,
+            });
+        }
 
         state.serial += 1;
         let previous = previous.as_ref().map(|(bytes, s)| (&bytes[..], s));
@@ -154,28 +208,24 @@ impl StateStore {
 
     fn write_new(&self, state: &State, previous: Option<(&[u8], &State)>) -> Result<(), Failed> {
         let dir = self.dir();
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|source| Failed::before(&dir, source))?;
+        durable::ensure_dir(&dir, 0o700).map_err(|source| Failed::before(&dir, source))?;
 
         if let Some((bytes, prev)) = previous {
             let backup = self.backup_path(prev.serial);
-            write_atomic(&dir, &backup, bytes)
-                .map_err(|(source, _)| Failed::before(&backup, source))?;
+            durable::replace(&backup, bytes, 0o600)
+                .map_err(|e| Failed::before(&backup, e.source))?;
         }
 
         let mut json = serde_json::to_vec_pretty(state).map_err(|e| {
             Failed::before(&self.path, io::Error::new(io::ErrorKind::InvalidData, e))
         })?;
         json.push(b'\n');
-        write_atomic(&dir, &self.path, &json).map_err(|(source, replaced)| Failed {
+        durable::replace(&self.path, &json, 0o600).map_err(|e| Failed {
             error: StateError::Write {
                 path: self.path.clone(),
-                source,
+                source: e.source,
             },
-            replaced,
+            replaced: e.replaced,
         })?;
 
         self.prune_backups();
@@ -184,10 +234,7 @@ impl StateStore {
 
     /// The directory holding the state file (`.` for a bare file name).
     fn dir(&self) -> PathBuf {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
+        durable::parent_dir(&self.path)
     }
 
     fn file_name(&self) -> OsString {
@@ -271,46 +318,6 @@ fn parse_state(bytes: &[u8]) -> Result<State, String> {
         ));
     }
     Ok(state)
-}
-
-/// Writes `bytes` to `target` atomically: a 0600 temp file in `dir`, synced,
-/// renamed over `target`, then `dir` synced. The temp file is removed on failure.
-/// The error's flag says whether `target` had already been replaced.
-fn write_atomic(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), (io::Error, bool)> {
-    let base = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{base}.tmp.{}.{:08x}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, target)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err((e, false));
-    }
-    sync_dir(dir).map_err(|e| (e, true))
-}
-
-/// fsyncs a directory so a rename in it is durable. Filesystems that cannot
-/// sync directories (EINVAL) are accepted.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    match File::open(dir)?.sync_all() {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
-        other => other,
-    }
 }
 
 #[cfg(test)]

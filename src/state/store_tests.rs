@@ -355,3 +355,74 @@ fn unreadable_state_path_is_a_read_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_save_refuses_when_another_writer_moved_the_serial() {
+    let tmp = TempDir::new("conflict");
+    let store = StateStore::new(tmp.path().join("state.json"));
+    let mut mine = sample_state();
+    store.save(&mut mine).unwrap();
+    // Another writer reads serial 1 and saves serial 2.
+    let mut theirs = store.load().unwrap().unwrap();
+    theirs.resources.clear();
+    store.save(&mut theirs).unwrap();
+    let on_disk = fs::read(store.path()).unwrap();
+
+    let err = store.save(&mut mine).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StateError::Conflict {
+                read: 1,
+                on_disk: Some(2),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(mine.serial, 1, "nothing written, serial unchanged");
+    assert_eq!(fs::read(store.path()).unwrap(), on_disk);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "state file {} changed underneath this run: it is at serial 2, this run read serial 1; \
+             another appgrid wrote it meanwhile, so nothing was written. Run `appgrid plan` to see the state as it is now",
+            store.path().display()
+        )
+    );
+}
+
+#[test]
+fn a_fenced_save_writes_nothing_once_the_lock_is_lost() {
+    use crate::state::lock::{self, LockHolder};
+    let tmp = TempDir::new("fenced");
+    let path = tmp.path().join("state.json");
+    let held = lock::acquire(
+        &path,
+        "apply",
+        std::time::Duration::ZERO,
+        lock::DEFAULT_LEASE,
+    )
+    .unwrap();
+    let store = StateStore::new(&path).fenced_by(&held);
+    let mut state = sample_state();
+    store.save(&mut state).unwrap();
+    assert!(store.check_fence().is_ok());
+
+    // Taken over from another host while this writer was paused.
+    let thief = LockHolder {
+        host: "elsewhere".into(),
+        nonce: "other".into(),
+        ..held.holder().clone()
+    };
+    fs::write(lock::lock_path(&path), serde_json::to_vec(&thief).unwrap()).unwrap();
+    let before = fs::read(&path).unwrap();
+    state.resources.clear();
+    let err = store.save(&mut state).unwrap_err();
+    assert!(matches!(err, StateError::LockLost(_)), "{err:?}");
+    assert!(err.to_string().contains("it is held by pid"), "{err}");
+    assert!(err.to_string().contains("on host elsewhere"), "{err}");
+    assert_eq!(state.serial, 1);
+    assert_eq!(fs::read(&path).unwrap(), before, "nothing written");
+    assert!(store.check_fence().is_err());
+}

@@ -140,8 +140,21 @@ impl App {
                                 .unwrap_or("")
                                 .to_string()
                         };
+                        // One launch shares one tag (`web[0:6:2]`): the
+                        // launch index says which address each instance is.
+                        let batch = tag("appgrid:address");
+                        let address = batch
+                            .parse::<appgrid::graph::ResourceAddress>()
+                            .ok()
+                            .or_else(|| {
+                                appgrid::cloud::decode_batch_address(
+                                    &batch,
+                                    i.ami_launch_index().unwrap_or(0) as u32,
+                                )
+                            })
+                            .map_or(batch, |a| a.to_string());
                         out.push((
-                            tag("appgrid:address"),
+                            address,
                             i.instance_type()
                                 .map(|t| t.as_str().to_string())
                                 .unwrap_or_default(),

@@ -112,8 +112,8 @@ async fn five_identical_instances_are_one_run_instances_call() {
     assert_eq!(calls.run_instances - before.run_instances, 1);
     assert_eq!(
         calls.create_tags - before.create_tags,
-        5,
-        "one exact address tag per instance"
+        0,
+        "no call per instance: the launch tag and the launch index say each address"
     );
     assert_eq!(
         launched.iter().map(|l| l.address).collect::<Vec<_>>(),
@@ -156,8 +156,8 @@ async fn five_identical_instances_are_one_run_instances_call() {
         assert_eq!(tags[TAG_LINEAGE], owner.lineage);
         assert_eq!(tags[TAG_SPEC], "0123456789abcdef");
         assert_eq!(tags["appgrid:role"], "web");
-        assert_eq!(tags[TAG_ADDRESS], mine.address.to_string());
-        assert_eq!(tags["Name"], format!("{}-{}", owner.app, mine.address));
+        assert_eq!(tags[TAG_ADDRESS], "web[0:15:3]");
+        assert_eq!(tags["Name"], format!("{}-web[0:15:3]", owner.app));
         let index = instance.ami_launch_index().unwrap() as usize;
         assert_eq!(
             addresses[index], mine.address,

@@ -19,8 +19,8 @@ use serde_json::Value;
 use super::cli::{appgrid, scratch, text};
 use super::farm::Farm;
 
-const LISTEN: u16 = 8000;
-const WEB_PORT: u16 = 8080;
+pub(super) const LISTEN: u16 = 8000;
+pub(super) const WEB_PORT: u16 = 8080;
 
 /// One app under test: its scratch directory and manifest, and the output of
 /// every command run for it (to look for secrets at the end).
@@ -255,7 +255,7 @@ fn release_path() -> String {
 }
 
 /// The blog's roles: web, load balancer, database (+ replicas), cache.
-fn blog_roles(web: u32, replicas: u32, web_port: u16) -> String {
+pub(super) fn blog_roles(web: u32, replicas: u32, web_port: u16) -> String {
     let app = release_path();
     format!(
         r#"
@@ -311,7 +311,7 @@ fn host_index(farm: &Farm, addr: &str) -> usize {
 }
 
 /// POST a note through HAProxy and read it back; the id.
-fn note_round_trip(lb: &str, body: &str) -> i64 {
+pub(super) fn note_round_trip(lb: &str, body: &str) -> i64 {
     let (status, answer) = http(lb, "POST", "/notes", body).unwrap();
     assert_eq!(status, 201, "POST /notes through {lb}: {answer}");
     let id = json(&answer)["id"].as_i64().expect("an id");

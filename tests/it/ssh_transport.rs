@@ -384,3 +384,94 @@ async fn connecting_waits_for_sshd_to_come_up() {
     let t = pending.await.unwrap().expect("connects once sshd answers");
     assert_eq!(t.run("x", "hostname").await.unwrap().stdout, "h0\n");
 }
+
+/// Issue 10: the jump host's key is pinned like any machine's — learned on
+/// first contact and recorded on the machine, then a changed one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jump_hosts_changed_key_is_refused() {
+    use appgrid::graph::{ResourceAddress, ResourceSpec, Role};
+    use appgrid::roles::fleet::Fleet;
+    use appgrid::roles::fleet_ssh::{JUMP_HOST_KEY, SshFleet};
+
+    let mut farm = Farm::new(2);
+    let jump = &farm.hosts()[0];
+    let mut provider = crate::moto::provider_at("http://127.0.0.1:9");
+    provider.ssh_user = "root".into();
+    provider.jump_host = Some(format!("{}:{}", jump.addr, jump.port));
+    let fleet = SshFleet::new(&provider, farm.client_key(), Redactor::new(), None);
+    let address = ResourceAddress::instance(Role::Web, 0);
+    let target = &farm.hosts()[1];
+    let mut machine = appgrid::state::ResourceState {
+        spec: ResourceSpec::KeyPair(appgrid::graph::KeyPairSpec {
+            name: "k".into(),
+            public_key_path: "k.pub".into(),
+        }),
+        id: "i-farm1".into(),
+        depends_on: Vec::new(),
+        attributes: [(
+            "ssh".to_string(),
+            format!("{}:{}", target.addr, target.port),
+        )]
+        .into(),
+    };
+    let first = fleet
+        .connect(address, &machine)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.learned.get(JUMP_HOST_KEY), Some(&farm.host_key(0)));
+    machine.attributes.extend(first.learned.clone());
+    drop(first);
+
+    let old = ssh_keygen_fingerprint(&farm.host_key(0), farm.dir());
+    farm.regenerate_host_key(0);
+    let new = ssh_keygen_fingerprint(&farm.host_key(0), farm.dir());
+    // A fleet of a new process: only the machine's record pins the jump host.
+    let fleet = SshFleet::new(&provider, farm.client_key(), Redactor::new(), None);
+    let err = match fleet.connect(address, &machine).await {
+        Ok(_) => panic!("a changed jump host key must be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains(&format!("state pinned {old}, the host presented {new}")),
+        "{err}"
+    );
+    assert!(err.starts_with("host key of jump host "), "{err}");
+}
+
+/// Issue 10: a script that prints nothing for longer than the transport's
+/// inactivity limit is stopped; the error names the step, the machine and
+/// its last line of output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_script_is_stopped_naming_step_machine_and_last_line() {
+    let farm = Farm::new(1);
+    let mut t = connect(farm.target(0)).await;
+    t.set_script_inactivity(Duration::from_secs(1));
+    let started = Instant::now();
+    let err = t
+        .run(
+            "wait for the database",
+            "echo starting; echo almost there >&2; sleep 30; echo never",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        err,
+        RemoteError::Stalled {
+            host: "h0".into(),
+            step: "wait for the database".into(),
+            idle_s: 1,
+            last_line: "almost there".into(),
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "on h0, `wait for the database` printed nothing for 1 s and was stopped (last output: almost there)"
+    );
+    // The connection still serves the next script.
+    assert_eq!(t.run("x", "echo ok").await.unwrap().stdout, "ok\n");
+}

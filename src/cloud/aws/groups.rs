@@ -1,17 +1,23 @@
 //! Security groups: tagged creation (idempotent by name), exact ingress, deletion.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, SecurityGroup, UserIdGroupPair};
 
 use super::client::{api_code, count};
-use super::{AwsCloud, backoff, filter, is_owned, owner_filters, tag_spec, tag_value};
+use super::{AwsCloud, filter, is_owned, owner_filters, tag_spec, tag_value};
 use crate::cloud::{CloudError, ObservedGroup, Owner, ResolvedRule, ResolvedSource, TAG_ADDRESS};
 use crate::graph::{Group, ResourceAddress, SecurityGroupSpec};
+use crate::retry::RetryPolicy;
 
-/// How long a group whose instances are still terminating is retried.
-const DEPENDENCY_WAIT: Duration = Duration::from_secs(120);
+/// A group whose instances are still terminating: retried from 2 s, at most
+/// 15 s apart, for two minutes.
+const DEPENDENCY_WAIT: RetryPolicy = RetryPolicy::new(
+    Duration::from_secs(2),
+    Duration::from_secs(15),
+    Duration::from_secs(120),
+);
 const PAGE_SIZE: i32 = 1000;
 
 impl AwsCloud {
@@ -209,36 +215,35 @@ impl AwsCloud {
     /// Delete a group; a missing one is fine, one still referenced by
     /// terminating instances is retried for up to two minutes.
     pub(super) async fn delete_group(&self, id: &str) -> Result<(), CloudError> {
-        let started = Instant::now();
-        let mut attempt = 0;
-        loop {
+        let delete = || async {
             count(&self.counters().delete_security_group);
-            let result = self
+            match self
                 .ec2()
                 .delete_security_group()
                 .group_id(id)
                 .send()
                 .await
-                .map_err(|e| self.err("DeleteSecurityGroup", e));
-            match result {
-                Ok(_) => return Ok(()),
-                Err(e) if api_code(&e) == Some("InvalidGroup.NotFound") => return Ok(()),
-                Err(e) if api_code(&e) == Some("DependencyViolation") => {
-                    let pause = backoff(attempt, Duration::from_secs(2), Duration::from_secs(15));
-                    if started.elapsed() + pause > DEPENDENCY_WAIT {
-                        return Err(CloudError::Timeout {
-                            what: format!(
-                                "security group {id} to be free of instances (DependencyViolation: {e})"
-                            ),
-                            seconds: DEPENDENCY_WAIT.as_secs(),
-                        });
-                    }
-                    tokio::time::sleep(pause).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
+                .map_err(|e| self.err("DeleteSecurityGroup", e))
+            {
+                Ok(_) => Ok(()),
+                Err(e) if api_code(&e) == Some("InvalidGroup.NotFound") => Ok(()),
+                Err(e) => Err(e),
             }
-        }
+        };
+        DEPENDENCY_WAIT
+            .run(delete, |e| api_code(e) == Some("DependencyViolation"))
+            .await
+            .map_err(|e| match e.reason {
+                crate::retry::GiveUp::NotRetryable => e.error,
+                _ => CloudError::Timeout {
+                    what: format!(
+                        "security group {id} to be free of instances (DependencyViolation: {}; {})",
+                        e.error,
+                        e.describe(&DEPENDENCY_WAIT)
+                    ),
+                    seconds: DEPENDENCY_WAIT.deadline.as_secs(),
+                },
+            })
     }
 }
 

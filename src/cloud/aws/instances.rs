@@ -1,27 +1,31 @@
 //! Instances: the app's listing, batch launch, waiting, termination.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_ec2::types::{Instance, InstanceStateName, InstanceType, Placement, ResourceType};
 use base64::Engine;
-use tokio::task::JoinSet;
 
 use super::client::{api_code, count};
-use super::{AwsCloud, backoff, filter, owner_filters, tag, tag_spec, tag_value};
+use super::{AwsCloud, filter, owner_filters, tag_spec, tag_value};
 use crate::cloud::{
     CloudError, InstanceStatus, LaunchRequest, LaunchedInstance, ObservedInstance, Owner,
     TAG_ADDRESS, TAG_SPEC, decode_batch_address, encode_batch_address,
 };
 use crate::graph::ResourceAddress;
+use crate::retry::{GiveUp, RetryPolicy};
 
 /// EC2's largest DescribeInstances page.
 const PAGE_SIZE: i32 = 1000;
 /// Instance ids per DescribeInstances / TerminateInstances call.
 const IDS_PER_CALL: usize = 500;
-/// Concurrent CreateTags calls when retagging a batch.
-const TAG_CONCURRENCY: usize = 8;
-const WAIT_LIMIT: Duration = Duration::from_secs(600);
+/// Waiting for instances to run: polls from 0.5 s, at most 15 s apart, 10 minutes in all.
+const WAIT_RUNNING: RetryPolicy = RetryPolicy::new(
+    Duration::from_millis(500),
+    Duration::from_secs(15),
+    Duration::from_secs(600),
+);
+const LIVE: [&str; 4] = ["pending", "running", "stopping", "stopped"];
 const ROLE_TAG: &str = "appgrid:role";
 
 impl AwsCloud {
@@ -31,11 +35,25 @@ impl AwsCloud {
         owner: &Owner,
     ) -> Result<Vec<ObservedInstance>, CloudError> {
         let mut filters = owner_filters(owner);
-        filters.push(filter(
-            "instance-state-name",
-            &["pending", "running", "stopping", "stopped"],
-        ));
+        filters.push(filter("instance-state-name", &LIVE));
         self.describe_pages(filters).await
+    }
+
+    /// The owner's live instances carrying `request`'s launch tag: what any
+    /// RunInstances of this batch made (one filtered DescribeInstances).
+    pub(super) async fn describe_launch(
+        &self,
+        request: &LaunchRequest,
+    ) -> Result<Vec<ObservedInstance>, CloudError> {
+        let mut filters = owner_filters(&request.owner);
+        filters.push(filter(
+            &format!("tag:{TAG_ADDRESS}"),
+            &[&encode_batch_address(&request.addresses)],
+        ));
+        filters.push(filter("instance-state-name", &["pending", "running"]));
+        let mut found = self.describe_pages(filters).await?;
+        found.retain(|i| i.address.is_some_and(|a| request.addresses.contains(&a)));
+        Ok(found)
     }
 
     /// The given instances, whatever their state (missing ids are left out).
@@ -82,8 +100,8 @@ impl AwsCloud {
         Ok(out)
     }
 
-    /// One RunInstances for the whole batch, tagged at launch; then each
-    /// instance of a multi-instance batch gets its exact address tag.
+    /// One RunInstances for the whole batch, tagged at launch with the batch's
+    /// address range: the instance with launch index k is `addresses[k]`.
     pub(super) async fn launch_batch(
         &self,
         request: &LaunchRequest,
@@ -148,49 +166,7 @@ impl AwsCloud {
             });
         }
         launched.sort_by_key(|l| l.address);
-
-        if n > 1 {
-            self.tag_exact_addresses(&request.owner.app, &launched)
-                .await?;
-        }
         Ok(launched)
-    }
-
-    /// Give each instance of a batch its own `appgrid:address` and Name.
-    async fn tag_exact_addresses(
-        &self,
-        app: &str,
-        launched: &[LaunchedInstance],
-    ) -> Result<(), CloudError> {
-        for chunk in launched.chunks(TAG_CONCURRENCY) {
-            let mut tasks = JoinSet::new();
-            for instance in chunk {
-                let this = self.clone();
-                let address = instance.address.to_string();
-                let name = format!("{app}-{address}");
-                let id = instance.id.clone();
-                tasks.spawn(async move {
-                    count(&this.counters().create_tags);
-                    this.ec2()
-                        .create_tags()
-                        .resources(id)
-                        .tags(tag(TAG_ADDRESS, &address))
-                        .tags(tag("Name", &name))
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| this.err("CreateTags", e))
-                });
-            }
-            while let Some(done) = tasks.join_next().await {
-                done.map_err(|e| CloudError::Api {
-                    operation: "CreateTags".into(),
-                    code: "Internal".into(),
-                    message: e.to_string(),
-                })??;
-            }
-        }
-        Ok(())
     }
 
     /// Poll (with backoff, for at most 10 minutes) until every id is running.
@@ -201,17 +177,15 @@ impl AwsCloud {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            let seen = self.describe_ids(ids).await?;
+        let poll = || async {
+            let seen = self.describe_ids(ids).await.map_err(Poll::Failed)?;
             if let Some(gone) = seen.iter().find(|i| {
                 matches!(
                     i.status,
                     InstanceStatus::ShuttingDown | InstanceStatus::Terminated
                 )
             }) {
-                return Err(CloudError::Api {
+                return Err(Poll::Failed(CloudError::Api {
                     operation: "DescribeInstances".into(),
                     code: "InstanceTerminated".into(),
                     message: format!(
@@ -219,35 +193,43 @@ impl AwsCloud {
                          or state reason in the EC2 console",
                         gone.id, gone.status
                     ),
-                });
+                }));
             }
             let running: HashSet<&str> = seen
                 .iter()
                 .filter(|i| i.status == InstanceStatus::Running)
                 .map(|i| i.id.as_str())
                 .collect();
-            if ids.iter().all(|id| running.contains(id.as_str())) {
-                let mut out: Vec<ObservedInstance> = seen;
-                out.retain(|i| ids.contains(&i.id));
-                out.sort_by_key(|i| ids.iter().position(|id| *id == i.id));
-                out.dedup_by(|a, b| a.id == b.id);
-                return Ok(out);
+            let waiting: Vec<String> = ids
+                .iter()
+                .filter(|id| !running.contains(id.as_str()))
+                .cloned()
+                .collect();
+            if !waiting.is_empty() {
+                return Err(Poll::Waiting(waiting));
             }
-            let pause = backoff(attempt, Duration::from_millis(500), Duration::from_secs(15));
-            if started.elapsed() + pause > WAIT_LIMIT {
-                let waiting: Vec<&str> = ids
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|id| !running.contains(id))
-                    .collect();
-                return Err(CloudError::Timeout {
-                    what: format!("instances to be running: {}", waiting.join(", ")),
-                    seconds: WAIT_LIMIT.as_secs(),
-                });
-            }
-            tokio::time::sleep(pause).await;
-            attempt += 1;
-        }
+            let mut out: Vec<ObservedInstance> = seen;
+            out.retain(|i| ids.contains(&i.id));
+            out.sort_by_key(|i| ids.iter().position(|id| *id == i.id));
+            out.dedup_by(|a, b| a.id == b.id);
+            Ok(out)
+        };
+        WAIT_RUNNING
+            .run(poll, |p| matches!(p, Poll::Waiting(_)))
+            .await
+            .map_err(|e| {
+                let how = e.describe(&WAIT_RUNNING);
+                match e.error {
+                    Poll::Failed(err) => err,
+                    Poll::Waiting(waiting) => CloudError::Timeout {
+                        what: format!("instances to be running: {} ({how})", waiting.join(", "),),
+                        seconds: match e.reason {
+                            GiveUp::Deadline => WAIT_RUNNING.deadline.as_secs(),
+                            _ => e.elapsed.as_secs(),
+                        },
+                    },
+                }
+            })
     }
 
     /// TerminateInstances for all ids; ids that no longer exist are skipped.
@@ -305,6 +287,12 @@ impl AwsCloud {
     }
 }
 
+/// One look while waiting: not there yet, or a failure that ends the wait.
+enum Poll {
+    Waiting(Vec<String>),
+    Failed(CloudError),
+}
+
 /// The instance ids (`i-…`) a message mentions.
 fn instance_ids_in(message: &str) -> HashSet<&str> {
     message
@@ -323,8 +311,8 @@ fn observe(instance: &Instance) -> ObservedInstance {
         .ami_launch_index()
         .and_then(|i| u32::try_from(i).ok())
         .unwrap_or(0);
-    // An exact address (written at launch for one, or by the per-instance
-    // retag of a batch) wins; otherwise the batch form is decoded by launch index.
+    // An exact address (a batch of one, or a tag set by hand) wins; otherwise
+    // the batch form is decoded by launch index.
     let address = tag_value(tags, TAG_ADDRESS).and_then(|t| {
         t.parse::<ResourceAddress>()
             .ok()

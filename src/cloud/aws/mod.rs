@@ -5,7 +5,9 @@
 //! manifest, the endpoint from `[provider] endpoint` or the standard
 //! `AWS_ENDPOINT_URL_EC2` / `AWS_ENDPOINT_URL`. Throttling, 5xx and transient
 //! network errors are retried by the SDK with jittered exponential backoff,
-//! bounded by `APPGRID_AWS_MAX_ATTEMPTS` (default 4) attempts per call.
+//! bounded by `APPGRID_AWS_MAX_ATTEMPTS` (default 4) attempts per call; waits
+//! appgrid decides on (instances to run, a group to be free) follow a
+//! [`RetryPolicy`](crate::retry::RetryPolicy).
 //!
 //! Every resource is tagged with its owner (`appgrid:app`, `appgrid:lineage`)
 //! and address, so [`Cloud::refresh`] is one tag-filtered, paginated listing
@@ -113,6 +115,21 @@ impl Cloud for AwsCloud {
         })
     }
 
+    fn has_firewalls(&self) -> bool {
+        true
+    }
+
+    async fn refresh_instances(&self, owner: &Owner) -> Result<Vec<ObservedInstance>, CloudError> {
+        self.describe_owned_instances(owner).await
+    }
+
+    async fn find_launched(
+        &self,
+        request: &LaunchRequest,
+    ) -> Result<Vec<ObservedInstance>, CloudError> {
+        self.describe_launch(request).await
+    }
+
     async fn import_key_pair(
         &self,
         owner: &Owner,
@@ -210,15 +227,4 @@ fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
 fn is_owned(tags: &[Tag], owner: &Owner) -> bool {
     tag_value(tags, TAG_APP) == Some(owner.app.as_str())
         && tag_value(tags, TAG_LINEAGE) == Some(owner.lineage.as_str())
-}
-
-/// Jittered exponential backoff: attempt 0, 1, 2… → up to `base * 2^attempt`, capped.
-fn backoff(
-    attempt: u32,
-    base: std::time::Duration,
-    cap: std::time::Duration,
-) -> std::time::Duration {
-    let max = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
-    let half = max / 2;
-    half + max.mul_f64(fastrand::f64() / 2.0)
 }

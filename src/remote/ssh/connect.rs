@@ -1,13 +1,17 @@
 //! Connecting: TCP, a proxy command or a jump host; host key check; key auth.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use russh::Preferred;
 use russh::client::{self, AuthResult, Handle};
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::{
+    Algorithm, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate,
+};
 use tokio::io::AsyncReadExt;
 use tokio::process::Child;
 use tokio::sync::Semaphore;
@@ -15,6 +19,7 @@ use tokio::time::Instant;
 
 use super::{MAX_SESSIONS, SshTarget, SshTransport};
 use crate::remote::{LogSink, Redactor, RemoteError};
+use crate::retry::{Exhausted, RetryPolicy};
 use crate::templates::shell_quote;
 
 /// `SHA256:…`, as OpenSSH prints a key's fingerprint.
@@ -104,45 +109,80 @@ pub(super) fn connect_until(
             None => None,
         };
 
-        let mut delay = Duration::from_millis(100);
-        let mut last = String::from("no attempt made");
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                break;
+        let algorithms = pinned.as_ref().map(host_key_algorithms);
+        let policy = RetryPolicy::new(
+            Duration::from_millis(100),
+            Duration::from_secs(2),
+            deadline.saturating_duration_since(Instant::now()),
+        );
+        let outcome = policy
+            .run(
+                || async {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let attempt = attempt(
+                        &target,
+                        &key,
+                        &pinned,
+                        algorithms.as_deref(),
+                        jump.as_deref(),
+                    );
+                    match tokio::time::timeout(remaining, attempt).await {
+                        Ok(result) => result,
+                        Err(_) => Err(Failed::Retry("timed out".to_string())),
+                    }
+                },
+                |e| matches!(e, Failed::Retry(_)),
+            )
+            .await;
+        match outcome {
+            Ok(c) => {
+                let presented = c
+                    .presented
+                    .to_openssh()
+                    .unwrap_or_else(|_| fingerprint(&c.presented));
+                Ok(SshTransport {
+                    host: target.host.clone(),
+                    handle: Arc::new(c.handle),
+                    redactor: redactor.clone(),
+                    log,
+                    presented_host_key: presented,
+                    sessions: Arc::new(Semaphore::new(MAX_SESSIONS)),
+                    jump,
+                    _proxy: c.proxy,
+                    script_inactivity: super::DEFAULT_SCRIPT_INACTIVITY,
+                })
             }
-            let attempt = attempt(&target, &key, &pinned, jump.as_deref());
-            match tokio::time::timeout(remaining, attempt).await {
-                Ok(Ok(c)) => {
-                    let presented = c
-                        .presented
-                        .to_openssh()
-                        .unwrap_or_else(|_| fingerprint(&c.presented));
-                    return Ok(SshTransport {
-                        host: target.host.clone(),
-                        handle: Arc::new(c.handle),
-                        redactor: redactor.clone(),
-                        log,
-                        presented_host_key: presented,
-                        sessions: Arc::new(Semaphore::new(MAX_SESSIONS)),
-                        jump,
-                        _proxy: c.proxy,
-                    });
-                }
-                Ok(Err(Failed::Fatal(e))) => return Err(redacted(&redactor, e)),
-                Ok(Err(Failed::Retry(detail))) => last = detail,
-                Err(_) => last = "timed out".to_string(),
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            tokio::time::sleep(delay.min(remaining)).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            Err(Exhausted {
+                error: Failed::Fatal(e),
+                ..
+            }) => Err(redacted(&redactor, e)),
+            Err(Exhausted {
+                error: Failed::Retry(last),
+                ..
+            }) => Err(connect_err(format!(
+                "no SSH answer from {} within {:.1} s (last error: {last})",
+                describe(&target),
+                started.elapsed().as_secs_f64()
+            ))),
         }
-        Err(connect_err(format!(
-            "no SSH answer from {} within {:.1} s (last error: {last})",
-            describe(&target),
-            started.elapsed().as_secs_f64()
-        )))
     })
+}
+
+/// The host-key algorithms to accept from a machine whose key is pinned:
+/// only that key's type (an RSA key by its SHA-2 signatures), so a server
+/// cannot steer the exchange to another key it holds.
+fn host_key_algorithms(pin: &PublicKey) -> Vec<Algorithm> {
+    match pin.algorithm() {
+        Algorithm::Rsa { .. } => vec![
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha256),
+            },
+        ],
+        other => vec![other],
+    }
 }
 
 /// Every text field of `e` through the redactor.
@@ -181,13 +221,24 @@ fn redacted(r: &Redactor, e: RemoteError) -> RemoteError {
             host: r.redact(&host),
             detail: r.redact(&detail),
         },
+        RemoteError::Stalled {
+            host,
+            step,
+            idle_s,
+            last_line,
+        } => RemoteError::Stalled {
+            host: r.redact(&host),
+            step: r.redact(&step),
+            idle_s,
+            last_line: r.redact(&last_line),
+        },
     }
 }
 
 fn describe(target: &SshTarget) -> String {
     let mut s = format!("{}@{}:{}", target.user, target.addr, target.port);
     if let Some(j) = &target.jump {
-        s.push_str(&format!(" via jump host {}", j.host));
+        s.push_str(&format!(" via {}", j.host));
     }
     if target.proxy_command.is_some() {
         s.push_str(" via the proxy command");
@@ -225,6 +276,7 @@ async fn attempt(
     target: &SshTarget,
     key: &Arc<PrivateKey>,
     pinned: &Option<PublicKey>,
+    host_key_algorithms: Option<&[Algorithm]>,
     jump: Option<&SshTransport>,
 ) -> Result<Connected, Failed> {
     let presented = Arc::new(Mutex::new(None));
@@ -232,10 +284,15 @@ async fn attempt(
         pinned: pinned.clone(),
         presented: Arc::clone(&presented),
     };
+    let mut preferred = Preferred::default();
+    if let Some(algorithms) = host_key_algorithms {
+        preferred.key = Cow::Owned(algorithms.to_vec());
+    }
     let config = Arc::new(client::Config {
         nodelay: true,
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(15)),
+        preferred,
         ..Default::default()
     });
     let mut proxy = None;

@@ -1,4 +1,6 @@
-//! `run`: one channel, `sh -s`, the script on stdin, output streamed by line.
+//! `run`: one channel, `sh -s`, the script on stdin, output streamed by line;
+//! a script silent for longer than the transport's inactivity limit is
+//! stopped, and the error names the step, the machine and its last line.
 
 use russh::ChannelMsg;
 
@@ -33,6 +35,15 @@ impl<'a> Lines<'a> {
             let line: Vec<u8> = self.pending.drain(..=pos).collect();
             self.emit(&line[..line.len() - 1]);
         }
+    }
+
+    /// The last complete line emitted, or what is pending of one.
+    fn last_line(&self) -> String {
+        if !self.pending.is_empty() {
+            let line = String::from_utf8_lossy(&self.pending);
+            return self.redactor.redact(line.trim_end_matches('\r'));
+        }
+        self.text.lines().last().unwrap_or_default().to_string()
     }
 
     fn finish(mut self) -> String {
@@ -95,10 +106,43 @@ pub(super) async fn run(
     let mut err = Lines::new(t, "err");
     let mut status: Option<String> = None;
     let mut refused = false;
-    while let Some(msg) = read.wait().await {
+    // Which stream spoke last, for the stalled error's "last output".
+    let mut last_was_err = false;
+    loop {
+        let msg = match tokio::time::timeout(t.script_inactivity, read.wait()).await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => break,
+            Err(_) => {
+                let last_line = if last_was_err {
+                    err.last_line()
+                } else {
+                    out.last_line()
+                };
+                // Ask sshd to kill the script, then close its session.
+                drop(read);
+                if let Ok(Ok(w)) =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), writer).await
+                {
+                    let _ = w.signal(russh::Sig::KILL).await;
+                    let _ = w.close().await;
+                }
+                return Err(RemoteError::Stalled {
+                    host: t.host.clone(),
+                    step: t.redactor.redact(step),
+                    idle_s: t.script_inactivity.as_secs(),
+                    last_line,
+                });
+            }
+        };
         match msg {
-            ChannelMsg::Data { data } => out.push(&data),
-            ChannelMsg::ExtendedData { data, ext: 1 } => err.push(&data),
+            ChannelMsg::Data { data } => {
+                last_was_err = false;
+                out.push(&data)
+            }
+            ChannelMsg::ExtendedData { data, ext: 1 } => {
+                last_was_err = true;
+                err.push(&data)
+            }
             ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status.to_string()),
             ChannelMsg::ExitSignal { signal_name: s, .. } => {
                 status = Some(format!("signal {}", signal_name(&s)))

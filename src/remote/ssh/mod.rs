@@ -1,6 +1,6 @@
 //! The `ssh` transport: russh with key authentication, host keys pinned on
 //! first contact, an optional jump host or proxy command, bounded retries
-//! until sshd answers.
+//! until sshd answers, and an inactivity limit on every script.
 //!
 //! One connection per machine; every [`Remote::run`] opens its own channel on
 //! it (`sh -s`, the script on stdin), so steps can run concurrently. At most
@@ -22,11 +22,17 @@ use tokio::process::Child;
 use tokio::sync::Semaphore;
 
 use super::{LogSink, Redactor, Remote, RemoteError, ScriptOutput};
+use crate::retry::RetryPolicy;
 
 pub use connect::fingerprint;
 
 /// Channels open at once on one connection (OpenSSH allows 10 by default).
 pub const MAX_SESSIONS: usize = 8;
+
+/// A script that prints nothing for this long is taken as hung and stopped
+/// (unless [`SshTransport::set_script_inactivity`] says otherwise). Generous:
+/// a Slony-I subscribe or a large restore can be quiet for minutes.
+pub const DEFAULT_SCRIPT_INACTIVITY: Duration = Duration::from_secs(30 * 60);
 
 /// Where and how to reach one machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +86,8 @@ pub struct SshTransport {
     /// the proxy command.
     jump: Option<Arc<SshTransport>>,
     _proxy: Option<Child>,
+    /// How long a script may go without output before it is stopped.
+    script_inactivity: Duration,
 }
 
 impl SshTransport {
@@ -108,6 +116,12 @@ impl SshTransport {
         self.jump.as_deref()
     }
 
+    /// A script that prints nothing (stdout or stderr) for `limit` is stopped
+    /// and fails with [`RemoteError::Stalled`].
+    pub fn set_script_inactivity(&mut self, limit: Duration) {
+        self.script_inactivity = limit;
+    }
+
     /// Close the connection politely (dropping it also closes it).
     pub async fn disconnect(&self) {
         let _ = self
@@ -120,18 +134,18 @@ impl SshTransport {
     /// after the close, so an open right after others closed can be refused
     /// for a while ("no more sessions"): retry those refusals, briefly.
     async fn open_session(&self) -> Result<Channel<Msg>, russh::Error> {
-        let mut delay = Duration::from_millis(20);
-        let mut tries = 0;
-        loop {
-            match self.handle.channel_open_session().await {
-                Err(russh::Error::ChannelOpenFailure(_)) if tries < 40 => {
-                    tries += 1;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(500));
-                }
-                other => return other,
-            }
-        }
+        const SLOT: RetryPolicy = RetryPolicy::new(
+            Duration::from_millis(20),
+            Duration::from_millis(500),
+            Duration::from_secs(20),
+        )
+        .with_max_tries(40);
+        SLOT.run(
+            || self.handle.channel_open_session(),
+            |e| matches!(e, russh::Error::ChannelOpenFailure(_)),
+        )
+        .await
+        .map_err(|e| e.error)
     }
 
     fn io(&self, what: &str, e: impl std::fmt::Display) -> RemoteError {
