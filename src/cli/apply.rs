@@ -259,14 +259,14 @@ fn print_verification(outcome: &Outcome) {
             .iter()
             .map(|(a, id)| name(&Some(*a), id))
             .collect();
-        println!(
+        outln!(
             "Found and recorded (launched, but the answer was lost): {}",
             list.join(", ")
         );
     }
     if !v.terminated.is_empty() {
         let list: Vec<String> = v.terminated.iter().map(|(a, id)| name(a, id)).collect();
-        println!(
+        outln!(
             "Terminated (duplicates no address wanted): {}",
             list.join(", ")
         );
