@@ -37,6 +37,7 @@ fn policy() -> Policy {
         tolerance: appgrid::autoscale::DEFAULT_TOLERANCE,
         schedules: Vec::new(),
         predictive: None,
+        forecast: None,
     }
 }
 
@@ -103,6 +104,7 @@ fn main() -> ExitCode {
     let history = History {
         decisions: Vec::new(),
         demand,
+        boots: Vec::new(),
     };
     let samples: Vec<Sample> = (0..12)
         .map(|i| Sample {

@@ -80,6 +80,7 @@ fn arb_history(now: u64) -> impl Strategy<Value = History> {
                 load: f64::from(i as u32 % 50) * 10.0,
             })
             .collect(),
+        boots: Vec::new(),
     })
 }
 

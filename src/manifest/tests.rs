@@ -734,6 +734,8 @@ fn blog_example_validates() {
                 desired: None,
             }],
             predictive: false,
+            policy: crate::manifest::PolicyKind::Reactive,
+            boot: None,
         }),
     };
     assert_eq!(m, expected);
