@@ -14,14 +14,15 @@
 //!   ([`History::boots`]), else [`DEFAULT_BOOT_S`].
 //! - **Trend.** Holt's linear exponential smoothing with a damped trend
 //!   (level α = 0.15, trend β = 0.1, damping φ = 0.9), run over the last
-//!   day (+ 2 h to settle) of demand.
+//!   7 hours of demand.
 //! - **Seasonality.** The ratio of the (±5 min) mean load one day and one
 //!   week ago at the same time `h` ahead to the mean at that time, averaged
 //!   over the seasons the history holds, capped to ×⅓…×3, scales the trend.
 //! - **Margin.** For each step ahead `h`, the errors the trend forecast made
-//!   over the last day (actual − forecast, divided by √level: counts are
-//!   noisy like Poisson counts, whose spread grows as the square root) give a
-//!   quantile ([`DEFAULT_QUANTILE`]); the margin is that times √level now.
+//!   over the last 6 hours (actual − forecast, divided by √level: counts are
+//!   noisy like Poisson counts, whose spread grows as the square root) over
+//!   the last 6 hours give a quantile ([`DEFAULT_QUANTILE`]); the margin is
+//!   that times √level now.
 //!   After under-forecasts the quantile, and so the margin, grows. With fewer
 //!   than [`MIN_RESIDUALS`] errors it is [`COLD_MARGIN`].
 //!
@@ -42,10 +43,11 @@ const ALPHA: f64 = 0.15;
 const BETA: f64 = 0.1;
 /// Trend damping per step.
 const PHI: f64 = 0.9;
-/// How far back the forecast's own errors are learned from.
-const RESIDUAL_WINDOW_S: u64 = 86_400;
+/// How far back the forecast's own errors are learned from: long enough for
+/// a tail quantile, short enough to follow the day's changing noise.
+const RESIDUAL_WINDOW_S: u64 = 6 * 3_600;
 /// History before the error window that lets the smoothing settle.
-const SETTLE_S: u64 = 7_200;
+const SETTLE_S: u64 = 3_600;
 /// Half the width of the means the seasonal ratio compares.
 const SEASON_HALF_WIDTH_S: u64 = 300;
 const DAY: u64 = 86_400;
@@ -56,7 +58,7 @@ const MAX_STEPS: usize = 240;
 /// Boot time assumed when the manifest does not give one and none was measured.
 pub const DEFAULT_BOOT_S: u64 = 120;
 /// The quantile of past errors the margin covers.
-pub const DEFAULT_QUANTILE: f64 = 0.85;
+pub const DEFAULT_QUANTILE: f64 = 0.9;
 /// Errors needed before the margin is learned rather than [`COLD_MARGIN`].
 pub const MIN_RESIDUALS: usize = 20;
 /// The margin, in √level units, before enough errors are known.

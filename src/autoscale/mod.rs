@@ -20,6 +20,8 @@ mod trace;
 mod tz;
 
 #[cfg(test)]
+mod forecast_tests;
+#[cfg(test)]
 mod props;
 #[cfg(test)]
 mod tests;

@@ -316,6 +316,8 @@ pub struct SimulateOptions {
     pub predictive: bool,
     /// Overrides the manifest's `policy`.
     pub policy: Option<appgrid::manifest::PolicyKind>,
+    /// Overrides the forecast policy's margin quantile.
+    pub quantile: Option<f64>,
 }
 
 pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
@@ -330,6 +332,9 @@ pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
         }
         Some(appgrid::manifest::PolicyKind::Reactive) => policy.forecast = None,
         _ => {}
+    }
+    if let (Some(q), Some(f)) = (o.quantile, policy.forecast.as_mut()) {
+        f.quantile = q;
     }
     let text = std::fs::read_to_string(&o.trace).map_err(|e| {
         Failure::Message(format!("cannot read the trace {}: {e}", o.trace.display()))

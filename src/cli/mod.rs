@@ -211,6 +211,10 @@ enum AutoscaleCommand {
         /// The policy to simulate, whatever the manifest says.
         #[arg(long, value_enum)]
         policy: Option<SimulatedPolicy>,
+        /// For the forecast policy: the quantile of its recent errors the
+        /// margin covers (0.5 to 0.999; higher is more cautious).
+        #[arg(long, value_parser = parse_quantile)]
+        quantile: Option<f64>,
         /// Where timeline.csv and timeline.svg go.
         #[arg(long, default_value = "autoscale-simulation")]
         out: PathBuf,
@@ -274,6 +278,14 @@ enum StateCommand {
 enum SimulatedPolicy {
     Reactive,
     Forecast,
+}
+
+/// A quantile for `--quantile`: 0.5 to 0.999.
+fn parse_quantile(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(q) if (0.5..=0.999).contains(&q) => Ok(q),
+        _ => Err(format!("`{s}` is not a quantile from 0.5 to 0.999, e.g. 0.85")),
+    }
 }
 
 /// `90s`, `5m`, `1h`, `250ms`, or plain seconds: the manifest's parser.
@@ -379,6 +391,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                     boot,
                     predictive,
                     policy,
+                    quantile,
                     out,
                 }),
                 _,
@@ -390,6 +403,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 boot,
                 out,
                 predictive,
+                quantile,
                 policy: policy.map(|p| match p {
                     SimulatedPolicy::Reactive => appgrid::manifest::PolicyKind::Reactive,
                     SimulatedPolicy::Forecast => appgrid::manifest::PolicyKind::Forecast,
