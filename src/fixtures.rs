@@ -63,6 +63,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             predictive: false,
             policy: crate::manifest::PolicyKind::Reactive,
             boot: None,
+            forecast_quantile: None,
         }),
     }
 }

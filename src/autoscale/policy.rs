@@ -123,7 +123,9 @@ impl Policy {
             predictive: a.predictive.then(Predictive::default),
             forecast: (a.policy == PolicyKind::Forecast).then(|| ForecastSettings {
                 boot_s: a.boot.map(secs),
-                ..ForecastSettings::default()
+                quantile: a
+                    .forecast_quantile
+                    .unwrap_or(super::forecast::DEFAULT_QUANTILE),
             }),
         })
     }

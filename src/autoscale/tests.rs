@@ -494,6 +494,7 @@ fn policy_from_the_manifest() {
         predictive: true,
         policy: crate::manifest::PolicyKind::Reactive,
         boot: None,
+        forecast_quantile: None,
     };
     let p = Policy::load(&a).unwrap();
     assert!(

@@ -174,6 +174,10 @@ pub struct Autoscale {
     /// "forecast"`; `None`: measured from real scale-outs.
     #[serde(default, with = "duration_ms_opt")]
     pub boot: Option<Duration>,
+    /// For `policy = "forecast"`: the quantile of its recent errors the
+    /// margin covers (default 0.9).
+    #[serde(default)]
+    pub forecast_quantile: Option<f64>,
 }
 
 /// `[autoscale] policy`.

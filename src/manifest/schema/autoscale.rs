@@ -30,6 +30,7 @@ pub(super) const AUTOSCALE: TableSpec = TableSpec {
         Key::optional("predictive", "true"),
         Key::optional("policy", "\"forecast\""),
         Key::optional("boot", "\"120s\""),
+        Key::optional("forecast_quantile", "0.9"),
     ],
 };
 
@@ -107,6 +108,10 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
         Some(_) => duration_or(ck, s, "boot", 0).map(Some),
         None => Ok(None),
     };
+    let forecast_quantile = match s.field("forecast_quantile") {
+        Some(f) => quantile(ck, f).map(Some),
+        None => Ok(None),
+    };
     Ok(Autoscale {
         metric: metric?,
         target: target?,
@@ -120,7 +125,20 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
         predictive: predictive?,
         policy: policy?,
         boot: boot?,
+        forecast_quantile: forecast_quantile?,
     })
+}
+
+fn quantile(ck: &mut Checker, f: Field) -> Result<f64, Reported> {
+    let q = f.number(ck)?;
+    if (0.5..=0.999).contains(&q) {
+        return Ok(q);
+    }
+    Err(ck.error(
+        f.span(),
+        format!("`forecast_quantile` must be from 0.5 to 0.999, found {q}"),
+        "it is how cautious the forecast's margin is, e.g. `forecast_quantile = 0.9`",
+    ))
 }
 
 fn policy_kind(ck: &mut Checker, f: Field) -> Result<PolicyKind, Reported> {
