@@ -16,6 +16,7 @@ pub mod hash;
 pub mod manifest;
 pub mod ops;
 pub mod plan;
+pub mod release;
 pub mod preflight;
 pub mod remote;
 pub mod requirements;

@@ -20,6 +20,7 @@ mod plan;
 mod preflight;
 mod progress;
 mod providers;
+mod releases;
 mod report;
 pub(crate) mod term;
 
@@ -86,6 +87,9 @@ struct WalkArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
+    /// After `appgrid rollback`: release the manifest's release again.
+    #[arg(long)]
+    roll_forward: bool,
     #[command(flatten)]
     lock: LockArgs,
     #[command(flatten)]
@@ -101,6 +105,7 @@ impl WalkArgs {
             lock_timeout: self.lock.lock_timeout,
             state: self.state.state,
             destroy,
+            roll_forward: self.roll_forward,
         }
     }
 }
@@ -175,6 +180,27 @@ enum Command {
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+    /// The numbered releases (newest first), or one of them: `releases FILE v3`.
+    Releases {
+        file: PathBuf,
+        /// One release, e.g. v3.
+        release: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Run an earlier release again on every web server (default: the one
+    /// before the active one), rolling and drained; the manifest is not edited.
+    Rollback {
+        file: PathBuf,
+        /// The release, e.g. v3.
+        release: Option<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
     },
     /// Inspect the state.
     State {
@@ -398,6 +424,26 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 state,
             } => ops::switchover(&file, &replica, state.state.as_deref(), lock.lock_timeout).await,
         },
+        Command::Releases {
+            file,
+            release,
+            json,
+            state,
+        } => releases::run(&file, release.as_deref(), state.state.as_deref(), json.json),
+        Command::Rollback {
+            file,
+            release,
+            lock,
+            state,
+        } => {
+            releases::rollback(
+                &file,
+                release.as_deref(),
+                state.state.as_deref(),
+                lock.lock_timeout,
+            )
+            .await
+        }
         Command::State { command } => match command {
             StateCommand::List { file, json, state } => {
                 inspect::state_list(&file, state.state.as_deref(), json.json)

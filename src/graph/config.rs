@@ -22,6 +22,10 @@ pub struct Inputs {
     pub templates: BTreeMap<String, String>,
     /// Digest of the release's files (`[release] path`).
     pub release: Option<String>,
+    /// A release `appgrid rollback` pinned: its directory on the web servers
+    /// (a `dir` input of every `web[i].release`: run what is there, ship nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
 }
 
 impl Inputs {
@@ -134,9 +138,7 @@ pub(super) fn add(g: &mut ResourceGraph, m: &Manifest, inputs: &Inputs) {
             continue;
         };
         let r = ResourceAddress::config(Role::Web, i);
-        g.add(
-            r,
-            spec(&[
+        let mut web_spec = spec(&[
                 ("templates", inputs.template("app")),
                 ("release", inputs.release.clone().unwrap_or_default()),
                 ("build", release.build.clone().unwrap_or_default()),
@@ -152,8 +154,11 @@ pub(super) fn add(g: &mut ResourceGraph, m: &Manifest, inputs: &Inputs) {
                 ),
                 ("replicas", list(replicas.iter().copied())),
                 ("caches", list(caches.iter().copied())),
-            ]),
-        );
+            ]);
+        if let (Some(dir), ResourceSpec::Config(c)) = (&inputs.pinned, &mut web_spec) {
+            c.inputs.insert("dir".to_string(), dir.clone());
+        }
+        g.add(r, web_spec);
         g.depend(r, web);
         for &need in &web_needs {
             g.depend(r, need);

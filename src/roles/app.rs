@@ -16,7 +16,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tera::Context;
 
-use super::web_error::{WebRoleError, check_root, check_token, run_template};
+
+use super::web_error::{Rollback, WebRoleError, check_root, check_token, run_template};
 use crate::remote::{Redactor, Remote};
 use crate::templates::Templates;
 
@@ -47,6 +48,10 @@ pub struct AppRelease {
     /// The app directory already archived (by [`archive`]), when the caller
     /// releases it on many machines: one tar, not one per machine.
     pub archive: Option<std::sync::Arc<Vec<u8>>>,
+    /// A release already on the machine to run again (`appgrid rollback`):
+    /// its directory's name. Nothing is archived or uploaded; a machine that
+    /// no longer keeps it is an error before anything changes.
+    pub pinned: Option<String>,
 }
 
 impl std::fmt::Debug for AppRelease {
@@ -62,6 +67,7 @@ impl std::fmt::Debug for AppRelease {
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("secrets", &self.secrets)
             .field("health_timeout", &self.health_timeout)
+            .field("pinned", &self.pinned)
             .finish_non_exhaustive()
     }
 }
@@ -181,17 +187,27 @@ pub async fn release(
         redactor.add(s.expose_secret());
     }
     check_app(app, host)?;
-    let tar = match &app.archive {
-        Some(tar) => tar.as_ref().clone(),
-        None => archive(&app.app_dir_local)
-            .await
-            .map_err(|detail| WebRoleError::Local {
-                host: host.to_string(),
-                what: "archiving the app".to_string(),
-                detail,
-            })?,
+    let (tar, release_id) = match (&app.pinned, &app.archive) {
+        (Some(dir), _) => {
+            check_token(host, "release", dir)?;
+            (None, dir.clone())
+        }
+        (None, Some(tar)) => (
+            Some(tar.as_ref().clone()),
+            crate::hash::sha256_hex(tar)[..16].to_string(),
+        ),
+        (None, None) => {
+            let tar = archive(&app.app_dir_local)
+                .await
+                .map_err(|detail| WebRoleError::Local {
+                    host: host.to_string(),
+                    what: "archiving the app".to_string(),
+                    detail,
+                })?;
+            let id = crate::hash::sha256_hex(&tar)[..16].to_string();
+            (Some(tar), id)
+        }
     };
-    let release_id = crate::hash::sha256_hex(&tar)[..16].to_string();
     let base = format!("{}/var/lib/appgrid/app", app.root);
     let etc = format!("{}/etc/appgrid/app", app.root);
 
@@ -245,7 +261,18 @@ pub async fn release(
             .await
             .map_err(|e| WebRoleError::remote(host, what, e))
     };
-    if field(&status, "release") != "present" {
+    let present = field(&status, "release") == "present";
+    if !present && app.pinned.is_some() {
+        return Err(WebRoleError::invalid(
+            host,
+            "release",
+            format!(
+                "{release_id} is no longer kept on this machine (it keeps the current release, \
+                 the one before and the three newest others); nothing was changed here"
+            ),
+        ));
+    }
+    if let (false, Some(tar)) = (present, tar) {
         put(
             format!("{base}/incoming/{release_id}.tar"),
             tar,
@@ -254,15 +281,17 @@ pub async fn release(
         )
         .await?;
     }
+    // The new env file and wrapper go beside the running ones: release.sh
+    // installs them when it switches, and puts the old ones back on rollback.
     put(
-        format!("{etc}/env"),
+        format!("{etc}/env.next"),
         env_file.into_bytes(),
         0o600,
         "writing the app's env file",
     )
     .await?;
     put(
-        format!("{etc}/start.sh"),
+        format!("{etc}/start.sh.next"),
         wrapper.into_bytes(),
         0o755,
         "writing the app's start wrapper",
@@ -284,35 +313,46 @@ pub async fn release(
     let what = format!("releasing {release_id}");
     let out = run_template(t, remote, "app/release.sh", &ctx, &what).await?;
     let pid = field(&out.stdout, "pid").parse().unwrap_or(0);
-    match field(&out.stdout, "result") {
-        "healthy" => Ok(Released {
+    let result = field(&out.stdout, "result");
+    if result == "healthy" {
+        return Ok(Released {
             release_id,
             restarted: true,
             pid,
             took: started.elapsed(),
-        }),
-        result => {
-            let tail = log_tail(t, remote, &app.root, LOG_TAIL_LINES)
-                .await
-                .unwrap_or_else(|e| format!("(the log could not be read: {e})"));
-            let url = format!("GET http://{}:{}{}", app.addr, app.port, app.health_path);
-            let log = redactor.redact(&format!("the last lines of the app's log:\n{tail}"));
-            Err(if result == "died" {
-                WebRoleError::unexpected(
-                    host,
-                    &format!("starting release {release_id}"),
-                    format!("the app exited before {url} answered 200; {log}"),
-                )
-            } else {
-                WebRoleError::Timeout {
-                    host: host.to_string(),
-                    what: format!("waiting for {url} to answer 200"),
-                    secs: app.health_timeout.as_secs_f64(),
-                    detail: format!("; {log}"),
-                }
-            })
-        }
+        });
     }
+    let tail = log_tail(t, remote, &app.root, LOG_TAIL_LINES)
+        .await
+        .unwrap_or_else(|e| format!("(the log could not be read: {e})"));
+    let url = format!("GET http://{}:{}{}", app.addr, app.port, app.health_path);
+    let reason = if result == "died" {
+        format!("the app exited before {url} answered 200")
+    } else {
+        format!(
+            "{url} did not answer 200 within {:.1}s",
+            app.health_timeout.as_secs_f64()
+        )
+    };
+    let previous = field(&out.stdout, "previous");
+    let rollback = match (previous, field(&out.stdout, "rollback")) {
+        ("", _) => Rollback::NoPrevious,
+        (p, "healthy") => Rollback::Healthy(p.to_string()),
+        (p, how) => Rollback::Failed(p.to_string(), how.to_string()),
+    };
+    let health = field(&out.stdout, "health").trim();
+    Err(WebRoleError::ReleaseFailed {
+        host: host.to_string(),
+        release: release_id,
+        reason,
+        health: redactor.redact(if health.is_empty() {
+            "(no answer)"
+        } else {
+            health
+        }),
+        rollback,
+        log: redactor.redact(&tail),
+    })
 }
 
 /// The last `lines` lines of the app's log (redacted by the transport).
@@ -378,6 +418,7 @@ mod tests {
             secrets: vec![],
             health_timeout: Duration::from_secs(1),
             archive: None,
+            pinned: None,
         }
     }
 

@@ -78,6 +78,29 @@ impl<F: Fleet> RoleConfigurator<F> {
                     )
                     .await?;
                 }
+                // A rollback (`dir` in the spec) runs a release the machine
+                // keeps, with the commands it was released with.
+                let pinned = job.spec.inputs.get("dir").cloned();
+                let input = |k: &str| job.spec.inputs.get(k).cloned().unwrap_or_default();
+                let (build, start, health) = match &pinned {
+                    Some(_) => (
+                        Some(input("build")).filter(|b| !b.is_empty()),
+                        input("start"),
+                        input("health"),
+                    ),
+                    None => (
+                        release.build.clone(),
+                        release.start.clone(),
+                        release.health.clone(),
+                    ),
+                };
+                let archive = match &pinned {
+                    Some(_) => None,
+                    None => Some(
+                        self.archive(job, &self.base_dir.join(&release.path))
+                            .await?,
+                    ),
+                };
                 let released = app::release(
                     &self.templates,
                     remote,
@@ -86,20 +109,48 @@ impl<F: Fleet> RoleConfigurator<F> {
                         addr: place.addr.clone(),
                         port: self.manifest.web.port,
                         app_dir_local: self.base_dir.join(&release.path),
-                        build: release.build.clone(),
-                        start: release.start.clone(),
-                        health_path: release.health.clone(),
+                        build,
+                        start,
+                        health_path: health,
                         env,
                         secrets,
-                        health_timeout: Duration::from_secs(60),
-                        archive: Some(
-                            self.archive(job, &self.base_dir.join(&release.path))
-                                .await?,
-                        ),
+                        health_timeout: release.health_timeout,
+                        archive,
+                        pinned,
                     },
                     &self.redactor,
                 )
-                .await?;
+                .await;
+                let released = match released {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // The previous release runs again (rolled back, or
+                        // never switched away from): it rejoins the load
+                        // balancer before the failure is reported.
+                        let back = match &e {
+                            super::WebRoleError::ReleaseFailed { rollback, .. } => {
+                                matches!(rollback, super::Rollback::Healthy(_))
+                            }
+                            _ => true,
+                        };
+                        if let (Some(lb), true) = (&lb, back)
+                            && let Err(readd) = haproxy::add_server(
+                                &self.templates,
+                                &lb.remote,
+                                &lb.place.root,
+                                &backend,
+                                release.health_timeout,
+                            )
+                            .await
+                        {
+                            tracing::warn!(
+                                address = %job.address,
+                                "the previous release did not rejoin the load balancer: {readd}"
+                            );
+                        }
+                        return Err(e.into());
+                    }
+                };
                 if let Some(lb) = &lb {
                     haproxy::add_server(
                         &self.templates,

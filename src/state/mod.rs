@@ -33,6 +33,9 @@ pub struct State {
     /// launch while retrying the same launch is not.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub generations: BTreeMap<ResourceAddress, u64>,
+    /// The numbered releases of the app (issue 9), see [`crate::release`].
+    #[serde(default, skip_serializing_if = "crate::release::Releases::is_empty")]
+    pub releases: crate::release::Releases,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +96,7 @@ impl State {
             resources: BTreeMap::new(),
             autoscale: None,
             generations: BTreeMap::new(),
+            releases: Default::default(),
         }
     }
 

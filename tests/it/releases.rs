@@ -1,0 +1,346 @@
+//! Releases that go wrong undo themselves (issue 9): the role on its own (a
+//! release that never gets healthy, one that exits at start: the previous
+//! release, env file and wrapper come back), and the blog on the `local`
+//! provider under load: a broken release applied while a client sends
+//! requests back to back fails none of them and leaves the old release
+//! serving on every server.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use appgrid::remote::Redactor;
+use appgrid::remote::local::LocalTransport;
+use appgrid::roles::app::{AppRelease, release};
+use appgrid::roles::{Rollback, WebRoleError};
+
+use super::cli::{appgrid, scratch, text};
+use super::http::{http, served_by};
+
+fn tpl() -> appgrid::templates::Templates {
+    appgrid::templates::Templates::embedded()
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Kill every process whose environment names a root under `dir` (every
+/// supervised service carries its machine's root in `APPGRID_ROOT`).
+fn kill_under(dir: &Path) {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let mark = format!("APPGRID_ROOT={}", dir.display());
+    for p in procs.flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let env = std::fs::read(p.path().join("environ")).unwrap_or_default();
+        if String::from_utf8_lossy(&env).contains(&mark) {
+            // SAFETY: a signal to a pid; no memory is involved.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A scratch directory whose processes are killed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        kill_under(&self.0);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// An app that needs nothing but python3: `GET /health` answers 200 while
+/// the file `health` exists in its directory, and the app prints `VERSION`.
+fn tiny_app(dir: &Path, healthy: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("index.html"), "tiny\n").unwrap();
+    if healthy {
+        std::fs::write(dir.join("health"), "ok\n").unwrap();
+    }
+}
+
+fn current(root: &str) -> String {
+    std::fs::read_link(Path::new(root).join("var/lib/appgrid/app/current"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_that_fails_its_health_check_or_exits_goes_back_to_the_previous_one() {
+    let dir = scratch("rel-role");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _guard = Scratch(dir.clone());
+    let root = dir.join("web");
+    std::fs::create_dir_all(&root).unwrap();
+    let root = root.to_str().unwrap().to_string();
+    let pid = std::process::id();
+    let addr = format!("127.{}.{}.61", 200 + (pid >> 8) % 50, pid & 255);
+    let redactor = Redactor::new();
+    let t = LocalTransport::new(&addr, redactor.clone());
+    let secret = format!("s3cret-{:016x}", fastrand::u64(..));
+
+    let good_dir = dir.join("good");
+    tiny_app(&good_dir, true);
+    let app = |dir: &Path, start: &str, version: &str| AppRelease {
+        root: root.clone(),
+        addr: addr.clone(),
+        port: 8080,
+        app_dir_local: dir.to_path_buf(),
+        build: None,
+        start: start.to_string(),
+        health_path: "/health".to_string(),
+        env: BTreeMap::from([
+            ("VERSION".to_string(), version.to_string()),
+            ("SECRET_KEY".to_string(), secret.clone()),
+        ]),
+        secrets: vec![secret.clone().into()],
+        health_timeout: Duration::from_secs(2),
+        archive: None,
+        pinned: None,
+    };
+    let serve = "echo \"serving $VERSION\"; exec /usr/bin/python3 -m http.server --bind \"$ADDR\" \"$PORT\"";
+    let good = release(&tpl(), &t, &app(&good_dir, serve, "1"), &redactor)
+        .await
+        .unwrap();
+    assert!(good.restarted);
+    let env_file = Path::new(&root).join("etc/appgrid/app/env");
+    let env_before = std::fs::read_to_string(&env_file).unwrap();
+    assert!(env_before.contains("VERSION=1"), "{env_before}");
+    let target = format!("{addr}:8080");
+    assert_eq!(http(&target, "GET", "/health", "").await.unwrap().0, 200);
+
+    // A release whose health check answers 404 (no `health` file) until the bound.
+    let sick_dir = dir.join("sick");
+    tiny_app(&sick_dir, false);
+    let err = release(&tpl(), &t, &app(&sick_dir, serve, "2"), &redactor)
+        .await
+        .unwrap_err();
+    let shown = err.to_string();
+    let WebRoleError::ReleaseFailed {
+        release: failed,
+        health,
+        rollback,
+        log,
+        ..
+    } = err
+    else {
+        panic!("not a failed release: {shown}");
+    };
+    assert_ne!(failed, good.release_id);
+    assert!(health.contains(" 404"), "{health}");
+    assert_eq!(rollback, Rollback::Healthy(good.release_id.clone()));
+    assert!(log.contains("serving 2"), "{log}");
+    assert!(
+        shown.contains(&format!("release {failed} failed on {addr}"))
+            && shown.contains("did not answer 200 within 2.0s")
+            && shown.contains(&format!("rolled back to release {}", good.release_id)),
+        "{shown}"
+    );
+    assert!(!shown.contains(&secret), "{shown}");
+    // The previous release runs again, with its env file.
+    assert_eq!(current(&root), format!("releases/{}", good.release_id));
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), env_before);
+    assert_eq!(
+        std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(http(&target, "GET", "/health", "").await.unwrap().0, 200);
+
+    // A release that exits at start.
+    let err = release(
+        &tpl(),
+        &t,
+        &app(&good_dir, "echo 'crashing on purpose'; exit 3", "3"),
+        &redactor,
+    )
+    .await
+    .unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains("the app exited before GET http://") && shown.contains("crashing on purpose"),
+        "{shown}"
+    );
+    assert!(
+        matches!(&err, WebRoleError::ReleaseFailed { rollback: Rollback::Healthy(id), .. } if *id == good.release_id),
+        "{shown}"
+    );
+    assert_eq!(std::fs::read_to_string(&env_file).unwrap(), env_before);
+    assert_eq!(http(&target, "GET", "/health", "").await.unwrap().0, 200);
+
+    // Releasing the good one again: nothing to do (its fingerprint is back).
+    let again = release(&tpl(), &t, &app(&good_dir, serve, "1"), &redactor)
+        .await
+        .unwrap();
+    assert!(!again.restarted, "{again:?}");
+}
+
+/// The blog (primary, two app servers, HAProxy) on the `local` provider.
+struct Blog {
+    dir: PathBuf,
+    manifest: PathBuf,
+    machines: PathBuf,
+    printed: String,
+}
+
+impl Blog {
+    fn new(name: &str) -> Blog {
+        let dir = scratch(name);
+        Blog {
+            manifest: dir.join("appgrid.toml"),
+            machines: dir.join("machines"),
+            dir,
+            printed: String::new(),
+        }
+    }
+
+    fn write(&self, app: &str, start: &str) {
+        let schema = examples().join("app/schema.sql");
+        let text = format!(
+            "[app]\nname = \"itrel\"\n[provider]\nkind = \"local\"\n\
+             [release]\npath = \"{app}\"\nstart = \"{start}\"\nhealth = \"/health\"\nhealth_timeout = \"3s\"\n\
+             [web]\ninstance_type = \"t3.small\"\ncount = 2\nport = 8080\n\
+             [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
+             [database]\ninstance_type = \"m5.large\"\nreplicas = 0\nschema = \"{schema}\"\n",
+            app = examples().join(app).display(),
+            schema = schema.display(),
+        );
+        std::fs::write(&self.manifest, text).unwrap();
+    }
+
+    fn run(&mut self, args: &[&str]) -> Output {
+        let out = appgrid()
+            .args(args)
+            .arg(&self.manifest)
+            .env("APPGRID_LOCAL_ROOT", &self.machines)
+            .output()
+            .unwrap();
+        self.printed.push_str(&text(&out.stdout));
+        self.printed.push_str(&text(&out.stderr));
+        out
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let path = self.dir.join(".appgrid/itrel/state.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn attr(&self, address: &str, key: &str) -> String {
+        self.state()["resources"][address]["attributes"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{address}.{key} not in state"))
+            .to_string()
+    }
+
+    /// The release each web machine's `current` points at, by machine id.
+    fn currents(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for i in 0..2 {
+            let id = self.attr(&format!("web[{i}]"), "id");
+            let root = self.machines.join("machines").join(&id);
+            out.insert(format!("web[{i}]"), current(root.to_str().unwrap()));
+        }
+        out
+    }
+}
+
+impl Drop for Blog {
+    fn drop(&mut self) {
+        let _ = appgrid()
+            .args(["destroy", "--yes"])
+            .arg(&self.manifest)
+            .env("APPGRID_LOCAL_ROOT", &self.machines)
+            .output();
+        kill_under(&self.machines);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_serving() {
+    let mut blog = Blog::new("rel-blog");
+    blog.write("app", "/usr/bin/python3 app.py");
+    let out = blog.run(&["apply", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let good = blog.attr("web[0].release", "release");
+    assert_eq!(blog.attr("web[1].release", "release"), good);
+    let before = blog.currents();
+    assert!(
+        before.values().all(|c| *c == format!("releases/{good}")),
+        "{before:?}"
+    );
+    let lb = format!("{}:8000", blog.attr("lb", "private_ip"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (lb, stop) = (lb.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u64, Vec::new());
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match http(&lb, "GET", "/", "").await {
+                    Ok((200, _)) => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        })
+    };
+
+    // /health answers 500: the first server tries it, goes back, the rollout stops.
+    blog.write("app-broken", "/usr/bin/python3 app.py");
+    let out = blog.run(&["apply", "--yes"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: web[") && stderr.contains(".release: release "),
+        "names the server: {stderr}"
+    );
+    assert!(
+        stderr.contains("did not answer 200 within 3.0s")
+            && stderr.contains("500")
+            && stderr.contains("broken on purpose")
+            && stderr.contains(&format!("rolled back to release {good}, which is healthy"))
+            && stderr.contains("the last lines of the app's log"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("skipped because an upstream step failed"), "{stderr}");
+    assert_eq!(blog.currents(), before);
+
+    // An app that exits at start.
+    blog.write("app-broken", "/usr/bin/python3 crash.py");
+    let out = blog.run(&["apply", "--yes"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the app exited before GET http://")
+            && stderr.contains("crash.py: refusing to start"),
+        "{stderr}"
+    );
+    assert_eq!(blog.currents(), before);
+
+    // Both servers serve the old release, behind the load balancer.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        seen.insert(served_by(&http(&lb, "GET", "/", "").await.unwrap().1));
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failed) = load.await.unwrap();
+    eprintln!("under the bad releases: {ok} requests answered, {} failed", failed.len());
+    assert!(ok > 50, "the load ran: {ok}");
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(!blog.printed.contains(&blog.attr("db.primary.config", "password")));
+}
