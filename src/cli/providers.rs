@@ -108,6 +108,7 @@ fn roles<F: Fleet>(ws: &Workspace, fleet: F, redactor: Redactor) -> Arc<RoleConf
         base_dir: ws.base_dir.clone(),
         redactor,
         archives: Default::default(),
+        release_commands: Default::default(),
     })
 }
 

@@ -52,6 +52,10 @@ pub struct AppRelease {
     /// its directory's name. Nothing is archived or uploaded; a machine that
     /// no longer keeps it is an error before anything changes.
     pub pinned: Option<String>,
+    /// `[release] release_command`, when this machine is the one to run it:
+    /// in the new release's directory with the new env, before the switch;
+    /// if it fails, nothing switches.
+    pub release_command: Option<String>,
 }
 
 impl std::fmt::Debug for AppRelease {
@@ -68,6 +72,7 @@ impl std::fmt::Debug for AppRelease {
             .field("secrets", &self.secrets)
             .field("health_timeout", &self.health_timeout)
             .field("pinned", &self.pinned)
+            .field("release_command", &self.release_command)
             .finish_non_exhaustive()
     }
 }
@@ -302,6 +307,10 @@ pub async fn release(
     ctx.insert("root", &app.root);
     ctx.insert("release_id", &release_id);
     ctx.insert("build", &build);
+    ctx.insert(
+        "release_command",
+        app.release_command.as_deref().unwrap_or_default(),
+    );
     ctx.insert("fingerprint", &fingerprint);
     ctx.insert("addr", &app.addr);
     ctx.insert("port", &app.port);
@@ -314,6 +323,19 @@ pub async fn release(
     let out = run_template(t, remote, "app/release.sh", &ctx, &what).await?;
     let pid = field(&out.stdout, "pid").parse().unwrap_or(0);
     let result = field(&out.stdout, "result");
+    if result == "release_command_failed" {
+        let log: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("log|"))
+            .collect();
+        return Err(WebRoleError::ReleaseCommand {
+            host: host.to_string(),
+            release: release_id,
+            status: field(&out.stdout, "status").to_string(),
+            log: redactor.redact(&log.join("\n")),
+        });
+    }
     if result == "healthy" {
         return Ok(Released {
             release_id,
@@ -419,6 +441,7 @@ mod tests {
             health_timeout: Duration::from_secs(1),
             archive: None,
             pinned: None,
+            release_command: None,
         }
     }
 

@@ -64,20 +64,6 @@ impl<F: Fleet> RoleConfigurator<F> {
                     addr: place.addr.clone(),
                     port: self.manifest.web.port,
                 };
-                let lb = match &job.prior {
-                    Some(_) => self.load_balancer(job).await?,
-                    None => None,
-                };
-                if let Some(lb) = &lb {
-                    haproxy::drain_server(
-                        &self.templates,
-                        &lb.remote,
-                        &lb.place.root,
-                        &backend.name,
-                        Duration::from_secs(30),
-                    )
-                    .await?;
-                }
                 // A rollback (`dir` in the spec) runs a release the machine
                 // keeps, with the commands it was released with.
                 let pinned = job.spec.inputs.get("dir").cloned();
@@ -101,6 +87,45 @@ impl<F: Fleet> RoleConfigurator<F> {
                             .await?,
                     ),
                 };
+                // The release phase runs once per release, on the first web
+                // server to release it (the others wait for its outcome); a
+                // failure there fails every other server's step before it
+                // leaves the load balancer.
+                let digest = input("release");
+                let mut phase = Some(self.release_commands.lock().await);
+                let release_command = match (
+                    &release.release_command,
+                    phase.as_ref().and_then(|p| p.get(&digest)),
+                ) {
+                    (_, Some(Err(e))) => {
+                        return Err(RoleError::Web(super::WebRoleError::unexpected(
+                            &place.addr,
+                            "the release command",
+                            format!(
+                                "failed on another web server, so this one keeps its release: {e}"
+                            ),
+                        )));
+                    }
+                    (Some(cmd), None) if pinned.is_none() => Some(cmd.clone()),
+                    _ => None,
+                };
+                if release_command.is_none() {
+                    phase = None;
+                }
+                let lb = match &job.prior {
+                    Some(_) => self.load_balancer(job).await?,
+                    None => None,
+                };
+                if let Some(lb) = &lb {
+                    haproxy::drain_server(
+                        &self.templates,
+                        &lb.remote,
+                        &lb.place.root,
+                        &backend.name,
+                        Duration::from_secs(30),
+                    )
+                    .await?;
+                }
                 let released = app::release(
                     &self.templates,
                     remote,
@@ -117,10 +142,24 @@ impl<F: Fleet> RoleConfigurator<F> {
                         health_timeout: release.health_timeout,
                         archive,
                         pinned,
+                        release_command: release_command.clone(),
                     },
                     &self.redactor,
                 )
                 .await;
+                if let (Some(mut phase), Some(_)) = (phase, &release_command) {
+                    match &released {
+                        Err(e @ super::WebRoleError::ReleaseCommand { .. }) => {
+                            phase.insert(digest, Err(e.to_string()));
+                        }
+                        // The command ran (and passed) unless the step failed
+                        // before it: then the next server runs it.
+                        Ok(_) | Err(super::WebRoleError::ReleaseFailed { .. }) => {
+                            phase.insert(digest, Ok(()));
+                        }
+                        Err(_) => {}
+                    }
+                }
                 let released = match released {
                     Ok(r) => r,
                     Err(e) => {

@@ -60,6 +60,16 @@ pub enum WebRoleError {
         rollback: Rollback,
         log: String,
     },
+    /// `[release] release_command` failed: no server switched to the release.
+    #[error(
+        "the release command of release {release} failed on {host} (exit status {status}); no server switched to it; its output:\n{log}"
+    )]
+    ReleaseCommand {
+        host: String,
+        release: String,
+        status: String,
+        log: String,
+    },
     /// Preparing something on this machine (e.g. archiving the app) failed.
     #[error("{what} (for {host}): {detail}")]
     Local {

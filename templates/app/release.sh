@@ -27,6 +27,19 @@ if [ ! -d "$rel" ]; then
     mv "$rel.tmp" "$rel"
 fi
 rm -f "$archive"
+# The release phase: once per release, on one server, before any switches.
+release_command={{ release_command }}
+if [ -n "$release_command" ]; then
+    rclog="$base/release-command.log"
+    status=0
+    (cd "$rel" && set -a && . "$envfile.next" && set +a && as_user "$user" /bin/sh -c "$release_command") >"$rclog" 2>&1 || status=$?
+    if [ "$status" != 0 ]; then
+        echo "result=release_command_failed"
+        echo "status=$status"
+        tail -n 20 "$rclog" | sed 's/^/log|/'
+        exit 0
+    fi
+fi
 
 # What runs now, kept to come back to.
 prev=$(readlink "$base/current" 2>/dev/null || true)

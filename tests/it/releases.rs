@@ -111,6 +111,7 @@ async fn a_release_that_fails_its_health_check_or_exits_goes_back_to_the_previou
         health_timeout: Duration::from_secs(2),
         archive: None,
         pinned: None,
+        release_command: None,
     };
     let serve = "echo \"serving $VERSION\"; exec /usr/bin/python3 -m http.server --bind \"$ADDR\" \"$PORT\"";
     let good = release(&tpl(), &t, &app(&good_dir, serve, "1"), &redactor)
@@ -215,16 +216,23 @@ impl Blog {
              [web]\ninstance_type = \"t3.small\"\ncount = 2\nport = 8080\n\
              [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
              [database]\ninstance_type = \"m5.large\"\nreplicas = 0\nschema = \"{schema}\"\n",
-            app = examples().join(app).display(),
+            app = if Path::new(app).is_absolute() {
+                PathBuf::from(app)
+            } else {
+                examples().join(app)
+            }
+            .display(),
             schema = schema.display(),
         );
         std::fs::write(&self.manifest, text).unwrap();
     }
 
+    /// `appgrid COMMAND MANIFEST ARGS…`.
     fn run(&mut self, args: &[&str]) -> Output {
         let out = appgrid()
-            .args(args)
+            .arg(args[0])
             .arg(&self.manifest)
+            .args(&args[1..])
             .env("APPGRID_LOCAL_ROOT", &self.machines)
             .output()
             .unwrap();
@@ -305,7 +313,7 @@ async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_servin
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("error: web[") && stderr.contains(".release: release "),
+        stderr.contains("error: web[") && stderr.contains(".release: configure: release "),
         "names the server: {stderr}"
     );
     assert!(
@@ -342,5 +350,116 @@ async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_servin
     eprintln!("under the bad releases: {ok} requests answered, {} failed", failed.len());
     assert!(ok > 50, "the load ran: {ok}");
     assert!(failed.is_empty(), "failed requests: {failed:?}");
+
+    // `releases` shows v1 active and the two failed ones, with why.
+    let listed = blog.ok(&["releases"]);
+    let line = |v: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{v} ")))
+            .unwrap_or_else(|| panic!("{v} not in:\n{listed}"))
+            .to_string()
+    };
+    assert!(line("v1").contains(" active "), "{listed}");
+    assert!(line("v2").contains(" failed ") && line("v2").contains("web["), "{listed}");
+    assert!(line("v3").contains(" failed "), "{listed}");
+    let json: serde_json::Value = serde_json::from_str(&blog.ok(&["releases", "--json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3, "{json}");
+    assert_eq!(json[0]["dir"].as_str(), Some(good.as_str()), "{json}");
+    let v1 = blog.ok(&["releases", "v1"]);
+    assert!(v1.contains(&format!("releases/{good} on the web servers")), "{v1}");
+
+    blog.rollback_flow(&good, &before).await;
     assert!(!blog.printed.contains(&blog.attr("db.primary.config", "password")));
+}
+
+impl Blog {
+    fn ok(&mut self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "appgrid {args:?} failed:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// v4 (a changed copy of the app), then `rollback` to v1, `plan` honest
+    /// about it, `apply` not rolling forward by itself, `--roll-forward`.
+    async fn rollback_flow(&mut self, v1: &str, on_v1: &BTreeMap<String, String>) {
+        let copy = self.dir.join("app-v4");
+        std::fs::create_dir_all(&copy).unwrap();
+        for f in ["app.py", "schema.sql"] {
+            std::fs::copy(examples().join("app").join(f), copy.join(f)).unwrap();
+        }
+        std::fs::write(copy.join("VERSION"), "4\n").unwrap();
+        self.write(copy.to_str().unwrap(), "/usr/bin/python3 app.py");
+        let out = self.ok(&["apply", "--yes"]);
+        assert!(out.contains("Release v4 is active on every web server."), "{out}");
+        let v4 = self.attr("web[0].release", "release");
+        assert_ne!(v4, v1);
+
+        // Errors first: nothing changes.
+        for (which, says) in [
+            ("v99", "there is no release v99 in state"),
+            ("v2", "release v2 failed: only a release that served can be rolled back to"),
+            ("v4", "v4 is the active release already"),
+        ] {
+            let out = self.run(&["rollback", which]);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert!(stderr.contains(says) && stderr.contains("nothing was changed"), "{stderr}");
+        }
+        assert!(self.currents().values().all(|c| *c == format!("releases/{v4}")));
+
+        let lb = format!("{}:8000", self.attr("lb", "private_ip"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = {
+            let (lb, stop) = (lb.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                while !stop.load(Ordering::SeqCst) {
+                    match http(&lb, "GET", "/", "").await {
+                        Ok((200, _)) => ok += 1,
+                        other => failed.push(format!("{other:?}")),
+                    }
+                }
+                (ok, failed)
+            })
+        };
+        let started = Instant::now();
+        let out = self.ok(&["rollback"]);
+        eprintln!("rollback of 2 web servers: {:?}", started.elapsed());
+        assert!(out.contains("Release v1 is active on every web server"), "{out}");
+        assert_eq!(&self.currents(), on_v1);
+        stop.store(true, Ordering::SeqCst);
+        let (ok, failed) = load.await.unwrap();
+        assert!(ok > 10 && failed.is_empty(), "{ok} ok, failed: {failed:?}");
+
+        let listed = self.ok(&["releases"]);
+        assert!(listed.lines().any(|l| l.starts_with("v1 ") && l.contains(" active ")), "{listed}");
+        assert!(
+            listed.lines().any(|l| l.starts_with("v4 ") && l.contains(" rolled back ")),
+            "{listed}"
+        );
+        // `plan` says why the running release is not the manifest's, and has
+        // nothing to do; `apply` does not roll forward on its own.
+        let out = self.run(&["plan", "--detailed-exitcode"]);
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{said}");
+        assert!(
+            said.contains("the web servers run release v1 (rolled back by ")
+                && said.contains("apply --roll-forward"),
+            "{said}"
+        );
+        self.ok(&["apply", "--yes"]);
+        assert_eq!(&self.currents(), on_v1);
+
+        let out = self.ok(&["apply", "--yes", "--roll-forward"]);
+        assert!(out.contains("Release v5 is active on every web server."), "{out}");
+        assert!(self.currents().values().all(|c| *c == format!("releases/{v4}")));
+        let out = self.run(&["plan", "--detailed-exitcode"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    }
 }

@@ -311,6 +311,7 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
         health_timeout: Duration::from_secs(30),
         archive: None,
         pinned: None,
+        release_command: None,
     };
     use appgrid::remote::Remote;
 
@@ -562,6 +563,7 @@ async fn an_app_that_never_gets_healthy_fails_with_its_redacted_log() {
         health_timeout: Duration::from_secs(2),
         archive: None,
         pinned: None,
+        release_command: None,
     };
     let t0 = Instant::now();
     let err = release(&tpl(), &t, &app, &redactor)
