@@ -11,6 +11,7 @@
 
 mod apply;
 mod autoscale;
+mod config;
 mod doctor;
 mod inspect;
 mod install;
@@ -202,10 +203,48 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// The app's config vars: list them (values hidden unless --show), or
+    /// `config set FILE KEY=VALUE…` / `config set FILE KEY` (value from
+    /// stdin) / `config unset FILE KEY…`; a change re-releases every web server.
+    Config {
+        #[command(subcommand)]
+        command: Option<ConfigCommand>,
+        file: Option<PathBuf>,
+        /// Print the values (asks first on a terminal).
+        #[arg(long)]
+        show: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Inspect the state.
     State {
         #[command(subcommand)]
         command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Set config vars: KEY=VALUE…, or one KEY whose value is read from stdin
+    /// (so a secret stays out of argv and shell history).
+    Set {
+        file: PathBuf,
+        #[arg(required = true, value_name = "KEY=VALUE|KEY")]
+        vars: Vec<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Remove config vars.
+    Unset {
+        file: PathBuf,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
     },
 }
 
@@ -444,6 +483,53 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             )
             .await
         }
+        Command::Config {
+            command,
+            file,
+            show,
+            state,
+        } => match (command, file) {
+            (
+                Some(ConfigCommand::Set {
+                    file,
+                    vars,
+                    lock,
+                    state,
+                }),
+                _,
+            ) => {
+                config::change(
+                    &file,
+                    Some(&vars),
+                    None,
+                    state.state.as_deref(),
+                    lock.lock_timeout,
+                )
+                .await
+            }
+            (
+                Some(ConfigCommand::Unset {
+                    file,
+                    keys,
+                    lock,
+                    state,
+                }),
+                _,
+            ) => {
+                config::change(
+                    &file,
+                    None,
+                    Some(&keys),
+                    state.state.as_deref(),
+                    lock.lock_timeout,
+                )
+                .await
+            }
+            (None, Some(file)) => config::list(&file, state.state.as_deref(), show),
+            (None, None) => Err(Failure::Message(
+                "appgrid config needs a manifest: `appgrid config FILE`".to_string(),
+            )),
+        },
         Command::State { command } => match command {
             StateCommand::List { file, json, state } => {
                 inspect::state_list(&file, state.state.as_deref(), json.json)

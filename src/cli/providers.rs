@@ -109,6 +109,13 @@ fn roles<F: Fleet>(ws: &Workspace, fleet: F, redactor: Redactor) -> Arc<RoleConf
         redactor,
         archives: Default::default(),
         release_commands: Default::default(),
+        // Read when the configurator is made: `config set` saves first.
+        config_vars: ws
+            .load_state()
+            .ok()
+            .flatten()
+            .map(|s| s.config.secrets())
+            .unwrap_or_default(),
     })
 }
 

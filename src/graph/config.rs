@@ -26,6 +26,10 @@ pub struct Inputs {
     /// (a `dir` input of every `web[i].release`: run what is there, ship nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned: Option<String>,
+    /// The salted digest of the app's config vars (state), when it has any:
+    /// a `config` input of every `web[i].release`, so a change re-releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 impl Inputs {
@@ -155,8 +159,13 @@ pub(super) fn add(g: &mut ResourceGraph, m: &Manifest, inputs: &Inputs) {
                 ("replicas", list(replicas.iter().copied())),
                 ("caches", list(caches.iter().copied())),
             ]);
-        if let (Some(dir), ResourceSpec::Config(c)) = (&inputs.pinned, &mut web_spec) {
-            c.inputs.insert("dir".to_string(), dir.clone());
+        if let ResourceSpec::Config(c) = &mut web_spec {
+            if let Some(dir) = &inputs.pinned {
+                c.inputs.insert("dir".to_string(), dir.clone());
+            }
+            if let Some(config) = &inputs.config {
+                c.inputs.insert("config".to_string(), config.clone());
+            }
         }
         g.add(r, web_spec);
         g.depend(r, web);

@@ -8,6 +8,8 @@
 //! Invariant: at most one record is `active`, and it is the one every web
 //! server ran when the last rollout finished.
 
+pub mod config_vars;
+
 use serde::{Deserialize, Serialize};
 
 use crate::graph::{ResourceAddress, ResourceSpec, Role};
@@ -280,7 +282,11 @@ pub fn content_of(spec: &ResourceSpec) -> Option<ReleaseContent> {
     let code = c.inputs.get("release")?.clone();
     let build = Some(input("build")).filter(|b| !b.is_empty());
     let (start, health) = (input("start"), input("health"));
-    let config = config_digest(build.as_deref(), &start, &health);
+    let mut config = config_digest(build.as_deref(), &start, &health);
+    // The config vars' (salted) digest, when the app has any.
+    if let Some(vars) = c.inputs.get("config").filter(|v| !v.is_empty()) {
+        config = crate::hash::sha256_hex(format!("{config}\0{vars}").as_bytes())[..16].to_string();
+    }
     Some(ReleaseContent {
         code,
         config,

@@ -32,6 +32,8 @@ pub struct RoleConfigurator<F> {
     /// `[release] release_command` per release digest, run once per run:
     /// its outcome (the error's text), for every other web server's step.
     pub release_commands: tokio::sync::Mutex<BTreeMap<String, Result<(), String>>>,
+    /// The app's config vars (`appgrid config set`), from state.
+    pub config_vars: BTreeMap<String, secrecy::SecretString>,
 }
 
 /// (busy, total) jiffies from the `cpu` line of /proc/stat: busy is everything

@@ -349,6 +349,15 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
             env.insert("MEMCACHE_SERVERS".into(), servers.join(","));
         }
+        // The user's config vars (reserved names were refused when set).
+        // Every value is treated as a secret, but redacting a value of a
+        // character or two would mangle every log line.
+        for (name, value) in &self.config_vars {
+            env.insert(name.clone(), value.expose_secret().to_string());
+            if value.expose_secret().len() >= 4 {
+                secrets.push(value.clone());
+            }
+        }
         Ok((env, secrets))
     }
 

@@ -36,6 +36,13 @@ pub struct State {
     /// The numbered releases of the app (issue 9), see [`crate::release`].
     #[serde(default, skip_serializing_if = "crate::release::Releases::is_empty")]
     pub releases: crate::release::Releases,
+    /// The app's config vars (`appgrid config set`): values only here (0600)
+    /// and in the web servers' env files.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::release::config_vars::ConfigVars::is_empty"
+    )]
+    pub config: crate::release::config_vars::ConfigVars,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +104,7 @@ impl State {
             autoscale: None,
             generations: BTreeMap::new(),
             releases: Default::default(),
+            config: Default::default(),
         }
     }
 

@@ -72,6 +72,26 @@ fn tiny_app(dir: &Path, healthy: bool) {
     }
 }
 
+/// Every file under `dir` whose name ends in `.{ext}`, with its text.
+fn walk_files(dir: &Path, ext: &str) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_symlink() {
+            continue;
+        }
+        if path.is_dir() {
+            out.extend(walk_files(&path, ext));
+        } else if path.extension().is_some_and(|x| x == ext) {
+            out.push((path.clone(), String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned()));
+        }
+    }
+    out
+}
+
 fn current(root: &str) -> String {
     std::fs::read_link(Path::new(root).join("var/lib/appgrid/app/current"))
         .unwrap()
@@ -370,10 +390,105 @@ async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_servin
     assert!(v1.contains(&format!("releases/{good} on the web servers")), "{v1}");
 
     blog.rollback_flow(&good, &before).await;
+    blog.config_flow();
     assert!(!blog.printed.contains(&blog.attr("db.primary.config", "password")));
 }
 
 impl Blog {
+    /// `appgrid COMMAND MANIFEST ARGS…` with `input` on stdin.
+    fn run_with_stdin(&mut self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = appgrid()
+            .arg(args[0])
+            .arg(&self.manifest)
+            .args(&args[1..])
+            .env("APPGRID_LOCAL_ROOT", &self.machines)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        self.printed.push_str(&text(&out.stdout));
+        self.printed.push_str(&text(&out.stderr));
+        out
+    }
+
+    /// Every web machine's env file.
+    fn env_files(&self) -> Vec<(String, u32)> {
+        (0..2)
+            .map(|i| {
+                let id = self.attr(&format!("web[{i}]"), "id");
+                let path = self
+                    .machines
+                    .join("machines")
+                    .join(id)
+                    .join("etc/appgrid/app/env");
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                (std::fs::read_to_string(&path).unwrap(), mode)
+            })
+            .collect()
+    }
+
+    /// A secret set through stdin reaches every server's env file and no
+    /// output; a reserved key is refused; unset takes it away again.
+    fn config_flow(&mut self) {
+        let secret = format!("sk-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let printed_before = self.printed.len();
+        let started = Instant::now();
+        let out = self.run_with_stdin(&["config", "set", "SECRET_KEY"], &format!("{secret}\n"));
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{said}");
+        eprintln!("config set → every server serving it: {:?}", started.elapsed());
+        assert!(said.contains("Every web server runs the new config (release v6"), "{said}");
+        for (env, mode) in self.env_files() {
+            assert!(
+                env.contains("SECRET_KEY=") && env.contains(&secret),
+                "not in the env file"
+            );
+            assert_eq!(mode, 0o600);
+        }
+        let state = std::fs::read_to_string(self.dir.join(".appgrid/itrel/state.json")).unwrap();
+        assert!(state.contains(&secret), "the value is kept in state");
+        // Listed by name only, unless --show.
+        let listed = self.ok(&["config"]);
+        assert_eq!(listed, "SECRET_KEY=(hidden)\n");
+        let plan = self.ok(&["plan", "--json"]);
+        assert!(!plan.contains(&secret));
+        let shown = self.ok(&["config", "--show"]);
+        assert_eq!(shown, format!("SECRET_KEY={secret}\n"));
+        self.printed.truncate(printed_before);
+        assert!(!self.printed.contains(&secret), "a secret was printed");
+        let plan = self.run(&["plan", "--detailed-exitcode"]);
+        assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+
+        let out = self.run(&["config", "set", "PORT=9999", "OTHER=1"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("PORT is set by appgrid") && stderr.contains("nothing was changed"),
+            "{stderr}"
+        );
+        assert_eq!(self.ok(&["config"]), "SECRET_KEY=(hidden)\n");
+
+        let out = self.ok(&["config", "unset", "SECRET_KEY"]);
+        assert!(out.contains("Every web server runs the new config"), "{out}");
+        for (env, _) in self.env_files() {
+            assert!(!env.contains("SECRET_KEY"), "still in the env file");
+        }
+        let machines_logs = self.machines.clone();
+        let logs = walk_files(&machines_logs, "log");
+        for (path, body) in logs {
+            assert!(!body.contains(&secret), "{path:?} holds the secret");
+        }
+    }
+
     fn ok(&mut self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
