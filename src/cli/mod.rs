@@ -16,6 +16,7 @@ mod doctor;
 mod inspect;
 mod install;
 mod logging;
+mod logs;
 mod ops;
 mod plan;
 mod preflight;
@@ -23,6 +24,7 @@ mod progress;
 mod providers;
 mod releases;
 mod report;
+mod run;
 pub(crate) mod term;
 
 use std::path::PathBuf;
@@ -213,6 +215,31 @@ enum Command {
         /// Print the values (asks first on a terminal).
         #[arg(long)]
         show: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// A one-off command on a web server, in its current release with the
+    /// app's env: `appgrid run FILE [--on web[1]] -- CMD ARGS…`; its exit
+    /// status is appgrid's.
+    Run {
+        file: PathBuf,
+        /// The web server (default: the first).
+        #[arg(long, value_name = "ADDRESS")]
+        on: Option<String>,
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// The app's log from every web server (or those named), each line
+    /// prefixed with its address.
+    Logs {
+        file: PathBuf,
+        /// Web servers, e.g. 'web[1]' (default: all).
+        addresses: Vec<String>,
+        /// Lines from each server.
+        #[arg(short = 'n', long = "lines", default_value_t = 100)]
+        lines: usize,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -530,6 +557,18 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 "appgrid config needs a manifest: `appgrid config FILE`".to_string(),
             )),
         },
+        Command::Run {
+            file,
+            on,
+            command,
+            state,
+        } => run::run(&file, on.as_deref(), command, state.state.as_deref()).await,
+        Command::Logs {
+            file,
+            addresses,
+            lines,
+            state,
+        } => logs::run(&file, &addresses, lines, state.state.as_deref()).await,
         Command::State { command } => match command {
             StateCommand::List { file, json, state } => {
                 inspect::state_list(&file, state.state.as_deref(), json.json)

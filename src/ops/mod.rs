@@ -116,4 +116,22 @@ pub trait Operations: Send + Sync + 'static {
         resources: &Resources,
         to: ResourceAddress,
     ) -> impl Future<Output = Result<Changed, OperationError>> + Send;
+
+    /// `appgrid run`: a one-off command on the web server `machine`, in its
+    /// current release with the app's env. Output redacted.
+    fn run_command(
+        &self,
+        resources: &Resources,
+        machine: ResourceAddress,
+        argv: &[String],
+    ) -> impl Future<Output = Result<crate::roles::app::CommandRun, OperationError>> + Send;
+
+    /// `appgrid logs`: the last `lines` lines of the app's log on each of
+    /// these web servers, in that order. Redacted.
+    fn app_logs(
+        &self,
+        resources: &Resources,
+        machines: &[ResourceAddress],
+        lines: usize,
+    ) -> impl Future<Output = Result<Vec<(ResourceAddress, String)>, OperationError>> + Send;
 }

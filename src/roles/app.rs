@@ -392,6 +392,56 @@ pub async fn log_tail(
     Ok(out.stdout.trim_end().to_string())
 }
 
+/// What a one-off command ([`run_command`]) did: its exit status (`None`:
+/// no release runs on the machine) and its output (redacted by the transport).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRun {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `argv` on a web server: in the current release's directory, with the
+/// app's env, as the app's user (each argument shell-quoted by the template).
+pub async fn run_command(
+    t: &Templates,
+    remote: &impl Remote,
+    root: &str,
+    argv: &[String],
+) -> Result<CommandRun, WebRoleError> {
+    check_root(remote.host(), root)?;
+    if argv.is_empty() {
+        return Err(WebRoleError::invalid(
+            remote.host(),
+            "command",
+            "is empty: write it after `--`, e.g. `appgrid run FILE -- printenv`",
+        ));
+    }
+    let mut ctx = Context::new();
+    ctx.insert("root", root);
+    ctx.insert("argv", argv);
+    let out = run_template(t, remote, "app/run.sh", &ctx, "running a one-off command").await?;
+    let (body, last) = out
+        .stdout
+        .trim_end_matches('\n')
+        .rsplit_once('\n')
+        .map_or(("", out.stdout.trim_end_matches('\n')), |(b, l)| (b, l));
+    let status = last
+        .strip_prefix("@@appgrid-exit=")
+        .ok_or_else(|| {
+            WebRoleError::unexpected(remote.host(), "running a one-off command", "no exit status")
+        })?;
+    let mut stdout = body.to_string();
+    if !stdout.is_empty() {
+        stdout.push('\n');
+    }
+    Ok(CommandRun {
+        status: status.parse().ok(),
+        stdout,
+        stderr: out.stderr,
+    })
+}
+
 /// Stop the app (TERM, then KILL after 10 s).
 pub async fn stop(t: &Templates, remote: &impl Remote, root: &str) -> Result<(), WebRoleError> {
     check_root(remote.host(), root)?;

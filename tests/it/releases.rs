@@ -440,7 +440,6 @@ impl Blog {
     /// output; a reserved key is refused; unset takes it away again.
     fn config_flow(&mut self) {
         let secret = format!("sk-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-        let printed_before = self.printed.len();
         let started = Instant::now();
         let out = self.run_with_stdin(&["config", "set", "SECRET_KEY"], &format!("{secret}\n"));
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
@@ -461,12 +460,39 @@ impl Blog {
         assert_eq!(listed, "SECRET_KEY=(hidden)\n");
         let plan = self.ok(&["plan", "--json"]);
         assert!(!plan.contains(&secret));
-        let shown = self.ok(&["config", "--show"]);
-        assert_eq!(shown, format!("SECRET_KEY={secret}\n"));
-        self.printed.truncate(printed_before);
         assert!(!self.printed.contains(&secret), "a secret was printed");
+        // --show prints it (not kept in `printed`).
+        let shown = appgrid()
+            .args(["config", "--show"])
+            .arg(&self.manifest)
+            .output()
+            .unwrap();
+        assert_eq!(text(&shown.stdout), format!("SECRET_KEY={secret}\n"));
         let plan = self.run(&["plan", "--detailed-exitcode"]);
         assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stdout));
+
+        // `run`: the app's env in the release directory, the exit status
+        // propagated, the secret redacted in what comes back.
+        let out = self.run(&["run", "--", "printenv", "SECRET_KEY"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "(sensitive)\n");
+        let out = self.run(&["run", "--on", "web[1]", "--", "sh", "-c", "cat VERSION; exit 7"]);
+        assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "4\n");
+        assert_eq!(self.run(&["run", "--", "false"]).status.code(), Some(1));
+        let out = self.run(&["run", "--on", "lb", "--", "true"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("lb is not a web server with a release; the web servers are: web[0], web[1]"),
+            "{}",
+            text(&out.stderr)
+        );
+        // `logs -n 20`: both servers' lines, prefixed.
+        let logs = self.ok(&["logs", "-n", "20"]);
+        for w in ["web[0] | ", "web[1] | "] {
+            assert!(logs.lines().any(|l| l.starts_with(w)), "{logs}");
+        }
+        assert!(logs.lines().filter(|l| l.starts_with("web[0] | ")).count() <= 20);
 
         let out = self.run(&["config", "set", "PORT=9999", "OTHER=1"]);
         let stderr = text(&out.stderr);
