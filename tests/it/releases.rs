@@ -164,7 +164,7 @@ async fn a_release_that_fails_its_health_check_or_exits_goes_back_to_the_previou
     assert_ne!(failed, good.release_id);
     assert!(health.contains(" 404"), "{health}");
     assert_eq!(rollback, Rollback::Healthy(good.release_id.clone()));
-    assert!(log.contains("serving 2"), "{log}");
+    assert!(log.contains("\"GET /health HTTP/1.0\" 404"), "{log}");
     assert!(
         shown.contains(&format!("release {failed} failed on {addr}"))
             && shown.contains("did not answer 200 within 2.0s")
