@@ -72,6 +72,14 @@ fn tiny_app(dir: &Path, healthy: bool) {
     }
 }
 
+/// How many of `args` name the command (`config set` is two words).
+fn command_words(args: &[&str]) -> usize {
+    match args {
+        ["config", "set" | "unset", ..] => 2,
+        _ => 1,
+    }
+}
+
 /// Every file under `dir` whose name ends in `.{ext}`, with its text.
 fn walk_files(dir: &Path, ext: &str) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
@@ -249,10 +257,11 @@ impl Blog {
 
     /// `appgrid COMMAND MANIFEST ARGS…`.
     fn run(&mut self, args: &[&str]) -> Output {
+        let words = command_words(args);
         let out = appgrid()
-            .arg(args[0])
+            .args(&args[..words])
             .arg(&self.manifest)
-            .args(&args[1..])
+            .args(&args[words..])
             .env("APPGRID_LOCAL_ROOT", &self.machines)
             .output()
             .unwrap();
@@ -273,12 +282,19 @@ impl Blog {
             .to_string()
     }
 
-    /// The release each web machine's `current` points at, by machine id.
+    fn machine_id(&self, web: usize) -> String {
+        self.state()["resources"][format!("web[{web}]")]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The release each web machine's `current` points at.
     fn currents(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for i in 0..2 {
-            let id = self.attr(&format!("web[{i}]"), "id");
-            let root = self.machines.join("machines").join(&id);
+            let id = self.machine_id(i);
+            let root = self.machines.join("itrel/machines").join(&id);
             out.insert(format!("web[{i}]"), current(root.to_str().unwrap()));
         }
         out
@@ -398,10 +414,11 @@ impl Blog {
     /// `appgrid COMMAND MANIFEST ARGS…` with `input` on stdin.
     fn run_with_stdin(&mut self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
+        let words = command_words(args);
         let mut child = appgrid()
-            .arg(args[0])
+            .args(&args[..words])
             .arg(&self.manifest)
-            .args(&args[1..])
+            .args(&args[words..])
             .env("APPGRID_LOCAL_ROOT", &self.machines)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -424,10 +441,10 @@ impl Blog {
     fn env_files(&self) -> Vec<(String, u32)> {
         (0..2)
             .map(|i| {
-                let id = self.attr(&format!("web[{i}]"), "id");
+                let id = self.machine_id(i);
                 let path = self
                     .machines
-                    .join("machines")
+                    .join("itrel/machines")
                     .join(id)
                     .join("etc/appgrid/app/env");
                 let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
