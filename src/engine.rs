@@ -110,9 +110,7 @@ impl Workspace {
     pub fn graph_for(&self, state: Option<&State>) -> Result<ResourceGraph, EngineError> {
         let (mut manifest, _) = self.effective(state);
         let mut inputs = self.inputs()?;
-        inputs.config = state
-            .map(|s| s.config.digest())
-            .filter(|d| !d.is_empty());
+        inputs.config = state.map(|s| s.config.digest()).filter(|d| !d.is_empty());
         if let Some((_, record)) = self.pinned(state, &inputs) {
             crate::release::apply_pin(&mut manifest, &mut inputs, record);
         }

@@ -25,12 +25,12 @@ use super::{Failure, providers, report};
 /// `config FILE [--show]`.
 pub fn list(file: &Path, state_path: Option<&Path>, show: bool) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state_path)?;
-    let vars = ws
-        .load_state()?
-        .map(|s| s.config)
-        .unwrap_or_default();
+    let vars = ws.load_state()?.map(|s| s.config).unwrap_or_default();
     if vars.is_empty() {
-        outln!("No config vars: `appgrid config set {} KEY=VALUE` sets one.", file.display());
+        outln!(
+            "No config vars: `appgrid config set {} KEY=VALUE` sets one.",
+            file.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if show && std::io::stdin().is_terminal() {
@@ -154,7 +154,15 @@ pub async fn change(
         outln!("No web server is in state yet: the next `appgrid apply` uses them.");
         return Ok(ExitCode::SUCCESS);
     }
-    providers::with_operations(&ws, Rerelease { locked, specs, what }).await
+    providers::with_operations(
+        &ws,
+        Rerelease {
+            locked,
+            specs,
+            what,
+        },
+    )
+    .await
 }
 
 struct Rerelease<'w> {

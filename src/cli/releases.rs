@@ -33,10 +33,7 @@ pub fn parse_number(s: &str) -> Result<u32, Failure> {
 
 fn load(file: &Path, state_path: Option<&Path>) -> Result<Releases, Failure> {
     let ws = Workspace::open(file, state_path)?;
-    Ok(ws
-        .load_state()?
-        .map(|s| s.releases)
-        .unwrap_or_default())
+    Ok(ws.load_state()?.map(|s| s.releases).unwrap_or_default())
 }
 
 pub fn run(
@@ -69,7 +66,10 @@ pub fn run(
         return Ok(ExitCode::SUCCESS);
     }
     if releases.is_empty() {
-        outln!("No releases yet: `appgrid apply {}` makes v1.", file.display());
+        outln!(
+            "No releases yet: `appgrid apply {}` makes v1.",
+            file.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     outln!("release  status       code          config        when                  by");

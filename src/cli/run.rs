@@ -46,7 +46,11 @@ pub fn web_server(state: &State, written: &str) -> Result<ResourceAddress, Failu
     if !servers.contains(&address) {
         return Err(Failure::Message(format!(
             "{address} is not a web server with a release; the web servers are: {}",
-            if listed.is_empty() { "none yet" } else { &listed }
+            if listed.is_empty() {
+                "none yet"
+            } else {
+                &listed
+            }
         )));
     }
     Ok(address)

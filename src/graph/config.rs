@@ -143,22 +143,22 @@ pub(super) fn add(g: &mut ResourceGraph, m: &Manifest, inputs: &Inputs) {
         };
         let r = ResourceAddress::config(Role::Web, i);
         let mut web_spec = spec(&[
-                ("templates", inputs.template("app")),
-                ("release", inputs.release.clone().unwrap_or_default()),
-                ("build", release.build.clone().unwrap_or_default()),
-                ("start", release.start.clone()),
-                ("health", release.health.clone()),
-                ("port", m.web.port.to_string()),
-                // The app's environment names these machines: a change re-releases it.
-                (
-                    "database",
-                    m.database
-                        .as_ref()
-                        .map_or_else(String::new, |_| "db.primary".to_string()),
-                ),
-                ("replicas", list(replicas.iter().copied())),
-                ("caches", list(caches.iter().copied())),
-            ]);
+            ("templates", inputs.template("app")),
+            ("release", inputs.release.clone().unwrap_or_default()),
+            ("build", release.build.clone().unwrap_or_default()),
+            ("start", release.start.clone()),
+            ("health", release.health.clone()),
+            ("port", m.web.port.to_string()),
+            // The app's environment names these machines: a change re-releases it.
+            (
+                "database",
+                m.database
+                    .as_ref()
+                    .map_or_else(String::new, |_| "db.primary".to_string()),
+            ),
+            ("replicas", list(replicas.iter().copied())),
+            ("caches", list(caches.iter().copied())),
+        ]);
         if let ResourceSpec::Config(c) = &mut web_spec {
             if let Some(dir) = &inputs.pinned {
                 c.inputs.insert("dir".to_string(), dir.clone());

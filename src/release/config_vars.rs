@@ -192,10 +192,7 @@ mod tests {
         set(&mut v, "SECRET_KEY", "hunter3-long").unwrap();
         assert_ne!(v.digest(), d1);
         assert!(!format!("{v:?}").contains("hunter"), "{v:?}");
-        assert_eq!(
-            v.secrets()["SECRET_KEY"].expose_secret(),
-            "hunter3-long"
-        );
+        assert_eq!(v.secrets()["SECRET_KEY"].expose_secret(), "hunter3-long");
         // The salt is part of the digest: the same value elsewhere differs.
         let mut other = ConfigVars::default();
         other

@@ -113,7 +113,11 @@ pub enum RollbackError {
 /// The config digest of a release's commands.
 pub fn config_digest(build: Option<&str>, start: &str, health: &str) -> String {
     crate::hash::sha256_hex(
-        format!("build={}\0start={start}\0health={health}", build.unwrap_or("")).as_bytes(),
+        format!(
+            "build={}\0start={start}\0health={health}",
+            build.unwrap_or("")
+        )
+        .as_bytes(),
     )[..16]
         .to_string()
 }
@@ -200,7 +204,14 @@ impl Releases {
         self.records.iter().map(|r| r.number).max().unwrap_or(0) + 1
     }
 
-    fn push(&mut self, content: ReleaseContent, dir: Option<String>, when: &When, status: ReleaseStatus, note: String) -> u32 {
+    fn push(
+        &mut self,
+        content: ReleaseContent,
+        dir: Option<String>,
+        when: &When,
+        status: ReleaseStatus,
+        note: String,
+    ) -> u32 {
         let number = self.next_number();
         self.records.push(ReleaseRecord {
             number,
@@ -311,9 +322,7 @@ pub fn running<'a>(
                 }
             )
         })
-        .map(|(_, r)| {
-            content_of(&r.spec).map(|c| (c, r.attributes.get("release").cloned()))
-        })
+        .map(|(_, r)| content_of(&r.spec).map(|c| (c, r.attributes.get("release").cloned())))
         .collect()
 }
 
@@ -324,7 +333,8 @@ pub fn pinned_spec(spec: &ResourceSpec, record: &ReleaseRecord) -> ResourceSpec 
     if let ResourceSpec::Config(c) = &mut spec {
         let r = &record.content;
         c.inputs.insert("release".into(), r.code.clone());
-        c.inputs.insert("build".into(), r.build.clone().unwrap_or_default());
+        c.inputs
+            .insert("build".into(), r.build.clone().unwrap_or_default());
         c.inputs.insert("start".into(), r.start.clone());
         c.inputs.insert("health".into(), r.health.clone());
         if let Some(dir) = &record.dir {

@@ -29,20 +29,35 @@ fn on(c: &ReleaseContent, dir: &str) -> Option<(ReleaseContent, Option<String>)>
 fn a_rollout_that_reached_every_server_is_the_active_release() {
     let mut r = Releases::default();
     let a = content("aaa", "./run");
-    assert_eq!(r.book(&a, &[on(&a, "d1"), on(&a, "d1")], None, &when("t1")), Some(1));
+    assert_eq!(
+        r.book(&a, &[on(&a, "d1"), on(&a, "d1")], None, &when("t1")),
+        Some(1)
+    );
     // The same again: nothing new.
-    assert_eq!(r.book(&a, &[on(&a, "d1"), on(&a, "d1")], None, &when("t2")), None);
+    assert_eq!(
+        r.book(&a, &[on(&a, "d1"), on(&a, "d1")], None, &when("t2")),
+        None
+    );
     // New code: v2 active, v1 superseded.
     let b = content("bbb", "./run");
-    assert_eq!(r.book(&b, &[on(&b, "d2"), on(&b, "d2")], None, &when("t3")), Some(2));
+    assert_eq!(
+        r.book(&b, &[on(&b, "d2"), on(&b, "d2")], None, &when("t3")),
+        Some(2)
+    );
     assert_eq!(r.get(1).unwrap().status, ReleaseStatus::Superseded);
     let v2 = r.active().unwrap();
-    assert_eq!((v2.number, v2.dir.as_deref(), v2.at.as_str()), (2, Some("d2"), "t3"));
+    assert_eq!(
+        (v2.number, v2.dir.as_deref(), v2.at.as_str()),
+        (2, Some("d2"), "t3")
+    );
     assert_eq!(v2.by, "ann@build1");
     // A new start command alone is a new release too (same code, other config).
     let c = content("bbb", "./run --fast");
     assert_ne!(c.config, b.config);
-    assert_eq!(r.book(&c, &[on(&c, "d2"), on(&c, "d2")], None, &when("t4")), Some(3));
+    assert_eq!(
+        r.book(&c, &[on(&c, "d2"), on(&c, "d2")], None, &when("t4")),
+        Some(3)
+    );
 }
 
 #[test]

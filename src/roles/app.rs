@@ -16,7 +16,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tera::Context;
 
-
 use super::web_error::{Rollback, WebRoleError, check_root, check_token, run_template};
 use crate::remote::{Redactor, Remote};
 use crate::templates::Templates;
@@ -426,11 +425,9 @@ pub async fn run_command(
         .trim_end_matches('\n')
         .rsplit_once('\n')
         .map_or(("", out.stdout.trim_end_matches('\n')), |(b, l)| (b, l));
-    let status = last
-        .strip_prefix("@@appgrid-exit=")
-        .ok_or_else(|| {
-            WebRoleError::unexpected(remote.host(), "running a one-off command", "no exit status")
-        })?;
+    let status = last.strip_prefix("@@appgrid-exit=").ok_or_else(|| {
+        WebRoleError::unexpected(remote.host(), "running a one-off command", "no exit status")
+    })?;
     let mut stdout = body.to_string();
     if !stdout.is_empty() {
         stdout.push('\n');

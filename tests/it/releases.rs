@@ -94,7 +94,10 @@ fn walk_files(dir: &Path, ext: &str) -> Vec<(PathBuf, String)> {
         if path.is_dir() {
             out.extend(walk_files(&path, ext));
         } else if path.extension().is_some_and(|x| x == ext) {
-            out.push((path.clone(), String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned()));
+            out.push((
+                path.clone(),
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned(),
+            ));
         }
     }
     out
@@ -200,7 +203,8 @@ async fn a_release_that_fails_its_health_check_or_exits_goes_back_to_the_previou
     .unwrap_err();
     let shown = err.to_string();
     assert!(
-        shown.contains("the app exited before GET http://") && shown.contains("crashing on purpose"),
+        shown.contains("the app exited before GET http://")
+            && shown.contains("crashing on purpose"),
         "{shown}"
     );
     assert!(
@@ -309,6 +313,9 @@ impl Drop for Blog {
             .env("APPGRID_LOCAL_ROOT", &self.machines)
             .output();
         kill_under(&self.machines);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -360,7 +367,10 @@ async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_servin
             && stderr.contains("the last lines of the app's log"),
         "{stderr}"
     );
-    assert!(stderr.contains("skipped because an upstream step failed"), "{stderr}");
+    assert!(
+        stderr.contains("skipped because an upstream step failed"),
+        "{stderr}"
+    );
     assert_eq!(blog.currents(), before);
 
     // An app that exits at start.
@@ -383,7 +393,10 @@ async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_servin
     assert_eq!(seen.len(), 2, "{seen:?}");
     stop.store(true, Ordering::SeqCst);
     let (ok, failed) = load.await.unwrap();
-    eprintln!("under the bad releases: {ok} requests answered, {} failed", failed.len());
+    eprintln!(
+        "under the bad releases: {ok} requests answered, {} failed",
+        failed.len()
+    );
     assert!(ok > 50, "the load ran: {ok}");
     assert!(failed.is_empty(), "failed requests: {failed:?}");
 
@@ -397,17 +410,27 @@ async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_servin
             .to_string()
     };
     assert!(line("v1").contains(" active "), "{listed}");
-    assert!(line("v2").contains(" failed ") && line("v2").contains("web["), "{listed}");
+    assert!(
+        line("v2").contains(" failed ") && line("v2").contains("web["),
+        "{listed}"
+    );
     assert!(line("v3").contains(" failed "), "{listed}");
     let json: serde_json::Value = serde_json::from_str(&blog.ok(&["releases", "--json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3, "{json}");
     assert_eq!(json[0]["dir"].as_str(), Some(good.as_str()), "{json}");
     let v1 = blog.ok(&["releases", "v1"]);
-    assert!(v1.contains(&format!("releases/{good} on the web servers")), "{v1}");
+    assert!(
+        v1.contains(&format!("releases/{good} on the web servers")),
+        "{v1}"
+    );
 
     blog.rollback_flow(&good, &before).await;
     blog.config_flow();
-    assert!(!blog.printed.contains(&blog.attr("db.primary.config", "password")));
+    assert!(
+        !blog
+            .printed
+            .contains(&blog.attr("db.primary.config", "password"))
+    );
 }
 
 impl Blog {
@@ -461,8 +484,14 @@ impl Blog {
         let out = self.run_with_stdin(&["config", "set", "SECRET_KEY"], &format!("{secret}\n"));
         let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert!(out.status.success(), "{said}");
-        eprintln!("config set → every server serving it: {:?}", started.elapsed());
-        assert!(said.contains("Every web server runs the new config (release v6"), "{said}");
+        eprintln!(
+            "config set → every server serving it: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            said.contains("Every web server runs the new config (release v6"),
+            "{said}"
+        );
         for (env, mode) in self.env_files() {
             assert!(
                 env.contains("SECRET_KEY=") && env.contains(&secret),
@@ -493,14 +522,24 @@ impl Blog {
         let out = self.run(&["run", "--", "printenv", "SECRET_KEY"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "(sensitive)\n");
-        let out = self.run(&["run", "--on", "web[1]", "--", "sh", "-c", "cat VERSION; exit 7"]);
+        let out = self.run(&[
+            "run",
+            "--on",
+            "web[1]",
+            "--",
+            "sh",
+            "-c",
+            "cat VERSION; exit 7",
+        ]);
         assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "4\n");
         assert_eq!(self.run(&["run", "--", "false"]).status.code(), Some(1));
         let out = self.run(&["run", "--on", "lb", "--", "true"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
-            text(&out.stderr).contains("lb is not a web server with a release; the web servers are: web[0], web[1]"),
+            text(&out.stderr).contains(
+                "lb is not a web server with a release; the web servers are: web[0], web[1]"
+            ),
             "{}",
             text(&out.stderr)
         );
@@ -521,7 +560,10 @@ impl Blog {
         assert_eq!(self.ok(&["config"]), "SECRET_KEY=(hidden)\n");
 
         let out = self.ok(&["config", "unset", "SECRET_KEY"]);
-        assert!(out.contains("Every web server runs the new config"), "{out}");
+        assert!(
+            out.contains("Every web server runs the new config"),
+            "{out}"
+        );
         for (env, _) in self.env_files() {
             assert!(!env.contains("SECRET_KEY"), "still in the env file");
         }
@@ -554,22 +596,35 @@ impl Blog {
         std::fs::write(copy.join("VERSION"), "4\n").unwrap();
         self.write(copy.to_str().unwrap(), "/usr/bin/python3 app.py");
         let out = self.ok(&["apply", "--yes"]);
-        assert!(out.contains("Release v4 is active on every web server."), "{out}");
+        assert!(
+            out.contains("Release v4 is active on every web server."),
+            "{out}"
+        );
         let v4 = self.attr("web[0].release", "release");
         assert_ne!(v4, v1);
 
         // Errors first: nothing changes.
         for (which, says) in [
             ("v99", "there is no release v99 in state"),
-            ("v2", "release v2 failed: only a release that served can be rolled back to"),
+            (
+                "v2",
+                "release v2 failed: only a release that served can be rolled back to",
+            ),
             ("v4", "v4 is the active release already"),
         ] {
             let out = self.run(&["rollback", which]);
             let stderr = text(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{stderr}");
-            assert!(stderr.contains(says) && stderr.contains("nothing was changed"), "{stderr}");
+            assert!(
+                stderr.contains(says) && stderr.contains("nothing was changed"),
+                "{stderr}"
+            );
         }
-        assert!(self.currents().values().all(|c| *c == format!("releases/{v4}")));
+        assert!(
+            self.currents()
+                .values()
+                .all(|c| *c == format!("releases/{v4}"))
+        );
 
         let lb = format!("{}:8000", self.attr("lb", "private_ip"));
         let stop = Arc::new(AtomicBool::new(false));
@@ -589,16 +644,26 @@ impl Blog {
         let started = Instant::now();
         let out = self.ok(&["rollback"]);
         eprintln!("rollback of 2 web servers: {:?}", started.elapsed());
-        assert!(out.contains("Release v1 is active on every web server"), "{out}");
+        assert!(
+            out.contains("Release v1 is active on every web server"),
+            "{out}"
+        );
         assert_eq!(&self.currents(), on_v1);
         stop.store(true, Ordering::SeqCst);
         let (ok, failed) = load.await.unwrap();
         assert!(ok > 10 && failed.is_empty(), "{ok} ok, failed: {failed:?}");
 
         let listed = self.ok(&["releases"]);
-        assert!(listed.lines().any(|l| l.starts_with("v1 ") && l.contains(" active ")), "{listed}");
         assert!(
-            listed.lines().any(|l| l.starts_with("v4 ") && l.contains(" rolled back ")),
+            listed
+                .lines()
+                .any(|l| l.starts_with("v1 ") && l.contains(" active ")),
+            "{listed}"
+        );
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.starts_with("v4 ") && l.contains(" rolled back ")),
             "{listed}"
         );
         // `plan` says why the running release is not the manifest's, and has
@@ -615,8 +680,15 @@ impl Blog {
         assert_eq!(&self.currents(), on_v1);
 
         let out = self.ok(&["apply", "--yes", "--roll-forward"]);
-        assert!(out.contains("Release v5 is active on every web server."), "{out}");
-        assert!(self.currents().values().all(|c| *c == format!("releases/{v4}")));
+        assert!(
+            out.contains("Release v5 is active on every web server."),
+            "{out}"
+        );
+        assert!(
+            self.currents()
+                .values()
+                .all(|c| *c == format!("releases/{v4}"))
+        );
         let out = self.run(&["plan", "--detailed-exitcode"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     }

@@ -572,10 +572,7 @@ async fn an_app_that_never_gets_healthy_fails_with_its_redacted_log() {
         .to_string();
     eprintln!("failed after {:?}: {err}", t0.elapsed());
     assert!(err.contains("did not answer 200 within 2.0s"), "{err}");
-    assert!(
-        err.contains("no previous release to roll back to"),
-        "{err}"
-    );
+    assert!(err.contains("no previous release to roll back to"), "{err}");
     assert!(
         err.contains("GET http://") && err.contains(":8080/health"),
         "{err}"

@@ -95,7 +95,9 @@ pub(super) fn release(ck: &mut Checker, s: &Section) -> Result<Release, Reported
                 .ok_or_else(|| {
                     ck.error(
                         f.span(),
-                        format!("`health_timeout` must be a duration like \"60s\", found {written:?}"),
+                        format!(
+                            "`health_timeout` must be a duration like \"60s\", found {written:?}"
+                        ),
                         format!("write {}", super::duration::FORMS),
                     )
                 })
