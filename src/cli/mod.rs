@@ -240,6 +240,9 @@ enum Command {
         /// Lines from each server.
         #[arg(short = 'n', long = "lines", default_value_t = 100)]
         lines: usize,
+        /// Keep printing new lines until Ctrl-C.
+        #[arg(short = 'f', long)]
+        follow: bool,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -567,8 +570,9 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             file,
             addresses,
             lines,
+            follow,
             state,
-        } => logs::run(&file, &addresses, lines, state.state.as_deref()).await,
+        } => logs::run(&file, &addresses, lines, follow, state.state.as_deref()).await,
         Command::State { command } => match command {
             StateCommand::List { file, json, state } => {
                 inspect::state_list(&file, state.state.as_deref(), json.json)

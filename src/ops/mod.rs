@@ -126,12 +126,11 @@ pub trait Operations: Send + Sync + 'static {
         argv: &[String],
     ) -> impl Future<Output = Result<crate::roles::app::CommandRun, OperationError>> + Send;
 
-    /// `appgrid logs`: the last `lines` lines of the app's log on each of
-    /// these web servers, in that order. Redacted.
+    /// `appgrid logs`: the app's log on each of these web servers, in that
+    /// order, from where `from` says (one entry per machine). Redacted.
     fn app_logs(
         &self,
         resources: &Resources,
-        machines: &[ResourceAddress],
-        lines: usize,
-    ) -> impl Future<Output = Result<Vec<(ResourceAddress, String)>, OperationError>> + Send;
+        machines: &[(ResourceAddress, crate::roles::app::LogFrom)],
+    ) -> impl Future<Output = Result<Vec<crate::roles::app::LogChunk>, OperationError>> + Send;
 }

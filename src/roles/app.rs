@@ -383,12 +383,62 @@ pub async fn log_tail(
     root: &str,
     lines: usize,
 ) -> Result<String, WebRoleError> {
+    Ok(read_log(t, remote, root, LogFrom::Last(lines))
+        .await?
+        .text
+        .trim_end()
+        .to_string())
+}
+
+/// Which part of the app's log [`read_log`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFrom {
+    /// The last N lines.
+    Last(usize),
+    /// Everything after this byte (what `-f` has not shown yet).
+    Offset(u64),
+}
+
+/// A piece of the app's log and the log's size when it was read: the offset
+/// to read on from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub text: String,
+    pub end: u64,
+}
+
+/// Read the app's log on one machine (redacted by the transport).
+pub async fn read_log(
+    t: &Templates,
+    remote: &impl Remote,
+    root: &str,
+    from: LogFrom,
+) -> Result<LogChunk, WebRoleError> {
     check_root(remote.host(), root)?;
     let mut ctx = Context::new();
     ctx.insert("root", root);
-    ctx.insert("lines", &lines);
+    match from {
+        LogFrom::Last(n) => {
+            ctx.insert("lines", &n);
+            ctx.insert("offset", "");
+        }
+        LogFrom::Offset(o) => {
+            ctx.insert("lines", &0);
+            ctx.insert("offset", &o.to_string());
+        }
+    }
     let out = run_template(t, remote, "app/logtail.sh", &ctx, "reading the app's log").await?;
-    Ok(out.stdout.trim_end().to_string())
+    let (first, text) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
+    let end = first
+        .strip_prefix("@@size=")
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| {
+            WebRoleError::unexpected(remote.host(), "reading the app's log", "no size line")
+        })?;
+    Ok(LogChunk {
+        text: text.to_string(),
+        end,
+    })
 }
 
 /// What a one-off command ([`run_command`]) did: its exit status (`None`:

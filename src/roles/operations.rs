@@ -75,20 +75,19 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
     async fn app_logs(
         &self,
         resources: &Resources,
-        machines: &[ResourceAddress],
-        lines: usize,
-    ) -> Result<Vec<(ResourceAddress, String)>, OperationError> {
+        machines: &[(ResourceAddress, super::app::LogFrom)],
+    ) -> Result<Vec<super::app::LogChunk>, OperationError> {
         self.redact_app_secrets(resources);
         let mut out = Vec::new();
-        for &machine in machines {
+        for &(machine, from) in machines {
             let c = self
                 .connect_to(resources, machine)
                 .await
                 .map_err(|e| OperationError::new("logs", e))?;
-            let text = super::app::log_tail(&self.templates, &c.remote, &c.place.root, lines)
+            let chunk = super::app::read_log(&self.templates, &c.remote, &c.place.root, from)
                 .await
                 .map_err(|e| OperationError::new("logs", RoleError::from(e)))?;
-            out.push((machine, text));
+            out.push(chunk);
         }
         Ok(out)
     }

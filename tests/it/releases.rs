@@ -425,7 +425,7 @@ async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_servin
     );
 
     blog.rollback_flow(&good, &before).await;
-    blog.config_flow();
+    blog.config_flow().await;
     assert!(
         !blog
             .printed
@@ -478,7 +478,7 @@ impl Blog {
 
     /// A secret set through stdin reaches every server's env file and no
     /// output; a reserved key is refused; unset takes it away again.
-    fn config_flow(&mut self) {
+    async fn config_flow(&mut self) {
         let secret = format!("sk-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         let started = Instant::now();
         let out = self.run_with_stdin(&["config", "set", "SECRET_KEY"], &format!("{secret}\n"));
@@ -549,6 +549,36 @@ impl Blog {
             assert!(logs.lines().any(|l| l.starts_with(w)), "{logs}");
         }
         assert!(logs.lines().filter(|l| l.starts_with("web[0] | ")).count() <= 20);
+        // `logs -f` prints what is written after it started, and ends on SIGINT.
+        let follow = appgrid()
+            .args(["logs"])
+            .arg(&self.manifest)
+            .args(["-f", "-n", "0"])
+            .env("APPGRID_LOCAL_ROOT", &self.machines)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let lb = format!("{}:8000", self.attr("lb", "private_ip"));
+        for _ in 0..4 {
+            http(&lb, "GET", "/notes/987654", "").await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        // SAFETY: a signal to the child this test started.
+        unsafe {
+            libc::kill(follow.id() as i32, libc::SIGINT);
+        }
+        let out = follow.wait_with_output().unwrap();
+        let followed = text(&out.stdout);
+        assert!(out.status.success(), "{followed}{}", text(&out.stderr));
+        assert!(
+            followed
+                .lines()
+                .any(|l| l.starts_with("web[") && l.contains("GET /notes/987654")),
+            "{followed}"
+        );
+        self.printed.push_str(&followed);
 
         let out = self.run(&["config", "set", "PORT=9999", "OTHER=1"]);
         let stderr = text(&out.stderr);
