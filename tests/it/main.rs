@@ -21,6 +21,7 @@ mod local_e2e;
 mod manifest_fuzz;
 mod moto;
 mod preflight;
+mod releases;
 mod roles_pg;
 mod roles_web;
 mod ssh_transport;
