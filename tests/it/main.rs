@@ -16,6 +16,7 @@ mod local_cycles;
 mod local_e2e;
 mod manifest_fuzz;
 mod moto;
+mod moves;
 mod preflight;
 mod roles_pg;
 mod roles_web;
