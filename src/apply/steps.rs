@@ -262,8 +262,7 @@ pub fn build(plan: &Plan) -> Vec<Step> {
     let mut deletes: BTreeMap<Role, Vec<ResourceAddress>> = BTreeMap::new();
 
     // Online moves: each machine's move-in provides it and the configurations
-    // on it; its move-out waits for what depends on it (below). Move-ins go
-    // one after another, so the cluster takes one new node at a time.
+    // on it; its move-out waits for what depends on it (below).
     let moving: Vec<ResourceAddress> = plan
         .actions
         .iter()
@@ -271,15 +270,16 @@ pub fn build(plan: &Plan) -> Vec<Step> {
         .map(|a| a.address)
         .collect();
     let mut move_in: BTreeMap<ResourceAddress, usize> = BTreeMap::new();
-    let mut previous_in: Option<usize> = None;
+    let (mut previous_in, mut previous_out): (Option<usize>, Option<usize>) = (None, None);
     for &address in &moving {
         let mi = b.provide(address, StepKind::MoveIn { address });
         let mo = b.remove(address, StepKind::MoveOut { address }, true);
         b.steps[mo].deps.insert(mi);
-        if let Some(p) = previous_in {
-            b.steps[mi].deps.insert(p);
-        }
-        previous_in = Some(mi);
+        // One node joins, and one leaves, at a time (a drop talks to every
+        // node that remains).
+        b.steps[mi].deps.extend(previous_in);
+        b.steps[mo].deps.extend(previous_out);
+        (previous_in, previous_out) = (Some(mi), Some(mo));
         move_in.insert(address, mi);
     }
 
@@ -469,10 +469,17 @@ pub fn build(plan: &Plan) -> Vec<Step> {
         let Some(action) = actions.get(&address) else {
             continue;
         };
+        let moves_in = move_in.values().any(|&mi| mi == step);
         for d in &action.depends_on {
             if let Some(&p) = b.providers.get(d)
                 && p != step
             {
+                // A move-in waits for no other move-in through the
+                // configurations it carries (the primary's names the
+                // replicas as peers): they are ordered one after another above.
+                if moves_in && move_in.values().any(|&mi| mi == p) {
+                    continue;
+                }
                 b.steps[step].deps.insert(p);
             }
         }

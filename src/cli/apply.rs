@@ -284,11 +284,14 @@ fn summarize(
     let s = plan.summary();
     if outcome.is_success() {
         let verb = if destroy { "Destroy" } else { "Apply" };
-        let adopted = if s.adopt > 0 {
+        let mut adopted = if s.adopt > 0 {
             format!(", {} adopted", s.adopt)
         } else {
             String::new()
         };
+        if s.moved > 0 {
+            adopted.push_str(&format!(", {} moved online", s.moved));
+        }
         outln!(
             "\n{verb} complete: {} added, {} changed, {} replaced, {} destroyed{adopted}. State: {} (serial {serial}).",
             s.create,

@@ -241,7 +241,21 @@ fn a_database_instance_type_change_moves_online() {
     changed.database.as_mut().unwrap().instance_type = "m5.xlarge".into();
     let g = expand(&changed).unwrap();
     let plan = make(source(&changed), &g, Some(&state), Some(&observed(&state)));
-    assert_eq!(render::text(&plan), "MOVE-TEXT");
+    assert_eq!(
+        render::text(&plan),
+        "appgrid will make these changes to blog:
+
+   ~> db.primary                  move online: m5.large → m5.xlarge (new node, subscribe, switch over, retire the old one)
+        instance_type: m5.large -> m5.xlarge
+   ~> db.replica[0]               move online: m5.large → m5.xlarge (new subscriber first, then the old one leaves)
+        instance_type: m5.large -> m5.xlarge
+    ~ db.primary.config           update: db.primary moves online: apply it again
+    ~ db.replica[0].subscription  update: db.replica[0] moves online: apply it again
+    ~ slony.cluster               update: db.primary.config is applied again: apply it again
+
+Plan: 0 to add, 3 to change, 0 to replace, 0 to destroy, 2 to move online.
+"
+    );
     assert!(!plan.actions.iter().any(|a| matches!(
         (a.kind, a.address),
         (
@@ -284,6 +298,7 @@ fn replacing_a_cache_node_says_its_contents_are_lost() {
             "-/+ cache[0]: instance_type changed, which needs a new instance; the old one is destroyed first; its cache contents are lost",
             "- cache[1]: no longer in the manifest (cache.nodes went down); its cache contents are lost",
             "~ cache[0].config: cache[0] is new: apply it again",
+            "- cache[1].config: no longer in the manifest",
         ]
     );
 }
@@ -329,7 +344,10 @@ fn an_interrupted_move_is_resumed() {
             format!(
                 "~> db.replica[0]: resume the interrupted move: i-incoming (node 100) is joining; subscribe it, then {old} leaves"
             ),
+            // The primary admits the new machine as a peer (pg_hba).
+            "~ db.primary.config: db.replica[0] moves online: apply it again".to_string(),
             "~ db.replica[0].subscription: db.replica[0] moves online: apply it again".to_string(),
+            "~ slony.cluster: db.primary.config is applied again: apply it again".to_string(),
         ]
     );
 }

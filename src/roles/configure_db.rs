@@ -288,15 +288,29 @@ impl<F: Fleet> RoleConfigurator<F> {
             ResourceAddress::SlonyCluster => {
                 let password = secret(job.prior.as_ref());
                 self.redactor.add(password.expose_secret());
-                let origin = SlonyNode { id: 1, node };
-                let cluster = SlonyCluster::new(&name, &name, origin, password.clone());
+                // The primary's node id (new after an online move) and the
+                // origin as recorded (a switchover or a move changed it):
+                // applying the cluster again keeps both.
+                let id = node_in(
+                    &job.resources,
+                    ResourceAddress::instance(Role::DbPrimary, 0),
+                )
+                .unwrap_or(1);
+                let origin = job
+                    .prior
+                    .as_ref()
+                    .and_then(|p| p.attributes.get("origin"))
+                    .cloned()
+                    .unwrap_or_else(|| id.to_string());
+                let cluster =
+                    SlonyCluster::new(&name, &name, SlonyNode { id, node }, password.clone());
                 slony::ensure_credentials(t, remote, &cluster, &cluster.nodes[0].node).await?;
                 slony::init(t, &cluster, remote).await?;
-                slony::ensure_slon(t, remote, &cluster, 1).await?;
+                slony::ensure_slon(t, remote, &cluster, id).await?;
                 configured
                     .attributes
                     .insert("password".into(), password.expose_secret().to_string());
-                configured.attributes.insert("origin".into(), "1".into());
+                configured.attributes.insert("origin".into(), origin);
             }
             ResourceAddress::Config {
                 role: Role::DbReplica,
