@@ -78,7 +78,11 @@ enum Work {
         group_ids: BTreeMap<Group, String>,
     },
     Launch(Launch),
-    Terminate(Vec<(ResourceAddress, String)>),
+    Terminate {
+        targets: Vec<(ResourceAddress, String)>,
+        /// Second machines of moves at those addresses (`State::moves`).
+        moving: Vec<(ResourceAddress, String)>,
+    },
     DeleteGroup(ResourceAddress, String),
     DeleteKey(ResourceAddress, String),
     Configure {
@@ -252,10 +256,15 @@ fn prepare_work(step: &Step, cx: &Context<'_>, state: &State) -> Result<Work, St
         }
         StepKind::Terminate { addresses } => {
             let mut targets = Vec::new();
+            let mut moving = Vec::new();
             for address in addresses {
                 targets.push((*address, prior_id(plan, address)?));
+                // The other machine of a move in progress goes with it.
+                if let Some(m) = state.moves.get(address) {
+                    moving.push((*address, m.machine.id.clone()));
+                }
             }
-            Work::Terminate(targets)
+            Work::Terminate { targets, moving }
         }
         StepKind::DeleteGroup { address } => Work::DeleteGroup(*address, prior_id(plan, address)?),
         StepKind::DeleteKey { address } => Work::DeleteKey(*address, prior_id(plan, address)?),
@@ -731,11 +740,18 @@ async fn perform<C: Cloud, K: Configurator>(
             let _ = tx.send(Message::Change(StateChange::Moving(address, None)));
             Ok(format!("{old} left the cluster and was terminated"))
         }
-        Work::Terminate(targets) => {
-            let ids: Vec<String> = targets.iter().map(|(_, id)| id.clone()).collect();
+        Work::Terminate { targets, moving } => {
+            let ids: Vec<String> = targets
+                .iter()
+                .chain(&moving)
+                .map(|(_, id)| id.clone())
+                .collect();
             cloud.terminate(&ids).await?;
             for (address, id) in targets {
                 remove(tx, address, id);
+            }
+            for (address, _) in moving {
+                let _ = tx.send(Message::Change(StateChange::Moving(address, None)));
             }
             Ok(ids.join(", "))
         }

@@ -378,6 +378,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                     .expect("the primary has a node id");
                     slony::move_set(t, &mut cluster, primary, &remotes).await?;
                 }
+                slony::resubscribe_from_origin(t, &cluster, id, &remotes).await?;
                 slony::drop_subscriber(t, &mut cluster, id, &remotes).await?;
                 postgres::stop_server(t, remote, &node).await
             }

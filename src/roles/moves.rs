@@ -145,6 +145,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                 node: old_pg.clone(),
             });
         }
+        // Nobody may receive the set through the node that leaves.
+        slony::resubscribe_from_origin(t, &cluster, outgoing.node, &remotes).await?;
         // Refuses when the outgoing node is still the origin: nothing leaves with the data.
         slony::drop_subscriber(t, &mut cluster, outgoing.node, &remotes).await?;
         postgres::stop_server(t, &old.remote, &old_pg).await
