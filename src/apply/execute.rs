@@ -441,6 +441,7 @@ fn prepare_move_in(
             spec,
             moving,
             resources: machines_and_configs(state),
+            moves: state.moves.clone(),
         },
         config_record: state.resources.get(&config).cloned(),
         old_machine,
@@ -472,6 +473,7 @@ fn prepare_move_out(
             spec,
             moving: moving.clone(),
             resources: machines_and_configs(state),
+            moves: state.moves.clone(),
         },
     })
 }

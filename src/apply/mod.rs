@@ -185,6 +185,9 @@ pub struct MoveJob {
     /// Every machine and configuration in state, secrets included: the
     /// machine in service at `address`.
     pub resources: BTreeMap<ResourceAddress, ResourceState>,
+    /// Every move in progress (this one included): their machines are
+    /// nodes of the cluster too until they leave.
+    pub moves: BTreeMap<ResourceAddress, crate::state::Moving>,
 }
 
 impl std::fmt::Debug for MoveJob {
@@ -230,19 +233,39 @@ pub struct Stopped {
     pub command: String,
 }
 
+/// Every record state holds, keyed by address, and the second machine of a
+/// move in progress (`State::moves`) keyed as its address too: what
+/// [`removed_machines`] compares, so a machine that is still the old (or
+/// new) half of a move is not swept.
+pub fn machines_of(
+    state: &crate::state::State,
+) -> BTreeMap<ResourceAddress, Vec<ResourceState>> {
+    let mut out: BTreeMap<ResourceAddress, Vec<ResourceState>> = BTreeMap::new();
+    for (a, r) in &state.resources {
+        out.entry(*a).or_default().push(r.clone());
+    }
+    for (a, m) in &state.moves {
+        out.entry(*a).or_default().push(m.machine.clone());
+    }
+    out
+}
+
 /// The machines `before` recorded that `after` no longer has: those a walk
 /// removed, for [`Configurator::sweep`].
 pub fn removed_machines(
-    before: &BTreeMap<ResourceAddress, ResourceState>,
-    after: &BTreeMap<ResourceAddress, ResourceState>,
+    before: &BTreeMap<ResourceAddress, Vec<ResourceState>>,
+    after: &BTreeMap<ResourceAddress, Vec<ResourceState>>,
 ) -> Vec<(ResourceAddress, ResourceState)> {
     before
         .iter()
+        .filter(|(a, _)| matches!(a, ResourceAddress::Instance { .. }))
+        .flat_map(|(a, records)| records.iter().map(move |r| (*a, r)))
         .filter(|(a, r)| {
-            matches!(a, ResourceAddress::Instance { .. })
-                && after.get(a).is_none_or(|now| now.id != r.id)
+            after
+                .get(a)
+                .is_none_or(|now| now.iter().all(|n| n.id != r.id))
         })
-        .map(|(a, r)| (*a, r.clone()))
+        .map(|(a, r)| (a, r.clone()))
         .collect()
 }
 

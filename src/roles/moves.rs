@@ -136,15 +136,32 @@ impl<F: Fleet> RoleConfigurator<F> {
         let old = self.fleet.connect(job.address, &outgoing.machine).await?;
         let old_pg = self.pg_node(&old.place)?;
         let (mut cluster, connections) = self.cluster(&job.resources, None).await?;
-        let mut remotes: slony::Remotes<'_, F::Remote> =
-            connections.iter().map(|(n, c)| (*n, &c.remote)).collect();
-        remotes.insert(outgoing.node, &old.remote);
+        // The other halves of moves in progress are nodes too (an old
+        // replica may still receive the set through the old primary).
+        let mut others = Vec::new();
+        for (address, m) in &job.moves {
+            if m.node == outgoing.node || cluster.nodes.iter().any(|n| n.id == m.node) {
+                continue;
+            }
+            let c = self.fleet.connect(*address, &m.machine).await?;
+            cluster.nodes.push(SlonyNode {
+                id: m.node,
+                node: self.pg_node(&c.place)?,
+            });
+            others.push((m.node, c));
+        }
         if !cluster.nodes.iter().any(|n| n.id == outgoing.node) {
             cluster.nodes.push(SlonyNode {
                 id: outgoing.node,
                 node: old_pg.clone(),
             });
         }
+        let mut remotes: slony::Remotes<'_, F::Remote> = connections
+            .iter()
+            .chain(&others)
+            .map(|(n, c)| (*n, &c.remote))
+            .collect();
+        remotes.insert(outgoing.node, &old.remote);
         // Nobody may receive the set through the node that leaves.
         slony::resubscribe_from_origin(t, &cluster, outgoing.node, &remotes).await?;
         // Refuses when the outgoing node is still the origin: nothing leaves with the data.
