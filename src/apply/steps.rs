@@ -263,12 +263,16 @@ pub fn build(plan: &Plan) -> Vec<Step> {
 
     // Online moves: each machine's move-in provides it and the configurations
     // on it; its move-out waits for what depends on it (below).
-    let moving: Vec<ResourceAddress> = plan
+    // Replicas move before the primary: after the primary's switchover the
+    // app servers are released against the new origin at once, since writes
+    // through them fail until then (the old origin refuses them).
+    let mut moving: Vec<ResourceAddress> = plan
         .actions
         .iter()
         .filter(|a| a.kind == ActionKind::Move)
         .map(|a| a.address)
         .collect();
+    moving.sort_by_key(|a| (a.machine() == ResourceAddress::SlonyCluster.machine(), *a));
     let mut move_in: BTreeMap<ResourceAddress, usize> = BTreeMap::new();
     let (mut previous_in, mut previous_out): (Option<usize>, Option<usize>) = (None, None);
     for &address in &moving {

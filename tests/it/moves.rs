@@ -324,8 +324,10 @@ async fn the_database_moves_online_without_losing_a_row() {
 
     std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
-    let out = blog.ok(&["apply", "--yes"]);
+    let applied = blog.run(&["apply", "--yes"]);
     let move_time = started.elapsed();
+    let (out, progress) = (text(&applied.stdout), text(&applied.stderr));
+    assert!(applied.status.success(), "{out}\n{progress}");
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::SeqCst);
     direct_writer.join().unwrap();
@@ -389,6 +391,9 @@ async fn the_database_moves_online_without_losing_a_row() {
         "measure: move of db.primary and db.replica[0] (apply): {:.1} s",
         move_time.as_secs_f64()
     );
+    for line in progress.lines().filter(|l| l.contains(": done in")) {
+        eprintln!("measure: step {line}");
+    }
     eprintln!(
         "measure: direct writer: {} commits acknowledged, {} failed, longest gap between commits (MOVE SET write-lock window, upper bound) {} ms",
         direct.acked.len(),
