@@ -63,6 +63,21 @@ impl Blog {
         out
     }
 
+    /// `appgrid db COMMAND MANIFEST ARGS…`.
+    fn run_db(&mut self, command: &[&str], args: &[&str]) -> Output {
+        let out = appgrid()
+            .arg("db")
+            .args(command)
+            .arg(&self.manifest)
+            .args(args)
+            .env("APPGRID_LOCAL_ROOT", &self.machines)
+            .output()
+            .unwrap();
+        self.printed.push_str(&text(&out.stdout));
+        self.printed.push_str(&text(&out.stderr));
+        out
+    }
+
     fn ok(&mut self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
@@ -387,6 +402,43 @@ async fn the_database_moves_online_without_losing_a_row() {
     assert!(replan.contains("No changes."), "{replan}");
     assert!(!blog.printed.contains(&password), "the database password was printed");
 
+    let direct_stats = (direct.acked.len(), direct.failed, longest_gap(&direct.at, *paused.lock().unwrap()));
+    let app_stats = (
+        through_app.acked.len(),
+        through_app.failed,
+        through_app.first_error.clone(),
+        longest_gap(&through_app.at, *paused.lock().unwrap()),
+    );
+    drop((direct, through_app));
+
+    // A switchover to the moved replica (its node id comes from state), then
+    // `destroy` with the origin on that former replica: it succeeds (the set
+    // goes back to the primary before the replica leaves the cluster).
+    let out = blog.run_db(&["switchover"], &["db.replica[0]"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = state(&blog.dir);
+    assert_eq!(
+        attr(&s, "slony.cluster", "origin"),
+        attr(&s, "db.replica[0].subscription", "node")
+    );
+    let (status, body) = http(&lb, "POST", "/notes", "on the replica's origin").await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    let destroyed = ["--allow-data-loss", "--skip-final-backup", ""]
+        .iter()
+        .map(|flag| {
+            let args: Vec<&str> = ["destroy", "--yes"].into_iter().chain((!flag.is_empty()).then_some(*flag)).collect();
+            blog.run(&args)
+        })
+        .find(|o| o.status.success() || !text(&o.stderr).contains("unexpected argument"))
+        .unwrap();
+    assert!(
+        destroyed.status.success(),
+        "destroy after a switchover failed:\n{}\n{}",
+        text(&destroyed.stdout),
+        text(&destroyed.stderr)
+    );
+    assert!(!blog.printed.contains(&password), "the database password was printed");
+
     eprintln!(
         "measure: move of db.primary and db.replica[0] (apply): {:.1} s",
         move_time.as_secs_f64()
@@ -396,15 +448,15 @@ async fn the_database_moves_online_without_losing_a_row() {
     }
     eprintln!(
         "measure: direct writer: {} commits acknowledged, {} failed, longest gap between commits (MOVE SET write-lock window, upper bound) {} ms",
-        direct.acked.len(),
-        direct.failed,
-        longest_gap(&direct.at, *paused.lock().unwrap()).as_millis()
+        direct_stats.0,
+        direct_stats.1,
+        direct_stats.2.as_millis()
     );
     eprintln!(
         "measure: app writes through the load balancer: {} acknowledged, {} failed (first: {:?}), longest gap {} ms",
-        through_app.acked.len(),
-        through_app.failed,
-        through_app.first_error,
-        longest_gap(&through_app.at, *paused.lock().unwrap()).as_millis()
+        app_stats.0,
+        app_stats.1,
+        app_stats.2,
+        app_stats.3.as_millis()
     );
 }
