@@ -12,7 +12,8 @@ use super::steps::{Step, StepKind};
 use super::{ApplyOptions, ConfigJob, Configurator, MoveJob, StateChange};
 use crate::cloud::{Cloud, CloudError, LaunchRequest, Owner, ResolvedRule, ResolvedSource};
 use crate::graph::{
-    ConfigSpec, Group, IngressRule, KeyPairSpec, ResourceAddress, ResourceSpec, RuleSource, SecurityGroupSpec,
+    ConfigSpec, Group, IngressRule, KeyPairSpec, ResourceAddress, ResourceSpec, RuleSource,
+    SecurityGroupSpec,
 };
 use crate::plan::Plan;
 use crate::state::{ResourceState, State};

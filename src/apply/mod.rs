@@ -237,9 +237,7 @@ pub struct Stopped {
 /// move in progress (`State::moves`) keyed as its address too: what
 /// [`removed_machines`] compares, so a machine that is still the old (or
 /// new) half of a move is not swept.
-pub fn machines_of(
-    state: &crate::state::State,
-) -> BTreeMap<ResourceAddress, Vec<ResourceState>> {
+pub fn machines_of(state: &crate::state::State) -> BTreeMap<ResourceAddress, Vec<ResourceState>> {
     let mut out: BTreeMap<ResourceAddress, Vec<ResourceState>> = BTreeMap::new();
     for (a, r) in &state.resources {
         out.entry(*a).or_default().push(r.clone());

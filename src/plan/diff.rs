@@ -235,7 +235,9 @@ fn delete_reason(address: ResourceAddress) -> String {
         } => "no longer in the manifest (database.replicas went down)".into(),
         ResourceAddress::Instance {
             role: Role::Cache, ..
-        } => "no longer in the manifest (cache.nodes went down); its cache contents are lost".into(),
+        } => {
+            "no longer in the manifest (cache.nodes went down); its cache contents are lost".into()
+        }
         _ => "no longer in the manifest".into(),
     }
 }

@@ -392,8 +392,11 @@ impl<F: Fleet> RoleConfigurator<F> {
                 })?;
                 let password = secret_attribute(record, ResourceAddress::SlonyCluster, "password")?;
                 self.redactor.add(password.expose_secret());
-                let id = node_in(&job.resources, ResourceAddress::instance(Role::DbPrimary, 0))
-                    .expect("the primary has a node id");
+                let id = node_in(
+                    &job.resources,
+                    ResourceAddress::instance(Role::DbPrimary, 0),
+                )
+                .expect("the primary has a node id");
                 let cluster = SlonyCluster::new(
                     &name,
                     &name,

@@ -126,7 +126,8 @@ impl<F: Fleet> RoleConfigurator<F> {
         let (clients, mut peers) = self.pg_access(&view, &connected.place).await?;
         peers.push(peer);
         let node = self.pg_node(&connected.place)?;
-        postgres::ensure_server(&self.templates, &connected.remote, &node, &clients, &peers).await?;
+        postgres::ensure_server(&self.templates, &connected.remote, &node, &clients, &peers)
+            .await?;
         Ok(())
     }
 

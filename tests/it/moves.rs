@@ -108,7 +108,10 @@ fn attr(state: &serde_json::Value, address: &str, key: &str) -> Option<String> {
 impl Drop for Blog {
     /// Destroy (saying data may go where a `destroy` asks for it).
     fn drop(&mut self) {
-        for args in [&["destroy", "--yes", "--allow-data-loss"][..], &["destroy", "--yes"]] {
+        for args in [
+            &["destroy", "--yes", "--allow-data-loss"][..],
+            &["destroy", "--yes"],
+        ] {
             let done = appgrid()
                 .args(args)
                 .arg(&self.manifest)
@@ -217,7 +220,12 @@ fn origin_writer(
 }
 
 /// Notes posted through the load balancer, one after another.
-fn app_writer(lb: String, stop: Arc<AtomicBool>, pause: Arc<AtomicBool>, out: Arc<Mutex<Writes>>) -> tokio::task::JoinHandle<()> {
+fn app_writer(
+    lb: String,
+    stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
+    out: Arc<Mutex<Writes>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut n = 0u64;
         while !stop.load(Ordering::SeqCst) {
@@ -266,8 +274,13 @@ async fn the_database_moves_online_without_losing_a_row() {
     let password = attr(&before, "db.primary.config", "password").unwrap();
     let lb = format!("{}:8000", attr(&before, "lb", "private_ip").unwrap());
     let old_primary = attr(&before, "db.primary", "private_ip").unwrap();
-    let old_id = before["resources"]["db.primary"]["id"].as_str().unwrap().to_string();
-    let (status, body) = http(&lb, "POST", "/notes", "before the move").await.unwrap();
+    let old_id = before["resources"]["db.primary"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = http(&lb, "POST", "/notes", "before the move")
+        .await
+        .unwrap();
     assert_eq!(status, 201, "{body}");
     assert!(!json_field(&body, "id").is_empty());
 
@@ -279,11 +292,16 @@ async fn the_database_moves_online_without_losing_a_row() {
         "{plan}"
     );
     assert!(
-        plan.contains("move online: m5.large → m5.xlarge (new subscriber first, then the old one leaves)"),
+        plan.contains(
+            "move online: m5.large → m5.xlarge (new subscriber first, then the old one leaves)"
+        ),
         "{plan}"
     );
     assert!(!plan.contains("-/+ db."), "{plan}");
-    assert!(plan.contains("0 to replace, 0 to destroy, 2 to move online."), "{plan}");
+    assert!(
+        plan.contains("0 to replace, 0 to destroy, 2 to move online."),
+        "{plan}"
+    );
 
     // Writes all through the move: straight to the origin and through the app.
     let stop = Arc::new(AtomicBool::new(false));
@@ -297,7 +315,12 @@ async fn the_database_moves_online_without_losing_a_row() {
         Arc::clone(&pause),
         Arc::clone(&direct),
     );
-    let app = app_writer(lb.clone(), Arc::clone(&stop), Arc::clone(&pause), Arc::clone(&through_app));
+    let app = app_writer(
+        lb.clone(),
+        Arc::clone(&stop),
+        Arc::clone(&pause),
+        Arc::clone(&through_app),
+    );
 
     // Once the new primary took over and before the old one goes, pause the
     // writers, let replication catch up, and compare every table.
@@ -322,7 +345,10 @@ async fn the_database_moves_online_without_losing_a_row() {
                 std::thread::sleep(Duration::from_millis(300));
                 let mut last = (String::new(), String::new());
                 for _ in 0..100 {
-                    last = (checksums(&old, &checker_password), checksums(&new, &checker_password));
+                    last = (
+                        checksums(&old, &checker_password),
+                        checksums(&new, &checker_password),
+                    );
                     if last.0 == last.1 {
                         break;
                     }
@@ -349,33 +375,42 @@ async fn the_database_moves_online_without_losing_a_row() {
     app.await.unwrap();
     assert!(out.contains("Apply complete"), "{out}");
 
-    let (old_sums, new_sums) = checker.join().unwrap().expect("the move never reached its switchover");
-    assert_eq!(old_sums, new_sums, "tables differ between the old and the new origin");
+    let (old_sums, new_sums) = checker
+        .join()
+        .unwrap()
+        .expect("the move never reached its switchover");
+    assert_eq!(
+        old_sums, new_sums,
+        "tables differ between the old and the new origin"
+    );
     assert!(old_sums.contains("notes="), "{old_sums}");
 
     // State: the new machines, no move left, the origin on the new primary.
     let after = state(&blog.dir);
     assert!(after["moves"].is_null(), "{}", after["moves"]);
     let new_primary = attr(&after, "db.primary", "private_ip").unwrap();
-    assert_ne!(after["resources"]["db.primary"]["id"].as_str().unwrap(), old_id);
+    assert_ne!(
+        after["resources"]["db.primary"]["id"].as_str().unwrap(),
+        old_id
+    );
     assert_ne!(new_primary, old_primary);
     assert_eq!(
         attr(&after, "slony.cluster", "origin"),
         attr(&after, "db.primary.config", "node")
     );
     assert_eq!(
-        after["resources"]["db.primary"]["spec"]["instance_type"],
-        "m5.xlarge",
+        after["resources"]["db.primary"]["spec"]["instance_type"], "m5.xlarge",
         "{}",
         after["resources"]["db.primary"]
     );
 
     // Not one acknowledged row lost.
-    let rows: std::collections::BTreeSet<String> = psql(&new_primary, &password, "select body from notes")
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let rows: std::collections::BTreeSet<String> =
+        psql(&new_primary, &password, "select body from notes")
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
     let direct = direct.lock().unwrap();
     let through_app = through_app.lock().unwrap();
     let lost: Vec<&String> = direct
@@ -386,23 +421,44 @@ async fn the_database_moves_online_without_losing_a_row() {
         .collect();
     assert!(lost.is_empty(), "acknowledged rows lost: {lost:?}");
     assert!(rows.contains("before the move"));
-    assert!(direct.acked.len() > 10, "the writer hardly wrote: {}", direct.acked.len());
+    assert!(
+        direct.acked.len() > 10,
+        "the writer hardly wrote: {}",
+        direct.acked.len()
+    );
 
     // The app writes to the new origin, which replicates to the new replica.
     let (status, body) = http(&lb, "POST", "/notes", "after the move").await.unwrap();
     assert_eq!(status, 201, "{body}");
     let replica = attr(&after, "db.replica[0]", "private_ip").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while psql(&replica, &password, "select count(*) from notes where body = 'after the move'").as_deref() != Ok("1") {
-        assert!(Instant::now() < deadline, "the new replica does not follow the new origin");
+    while psql(
+        &replica,
+        &password,
+        "select count(*) from notes where body = 'after the move'",
+    )
+    .as_deref()
+        != Ok("1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new replica does not follow the new origin"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // A re-plan is empty: state matches what exists.
     let replan = blog.ok(&["plan"]);
     assert!(replan.contains("No changes."), "{replan}");
-    assert!(!blog.printed.contains(&password), "the database password was printed");
+    assert!(
+        !blog.printed.contains(&password),
+        "the database password was printed"
+    );
 
-    let direct_stats = (direct.acked.len(), direct.failed, longest_gap(&direct.at, *paused.lock().unwrap()));
+    let direct_stats = (
+        direct.acked.len(),
+        direct.failed,
+        longest_gap(&direct.at, *paused.lock().unwrap()),
+    );
     let app_stats = (
         through_app.acked.len(),
         through_app.failed,
@@ -421,12 +477,17 @@ async fn the_database_moves_online_without_losing_a_row() {
         attr(&s, "slony.cluster", "origin"),
         attr(&s, "db.replica[0].subscription", "node")
     );
-    let (status, body) = http(&lb, "POST", "/notes", "on the replica's origin").await.unwrap();
+    let (status, body) = http(&lb, "POST", "/notes", "on the replica's origin")
+        .await
+        .unwrap();
     assert_eq!(status, 201, "{body}");
     let destroyed = ["--allow-data-loss", "--skip-final-backup", ""]
         .iter()
         .map(|flag| {
-            let args: Vec<&str> = ["destroy", "--yes"].into_iter().chain((!flag.is_empty()).then_some(*flag)).collect();
+            let args: Vec<&str> = ["destroy", "--yes"]
+                .into_iter()
+                .chain((!flag.is_empty()).then_some(*flag))
+                .collect();
             blog.run(&args)
         })
         .find(|o| o.status.success() || !text(&o.stderr).contains("unexpected argument"))
@@ -437,7 +498,10 @@ async fn the_database_moves_online_without_losing_a_row() {
         text(&destroyed.stdout),
         text(&destroyed.stderr)
     );
-    assert!(!blog.printed.contains(&password), "the database password was printed");
+    assert!(
+        !blog.printed.contains(&password),
+        "the database password was printed"
+    );
 
     eprintln!(
         "measure: move of db.primary and db.replica[0] (apply): {:.1} s",

@@ -36,7 +36,14 @@ pub async fn resubscribe_from_origin<R: Remote>(
         .iter()
         .filter(|n| n.id != origin.id && n.id != leaving)
     {
-        let through = count(t, origin_remote, &origin.node, &cluster.database, &receivers(n.id)).await?;
+        let through = count(
+            t,
+            origin_remote,
+            &origin.node,
+            &cluster.database,
+            &receivers(n.id),
+        )
+        .await?;
         if through == 0 {
             continue;
         }
@@ -47,7 +54,10 @@ pub async fn resubscribe_from_origin<R: Remote>(
             t,
             origin_remote,
             &origin.node,
-            &format!("slony: node {} receives set {SET_ID} from the origin {}", n.id, origin.id),
+            &format!(
+                "slony: node {} receives set {SET_ID} from the origin {}",
+                n.id, origin.id
+            ),
             "slony/resubscribe.slonik",
             &ctx,
         )
