@@ -560,3 +560,82 @@ proptest! {
         });
     }
 }
+
+/// The order of an online move of both database machines: the replica's
+/// node joins first, then the primary's (whose switchover the app servers
+/// follow at once); every app server is released against the new origin
+/// before either old node leaves; old nodes leave one at a time.
+#[test]
+fn a_database_move_releases_the_app_servers_before_an_old_node_goes() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let mut m = manifest(2, Some(1), None);
+        m.release = Some(crate::manifest::Release {
+            path: "app".into(),
+            build: None,
+            start: "/usr/bin/python3 app.py".into(),
+            health: "/health".into(),
+        });
+        converge(&cloud, &m, &mut state).await;
+        m.database.as_mut().unwrap().instance_type = "m5.xlarge".into();
+        let plan = make_plan(&m, &state, &cloud).await;
+        let steps = steps::build(&plan);
+        let index = |label: &str| {
+            steps
+                .iter()
+                .position(|s| s.label() == label)
+                .unwrap_or_else(|| panic!("no step {label}"))
+        };
+        // Whether step `a` waits for step `b`, directly or not.
+        let waits = |a: usize, b: usize| {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut queue = vec![a];
+            while let Some(x) = queue.pop() {
+                for &d in &steps[x].deps {
+                    if d == b {
+                        return true;
+                    }
+                    if seen.insert(d) {
+                        queue.push(d);
+                    }
+                }
+            }
+            false
+        };
+        let replica_in = index("db.replica[0]: move online (new node, subscribe, switch over)");
+        let primary_in = index("db.primary: move online (new node, subscribe, switch over)");
+        let replica_out = index("db.replica[0]: retire the old machine");
+        let primary_out = index("db.primary: retire the old machine");
+        assert!(waits(primary_in, replica_in));
+        assert!(waits(primary_out, replica_out));
+        for web in ["web[0].release: configure", "web[1].release: configure"] {
+            let release = index(web);
+            assert!(waits(release, primary_in), "{web} before the switchover");
+            assert!(
+                waits(replica_out, release),
+                "old replica leaves before {web}"
+            );
+            assert!(
+                waits(primary_out, release),
+                "old primary leaves before {web}"
+            );
+        }
+        // The configurations on the moving machines are the move-ins' work.
+        assert!(
+            !steps.iter().any(|s| matches!(
+                s.label().as_str(),
+                "db.primary.config: configure"
+                    | "slony.cluster: configure"
+                    | "db.replica[0].subscription: configure"
+            )),
+            "{:?}",
+            steps.iter().map(Step::label).collect::<Vec<_>>()
+        );
+        assert!(
+            !steps
+                .iter()
+                .any(|s| matches!(s.kind, StepKind::Terminate { .. }))
+        );
+    });
+}
