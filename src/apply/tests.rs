@@ -576,6 +576,8 @@ fn a_database_move_releases_the_app_servers_before_an_old_node_goes() {
             build: None,
             start: "/usr/bin/python3 app.py".into(),
             health: "/health".into(),
+            release_command: None,
+            health_timeout: std::time::Duration::from_secs(60),
         });
         converge(&cloud, &m, &mut state).await;
         m.database.as_mut().unwrap().instance_type = "m5.xlarge".into();

@@ -38,6 +38,16 @@ pub struct State {
     /// exists while old and new both run. See [`Moving`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub moves: BTreeMap<ResourceAddress, Moving>,
+    /// The numbered releases of the app (issue 9), see [`crate::release`].
+    #[serde(default, skip_serializing_if = "crate::release::Releases::is_empty")]
+    pub releases: crate::release::Releases,
+    /// The app's config vars (`appgrid config set`): values only here (0600)
+    /// and in the web servers' env files.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::release::config_vars::ConfigVars::is_empty"
+    )]
+    pub config: crate::release::config_vars::ConfigVars,
 }
 
 /// The other machine of a database address being moved online.
@@ -122,6 +132,8 @@ impl State {
             autoscale: None,
             generations: BTreeMap::new(),
             moves: BTreeMap::new(),
+            releases: Default::default(),
+            config: Default::default(),
         }
     }
 
