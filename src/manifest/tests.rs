@@ -710,6 +710,7 @@ fn blog_example_validates() {
             replication: Replication::Slony,
             port: 5432,
             schema: Some("../app/schema.sql".into()),
+            backup: None,
         }),
         cache: Some(Cache {
             instance_type: "r5.large".into(),
@@ -761,6 +762,7 @@ fn shop_example_validates() {
             replication: Replication::Slony,
             port: 5432,
             schema: Some("../app/schema.sql".into()),
+            backup: None,
         })
     );
     assert_eq!(
