@@ -17,12 +17,15 @@ use aws_sdk_ec2::config::ProvideCredentials;
 use secrecy::SecretString;
 
 use appgrid::apply::Configurator;
+use appgrid::autoscale::{CronExpr, TimeZone};
 use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
+use appgrid::graph::{ResourceAddress, Role};
 use appgrid::manifest::BackupTarget;
 use appgrid::ops::backup::{BackupInfo, RepoAccess, RestoreRequest, RestoreTarget, S3Credentials};
 use appgrid::ops::{Operations, Resources};
 use appgrid::plan::data_loss::DataLoss;
+use appgrid::roles::backup::schedule;
 use appgrid::state::State;
 
 use super::term::{errln, outln};
@@ -315,6 +318,51 @@ pub async fn final_backup(
             failure_text(&e)
         ))),
     }
+}
+
+/// Scheduled backups, run by the autoscale runner after each pass: one when
+/// `[database.backup] schedule` has started since the newest backup in the
+/// repository. `None`: nothing due (or nothing to back up).
+pub async fn scheduled(ws: &Workspace, now: i64) -> Result<Option<BackupInfo>, Failure> {
+    let Some(b) = ws
+        .manifest
+        .manifest
+        .database
+        .as_ref()
+        .and_then(|d| d.backup.as_ref())
+    else {
+        return Ok(None);
+    };
+    let Some(cron) = &b.schedule else {
+        return Ok(None);
+    };
+    let cron = CronExpr::parse(cron)
+        .map_err(|e| Failure::Message(format!("[database.backup] schedule: {e}")))?;
+    let zone = TimeZone::load(&b.timezone)
+        .map_err(|e| Failure::Message(format!("[database.backup] timezone: {e}")))?;
+    let rule = schedule::rule(cron, zone);
+    let Some(state) = ws.load_state()? else {
+        return Ok(None);
+    };
+    if !state
+        .resources
+        .contains_key(&ResourceAddress::instance(Role::DbPrimary, 0))
+    {
+        return Ok(None);
+    }
+    let Done::Many(list) = run(ws, state.resources.clone(), Run::List).await? else {
+        return Err(Failure::Message("a listing answered with one backup".into()));
+    };
+    let newest = list.iter().map(|b| b.started).max();
+    if schedule::due(&rule, newest, now).is_none() {
+        return Ok(None);
+    }
+    take(ws, state.resources, "scheduled").await.map(Some)
+}
+
+/// A line for a scheduled backup's report.
+pub fn scheduled_line(b: &BackupInfo) -> String {
+    format!("Scheduled backup taken: {}", describe(b))
 }
 
 fn failure_text(f: &Failure) -> String {

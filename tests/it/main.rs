@@ -2,6 +2,7 @@
 
 mod apply_moto;
 mod autoscale_e2e;
+mod backup;
 mod aws_provider;
 mod cli;
 mod farm;

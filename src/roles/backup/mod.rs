@@ -19,6 +19,7 @@
 //! before it stops anything when the backup is unknown or of another machine.
 
 mod info;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::path::Path;
