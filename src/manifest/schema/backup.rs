@@ -228,6 +228,7 @@ kind = "local"
 
 [web]
 instance_type = "t3.small"
+count = 1
 
 [load_balancer]
 instance_type = "t3.small"
@@ -285,7 +286,7 @@ instance_type = "m5.large"
         let e = backup("to = \"/b\"\nschedule = \"0 25 * * *\"\n").unwrap_err();
         assert!(
             e.starts_with(
-                "error: invalid hour field `25` in `schedule`: \"25\" is not a number from 0 to 23\n  --> appgrid.toml:18:12\n"
+                "error: invalid hour field `25` in `schedule`: \"25\" is not a number from 0 to 23\n  --> appgrid.toml:19:12\n"
             ),
             "{e}"
         );
@@ -296,7 +297,7 @@ instance_type = "m5.large"
         let e = backup("to = \"s3://B/x\"\n").unwrap_err();
         assert!(
             e.starts_with(
-                "error: `to` names the S3 bucket \"B\", which is not a bucket name\n  --> appgrid.toml:17:6\n"
+                "error: `to` names the S3 bucket \"B\", which is not a bucket name\n  --> appgrid.toml:18:6\n"
             ),
             "{e}"
         );
@@ -304,7 +305,7 @@ instance_type = "m5.large"
         assert!(e.contains("`to` uses gs://, which appgrid cannot back up to"), "{e}");
         let e = backup("to = \"s3://bucket/x\"\nendpoint = \"http://127.0.0.1:5000\"\n").unwrap_err();
         assert!(
-            e.contains("`endpoint` must be an https:// URL") && e.contains("appgrid.toml:18:12"),
+            e.contains("`endpoint` must be an https:// URL") && e.contains("appgrid.toml:19:12"),
             "{e}"
         );
     }
