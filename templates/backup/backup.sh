@@ -26,6 +26,7 @@ pgbr --stanza="$BR_STANZA" stanza-create >&2
 pgbr --stanza="$BR_STANZA" --type=full {% for a in annotations %}--annotation={{ a }} {% endfor %}backup >&2
 pgbr --stanza="$BR_STANZA" expire >&2 || true
 pgbr --stanza="$BR_STANZA" --output=json info
+echo
 label=$(pgbr --stanza="$BR_STANZA" info | sed -n 's/^ *full backup: //p' | tail -n 1)
 sum=$(pgbr --stanza="$BR_STANZA" repo-get "backup/$BR_STANZA/$label/backup.manifest" | sha256sum)
 echo "appgrid-checksum: $BR_STANZA $label ${sum%% *}"

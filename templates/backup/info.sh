@@ -5,6 +5,7 @@ ROOT={{ root }}
 {% include "postgres/env.sh" %}
 {% include "backup/env.sh" %}
 pgbr --output=json info
+echo
 pgbr info | awk '/^stanza: /{s=$2} /full backup: /{print s, $3}' | while read -r s l; do
     sum=$(pgbr --stanza="$s" repo-get "backup/$s/$l/backup.manifest" | sha256sum)
     echo "appgrid-checksum: $s $l ${sum%% *}"

@@ -50,10 +50,13 @@ impl App {
         std::fs::write(&self.manifest, text).unwrap();
     }
 
+    /// `appgrid COMMAND FILE REST…` (`db SUBCOMMAND` is two words).
     fn run(&mut self, args: &[&str]) -> Output {
+        let words = if args[0] == "db" { 2 } else { 1 };
         let out = appgrid()
-            .args(args)
+            .args(&args[..words])
             .arg(&self.manifest)
+            .args(&args[words..])
             .env("APPGRID_LOCAL_ROOT", &self.machines)
             .output()
             .unwrap();

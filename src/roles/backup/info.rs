@@ -47,10 +47,15 @@ pub fn parse_info(stdout: &str) -> Result<Vec<BackupInfo>, String> {
         .lines()
         .find(|l| l.trim_start().starts_with('['))
         .ok_or_else(|| "no JSON array in its output".to_string())?;
-    let stanzas: Vec<Stanza> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    // pgBackRest ends its JSON without a newline: read the first value only.
+    let stanzas: Vec<Stanza> = serde_json::Deserializer::from_str(json)
+        .into_iter()
+        .next()
+        .ok_or_else(|| "an empty answer".to_string())?
+        .map_err(|e| e.to_string())?;
     let checksums: Vec<(&str, &str, &str)> = stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("appgrid-checksum: "))
+        .filter_map(|l| l.split_once("appgrid-checksum: ").map(|(_, rest)| rest))
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             Some((f.next()?, f.next()?, f.next()?))
@@ -89,7 +94,8 @@ mod tests {
 
     #[test]
     fn a_backup_with_its_annotations_sizes_and_checksum() {
-        let out = format!("{INFO}\nappgrid-checksum: blog.local-3 20261202-133700F abc123\n");
+        // As printed: the JSON has no newline of its own.
+        let out = format!("{INFO}appgrid-checksum: blog.local-3 20261202-133700F abc123\n");
         let list = parse_info(&out).unwrap();
         assert_eq!(
             list,
