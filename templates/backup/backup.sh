@@ -7,6 +7,9 @@ ROOT={{ root }}
 {% include "lib/service.sh" %}
 {% include "postgres/env.sh" %}
 {% include "backup/env.sh" %}
+# The repository first: an unreachable or missing target fails here, before
+# anything on the server changes.
+pgbr --stanza="$BR_STANZA" stanza-create >&2
 want_cmd={{ archive_command }}
 mode=$(pg_psql -At -d postgres -c 'SHOW archive_mode')
 cmd=$(pg_psql -At -d postgres -c 'SHOW archive_command')
@@ -22,7 +25,6 @@ if [ "$mode" != on ] || [ "$cmd" != "$want_cmd" ]; then
         pg_psql -d postgres -c 'SELECT pg_reload_conf()' >/dev/null
     fi
 fi
-pgbr --stanza="$BR_STANZA" stanza-create >&2
 pgbr --stanza="$BR_STANZA" --type=full {% for a in annotations %}--annotation={{ a }} {% endfor %}backup >&2
 pgbr --stanza="$BR_STANZA" expire >&2 || true
 pgbr --stanza="$BR_STANZA" --output=json info

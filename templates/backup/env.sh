@@ -8,7 +8,7 @@ mkdir -p "$BR_ETC/conf.d" "$ROOT/var/log/appgrid/pgbackrest" "$ROOT/run/appgrid/
 chown postgres:postgres "$BR_ETC" "$BR_ETC/conf.d" "$ROOT/var/log/appgrid/pgbackrest" "$ROOT/run/appgrid/pgbackrest" "$ROOT/var/spool/appgrid/pgbackrest"
 chmod 0750 "$BR_ETC" "$BR_ETC/conf.d"
 write_if_changed "$BR_CONF" 0640 {{ conf }} || true
-{% if repo_path %}
+{% if directory_repo %}
 # A directory repository: made here, owned by postgres, reachable by it.
 if ! mkdir -p {{ repo_path }} 2>/dev/null; then
     echo "cannot create the backup directory "{{ repo_path }} >&2

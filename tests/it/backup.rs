@@ -12,6 +12,9 @@ use std::time::Instant;
 use super::cli::{appgrid, scratch, text};
 
 struct App {
+    name: &'static str,
+    /// Extra environment for every appgrid run (AWS credentials).
+    env: Vec<(String, String)>,
     dir: PathBuf,
     manifest: PathBuf,
     machines: PathBuf,
@@ -19,12 +22,12 @@ struct App {
     printed: String,
 }
 
-const NAME: &str = "itbackup";
-
 impl App {
-    fn new(test: &str) -> App {
-        let dir = scratch(test);
+    fn new(name: &'static str) -> App {
+        let dir = scratch(name);
         App {
+            name,
+            env: Vec::new(),
             manifest: dir.join("appgrid.toml"),
             machines: dir.join("machines"),
             dir,
@@ -36,12 +39,13 @@ impl App {
     fn write(&self, backup: Option<&str>) {
         let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
         let mut text = format!(
-            "[app]\nname = \"{NAME}\"\n[provider]\nkind = \"local\"\n\
+            "[app]\nname = \"{name}\"\n[provider]\nkind = \"local\"\n\
              [release]\npath = \"{app}\"\nstart = \"/usr/bin/python3 app.py\"\nhealth = \"/health\"\n\
              [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n\
              [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
              [database]\ninstance_type = \"m5.large\"\nschema = \"{app}/schema.sql\"\n",
-            app = app.display()
+            app = app.display(),
+            name = self.name,
         );
         if let Some(lines) = backup {
             text.push_str("[database.backup]\n");
@@ -58,6 +62,7 @@ impl App {
             .arg(&self.manifest)
             .args(&args[words..])
             .env("APPGRID_LOCAL_ROOT", &self.machines)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap();
         self.printed.push_str(&text(&out.stdout));
@@ -89,7 +94,7 @@ impl App {
     }
 
     fn state(&self) -> serde_json::Value {
-        let path = self.dir.join(format!(".appgrid/{NAME}/state.json"));
+        let path = self.dir.join(format!(".appgrid/{}/state.json", self.name));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -105,7 +110,7 @@ impl App {
         let out = std::process::Command::new("psql")
             .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.attr("db.primary", "private_ip"))
-            .args(["-U", NAME, "-d", NAME, "-c", sql])
+            .args(["-U", self.name, "-d", self.name, "-c", sql])
             .env("PGPASSWORD", self.attr("db.primary.config", "password"))
             .output()
             .unwrap();
@@ -147,6 +152,7 @@ impl Drop for App {
             .args(["destroy", "--yes", "--allow-data-loss", "--skip-final-backup"])
             .arg(&self.manifest)
             .env("APPGRID_LOCAL_ROOT", &self.machines)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output();
         let _ = std::process::Command::new("pkill")
             .args(["-KILL", "-f", self.machines.to_str().unwrap()])
@@ -156,7 +162,7 @@ impl Drop for App {
 
 #[test]
 fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
-    let mut app = App::new("backup");
+    let mut app = App::new("itbackup");
     app.write(None);
     app.ok(&["apply", "--yes"]);
     app.psql("CREATE TABLE ledger (id bigserial PRIMARY KEY, body text NOT NULL)");
@@ -174,6 +180,19 @@ fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
     );
     let err = app.fails(&["destroy", "--yes", "--skip-final-backup"]);
     assert!(err.contains("drop --skip-final-backup"), "{err}");
+    // A manifest without [database]: apply's plan would delete the primary.
+    let with_database = std::fs::read_to_string(&app.manifest).unwrap();
+    let cut = with_database.find("[database]").unwrap();
+    std::fs::write(&app.manifest, &with_database[..cut]).unwrap();
+    let out = app.run(&["apply", "--yes"]);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("this would destroy db.primary"),
+        "{}\n{err}",
+        text(&out.stdout)
+    );
+    assert!(text(&out.stdout).contains("- db.primary"), "the plan was shown first");
+    std::fs::write(&app.manifest, with_database).unwrap();
     assert_eq!(app.checksum(), before, "a refused destroy changed nothing");
     assert!(app.state()["resources"]["db.primary"].is_object());
 
@@ -226,7 +245,7 @@ fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
     // Bad input changes nothing.
     let err = app.fails(&["db", "restore", "20990101-000000F", "--in-place"]);
     assert!(
-        err.contains(&format!("no backup 20990101-000000F of {NAME}")) && err.contains(&id),
+        err.contains("no backup 20990101-000000F of itbackup") && err.contains(&id),
         "{err}"
     );
     let err = app.fails(&["db", "restore", &id]);
@@ -262,4 +281,115 @@ fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
         password.len() >= 16 && !app.printed.contains(&password),
         "the database password was printed"
     );
+}
+
+/// socat terminating TLS in front of moto (pgBackRest speaks S3 over TLS
+/// only, and moto's own TLS closes without close_notify, which it rejects).
+struct TlsTerminator {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl TlsTerminator {
+    fn start(dir: &Path, plain: &str) -> TlsTerminator {
+        let (cert, key) = (dir.join("s3.crt"), dir.join("s3.key"));
+        let made = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+            .args(["-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=DNS:127.0.0.1,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{}", text(&made.stderr));
+        let port = super::moto::free_port();
+        let target = plain.trim_start_matches("http://");
+        let child = std::process::Command::new("socat")
+            .arg(format!(
+                "openssl-listen:{port},bind=127.0.0.1,reuseaddr,fork,nodelay,cert={},key={},verify=0",
+                cert.display(),
+                key.display()
+            ))
+            .arg(format!("tcp:{target},nodelay"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "socat did not listen on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        TlsTerminator { port, child }
+    }
+}
+
+impl Drop for TlsTerminator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn backups_to_s3_on_moto_behind_tls_and_a_missing_bucket() {
+    let moto = super::moto::Moto::dedicated();
+    let mut app = App::new("its3backup");
+    let tls = TlsTerminator::start(&app.dir, &moto.endpoint);
+    // Credentials from the AWS chain (here: the environment), long enough
+    // that finding them in the output means they were printed.
+    let secret = "its3backup-secret-0123456789abcdefghijklmnopqrstuv";
+    app.env = vec![
+        ("AWS_ACCESS_KEY_ID".into(), "AKIAITS3BACKUPTEST00".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), secret.into()),
+        ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
+        ("APPGRID_BACKUP_INSECURE_TLS".into(), "1".into()),
+    ];
+    let bucket = "its3backup-bucket";
+    app.write(Some(&format!(
+        "to = \"s3://{bucket}/apps/its3backup\"\nendpoint = \"https://127.0.0.1:{}\"\n",
+        tls.port
+    )));
+    app.ok(&["apply", "--yes"]);
+    app.psql("CREATE TABLE ledger (id bigserial PRIMARY KEY, body text NOT NULL)");
+    app.insert(2000, "a");
+    let before = app.checksum();
+
+    // The bucket does not exist yet: a clear error, nothing changed.
+    let err = app.fails(&["db", "backup"]);
+    assert!(
+        err.contains(&format!("the S3 bucket {bucket} does not exist")),
+        "{err}"
+    );
+    assert_eq!(app.checksum(), before);
+    assert_eq!(app.psql("SHOW archive_mode"), "off", "the server was not touched");
+
+    let made = std::process::Command::new("curl")
+        .args(["-sf", "-X", "PUT"])
+        .arg(format!("{}/{bucket}", moto.endpoint))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "create bucket: {}", text(&made.stderr));
+
+    let started = Instant::now();
+    let backup: serde_json::Value =
+        serde_json::from_str(&app.ok(&["db", "backup", "--json"])).unwrap();
+    eprintln!("measure: first backup to S3 (moto behind socat) {:?}", started.elapsed());
+    let id = backup["id"].as_str().unwrap().to_string();
+    let listed: serde_json::Value =
+        serde_json::from_str(&app.ok(&["db", "backups", "--json"])).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str(), "{listed}");
+    assert_eq!(listed[0]["checksum"], backup["checksum"]);
+
+    app.insert(300, "b");
+    assert_ne!(app.checksum(), before);
+    app.ok(&["db", "restore", &id, "--in-place"]);
+    assert_eq!(app.checksum(), before, "restored from S3: the backup's snapshot");
+
+    app.ok(&["destroy", "--yes"]);
+    assert!(!app.printed.contains(secret), "the S3 secret key was printed");
 }

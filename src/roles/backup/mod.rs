@@ -88,12 +88,46 @@ pub enum BackupError {
     NewPrimaryUnsupported,
     #[error("`--to-time` {0:?} is not a time: write e.g. \"2026-12-02 14:05:00+00\"")]
     BadTime(String),
+    #[error("the S3 bucket {bucket} does not exist (or these credentials cannot see it): create it, or fix `to` in [database.backup]; nothing was changed")]
+    NoSuchBucket { bucket: String },
+    #[error("the backup target {target} cannot be reached from {host}: {detail}")]
+    Unreachable {
+        target: String,
+        host: String,
+        detail: String,
+    },
     #[error("pgBackRest's answer on {host} could not be read: {detail}")]
     BadInfo { host: String, detail: String },
     #[error("the backup on {host} finished, but pgBackRest lists no backup from it")]
     NoNewBackup { host: String },
     #[error(transparent)]
     Role(#[from] RoleError),
+}
+
+/// pgBackRest's failures people can act on, told plainly; the rest as they came.
+fn explain(repo: &Repo, e: crate::remote::RemoteError) -> BackupError {
+    if let crate::remote::RemoteError::Script {
+        host, stderr_tail, ..
+    } = &e
+    {
+        if let (Repo::S3(s), true) = (repo, stderr_tail.contains("<Code>NoSuchBucket</Code>")) {
+            return BackupError::NoSuchBucket {
+                bucket: s.bucket.clone(),
+            };
+        }
+        let unreachable = ["unable to connect", "Connection refused", "[049]", "timeout after"];
+        if let Some(line) = stderr_tail
+            .lines()
+            .find(|l| unreachable.iter().any(|u| l.contains(u)))
+        {
+            return BackupError::Unreachable {
+                target: repo.describe(),
+                host: host.clone(),
+                detail: line.trim().to_string(),
+            };
+        }
+    }
+    e.into()
 }
 
 impl From<crate::remote::RemoteError> for BackupError {
@@ -286,6 +320,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         ctx.insert("port", &node.port);
         ctx.insert("stanza", stanza);
         ctx.insert("conf", rendered.trim_end());
+        ctx.insert("directory_repo", &matches!(repo, Repo::Directory(_)));
         ctx.insert(
             "repo_path",
             match repo {
@@ -389,7 +424,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                 &format!("backup: {machine} to {}", repo.describe()),
                 &script,
             )
-            .await?;
+            .await
+            .map_err(|e| explain(&repo, e))?;
         let host = c.remote.host().to_string();
         let list = parse_info(&out.stdout).map_err(|detail| BackupError::BadInfo {
             host: host.clone(),
@@ -415,7 +451,8 @@ impl<F: Fleet> RoleConfigurator<F> {
         let out = c
             .remote
             .run(&format!("backup: list {}", repo.describe()), &script)
-            .await?;
+            .await
+            .map_err(|e| explain(&repo, e))?;
         let prefix = format!("{}.", self.manifest.app.name);
         let mut list: Vec<BackupInfo> = parse_info(&out.stdout)
             .map_err(|detail| BackupError::BadInfo {
@@ -492,7 +529,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                 &format!("restore: {} over {machine}", backup.id),
                 &script,
             )
-            .await?;
+            .await
+            .map_err(|e| explain(&repo, e))?;
         Ok(backup)
     }
 }
