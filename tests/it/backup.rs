@@ -368,6 +368,24 @@ fn backups_to_s3_on_moto_behind_tls_and_a_missing_bucket() {
     assert_eq!(app.checksum(), before);
     assert_eq!(app.psql("SHOW archive_mode"), "off", "the server was not touched");
 
+    // An endpoint nothing answers on: a clear error, nothing changed.
+    let closed = super::moto::free_port();
+    app.write(Some(&format!(
+        "to = \"s3://{bucket}/apps/its3backup\"\nendpoint = \"https://127.0.0.1:{closed}\"\n"
+    )));
+    let started = Instant::now();
+    let err = app.fails(&["db", "backup"]);
+    assert!(
+        err.contains(&format!("the backup target s3://{bucket}/apps/its3backup cannot be reached")),
+        "{err}"
+    );
+    eprintln!("measure: unreachable S3 endpoint reported after {:?}", started.elapsed());
+    assert_eq!(app.psql("SHOW archive_mode"), "off", "the server was not touched");
+    app.write(Some(&format!(
+        "to = \"s3://{bucket}/apps/its3backup\"\nendpoint = \"https://127.0.0.1:{}\"\n",
+        tls.port
+    )));
+
     let made = std::process::Command::new("curl")
         .args(["-sf", "-X", "PUT"])
         .arg(format!("{}/{bucket}", moto.endpoint))
