@@ -173,7 +173,11 @@ async fn run(ws: &Workspace, resources: Resources, run: Run) -> Result<Done, Fai
 }
 
 /// A full backup of the origin; `why` is recorded with it.
-async fn take(ws: &Workspace, resources: Resources, why: &'static str) -> Result<BackupInfo, Failure> {
+async fn take(
+    ws: &Workspace,
+    resources: Resources,
+    why: &'static str,
+) -> Result<BackupInfo, Failure> {
     match run(ws, resources, Run::Backup { why }).await? {
         Done::One(b) => Ok(b),
         Done::Many(_) => Err(Failure::Message("a backup answered with a list".into())),
@@ -205,7 +209,9 @@ pub async fn backups(file: &Path, state: Option<&Path>, json: bool) -> Result<Ex
     let ws = Workspace::open(file, state)?;
     let s = applied(&ws)?;
     let Done::Many(list) = run(&ws, s.resources, Run::List).await? else {
-        return Err(Failure::Message("a listing answered with one backup".into()));
+        return Err(Failure::Message(
+            "a listing answered with one backup".into(),
+        ));
     };
     if json {
         outln!("{}", serde_json::to_string_pretty(&list).expect("json"));
@@ -248,7 +254,11 @@ pub async fn restore(
         return Err(Failure::Message("a restore answered with a list".into()));
     };
     match to_time {
-        Some(t) => outln!("Restored {} in place from backup {} to {t}.", b.origin, b.id),
+        Some(t) => outln!(
+            "Restored {} in place from backup {} to {t}.",
+            b.origin,
+            b.id
+        ),
         None => outln!("Restored {} in place to backup {}.", b.origin, b.id),
     }
     Ok(ExitCode::SUCCESS)
@@ -351,7 +361,9 @@ pub async fn scheduled(ws: &Workspace, now: i64) -> Result<Option<BackupInfo>, F
         return Ok(None);
     }
     let Done::Many(list) = run(ws, state.resources.clone(), Run::List).await? else {
-        return Err(Failure::Message("a listing answered with one backup".into()));
+        return Err(Failure::Message(
+            "a listing answered with one backup".into(),
+        ));
     };
     let newest = list.iter().map(|b| b.started).max();
     if schedule::due(&rule, newest, now).is_none() {

@@ -6,11 +6,13 @@ ROOT={{ root }}
 {% include "lib/service.sh" %}
 {% include "postgres/env.sh" %}
 {% include "backup/env.sh" %}
+{% if pitr %}
 # Everything written so far goes to the archive first (a WAL switch, waited
 # for), so a point in time up to now can be reached.
 if pg_ready; then
-    pgbr --stanza="$BR_STANZA" check >&2
+    pgbr --stanza="$BR_STANZA" --archive-timeout=600 check >&2
 fi
+{% endif %}
 pg_stop
 pgbr --stanza="$BR_STANZA" --delta {% for a in target_args %}{{ a }} {% endfor %}--target-action=promote restore >&2
 svc_start postgres postgres "$PG_BIN/postgres" -D "$PG_DATA" -c "config_file=$PG_ETC/postgresql.conf"

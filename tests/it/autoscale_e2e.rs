@@ -97,7 +97,9 @@ impl Drop for Scaled {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = self.cmd(&["destroy", "--yes", "--allow-data-loss"]).output();
+        let _ = self
+            .cmd(&["destroy", "--yes", "--allow-data-loss"])
+            .output();
         let _ = Command::new("pkill")
             .args(["-KILL", "-f", self.machines.to_str().unwrap()])
             .status();

@@ -149,7 +149,12 @@ impl App {
 impl Drop for App {
     fn drop(&mut self) {
         let _ = appgrid()
-            .args(["destroy", "--yes", "--allow-data-loss", "--skip-final-backup"])
+            .args([
+                "destroy",
+                "--yes",
+                "--allow-data-loss",
+                "--skip-final-backup",
+            ])
             .arg(&self.manifest)
             .env("APPGRID_LOCAL_ROOT", &self.machines)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -191,20 +196,27 @@ fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
         "{}\n{err}",
         text(&out.stdout)
     );
-    assert!(text(&out.stdout).contains("- db.primary"), "the plan was shown first");
+    assert!(
+        text(&out.stdout).contains("- db.primary"),
+        "the plan was shown first"
+    );
     std::fs::write(&app.manifest, with_database).unwrap();
     assert_eq!(app.checksum(), before, "a refused destroy changed nothing");
     assert!(app.state()["resources"]["db.primary"].is_object());
 
     // No target: a backup says what to add.
     let err = app.fails(&["db", "backup"]);
-    assert!(err.contains("the manifest has no [database.backup]"), "{err}");
+    assert!(
+        err.contains("the manifest has no [database.backup]"),
+        "{err}"
+    );
 
     // A target that cannot be reached: a clear error, and nothing changed.
     app.write(Some("to = \"/proc/appgrid-no-such-dir/backups\"\n"));
     let err = app.fails(&["db", "backup"]);
     assert!(
-        err.contains("cannot create the backup directory") && err.contains("/proc/appgrid-no-such-dir"),
+        err.contains("cannot create the backup directory")
+            && err.contains("/proc/appgrid-no-such-dir"),
         "{err}"
     );
     assert_eq!(app.checksum(), before);
@@ -232,12 +244,17 @@ fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
     assert_eq!(listed[0]["id"], id.as_str());
     assert_eq!(listed[0]["checksum"], checksum);
     let text_list = app.ok(&["db", "backups"]);
-    assert!(text_list.contains(&id) && text_list.contains("from db.primary"), "{text_list}");
+    assert!(
+        text_list.contains(&id) && text_list.contains("from db.primary"),
+        "{text_list}"
+    );
 
     // More rows after the backup; a point in time between two batches.
     app.insert(500, "b");
     let after_b = app.checksum();
-    let at = app.psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
+    let at = app.psql(
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+    );
     std::thread::sleep(std::time::Duration::from_millis(1200));
     app.insert(700, "c");
     assert_ne!(app.checksum(), after_b);
@@ -266,7 +283,11 @@ fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
     let out = app.ok(&["db", "restore", &id, "--in-place"]);
     eprintln!("measure: restore in place {:?}", started.elapsed());
     assert!(out.contains(&format!("to backup {id}")), "{out}");
-    assert_eq!(app.checksum(), before, "restored data equals the backup's snapshot");
+    assert_eq!(
+        app.checksum(),
+        before,
+        "restored data equals the backup's snapshot"
+    );
     // And the restored primary takes writes again.
     app.insert(1, "d");
 
@@ -294,7 +315,9 @@ impl TlsTerminator {
     fn start(dir: &Path, plain: &str) -> TlsTerminator {
         let (cert, key) = (dir.join("s3.crt"), dir.join("s3.key"));
         let made = std::process::Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
             .args(["-subj", "/CN=127.0.0.1"])
             .args(["-addext", "subjectAltName=DNS:127.0.0.1,IP:127.0.0.1"])
             .arg("-keyout")
@@ -366,7 +389,11 @@ fn backups_to_s3_on_moto_behind_tls_and_a_missing_bucket() {
         "{err}"
     );
     assert_eq!(app.checksum(), before);
-    assert_eq!(app.psql("SHOW archive_mode"), "off", "the server was not touched");
+    assert_eq!(
+        app.psql("SHOW archive_mode"),
+        "off",
+        "the server was not touched"
+    );
 
     // An endpoint nothing answers on: a clear error, nothing changed.
     let closed = super::moto::free_port();
@@ -376,11 +403,20 @@ fn backups_to_s3_on_moto_behind_tls_and_a_missing_bucket() {
     let started = Instant::now();
     let err = app.fails(&["db", "backup"]);
     assert!(
-        err.contains(&format!("the backup target s3://{bucket}/apps/its3backup cannot be reached")),
+        err.contains(&format!(
+            "the backup target s3://{bucket}/apps/its3backup cannot be reached"
+        )),
         "{err}"
     );
-    eprintln!("measure: unreachable S3 endpoint reported after {:?}", started.elapsed());
-    assert_eq!(app.psql("SHOW archive_mode"), "off", "the server was not touched");
+    eprintln!(
+        "measure: unreachable S3 endpoint reported after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        app.psql("SHOW archive_mode"),
+        "off",
+        "the server was not touched"
+    );
     app.write(Some(&format!(
         "to = \"s3://{bucket}/apps/its3backup\"\nendpoint = \"https://127.0.0.1:{}\"\n",
         tls.port
@@ -391,12 +427,19 @@ fn backups_to_s3_on_moto_behind_tls_and_a_missing_bucket() {
         .arg(format!("{}/{bucket}", moto.endpoint))
         .output()
         .unwrap();
-    assert!(made.status.success(), "create bucket: {}", text(&made.stderr));
+    assert!(
+        made.status.success(),
+        "create bucket: {}",
+        text(&made.stderr)
+    );
 
     let started = Instant::now();
     let backup: serde_json::Value =
         serde_json::from_str(&app.ok(&["db", "backup", "--json"])).unwrap();
-    eprintln!("measure: first backup to S3 (moto behind socat) {:?}", started.elapsed());
+    eprintln!(
+        "measure: first backup to S3 (moto behind socat) {:?}",
+        started.elapsed()
+    );
     let id = backup["id"].as_str().unwrap().to_string();
     let listed: serde_json::Value =
         serde_json::from_str(&app.ok(&["db", "backups", "--json"])).unwrap();
@@ -406,8 +449,15 @@ fn backups_to_s3_on_moto_behind_tls_and_a_missing_bucket() {
     app.insert(300, "b");
     assert_ne!(app.checksum(), before);
     app.ok(&["db", "restore", &id, "--in-place"]);
-    assert_eq!(app.checksum(), before, "restored from S3: the backup's snapshot");
+    assert_eq!(
+        app.checksum(),
+        before,
+        "restored from S3: the backup's snapshot"
+    );
 
     app.ok(&["destroy", "--yes"]);
-    assert!(!app.printed.contains(secret), "the S3 secret key was printed");
+    assert!(
+        !app.printed.contains(secret),
+        "the S3 secret key was printed"
+    );
 }

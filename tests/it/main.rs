@@ -2,8 +2,8 @@
 
 mod apply_moto;
 mod autoscale_e2e;
-mod backup;
 mod aws_provider;
+mod backup;
 mod cli;
 mod farm;
 mod fault_trials;

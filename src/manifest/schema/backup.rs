@@ -142,7 +142,9 @@ fn bucket_name(b: &str) -> bool {
 
 fn endpoint(ck: &mut Checker, f: Field) -> Result<String, Reported> {
     let written = f.str(ck)?;
-    let host = written.strip_prefix("https://").map(|h| h.trim_end_matches('/'));
+    let host = written
+        .strip_prefix("https://")
+        .map(|h| h.trim_end_matches('/'));
     match host {
         Some(h)
             if !h.is_empty()
@@ -153,7 +155,9 @@ fn endpoint(ck: &mut Checker, f: Field) -> Result<String, Reported> {
         }
         _ => Err(ck.error(
             f.span(),
-            format!("`endpoint` must be an https:// URL of an S3-compatible store, found {written:?}"),
+            format!(
+                "`endpoint` must be an https:// URL of an S3-compatible store, found {written:?}"
+            ),
             "pgBackRest talks to S3 over TLS only, e.g. \
              `endpoint = \"https://s3.eu-central-1.amazonaws.com\"`",
         )),
@@ -302,8 +306,12 @@ instance_type = "m5.large"
             "{e}"
         );
         let e = backup("to = \"gs://bucket/x\"\n").unwrap_err();
-        assert!(e.contains("`to` uses gs://, which appgrid cannot back up to"), "{e}");
-        let e = backup("to = \"s3://bucket/x\"\nendpoint = \"http://127.0.0.1:5000\"\n").unwrap_err();
+        assert!(
+            e.contains("`to` uses gs://, which appgrid cannot back up to"),
+            "{e}"
+        );
+        let e =
+            backup("to = \"s3://bucket/x\"\nendpoint = \"http://127.0.0.1:5000\"\n").unwrap_err();
         assert!(
             e.contains("`endpoint` must be an https:// URL") && e.contains("appgrid.toml:19:12"),
             "{e}"
@@ -317,6 +325,9 @@ instance_type = "m5.large"
         let e = backup("keep = 0\npassword = \"x\"\n").unwrap_err();
         assert!(e.contains("missing `to` in [database.backup]"), "{e}");
         assert!(e.contains("`keep` must be at least 1, found 0"), "{e}");
-        assert!(e.contains("unknown key `password` in [database.backup]"), "{e}");
+        assert!(
+            e.contains("unknown key `password` in [database.backup]"),
+            "{e}"
+        );
     }
 }

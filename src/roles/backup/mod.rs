@@ -88,7 +88,9 @@ pub enum BackupError {
     NewPrimaryUnsupported,
     #[error("`--to-time` {0:?} is not a time: write e.g. \"2026-12-02 14:05:00+00\"")]
     BadTime(String),
-    #[error("the S3 bucket {bucket} does not exist (or these credentials cannot see it): create it, or fix `to` in [database.backup]; nothing was changed")]
+    #[error(
+        "the S3 bucket {bucket} does not exist (or these credentials cannot see it): create it, or fix `to` in [database.backup]; nothing was changed"
+    )]
     NoSuchBucket { bucket: String },
     #[error("the backup target {target} cannot be reached from {host}: {detail}")]
     Unreachable {
@@ -115,7 +117,12 @@ fn explain(repo: &Repo, e: crate::remote::RemoteError) -> BackupError {
                 bucket: s.bucket.clone(),
             };
         }
-        let unreachable = ["unable to connect", "Connection refused", "[049]", "timeout after"];
+        let unreachable = [
+            "unable to connect",
+            "Connection refused",
+            "[049]",
+            "timeout after",
+        ];
         if let Some(line) = stderr_tail
             .lines()
             .find(|l| unreachable.iter().any(|u| l.contains(u)))
@@ -174,7 +181,13 @@ impl Repo {
 pub fn stanza(app: &str, machine_id: &str) -> String {
     let id: String = machine_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{app}.{id}")
 }
@@ -217,9 +230,7 @@ fn sql_literal(s: &str) -> String {
 fn check_time(t: &str) -> Result<String, BackupError> {
     let parsed: Result<jiff::Timestamp, _> = t.parse();
     match parsed {
-        Ok(ts) => Ok(ts
-            .strftime("%Y-%m-%d %H:%M:%S%.6f+00")
-            .to_string()),
+        Ok(ts) => Ok(ts.strftime("%Y-%m-%d %H:%M:%S%.6f+00").to_string()),
         Err(_) => Err(BackupError::BadTime(t.to_string())),
     }
 }
@@ -335,8 +346,15 @@ impl<F: Fleet> RoleConfigurator<F> {
     async fn origin_node(
         &self,
         resources: &BTreeMap<ResourceAddress, ResourceState>,
-    ) -> Result<(ResourceAddress, String, super::fleet::Connected<F::Remote>, PgNode), BackupError>
-    {
+    ) -> Result<
+        (
+            ResourceAddress,
+            String,
+            super::fleet::Connected<F::Remote>,
+            PgNode,
+        ),
+        BackupError,
+    > {
         let machine = origin(resources);
         let record = resources.get(&machine).ok_or(RoleError::NotInState {
             address: machine,
@@ -383,7 +401,10 @@ impl<F: Fleet> RoleConfigurator<F> {
         ctx.insert("file", &path);
         let script = self.templates.render("postgres/secure-file.sh", &ctx)?;
         remote
-            .run(&format!("backup: credentials on {}", node.endpoint()), &script)
+            .run(
+                &format!("backup: credentials on {}", node.endpoint()),
+                &script,
+            )
             .await?;
         Ok(())
     }
@@ -409,7 +430,10 @@ impl<F: Fleet> RoleConfigurator<F> {
         ctx.insert("alter_mode", "ALTER SYSTEM SET archive_mode = on");
         ctx.insert(
             "alter_command",
-            &format!("ALTER SYSTEM SET archive_command = {}", sql_literal(&archive)),
+            &format!(
+                "ALTER SYSTEM SET archive_command = {}",
+                sql_literal(&archive)
+            ),
         );
         let annotations = vec![
             format!("appgrid-origin={machine}"),
@@ -523,12 +547,10 @@ impl<F: Fleet> RoleConfigurator<F> {
             None => vec![format!("--set={}", backup.id), "--type=immediate".into()],
         };
         ctx.insert("target_args", &target_args);
+        ctx.insert("pitr", &to_time.is_some());
         let script = self.templates.render("backup/restore.sh", &ctx)?;
         c.remote
-            .run(
-                &format!("restore: {} over {machine}", backup.id),
-                &script,
-            )
+            .run(&format!("restore: {} over {machine}", backup.id), &script)
             .await
             .map_err(|e| explain(&repo, e))?;
         Ok(backup)
