@@ -21,8 +21,8 @@
 mod autoscale;
 mod backup;
 mod cidr;
-mod cron;
-mod duration;
+pub(super) mod cron;
+pub(super) mod duration;
 mod names;
 mod provider;
 mod services;
