@@ -22,6 +22,7 @@ mod autoscale;
 mod cidr;
 mod cron;
 mod duration;
+mod env;
 mod names;
 mod provider;
 mod services;
@@ -225,6 +226,7 @@ const TABLES: &[&TableSpec] = &[
     &services::DATABASE,
     &services::CACHE,
     &autoscale::AUTOSCALE,
+    &env::ENV,
 ];
 
 const APP: TableSpec = TableSpec {
@@ -253,6 +255,7 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
         .and_then(|s| s.map(|s| services::cache(ck, &s)).transpose());
     let autoscale = Section::optional(ck, root, &autoscale::AUTOSCALE)
         .and_then(|s| s.map(|s| autoscale::check(ck, &s)).transpose());
+    let env = env::check(ck, root);
     Ok(Manifest {
         app: app?,
         provider: provider?,
@@ -262,6 +265,7 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
         database: database?,
         cache: cache?,
         autoscale: autoscale?,
+        env: env?,
     })
 }
 

@@ -737,6 +737,7 @@ fn blog_example_validates() {
             }],
             predictive: false,
         }),
+        env: Default::default(),
     };
     assert_eq!(m, expected);
 }
