@@ -303,6 +303,13 @@ enum AutoscaleCommand {
         /// Use the predictive option (daily and weekly seasonality).
         #[arg(long)]
         predictive: bool,
+        /// The policy to simulate, whatever the manifest says.
+        #[arg(long, value_enum)]
+        policy: Option<SimulatedPolicy>,
+        /// For the forecast policy: the quantile of its recent errors the
+        /// margin covers (0.5 to 0.999; higher is more cautious).
+        #[arg(long, value_parser = parse_quantile)]
+        quantile: Option<f64>,
         /// Where timeline.csv and timeline.svg go.
         #[arg(long, default_value = "autoscale-simulation")]
         out: PathBuf,
@@ -361,19 +368,38 @@ enum StateCommand {
     },
 }
 
-/// `90s`, `5m`, `1h`, `250ms`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration; write e.g. 30s, 5m or 1h"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("`{s}` is not a duration; write e.g. 30s, 5m or 1h")),
+/// `autoscale simulate --policy`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SimulatedPolicy {
+    Reactive,
+    Forecast,
+}
+
+/// A quantile for `--quantile`: 0.5 to 0.999.
+fn parse_quantile(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(q) if (0.5..=0.999).contains(&q) => Ok(q),
+        _ => Err(format!(
+            "`{s}` is not a quantile from 0.5 to 0.999, e.g. 0.85"
+        )),
     }
+}
+
+/// `90s`, `5m`, `1h`, `250ms`, or plain seconds: the manifest's parser.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let with_unit = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{s}s")
+    } else {
+        s.to_string()
+    };
+    appgrid::manifest::parse_duration(&with_unit).map_err(|e| match e {
+        appgrid::manifest::DurationError::Form(_) => {
+            format!("`{s}` is not a duration; write e.g. 30s, 5m or 1h")
+        }
+        appgrid::manifest::DurationError::TooLong(_) => {
+            format!("`{s}` is too long: the longest accepted is 8784h (366 days)")
+        }
+    })
 }
 
 pub fn main() -> ExitCode {
@@ -461,6 +487,8 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                     capacity,
                     boot,
                     predictive,
+                    policy,
+                    quantile,
                     out,
                 }),
                 _,
@@ -472,6 +500,11 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 boot,
                 out,
                 predictive,
+                quantile,
+                policy: policy.map(|p| match p {
+                    SimulatedPolicy::Reactive => appgrid::manifest::PolicyKind::Reactive,
+                    SimulatedPolicy::Forecast => appgrid::manifest::PolicyKind::Forecast,
+                }),
             }),
             (None, Some(file)) => autoscale::run(&file, once, state.state.as_deref()).await,
             (None, None) => Err(Failure::Message(
@@ -589,5 +622,37 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 state,
             } => inspect::forget_host_key(&file, &address, state.state.as_deref()),
         },
+    }
+}
+
+#[cfg(test)]
+mod duration_arg_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn takes_units_and_plain_seconds() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_huge_lock_timeout_is_a_clear_error() {
+        assert_eq!(
+            parse_duration("99999999999h"),
+            Err("`99999999999h` is too long: the longest accepted is 8784h (366 days)".into())
+        );
+        assert_eq!(
+            parse_duration("99999999999999999999999"),
+            Err(
+                "`99999999999999999999999` is too long: the longest accepted is 8784h (366 days)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_duration("1.5s"),
+            Err("`1.5s` is not a duration; write e.g. 30s, 5m or 1h".into())
+        );
     }
 }

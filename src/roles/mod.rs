@@ -20,6 +20,7 @@ pub mod fleet_local;
 pub mod fleet_ssh;
 pub mod haproxy;
 pub mod memcached;
+mod moves;
 mod operations;
 pub mod postgres;
 pub mod slony;
