@@ -741,6 +741,7 @@ fn blog_example_validates() {
             boot: None,
             forecast_quantile: None,
         }),
+        env: Default::default(),
     };
     assert_eq!(m, expected);
 }
