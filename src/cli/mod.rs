@@ -11,16 +11,20 @@
 
 mod apply;
 mod autoscale;
+mod config;
 mod doctor;
 mod inspect;
 mod install;
 mod logging;
+mod logs;
 mod ops;
 mod plan;
 mod preflight;
 mod progress;
 mod providers;
+mod releases;
 mod report;
+mod run;
 pub(crate) mod term;
 
 use std::path::PathBuf;
@@ -86,6 +90,9 @@ struct WalkArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
+    /// After `appgrid rollback`: release the manifest's release again.
+    #[arg(long)]
+    roll_forward: bool,
     #[command(flatten)]
     lock: LockArgs,
     #[command(flatten)]
@@ -101,6 +108,7 @@ impl WalkArgs {
             lock_timeout: self.lock.lock_timeout,
             state: self.state.state,
             destroy,
+            roll_forward: self.roll_forward,
         }
     }
 }
@@ -176,10 +184,97 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// The numbered releases (newest first), or one of them: `releases FILE v3`.
+    Releases {
+        file: PathBuf,
+        /// One release, e.g. v3.
+        release: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Run an earlier release again on every web server (default: the one
+    /// before the active one), rolling and drained; the manifest is not edited.
+    Rollback {
+        file: PathBuf,
+        /// The release, e.g. v3.
+        release: Option<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// The app's config vars: list them (values hidden unless --show), or
+    /// `config set FILE KEY=VALUE…` / `config set FILE KEY` (value from
+    /// stdin) / `config unset FILE KEY…`; a change re-releases every web server.
+    Config {
+        #[command(subcommand)]
+        command: Option<ConfigCommand>,
+        file: Option<PathBuf>,
+        /// Print the values (asks first on a terminal).
+        #[arg(long)]
+        show: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// A one-off command on a web server, in its current release with the
+    /// app's env: `appgrid run FILE [--on web[1]] -- CMD ARGS…`; its exit
+    /// status is appgrid's.
+    Run {
+        file: PathBuf,
+        /// The web server (default: the first).
+        #[arg(long, value_name = "ADDRESS")]
+        on: Option<String>,
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// The app's log from every web server (or those named), each line
+    /// prefixed with its address.
+    Logs {
+        file: PathBuf,
+        /// Web servers, e.g. 'web[1]' (default: all).
+        addresses: Vec<String>,
+        /// Lines from each server.
+        #[arg(short = 'n', long = "lines", default_value_t = 100)]
+        lines: usize,
+        /// Keep printing new lines until Ctrl-C.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Inspect the state.
     State {
         #[command(subcommand)]
         command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Set config vars: KEY=VALUE…, or one KEY whose value is read from stdin
+    /// (so a secret stays out of argv and shell history).
+    Set {
+        file: PathBuf,
+        #[arg(required = true, value_name = "KEY=VALUE|KEY")]
+        vars: Vec<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Remove config vars.
+    Unset {
+        file: PathBuf,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
     },
 }
 
@@ -429,6 +524,86 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 state,
             } => ops::switchover(&file, &replica, state.state.as_deref(), lock.lock_timeout).await,
         },
+        Command::Releases {
+            file,
+            release,
+            json,
+            state,
+        } => releases::run(&file, release.as_deref(), state.state.as_deref(), json.json),
+        Command::Rollback {
+            file,
+            release,
+            lock,
+            state,
+        } => {
+            releases::rollback(
+                &file,
+                release.as_deref(),
+                state.state.as_deref(),
+                lock.lock_timeout,
+            )
+            .await
+        }
+        Command::Config {
+            command,
+            file,
+            show,
+            state,
+        } => match (command, file) {
+            (
+                Some(ConfigCommand::Set {
+                    file,
+                    vars,
+                    lock,
+                    state,
+                }),
+                _,
+            ) => {
+                config::change(
+                    &file,
+                    Some(&vars),
+                    None,
+                    state.state.as_deref(),
+                    lock.lock_timeout,
+                )
+                .await
+            }
+            (
+                Some(ConfigCommand::Unset {
+                    file,
+                    keys,
+                    lock,
+                    state,
+                }),
+                _,
+            ) => {
+                config::change(
+                    &file,
+                    None,
+                    Some(&keys),
+                    state.state.as_deref(),
+                    lock.lock_timeout,
+                )
+                .await
+            }
+            (None, Some(file)) => config::list(&file, state.state.as_deref(), show),
+            (None, None) => Err(Failure::Message(
+                "appgrid config needs a manifest: `appgrid config FILE`".to_string(),
+            )),
+        },
+        Command::Run {
+            file,
+            on,
+            command,
+            state,
+        } => run::run(&file, on.as_deref(), command, state.state.as_deref()).await,
+        Command::Logs {
+            file,
+            addresses,
+            lines,
+            follow,
+            state,
+        } => logs::run(&file, &addresses, lines, follow, state.state.as_deref()).await,
         Command::State { command } => match command {
             StateCommand::List { file, json, state } => {
                 inspect::state_list(&file, state.state.as_deref(), json.json)

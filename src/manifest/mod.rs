@@ -96,6 +96,25 @@ pub struct Release {
     pub build: Option<String>,
     pub start: String,
     pub health: String,
+    /// Run once per release on one web server with the new code and the
+    /// app's env, before any server switches (migrations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_command: Option<String>,
+    /// How long a new release may take to answer its health check with 200
+    /// before it is rolled back (default 60 s).
+    #[serde(
+        default = "default_health_timeout",
+        skip_serializing_if = "is_default_health_timeout"
+    )]
+    pub health_timeout: std::time::Duration,
+}
+
+fn default_health_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
+}
+
+fn is_default_health_timeout(d: &std::time::Duration) -> bool {
+    *d == default_health_timeout()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

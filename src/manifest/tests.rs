@@ -692,6 +692,8 @@ fn blog_example_validates() {
             build: None,
             start: "/usr/bin/python3 app.py".into(),
             health: "/health".into(),
+            release_command: None,
+            health_timeout: std::time::Duration::from_secs(60),
         }),
         web: Web {
             instance_type: "t3.small".into(),

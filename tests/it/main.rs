@@ -1,4 +1,8 @@
 //! Integration tests: one binary (each file under tests/ would link the whole SDK).
+//!
+//! The harness may use `unsafe` (libc::kill on test processes, pre_exec to
+//! put a child in its own session); the library and the binary may not.
+#![allow(unsafe_code)]
 
 mod apply_moto;
 mod autoscale_e2e;
@@ -17,6 +21,7 @@ mod local_e2e;
 mod manifest_fuzz;
 mod moto;
 mod preflight;
+mod releases;
 mod roles_pg;
 mod roles_web;
 mod ssh_transport;
