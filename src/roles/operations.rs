@@ -8,19 +8,23 @@ use std::collections::BTreeMap;
 
 use super::RoleError;
 use super::configure::{Fleet, RoleConfigurator, cpu_jiffies};
-use super::configure_db::node_id;
+use super::configure_db::node_in;
 use super::{haproxy, memcached, slony};
 use crate::graph::{ResourceAddress, Role};
+use crate::ops::backup::{BackupInfo, RepoAccess, RestoreRequest};
 use crate::ops::{Changed, OperationError, Operations, Resources, ServerCounters};
 use crate::remote::Remote;
 use crate::status::{AppStatus, CacheNode, LbServer, Machine, ReplicaLag};
 
-/// The name a database node has in state, from its Slony-I node id.
-fn node_name(id: u32) -> String {
-    match id {
-        1 => "db.primary".to_string(),
-        n => format!("db.replica[{}]", n - 2),
-    }
+/// The name a database node has in state, from its Slony-I node id (which
+/// state records: a machine that joined through an online move has a new one).
+fn node_name(resources: &Resources, id: u32) -> String {
+    resources
+        .keys()
+        .find(|a| {
+            matches!(a, ResourceAddress::Instance { .. }) && node_in(resources, **a) == Some(id)
+        })
+        .map_or_else(|| format!("node {id}"), |a| a.to_string())
 }
 
 impl<F: Fleet> Operations for RoleConfigurator<F> {
@@ -54,6 +58,38 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
         self.switchover_to(resources, to)
             .await
             .map_err(|e| OperationError::new("switchover", e))
+    }
+
+    async fn backup(
+        &self,
+        resources: &Resources,
+        access: &RepoAccess,
+        why: &str,
+    ) -> Result<BackupInfo, OperationError> {
+        self.take_backup(resources, access, why)
+            .await
+            .map_err(|e| OperationError::new("backup", e))
+    }
+
+    async fn backups(
+        &self,
+        resources: &Resources,
+        access: &RepoAccess,
+    ) -> Result<Vec<BackupInfo>, OperationError> {
+        self.list_backups(resources, access)
+            .await
+            .map_err(|e| OperationError::new("backups", e))
+    }
+
+    async fn restore(
+        &self,
+        resources: &Resources,
+        access: &RepoAccess,
+        request: &RestoreRequest,
+    ) -> Result<BackupInfo, OperationError> {
+        self.restore_backup(resources, access, request)
+            .await
+            .map_err(|e| OperationError::new("restore", e))
     }
 
     async fn run_command(
@@ -173,8 +209,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                 })?;
             for s in slony::status(t, &cluster, &origin.1.remote).await? {
                 status.replication.push(ReplicaLag {
-                    origin: node_name(cluster.origin),
-                    node: node_name(s.node),
+                    origin: node_name(resources, cluster.origin),
+                    node: node_name(resources, s.node),
                     lag_events: s.lag_events,
                     lag_seconds: s.lag_time.as_secs_f64(),
                 });
@@ -249,7 +285,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         resources: &Resources,
         to: ResourceAddress,
     ) -> Result<Changed, RoleError> {
-        let id = node_id(to).ok_or(RoleError::WrongAddress {
+        let id = node_in(resources, to).ok_or(RoleError::WrongAddress {
             address: to,
             expected: "not a database machine (db.primary or db.replica[i])",
         })?;

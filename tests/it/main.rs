@@ -7,6 +7,7 @@
 mod apply_moto;
 mod autoscale_e2e;
 mod aws_provider;
+mod backup;
 mod cli;
 mod farm;
 mod fault_trials;
@@ -20,6 +21,7 @@ mod local_cycles;
 mod local_e2e;
 mod manifest_fuzz;
 mod moto;
+mod moves;
 mod preflight;
 mod releases;
 mod roles_pg;

@@ -50,6 +50,7 @@ pub(super) const DATABASE: TableSpec = TableSpec {
         Key::optional("replication", "\"slony\""),
         Key::optional("port", "5432"),
         Key::optional("schema", "\"../app/schema.sql\""),
+        Key::optional("backup", "{ to = \"s3://my-bucket/blog\" }"),
     ],
 };
 
@@ -90,7 +91,8 @@ pub(super) fn release(ck: &mut Checker, s: &Section) -> Result<Release, Reported
     let health_timeout = match s.field("health_timeout") {
         None => Ok(std::time::Duration::from_secs(60)),
         Some(f) => f.str(ck).and_then(|written| {
-            super::duration::parse(written)
+            super::duration::parse_duration(written)
+                .ok()
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     ck.error(
@@ -175,6 +177,10 @@ pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Report
     };
     let port = port(ck, s, "port", 5432);
     let schema = s.field("schema").map(|f| non_empty(ck, f)).transpose();
+    let backup = s
+        .field("backup")
+        .map(|f| super::backup::check(ck, f))
+        .transpose();
     Ok(Database {
         instance_type: instance_type?,
         version: u32_from(version?),
@@ -182,6 +188,7 @@ pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Report
         replication: replication?,
         port: port?,
         schema: schema?,
+        backup: backup?,
     })
 }
 
