@@ -50,15 +50,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     Ok(d)
 }
 
-/// [`parse_duration`] for checkers with their own message: `None` for
-/// anything not accepted.
-pub(super) fn parse(s: &str) -> Option<Duration> {
-    parse_duration(s).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(s: &str) -> Option<Duration> {
+        parse_duration(s).ok()
+    }
 
     #[test]
     fn parses_each_unit() {
