@@ -90,7 +90,8 @@ pub(super) fn release(ck: &mut Checker, s: &Section) -> Result<Release, Reported
     let health_timeout = match s.field("health_timeout") {
         None => Ok(std::time::Duration::from_secs(60)),
         Some(f) => f.str(ck).and_then(|written| {
-            super::duration::parse(written)
+            super::duration::parse_duration(written)
+                .ok()
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     ck.error(
