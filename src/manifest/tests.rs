@@ -712,6 +712,7 @@ fn blog_example_validates() {
             replication: Replication::Slony,
             port: 5432,
             schema: Some("../app/schema.sql".into()),
+            backup: None,
         }),
         cache: Some(Cache {
             instance_type: "r5.large".into(),
@@ -766,6 +767,7 @@ fn shop_example_validates() {
             replication: Replication::Slony,
             port: 5432,
             schema: Some("../app/schema.sql".into()),
+            backup: None,
         })
     );
     assert_eq!(

@@ -12,6 +12,7 @@
 //! they go into a 0600 file or state.
 
 pub mod app;
+pub mod backup;
 pub mod configure;
 mod configure_db;
 mod configure_web;
