@@ -66,7 +66,10 @@ pub fn diff(graph: &ResourceGraph, state: &State, observed: Option<&Observed>) -
                     changes.actions.push(a);
                     continue;
                 }
-                let drift = view.as_ref().and_then(|v| v.instance_drift(prior));
+                let drift = view
+                    .as_ref()
+                    .and_then(|v| v.instance_drift(prior))
+                    .or_else(|| failed_over(prior));
                 if let Some(mut a) = compare(address, prior, desired, drift) {
                     a.depends_on = depends_on.clone();
                     changes.actions.push(a);
@@ -164,6 +167,13 @@ fn reconfigure_on_new_machines(graph: &ResourceGraph, state: &State, actions: &m
             changes: Vec::new(),
         });
     }
+}
+
+/// A database machine `db failover` dropped from the cluster is replaced:
+/// its data is behind the new origin's, and Slony-I cannot take it back.
+fn failed_over(prior: &ResourceState) -> Option<String> {
+    let why = prior.attributes.get(crate::ops::FAILED_OVER)?;
+    Some(format!("{} {why}; a new machine joins as a replica", prior.id))
 }
 
 fn delete_reason(address: ResourceAddress) -> String {

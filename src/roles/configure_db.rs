@@ -54,6 +54,17 @@ fn secret(prior: Option<&ResourceState>) -> SecretString {
         .unwrap_or_else(postgres::generate_password)
 }
 
+/// The recorded origin of the cluster, when it is not the primary (node 1).
+fn moved_origin(resources: &BTreeMap<ResourceAddress, ResourceState>) -> Option<u32> {
+    resources
+        .get(&ResourceAddress::SlonyCluster)?
+        .attributes
+        .get("origin")?
+        .parse()
+        .ok()
+        .filter(|o| *o != 1)
+}
+
 impl<F: Fleet> RoleConfigurator<F> {
     fn db(&self) -> Result<&crate::manifest::Database, RoleError> {
         self.manifest
@@ -173,7 +184,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         let mut connections = Vec::new();
         for machine in members {
             let id = node_id(machine).expect("database machines have node ids");
-            if Some(id) == except {
+            if Some(id) == except || super::operations_db::failed_over(resources, machine) {
                 continue;
             }
             let connected = self.connect_to(resources, machine).await?;
@@ -228,6 +239,11 @@ impl<F: Fleet> RoleConfigurator<F> {
                     password: password.clone(),
                 };
                 postgres::ensure_app_database(t, remote, &node, &db).await?;
+                if let Some(origin) = moved_origin(&job.resources) {
+                    // A failover or switchover moved the origin away: this
+                    // machine (a new one after a failover) is a subscriber.
+                    self.join_as_subscriber(job, remote, node, origin).await?;
+                }
                 let applied = job
                     .prior
                     .as_ref()
@@ -271,12 +287,24 @@ impl<F: Fleet> RoleConfigurator<F> {
                 let origin = SlonyNode { id: 1, node };
                 let cluster = SlonyCluster::new(&name, &name, origin, password.clone());
                 slony::ensure_credentials(t, remote, &cluster, &cluster.nodes[0].node).await?;
-                slony::init(t, &cluster, remote).await?;
+                // Initialised once, on the first origin; after a failover the
+                // primary's machine joined as a subscriber instead.
+                let moved = job
+                    .prior
+                    .as_ref()
+                    .and_then(|p| p.attributes.get("origin"))
+                    .filter(|o| o.as_str() != "1")
+                    .cloned();
+                if moved.is_none() {
+                    slony::init(t, &cluster, remote).await?;
+                }
                 slony::ensure_slon(t, remote, &cluster, 1).await?;
                 configured
                     .attributes
                     .insert("password".into(), password.expose_secret().to_string());
-                configured.attributes.insert("origin".into(), "1".into());
+                configured
+                    .attributes
+                    .insert("origin".into(), moved.unwrap_or_else(|| "1".into()));
             }
             ResourceAddress::Config {
                 role: Role::DbReplica,
@@ -312,6 +340,26 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
         }
         Ok(configured)
+    }
+
+    /// Subscribe the primary's machine (node 1) to the cluster whose origin
+    /// is `origin`; done already, this only checks it is caught up.
+    async fn join_as_subscriber(
+        &self,
+        job: &ConfigJob,
+        remote: &F::Remote,
+        node: PgNode,
+        origin: u32,
+    ) -> Result<(), RoleError> {
+        let (mut cluster, connections) = self.cluster(&job.resources, Some(1)).await?;
+        debug_assert_eq!(cluster.origin, origin);
+        let mut remotes: slony::Remotes<'_, F::Remote> = BTreeMap::new();
+        for (nid, c) in &connections {
+            remotes.insert(*nid, &c.remote);
+        }
+        remotes.insert(1, remote);
+        slony::add_subscriber(&self.templates, &mut cluster, SlonyNode { id: 1, node }, &remotes)
+            .await
     }
 
     pub(super) async fn unconfigure_database(

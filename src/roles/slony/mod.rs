@@ -18,10 +18,13 @@
 //! (init, add and drop nodes), [`sync`] (status, waiting for catch-up) and
 //! [`script`] (DDL through EXECUTE SCRIPT, MOVE SET).
 
+mod failover;
 mod membership;
+mod merge;
 mod script;
 mod slon;
 mod slonik;
+mod statements;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -32,7 +35,11 @@ use secrecy::SecretString;
 use super::RoleError;
 use super::postgres::{PgNode, SLONY_USER, check_identifier};
 
+pub use failover::{
+    FailoverError, FailoverReport, LagAtFailure, failover, origin_answers, pick_successor,
+};
 pub use membership::{add_subscriber, drop_subscriber, init};
+pub use merge::{MigrationError, MigrationPlan, MigrationStep, NewRelation, migrate, plan_migration};
 pub use script::{execute_script, move_set};
 pub use slon::{ensure_credentials, ensure_slon, stop_slon};
 pub use sync::{NodeStatus, parse_status_rows, status, wait_caught_up, wait_in_sync};
