@@ -242,7 +242,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                 if let Some(origin) = moved_origin(&job.resources) {
                     // A failover or switchover moved the origin away: this
                     // machine (a new one after a failover) is a subscriber.
-                    self.join_as_subscriber(job, remote, node, origin).await?;
+                    self.join_as_subscriber(job, remote, node.clone(), origin)
+                        .await?;
                 }
                 let applied = job
                     .prior

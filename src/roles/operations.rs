@@ -128,6 +128,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                 node: node_name(cluster.origin),
                 answers: down.is_none(),
                 problem: down.clone(),
+                command: None,
             });
             let origin = match (down, reach.origin_remote()) {
                 (None, Some(remote)) => remote,

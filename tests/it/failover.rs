@@ -63,11 +63,11 @@ fn a_dead_origin_fails_over_to_the_most_advanced_subscriber_and_the_app_writes_a
         let one = v4(&env.node(1).pg);
 
         // While the origin answers, nobody may fail it over.
-        let survivors = |env: &Env| {
+        fn survivors(env: &Env) -> std::collections::BTreeMap<u32, &appgrid::remote::local::LocalTransport> {
             let mut r = env.remotes();
             r.remove(&1);
             r
-        };
+        }
         let answers = env.ok(
             slony::origin_answers(&tpl(), &cluster, Some(&env.node(1).remote), &survivors(&env))
                 .await,

@@ -91,12 +91,6 @@ pub struct MigrationPlan {
     pub steps: Vec<MigrationStep>,
 }
 
-#[derive(Serialize)]
-struct Subscription {
-    receiver: u32,
-    provider: u32,
-}
-
 /// Learn what `sql` creates (dry, on the origin), refuse what Slony-I cannot
 /// replicate, and lay out the steps. `owner`: the role that owns the app's
 /// tables (new ones are handed to it: the DDL runs as the Slony-I superuser).
@@ -453,6 +447,27 @@ async fn subscribe_and_merge<R: Remote>(
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+    // slonik checks the subscriptions as the origin sees them.
+    let active = format!(
+        "select count(*) from {cs}.sl_subscribe where sub_set = {set} and sub_active"
+    );
+    loop {
+        let seen = count(t, origin_remote, &origin.node, db, &active).await?;
+        if seen >= subscriptions.len() as i64 {
+            break;
+        }
+        if started.elapsed() > cluster.timeout {
+            return Err(RoleError::Timeout {
+                node: origin.id,
+                host: origin_remote.host().to_string(),
+                what: "see the new set's subscriptions active",
+                waited_s: started.elapsed().as_secs(),
+                last: format!("{seen} of {} active", subscriptions.len()),
+                slon_log: slon_log_tail(t, origin_remote, cluster, &origin.node).await,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let exists = count(
         t,
