@@ -324,6 +324,15 @@ impl<F: Fleet> RoleConfigurator<F> {
                 };
                 postgres::ensure_app_database(t, remote, &node, &db).await?;
                 let id = node_id(address).expect("replicas have node ids");
+                if moved_origin(&job.resources) == Some(id) {
+                    // A switchover or failover made this replica the origin:
+                    // there is nothing to subscribe to, only its slon to keep.
+                    let (cluster, _) = self.cluster(&job.resources, None).await?;
+                    slony::ensure_credentials(t, remote, &cluster, &node).await?;
+                    slony::ensure_slon(t, remote, &cluster, id).await?;
+                    configured.attributes.insert("node".into(), id.to_string());
+                    return Ok(configured);
+                }
                 let (mut cluster, connections) = self.cluster(&job.resources, Some(id)).await?;
                 let mut remotes: slony::Remotes<'_, F::Remote> = BTreeMap::new();
                 for (nid, c) in &connections {

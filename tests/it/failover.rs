@@ -213,8 +213,11 @@ async fn blog_fails_over_a_dead_primary() {
 
     let _serial = super::roles_pg::serial();
     let mut blog = Blog::new("failover-blog");
-    blog.write(2, 2);
     let started = Instant::now();
+    blog.ok(&["apply", "--yes"]);
+    // One replica at a time: two subscribing in one walk race on node 1's
+    // slon restart (a known problem of `add_subscriber`, not of failover).
+    blog.write(2, 2);
     blog.ok(&["apply", "--yes"]);
     eprintln!("measure: blog up (2 web, primary + 2 replicas): {:?}", started.elapsed());
     let lb = blog.lb();
