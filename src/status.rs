@@ -109,7 +109,9 @@ impl AppStatus {
             ));
             lines.push(format!(
                 "  to promote the most advanced replica: {}",
-                o.command.as_deref().unwrap_or("appgrid db failover MANIFEST")
+                o.command
+                    .as_deref()
+                    .unwrap_or("appgrid db failover MANIFEST")
             ));
         }
         for r in &self.replication {
@@ -194,6 +196,9 @@ mod tests {
                 "  to promote the most advanced replica: appgrid db failover blog.toml",
             ]
         );
-        assert_eq!(serde_json::to_value(&s).unwrap()["origin"]["answers"], false);
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["origin"]["answers"],
+            false
+        );
     }
 }

@@ -145,7 +145,11 @@ fn migration_lines(report: &MigrationReport) -> Vec<String> {
         lines.push("Migration applied on every database node.".to_string());
     }
     if !created.is_empty() {
-        let verb = if report.dry_run { "would join" } else { "joined" };
+        let verb = if report.dry_run {
+            "would join"
+        } else {
+            "joined"
+        };
         lines.push(format!(
             "New, and {verb} replication (a temporary set merged into set 1): {}.",
             created.join(", ")
@@ -269,7 +273,10 @@ impl providers::OpsVisitor for Failover<'_> {
             "Lost: replication lag at the moment of failure was {} event(s), {:.1} s: writes {failed} committed after {} are not on {to} (last event heard of: {}).",
             outcome.lag_events,
             outcome.lag_seconds,
-            outcome.applied_at.as_deref().unwrap_or("its last replicated SYNC"),
+            outcome
+                .applied_at
+                .as_deref()
+                .unwrap_or("its last replicated SYNC"),
             outcome.seen_at.as_deref().unwrap_or("unknown"),
         );
         outln!(

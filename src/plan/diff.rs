@@ -173,7 +173,10 @@ fn reconfigure_on_new_machines(graph: &ResourceGraph, state: &State, actions: &m
 /// its data is behind the new origin's, and Slony-I cannot take it back.
 fn failed_over(prior: &ResourceState) -> Option<String> {
     let why = prior.attributes.get(crate::ops::FAILED_OVER)?;
-    Some(format!("{} {why}; a new machine joins as a replica", prior.id))
+    Some(format!(
+        "{} {why}; a new machine joins as a replica",
+        prior.id
+    ))
 }
 
 fn delete_reason(address: ResourceAddress) -> String {

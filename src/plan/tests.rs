@@ -265,7 +265,8 @@ fn a_failed_over_database_machine_is_replaced() {
         assert!(
             plan.actions
                 .iter()
-                .any(|a| a.address.to_string() == "db.primary.config" && a.kind == ActionKind::Update),
+                .any(|a| a.address.to_string() == "db.primary.config"
+                    && a.kind == ActionKind::Update),
             "{:?}",
             plan.actions
         );

@@ -368,8 +368,13 @@ impl<F: Fleet> RoleConfigurator<F> {
             remotes.insert(*nid, &c.remote);
         }
         remotes.insert(1, remote);
-        slony::add_subscriber(&self.templates, &mut cluster, SlonyNode { id: 1, node }, &remotes)
-            .await
+        slony::add_subscriber(
+            &self.templates,
+            &mut cluster,
+            SlonyNode { id: 1, node },
+            &remotes,
+        )
+        .await
     }
 
     pub(super) async fn unconfigure_database(

@@ -19,7 +19,6 @@ use crate::ops::{
 use crate::remote::Remote;
 use crate::status::{AppStatus, CacheNode, LbServer, Machine, OriginHealth, ReplicaLag};
 
-
 impl<F: Fleet> Operations for RoleConfigurator<F> {
     async fn status(&self, resources: &Resources) -> Result<AppStatus, OperationError> {
         self.status_report(resources)

@@ -10,7 +10,9 @@ use super::configure::{Connected, Fleet, RoleConfigurator, machine_addr, secret_
 use super::configure_db::{node_id, sql_name};
 use super::slony::{self, SlonyCluster, SlonyNode};
 use crate::graph::{ResourceAddress, Role};
-use crate::ops::{Changed, FAILED_OVER, FailoverOutcome, MigrationReport, MigrationStep, Resources};
+use crate::ops::{
+    Changed, FAILED_OVER, FailoverOutcome, MigrationReport, MigrationStep, Resources,
+};
 use secrecy::ExposeSecret;
 
 /// The name a database node has in state, from its Slony-I node id.
@@ -64,12 +66,13 @@ impl<F: Fleet> RoleConfigurator<F> {
         &self,
         resources: &Resources,
     ) -> Result<ReachableCluster<F::Remote>, RoleError> {
-        let record = resources
-            .get(&ResourceAddress::SlonyCluster)
-            .ok_or(RoleError::NotInState {
-                address: ResourceAddress::SlonyCluster,
-                needed_by: None,
-            })?;
+        let record =
+            resources
+                .get(&ResourceAddress::SlonyCluster)
+                .ok_or(RoleError::NotInState {
+                    address: ResourceAddress::SlonyCluster,
+                    needed_by: None,
+                })?;
         let password = secret_attribute(record, ResourceAddress::SlonyCluster, "password")?;
         self.redactor.add(password.expose_secret());
         let origin: u32 = record
@@ -117,14 +120,15 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
         }
         let name = sql_name(&self.manifest.app.name);
-        let origin_node = nodes
-            .iter()
-            .find(|n| n.id == origin)
-            .cloned()
-            .ok_or(RoleError::UnknownNode {
-                cluster: name.clone(),
-                node: origin,
-            })?;
+        let origin_node =
+            nodes
+                .iter()
+                .find(|n| n.id == origin)
+                .cloned()
+                .ok_or(RoleError::UnknownNode {
+                    cluster: name.clone(),
+                    node: origin,
+                })?;
         let mut cluster = SlonyCluster::new(&name, &name, origin_node, password);
         cluster.nodes = nodes;
         Ok(ReachableCluster {

@@ -171,7 +171,11 @@ pub(super) fn db(blog: &mut Blog, command: &[&str], args: &[&str]) -> Output {
     out
 }
 
-pub(super) async fn eventually<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+pub(super) async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f().await {

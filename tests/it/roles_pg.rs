@@ -346,7 +346,13 @@ pub(super) async fn cluster(env: &mut Env, n: u8) -> (AppDatabase, SlonyCluster)
 }
 
 /// Poll node `id` until `sql` answers `want`, for at most `bound`; the time it took.
-pub(super) async fn wait_for_value(env: &Env, id: u32, sql: &str, want: &str, bound: Duration) -> Duration {
+pub(super) async fn wait_for_value(
+    env: &Env,
+    id: u32,
+    sql: &str,
+    want: &str,
+    bound: Duration,
+) -> Duration {
     let started = Instant::now();
     loop {
         let n = env.node(id);

@@ -189,7 +189,16 @@ pub async fn failover<R: Remote>(
     }
     for n in &living {
         let remote = remote_of(survivors, n.id)?;
-        wait_for(t, cluster, remote, n, &origin_sql, &to.to_string(), "see the new origin").await?;
+        wait_for(
+            t,
+            cluster,
+            remote,
+            n,
+            &origin_sql,
+            &to.to_string(),
+            "see the new origin",
+        )
+        .await?;
     }
     // The dead node leaves the cluster (Slony-I 2.2 keeps it, inactive, until dropped).
     cluster.origin = to;
@@ -199,7 +208,10 @@ pub async fn failover<R: Remote>(
         new_remote,
         &new.node,
         &db,
-        &format!("select count(*) from {cs}.sl_node where no_id = {}", failed.id),
+        &format!(
+            "select count(*) from {cs}.sl_node where no_id = {}",
+            failed.id
+        ),
     )
     .await?;
     if known > 0 {
@@ -216,7 +228,10 @@ pub async fn failover<R: Remote>(
         )
         .await?;
     }
-    let gone = format!("select count(*) from {cs}.sl_node where no_id = {}", failed.id);
+    let gone = format!(
+        "select count(*) from {cs}.sl_node where no_id = {}",
+        failed.id
+    );
     for n in &living {
         let remote = remote_of(survivors, n.id)?;
         wait_for(t, cluster, remote, n, &gone, "0", "forget the failed node").await?;

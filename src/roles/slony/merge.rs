@@ -121,8 +121,14 @@ pub async fn plan_migration<R: Remote>(
     let cs = cluster.schema_sql();
     let db = &cluster.database;
     let max = |sql: String| async move { count(t, remote, &origin.node, db, &sql).await };
-    let first_table = max(format!("select coalesce(max(tab_id), 0) from {cs}.sl_table")).await?;
-    let first_seq = max(format!("select coalesce(max(seq_id), 0) from {cs}.sl_sequence")).await?;
+    let first_table = max(format!(
+        "select coalesce(max(tab_id), 0) from {cs}.sl_table"
+    ))
+    .await?;
+    let first_seq = max(format!(
+        "select coalesce(max(seq_id), 0) from {cs}.sl_sequence"
+    ))
+    .await?;
     let pending_sets: Vec<u32> = query(
         t,
         remote,
@@ -159,7 +165,10 @@ pub async fn plan_migration<R: Remote>(
         run.push_str(&format!("ALTER TABLE {} OWNER TO \"{owner}\";\n", r.name));
     }
     for r in sequences.iter().filter(|s| !s.owned_by_column) {
-        run.push_str(&format!("ALTER SEQUENCE {} OWNER TO \"{owner}\";\n", r.name));
+        run.push_str(&format!(
+            "ALTER SEQUENCE {} OWNER TO \"{owner}\";\n",
+            r.name
+        ));
     }
     let mut plan = MigrationPlan {
         origin: origin.id,
@@ -253,7 +262,10 @@ async fn probe<R: Remote>(
     ctx.insert("sql_file", &file);
     let script = t.render("slony/probe-ddl.sh", &ctx)?;
     let out = remote
-        .run("slony: try the migration on the origin (rolled back)", &script)
+        .run(
+            "slony: try the migration on the origin (rolled back)",
+            &script,
+        )
         .await
         .map_err(|e| MigrationError::FailsOnOrigin {
             host: remote.host().to_string(),
@@ -449,9 +461,8 @@ async fn subscribe_and_merge<R: Remote>(
         }
     }
     // slonik checks the subscriptions as the origin sees them.
-    let active = format!(
-        "select count(*) from {cs}.sl_subscribe where sub_set = {set} and sub_active"
-    );
+    let active =
+        format!("select count(*) from {cs}.sl_subscribe where sub_set = {set} and sub_active");
     loop {
         let seen = count(t, origin_remote, &origin.node, db, &active).await?;
         if seen >= subscriptions.len() as i64 {

@@ -39,7 +39,9 @@ pub use failover::{
     FailoverError, FailoverReport, LagAtFailure, failover, origin_answers, pick_successor,
 };
 pub use membership::{add_subscriber, drop_subscriber, init};
-pub use merge::{MigrationError, MigrationPlan, MigrationStep, NewRelation, migrate, plan_migration};
+pub use merge::{
+    MigrationError, MigrationPlan, MigrationStep, NewRelation, migrate, plan_migration,
+};
 pub use script::{execute_script, move_set};
 pub use slon::{ensure_credentials, ensure_slon, stop_slon};
 pub use sync::{NodeStatus, parse_status_rows, status, wait_caught_up, wait_in_sync};

@@ -14,13 +14,16 @@
 /// The first top-level statement that controls the transaction, as written
 /// (trimmed, at most 80 characters), if any.
 pub fn transaction_control(sql: &str) -> Option<String> {
-    statements(sql).into_iter().find(|s| controls_transaction(s)).map(|s| {
-        let s = s.trim();
-        match s.char_indices().nth(80) {
-            Some((i, _)) => format!("{}…", &s[..i]),
-            None => s.to_string(),
-        }
-    })
+    statements(sql)
+        .into_iter()
+        .find(|s| controls_transaction(s))
+        .map(|s| {
+            let s = s.trim();
+            match s.char_indices().nth(80) {
+                Some((i, _)) => format!("{}…", &s[..i]),
+                None => s.to_string(),
+            }
+        })
 }
 
 fn controls_transaction(statement: &str) -> bool {
