@@ -224,6 +224,9 @@ impl<F: Fleet> RoleConfigurator<F> {
         resources: &Resources,
     ) -> Result<(Changed, FailoverOutcome), RoleError> {
         let t = &self.templates;
+        if !resources.contains_key(&ResourceAddress::SlonyCluster) {
+            return Err(slony::FailoverError::NoReplicas.into());
+        }
         let reach = self.reachable_cluster(resources).await?;
         let origin = reach.cluster.origin;
         let survivors: slony::Remotes<'_, F::Remote> = reach

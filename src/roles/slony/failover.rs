@@ -36,6 +36,10 @@ pub enum FailoverError {
         endpoint: String,
         from: String,
     },
+    #[error(
+        "there is no replica to fail over to: failover needs `replicas` of 1 or more under [database] (applied); nothing was changed"
+    )]
+    NoReplicas,
     #[error("cluster {cluster} has no subscriber left to take over from node {node}")]
     NoSubscriber { cluster: String, node: u32 },
 }
