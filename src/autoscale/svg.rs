@@ -4,7 +4,7 @@
 //! Long runs are reduced to one bucket per horizontal pixel; each bucket
 //! draws its minimum then its maximum, so short spikes stay visible.
 
-use super::civil::format_time;
+use super::tz::format_time;
 use super::simulate::{Row, Simulation};
 
 const WIDTH: f64 = 1200.0;

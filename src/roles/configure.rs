@@ -29,6 +29,11 @@ pub struct RoleConfigurator<F> {
     pub redactor: Redactor,
     /// The release archived once per content digest, for every web server.
     pub archives: tokio::sync::Mutex<BTreeMap<String, std::sync::Arc<Vec<u8>>>>,
+    /// `[release] release_command` per release digest, run once per run:
+    /// its outcome (the error's text), for every other web server's step.
+    pub release_commands: tokio::sync::Mutex<BTreeMap<String, Result<(), String>>>,
+    /// The app's config vars (`appgrid config set`), from state.
+    pub config_vars: BTreeMap<String, secrecy::SecretString>,
 }
 
 /// (busy, total) jiffies from the `cpu` line of /proc/stat: busy is everything

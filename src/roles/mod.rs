@@ -33,7 +33,7 @@ use crate::remote::RemoteError;
 use crate::templates::TemplateError;
 
 pub use fleet::FleetError;
-pub use web_error::WebRoleError;
+pub use web_error::{Rollback, WebRoleError};
 
 /// A role step that failed. Remote failures already name the host and the
 /// step; the others name the node, the address or the value at fault. Every

@@ -65,9 +65,62 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
             .await
             .map_err(|e| OperationError::new("failover", e))
     }
+
+    async fn run_command(
+        &self,
+        resources: &Resources,
+        machine: ResourceAddress,
+        argv: &[String],
+    ) -> Result<super::app::CommandRun, OperationError> {
+        self.redact_app_secrets(resources);
+        let c = self
+            .connect_to(resources, machine)
+            .await
+            .map_err(|e| OperationError::new("run", e))?;
+        super::app::run_command(&self.templates, &c.remote, &c.place.root, argv)
+            .await
+            .map_err(|e| OperationError::new("run", RoleError::from(e)))
+    }
+
+    async fn app_logs(
+        &self,
+        resources: &Resources,
+        machines: &[(ResourceAddress, super::app::LogFrom)],
+    ) -> Result<Vec<super::app::LogChunk>, OperationError> {
+        self.redact_app_secrets(resources);
+        let mut out = Vec::new();
+        for &(machine, from) in machines {
+            let c = self
+                .connect_to(resources, machine)
+                .await
+                .map_err(|e| OperationError::new("logs", e))?;
+            let chunk = super::app::read_log(&self.templates, &c.remote, &c.place.root, from)
+                .await
+                .map_err(|e| OperationError::new("logs", RoleError::from(e)))?;
+            out.push(chunk);
+        }
+        Ok(out)
+    }
 }
 
 impl<F: Fleet> RoleConfigurator<F> {
+    /// The app's secrets (the database password, config vars) into the
+    /// transport's redactor, before a command or a log is read from a web server.
+    fn redact_app_secrets(&self, resources: &Resources) {
+        use secrecy::ExposeSecret;
+        if let Some(password) = resources
+            .get(&ResourceAddress::config(Role::DbPrimary, 0))
+            .and_then(|r| r.attributes.get("password"))
+        {
+            self.redactor.add(password);
+        }
+        for value in self.config_vars.values() {
+            if value.expose_secret().len() >= 4 {
+                self.redactor.add(value.expose_secret());
+            }
+        }
+    }
+
     async fn status_report(&self, resources: &Resources) -> Result<AppStatus, RoleError> {
         let t = &self.templates;
         let mut status = AppStatus::default();

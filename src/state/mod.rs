@@ -33,6 +33,16 @@ pub struct State {
     /// launch while retrying the same launch is not.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub generations: BTreeMap<ResourceAddress, u64>,
+    /// The numbered releases of the app (issue 9), see [`crate::release`].
+    #[serde(default, skip_serializing_if = "crate::release::Releases::is_empty")]
+    pub releases: crate::release::Releases,
+    /// The app's config vars (`appgrid config set`): values only here (0600)
+    /// and in the web servers' env files.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::release::config_vars::ConfigVars::is_empty"
+    )]
+    pub config: crate::release::config_vars::ConfigVars,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +103,8 @@ impl State {
             resources: BTreeMap::new(),
             autoscale: None,
             generations: BTreeMap::new(),
+            releases: Default::default(),
+            config: Default::default(),
         }
     }
 

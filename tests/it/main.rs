@@ -1,4 +1,8 @@
 //! Integration tests: one binary (each file under tests/ would link the whole SDK).
+//!
+//! The harness may use `unsafe` (libc::kill on test processes, pre_exec to
+//! put a child in its own session); the library and the binary may not.
+#![allow(unsafe_code)]
 
 mod apply_moto;
 mod autoscale_e2e;
@@ -19,6 +23,7 @@ mod manifest_fuzz;
 mod migrate;
 mod moto;
 mod preflight;
+mod releases;
 mod roles_pg;
 mod roles_web;
 mod ssh_transport;
