@@ -28,6 +28,8 @@ pub struct Options {
     pub lock_timeout: Duration,
     pub state: Option<PathBuf>,
     pub destroy: bool,
+    /// Issue 8: what to do when the plan would remove the database.
+    pub data_loss: super::backup::DataLossFlags,
     /// End a rollback in force: release the manifest's release again.
     pub roll_forward: bool,
 }
@@ -146,15 +148,29 @@ impl Walk<'_> {
             drop(lock);
             return Ok(ExitCode::SUCCESS);
         }
+        // Issue 8: the database is never lost by itself.
+        let loss = appgrid::plan::data_loss::data_loss(&plan);
+        let final_backup = match &loss {
+            Some(loss) => super::backup::guard(ws, loss, o.data_loss)?,
+            None => false,
+        };
         if !o.yes && !is_saved_plan(&o.file) {
             confirm(operation)?;
+        }
+        if let (Some(loss), true) = (&loss, final_backup) {
+            let resources = existing
+                .as_ref()
+                .map(|s| s.resources.clone())
+                .unwrap_or_default();
+            super::backup::final_backup(ws, loss, &resources).await?;
         }
 
         // Every write checks that this run still holds the lock.
         let mut store = ws.store().fenced_by(&lock);
+        // Every machine state names, a move's second one included.
         let before = existing
             .as_ref()
-            .map(|s| s.resources.clone())
+            .map(apply::machines_of)
             .unwrap_or_default();
         let mut state = engine::state_for_apply(&store, existing, &plan.app)?;
         engine::adopt_new_lineage(&mut plan, &state);
@@ -178,7 +194,7 @@ impl Walk<'_> {
         .await;
         progress.finish();
         // Issue 15: nothing appgrid started survives a machine that left.
-        let removed = apply::removed_machines(&before, &state.resources);
+        let removed = apply::removed_machines(&before, &apply::machines_of(&state));
         if !removed.is_empty() {
             let n = removed.len();
             print_sweep(&plan.app, n, configurator.sweep(removed).await);
@@ -328,11 +344,14 @@ fn summarize(
     let s = plan.summary();
     if outcome.is_success() {
         let verb = if destroy { "Destroy" } else { "Apply" };
-        let adopted = if s.adopt > 0 {
+        let mut adopted = if s.adopt > 0 {
             format!(", {} adopted", s.adopt)
         } else {
             String::new()
         };
+        if s.moved > 0 {
+            adopted.push_str(&format!(", {} moved online", s.moved));
+        }
         outln!(
             "\n{verb} complete: {} added, {} changed, {} replaced, {} destroyed{adopted}. State: {} (serial {serial}).",
             s.create,

@@ -19,6 +19,7 @@
 //!   not also as the missing key it was meant to be.
 
 mod autoscale;
+mod backup;
 mod cidr;
 pub(super) mod cron;
 pub(super) mod duration;

@@ -38,7 +38,27 @@ pub fn node_id(address: ResourceAddress) -> Option<u32> {
     }
 }
 
-fn ip(addr: &str) -> Result<IpAddr, RoleError> {
+/// The Slony-I node id of a database machine as state records it: the
+/// `node` attribute of its configuration (a machine that joined through an
+/// online move has a new one), else [`node_id`]'s.
+pub fn node_in(
+    resources: &BTreeMap<ResourceAddress, ResourceState>,
+    machine: ResourceAddress,
+) -> Option<u32> {
+    let default = node_id(machine)?;
+    let ResourceAddress::Instance { role, index } = machine.machine()? else {
+        return None;
+    };
+    Some(
+        resources
+            .get(&ResourceAddress::config(role, index))
+            .and_then(|c| c.attributes.get("node"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+pub(super) fn ip(addr: &str) -> Result<IpAddr, RoleError> {
     addr.parse().map_err(|_| RoleError::InvalidValue {
         what: "machine address",
         value: addr.to_string(),
@@ -56,13 +76,14 @@ fn secret(prior: Option<&ResourceState>) -> SecretString {
 
 /// The recorded origin of the cluster, when it is not the primary (node 1).
 fn moved_origin(resources: &BTreeMap<ResourceAddress, ResourceState>) -> Option<u32> {
+    let primary = node_in(resources, ResourceAddress::instance(Role::DbPrimary, 0)).unwrap_or(1);
     resources
         .get(&ResourceAddress::SlonyCluster)?
         .attributes
         .get("origin")?
         .parse()
         .ok()
-        .filter(|o| *o != 1)
+        .filter(|o| *o != primary)
 }
 
 impl<F: Fleet> RoleConfigurator<F> {
@@ -103,7 +124,7 @@ impl<F: Fleet> RoleConfigurator<F> {
     }
 
     /// Who may connect to a database node: every web machine, and the other database nodes.
-    async fn pg_access(
+    pub(super) async fn pg_access(
         &self,
         job: &ConfigJob,
         place: &MachinePlace,
@@ -183,7 +204,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         let mut nodes = Vec::new();
         let mut connections = Vec::new();
         for machine in members {
-            let id = node_id(machine).expect("database machines have node ids");
+            let id = node_in(resources, machine).expect("database machines have node ids");
             if Some(id) == except || super::operations_db::failed_over(resources, machine) {
                 continue;
             }
@@ -285,27 +306,33 @@ impl<F: Fleet> RoleConfigurator<F> {
             ResourceAddress::SlonyCluster => {
                 let password = secret(job.prior.as_ref());
                 self.redactor.add(password.expose_secret());
-                let origin = SlonyNode { id: 1, node };
-                let cluster = SlonyCluster::new(&name, &name, origin, password.clone());
-                slony::ensure_credentials(t, remote, &cluster, &cluster.nodes[0].node).await?;
-                // Initialised once, on the first origin; after a failover the
-                // primary's machine joined as a subscriber instead.
-                let moved = job
+                // The primary's node id (new after an online move) and the
+                // origin as recorded (a switchover or a move changed it):
+                // applying the cluster again keeps both.
+                let id = node_in(
+                    &job.resources,
+                    ResourceAddress::instance(Role::DbPrimary, 0),
+                )
+                .unwrap_or(1);
+                let origin = job
                     .prior
                     .as_ref()
                     .and_then(|p| p.attributes.get("origin"))
-                    .filter(|o| o.as_str() != "1")
-                    .cloned();
-                if moved.is_none() {
+                    .cloned()
+                    .unwrap_or_else(|| id.to_string());
+                let cluster =
+                    SlonyCluster::new(&name, &name, SlonyNode { id, node }, password.clone());
+                slony::ensure_credentials(t, remote, &cluster, &cluster.nodes[0].node).await?;
+                // Initialised once, on the first origin; after a failover the
+                // primary's machine joined as a subscriber instead.
+                if origin == id.to_string() {
                     slony::init(t, &cluster, remote).await?;
                 }
-                slony::ensure_slon(t, remote, &cluster, 1).await?;
+                slony::ensure_slon(t, remote, &cluster, id).await?;
                 configured
                     .attributes
                     .insert("password".into(), password.expose_secret().to_string());
-                configured
-                    .attributes
-                    .insert("origin".into(), moved.unwrap_or_else(|| "1".into()));
+                configured.attributes.insert("origin".into(), origin);
             }
             ResourceAddress::Config {
                 role: Role::DbReplica,
@@ -323,7 +350,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                     password,
                 };
                 postgres::ensure_app_database(t, remote, &node, &db).await?;
-                let id = node_id(address).expect("replicas have node ids");
+                let id = node_in(&job.resources, address).expect("replicas have node ids");
                 if moved_origin(&job.resources) == Some(id) {
                     // A switchover or failover made this replica the origin:
                     // there is nothing to subscribe to, only its slon to keep.
@@ -361,17 +388,22 @@ impl<F: Fleet> RoleConfigurator<F> {
         node: PgNode,
         origin: u32,
     ) -> Result<(), RoleError> {
-        let (mut cluster, connections) = self.cluster(&job.resources, Some(1)).await?;
+        let id = node_in(
+            &job.resources,
+            ResourceAddress::instance(Role::DbPrimary, 0),
+        )
+        .unwrap_or(1);
+        let (mut cluster, connections) = self.cluster(&job.resources, Some(id)).await?;
         debug_assert_eq!(cluster.origin, origin);
         let mut remotes: slony::Remotes<'_, F::Remote> = BTreeMap::new();
         for (nid, c) in &connections {
             remotes.insert(*nid, &c.remote);
         }
-        remotes.insert(1, remote);
+        remotes.insert(id, remote);
         slony::add_subscriber(
             &self.templates,
             &mut cluster,
-            SlonyNode { id: 1, node },
+            SlonyNode { id, node },
             &remotes,
         )
         .await
@@ -391,16 +423,50 @@ impl<F: Fleet> RoleConfigurator<F> {
                 role: Role::DbReplica,
                 ..
             } => {
-                let id = node_id(address).expect("replicas have node ids");
+                let id = node_in(&job.resources, address).expect("replicas have node ids");
                 // The cluster still counts this node: drop it before its machine goes.
                 let (mut cluster, connections) = self.cluster(&job.resources, None).await?;
                 let remotes: slony::Remotes<'_, F::Remote> =
                     connections.iter().map(|(n, c)| (*n, &c.remote)).collect();
+                if cluster.origin == id {
+                    // A switchover made this replica the origin: hand the set
+                    // back to the primary first, so no data leaves with it
+                    // (and `destroy` after a switchover can drop it).
+                    let primary = node_in(
+                        &job.resources,
+                        ResourceAddress::instance(Role::DbPrimary, 0),
+                    )
+                    .expect("the primary has a node id");
+                    slony::move_set(t, &mut cluster, primary, &remotes).await?;
+                }
+                slony::resubscribe_from_origin(t, &cluster, id, &remotes).await?;
                 slony::drop_subscriber(t, &mut cluster, id, &remotes).await?;
                 postgres::stop_server(t, remote, &node).await
             }
             ResourceAddress::SlonyCluster => {
-                let (cluster, _) = self.cluster(&job.resources, None).await?;
+                // Only this node's slon stops: the cluster's other members
+                // (and the origin state recorded before they left) are not needed.
+                let name = sql_name(&self.manifest.app.name);
+                let record = job.prior.as_ref().ok_or(RoleError::NotInState {
+                    address: ResourceAddress::SlonyCluster,
+                    needed_by: None,
+                })?;
+                let password = secret_attribute(record, ResourceAddress::SlonyCluster, "password")?;
+                self.redactor.add(password.expose_secret());
+                let id = node_in(
+                    &job.resources,
+                    ResourceAddress::instance(Role::DbPrimary, 0),
+                )
+                .expect("the primary has a node id");
+                let cluster = SlonyCluster::new(
+                    &name,
+                    &name,
+                    SlonyNode {
+                        id,
+                        node: node.clone(),
+                    },
+                    password,
+                );
                 slony::stop_slon(t, remote, &cluster, &node).await
             }
             ResourceAddress::Config {

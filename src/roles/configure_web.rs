@@ -317,13 +317,16 @@ impl<F: Fleet> RoleConfigurator<F> {
                 .and_then(|c| c.attributes.get("origin"))
                 .and_then(|o| o.parse::<u32>().ok())
                 .unwrap_or(1);
-            let mut nodes = vec![(1, ResourceAddress::instance(Role::DbPrimary, 0))];
+            let node = |m| super::configure_db::node_in(&job.resources, m).unwrap_or(0);
+            let primary = ResourceAddress::instance(Role::DbPrimary, 0);
+            let mut nodes = vec![(node(primary), primary)];
             for i in 0..db.replicas {
                 if job
                     .resources
                     .contains_key(&ResourceAddress::config(Role::DbReplica, i))
                 {
-                    nodes.push((i + 2, ResourceAddress::instance(Role::DbReplica, i)));
+                    let replica = ResourceAddress::instance(Role::DbReplica, i);
+                    nodes.push((node(replica), replica));
                 }
             }
             let mut replicas = Vec::new();

@@ -12,6 +12,7 @@
 //! they go into a 0600 file or state.
 
 pub mod app;
+pub mod backup;
 pub mod configure;
 mod configure_db;
 mod configure_web;
@@ -20,6 +21,7 @@ pub mod fleet_local;
 pub mod fleet_ssh;
 pub mod haproxy;
 pub mod memcached;
+mod moves;
 mod operations;
 mod operations_db;
 pub mod postgres;

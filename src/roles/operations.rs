@@ -8,16 +8,27 @@ use std::collections::BTreeMap;
 
 use super::RoleError;
 use super::configure::{Fleet, RoleConfigurator, cpu_jiffies};
-use super::configure_db::node_id;
-use super::operations_db::node_name;
+use super::configure_db::node_in;
 use super::{haproxy, memcached, slony};
 use crate::graph::{ResourceAddress, Role};
+use crate::ops::backup::{BackupInfo, RepoAccess, RestoreRequest};
 use crate::ops::{
     Changed, FailoverOutcome, MigrationReport, OperationError, Operations, Resources,
     ServerCounters,
 };
 use crate::remote::Remote;
 use crate::status::{AppStatus, CacheNode, LbServer, Machine, OriginHealth, ReplicaLag};
+
+/// The name a database node has in state, from its Slony-I node id (which
+/// state records: a machine that joined through an online move has a new one).
+fn node_name(resources: &Resources, id: u32) -> String {
+    resources
+        .keys()
+        .find(|a| {
+            matches!(a, ResourceAddress::Instance { .. }) && node_in(resources, **a) == Some(id)
+        })
+        .map_or_else(|| format!("node {id}"), |a| a.to_string())
+}
 
 impl<F: Fleet> Operations for RoleConfigurator<F> {
     async fn status(&self, resources: &Resources) -> Result<AppStatus, OperationError> {
@@ -64,6 +75,38 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
         self.failover_dead_origin(resources)
             .await
             .map_err(|e| OperationError::new("failover", e))
+    }
+
+    async fn backup(
+        &self,
+        resources: &Resources,
+        access: &RepoAccess,
+        why: &str,
+    ) -> Result<BackupInfo, OperationError> {
+        self.take_backup(resources, access, why)
+            .await
+            .map_err(|e| OperationError::new("backup", e))
+    }
+
+    async fn backups(
+        &self,
+        resources: &Resources,
+        access: &RepoAccess,
+    ) -> Result<Vec<BackupInfo>, OperationError> {
+        self.list_backups(resources, access)
+            .await
+            .map_err(|e| OperationError::new("backups", e))
+    }
+
+    async fn restore(
+        &self,
+        resources: &Resources,
+        access: &RepoAccess,
+        request: &RestoreRequest,
+    ) -> Result<BackupInfo, OperationError> {
+        self.restore_backup(resources, access, request)
+            .await
+            .map_err(|e| OperationError::new("restore", e))
     }
 
     async fn run_command(
@@ -177,7 +220,7 @@ impl<F: Fleet> RoleConfigurator<F> {
             let cluster = &reach.cluster;
             let down = self.origin_down(&reach).await?;
             status.origin = Some(OriginHealth {
-                node: node_name(cluster.origin),
+                node: node_name(resources, cluster.origin),
                 answers: down.is_none(),
                 problem: down.clone(),
                 command: None,
@@ -188,8 +231,8 @@ impl<F: Fleet> RoleConfigurator<F> {
             };
             for s in slony::status(t, cluster, origin).await? {
                 status.replication.push(ReplicaLag {
-                    origin: node_name(cluster.origin),
-                    node: node_name(s.node),
+                    origin: node_name(resources, cluster.origin),
+                    node: node_name(resources, s.node),
                     lag_events: s.lag_events,
                     lag_seconds: s.lag_time.as_secs_f64(),
                 });
@@ -245,7 +288,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         resources: &Resources,
         to: ResourceAddress,
     ) -> Result<Changed, RoleError> {
-        let id = node_id(to).ok_or(RoleError::WrongAddress {
+        let id = node_in(resources, to).ok_or(RoleError::WrongAddress {
             address: to,
             expected: "not a database machine (db.primary or db.replica[i])",
         })?;

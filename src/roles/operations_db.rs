@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::RoleError;
 use super::configure::{Connected, Fleet, RoleConfigurator, machine_addr, secret_attribute};
-use super::configure_db::{node_id, sql_name};
+use super::configure_db::{node_in, sql_name};
 use super::slony::{self, SlonyCluster, SlonyNode};
 use crate::graph::{ResourceAddress, Role};
 use crate::ops::{
@@ -15,17 +15,25 @@ use crate::ops::{
 };
 use secrecy::ExposeSecret;
 
-/// The name a database node has in state, from its Slony-I node id.
-pub(super) fn node_name(id: u32) -> String {
-    node_machine(id).to_string()
+/// The machine of a Slony-I node id, as state records it (a machine that
+/// joined through an online move has a new id; otherwise 1 is the primary
+/// and i + 2 is `db.replica[i]`).
+pub(super) fn node_machine(resources: &Resources, id: u32) -> ResourceAddress {
+    resources
+        .keys()
+        .copied()
+        .find(|a| {
+            matches!(a, ResourceAddress::Instance { .. }) && node_in(resources, *a) == Some(id)
+        })
+        .unwrap_or_else(|| match id {
+            1 => ResourceAddress::instance(Role::DbPrimary, 0),
+            n => ResourceAddress::instance(Role::DbReplica, n.saturating_sub(2)),
+        })
 }
 
-/// The machine of a Slony-I node id (1: the primary, i + 2: `db.replica[i]`).
-pub(super) fn node_machine(id: u32) -> ResourceAddress {
-    match id {
-        1 => ResourceAddress::instance(Role::DbPrimary, 0),
-        n => ResourceAddress::instance(Role::DbReplica, n - 2),
-    }
+/// The name a database node has in state.
+pub(super) fn node_name(resources: &Resources, id: u32) -> String {
+    node_machine(resources, id).to_string()
 }
 
 /// The cluster, with a connection to every node that can be reached; the
@@ -95,7 +103,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         let mut connections = Vec::new();
         let mut origin_unreachable = None;
         for machine in members {
-            let id = node_id(machine).expect("database machines have node ids");
+            let id = node_in(resources, machine).expect("database machines have node ids");
             match self.connect_to(resources, machine).await {
                 Ok(c) => {
                     nodes.push(SlonyNode {
@@ -187,8 +195,12 @@ impl<F: Fleet> RoleConfigurator<F> {
                     .steps
                     .into_iter()
                     .map(|s| MigrationStep {
-                        on: node_name(s.on),
-                        reaches: s.reaches.into_iter().map(node_name).collect(),
+                        on: node_name(resources, s.on),
+                        reaches: s
+                            .reaches
+                            .into_iter()
+                            .map(|r| node_name(resources, r))
+                            .collect(),
                         what: s.what,
                         script: s.script,
                     })
@@ -200,7 +212,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         let report = MigrationReport {
             dry_run,
             steps: vec![MigrationStep {
-                on: node_name(1),
+                on: node_name(resources, 1),
                 reaches: Vec::new(),
                 what: format!("the SQL as role {owner}"),
                 script: script.clone(),
@@ -241,7 +253,7 @@ impl<F: Fleet> RoleConfigurator<F> {
             let node = reach.cluster.node(origin)?;
             return Err(slony::FailoverError::OriginAnswers {
                 node: origin,
-                endpoint: format!("{}, {}", node_name(origin), node.node.endpoint()),
+                endpoint: format!("{}, {}", node_name(resources, origin), node.node.endpoint()),
                 from,
             }
             .into());
@@ -250,8 +262,8 @@ impl<F: Fleet> RoleConfigurator<F> {
         let (to, _) = slony::pick_successor(t, &cluster, &survivors).await?;
         let report =
             slony::failover(t, &mut cluster, to, &survivors, reach.origin_remote()).await?;
-        let failed = node_machine(report.failed);
-        let new_origin = node_machine(report.to);
+        let failed = node_machine(resources, report.failed);
+        let new_origin = node_machine(resources, report.to);
         let mut attributes = BTreeMap::from([(
             ResourceAddress::SlonyCluster,
             BTreeMap::from([("origin".to_string(), report.to.to_string())]),

@@ -7,6 +7,7 @@
 mod apply_moto;
 mod autoscale_e2e;
 mod aws_provider;
+mod backup;
 mod cli;
 mod failover;
 mod farm;
@@ -22,6 +23,7 @@ mod local_e2e;
 mod manifest_fuzz;
 mod migrate;
 mod moto;
+mod moves;
 mod preflight;
 mod releases;
 mod roles_pg;

@@ -308,7 +308,7 @@ impl Blog {
 impl Drop for Blog {
     fn drop(&mut self) {
         let _ = appgrid()
-            .args(["destroy", "--yes"])
+            .args(["destroy", "--yes", "--allow-data-loss"])
             .arg(&self.manifest)
             .env("APPGRID_LOCAL_ROOT", &self.machines)
             .output();

@@ -21,6 +21,8 @@
 mod failover;
 mod membership;
 mod merge;
+mod origin;
+mod providers;
 mod script;
 mod slon;
 mod slonik;
@@ -42,6 +44,8 @@ pub use membership::{add_subscriber, drop_subscriber, init};
 pub use merge::{
     MigrationError, MigrationPlan, MigrationStep, NewRelation, migrate, plan_migration,
 };
+pub use origin::set_origin;
+pub use providers::resubscribe_from_origin;
 pub use script::{execute_script, move_set};
 pub use slon::{ensure_credentials, ensure_slon, stop_slon};
 pub use sync::{NodeStatus, parse_status_rows, status, wait_caught_up, wait_in_sync};
