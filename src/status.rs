@@ -14,6 +14,21 @@ pub struct AppStatus {
     pub load_balancer: Vec<LbServer>,
     pub caches: Vec<CacheNode>,
     pub replication: Vec<ReplicaLag>,
+    /// The replicated set's origin, when there is a cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<OriginHealth>,
+}
+
+/// Whether the database's origin answers; when it does not, what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OriginHealth {
+    /// `db.primary`, or a replica after a switchover or failover.
+    pub node: String,
+    pub answers: bool,
+    /// Why it is taken for down (nobody reached its Postgres).
+    pub problem: Option<String>,
+    /// The command that fails it over (set by the caller, who knows the manifest).
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,6 +101,19 @@ impl AppStatus {
                 or_unknown(c.misses)
             ));
         }
+        if let Some(o) = self.origin.as_ref().filter(|o| !o.answers) {
+            lines.push(format!(
+                "database origin {} is DOWN: {}",
+                o.node,
+                o.problem.as_deref().unwrap_or("it does not answer")
+            ));
+            lines.push(format!(
+                "  to promote the most advanced replica: {}",
+                o.command
+                    .as_deref()
+                    .unwrap_or("appgrid db failover MANIFEST")
+            ));
+        }
         for r in &self.replication {
             lines.push(format!(
                 "replication {} -> {}: {} events behind, {:.1} s",
@@ -127,6 +155,12 @@ mod tests {
                 lag_events: 2,
                 lag_seconds: 1.26,
             }],
+            origin: Some(OriginHealth {
+                node: "db.primary".into(),
+                answers: true,
+                problem: None,
+                command: None,
+            }),
         };
         assert_eq!(
             s.lines(),
@@ -141,5 +175,30 @@ mod tests {
         assert_eq!(json["load_balancer"][0]["requests"], 42);
         assert_eq!(json["caches"][0]["hits"], serde_json::Value::Null);
         assert_eq!(json["replication"][0]["lag_events"], 2);
+        assert_eq!(json["origin"]["answers"], true);
+    }
+
+    #[test]
+    fn a_dead_origin_is_shown_with_the_command_to_run() {
+        let s = AppStatus {
+            origin: Some(OriginHealth {
+                node: "db.primary".into(),
+                answers: false,
+                problem: Some("its Postgres does not answer".into()),
+                command: Some("appgrid db failover blog.toml".into()),
+            }),
+            ..AppStatus::default()
+        };
+        assert_eq!(
+            s.lines(),
+            [
+                "database origin db.primary is DOWN: its Postgres does not answer",
+                "  to promote the most advanced replica: appgrid db failover blog.toml",
+            ]
+        );
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["origin"]["answers"],
+            false
+        );
     }
 }

@@ -334,6 +334,10 @@ enum DbCommand {
     Migrate {
         file: PathBuf,
         sql: PathBuf,
+        /// Say what would run on which nodes (the SQL is tried on the origin
+        /// in a transaction that is rolled back); change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         lock: LockArgs,
         #[command(flatten)]
@@ -344,6 +348,16 @@ enum DbCommand {
         file: PathBuf,
         /// The replica to promote, e.g. `db.replica[0]`.
         replica: String,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// The origin is dead: promote the most advanced replica (Slony-I FAILOVER),
+    /// drop the dead node, point the app at the new origin. Refused while the
+    /// origin answers.
+    Failover {
+        file: PathBuf,
         #[command(flatten)]
         lock: LockArgs,
         #[command(flatten)]
@@ -562,15 +576,28 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             DbCommand::Migrate {
                 file,
                 sql,
+                dry_run,
                 lock,
                 state,
-            } => ops::migrate(&file, &sql, state.state.as_deref(), lock.lock_timeout).await,
+            } => {
+                ops::migrate(
+                    &file,
+                    &sql,
+                    dry_run,
+                    state.state.as_deref(),
+                    lock.lock_timeout,
+                )
+                .await
+            }
             DbCommand::Switchover {
                 file,
                 replica,
                 lock,
                 state,
             } => ops::switchover(&file, &replica, state.state.as_deref(), lock.lock_timeout).await,
+            DbCommand::Failover { file, lock, state } => {
+                ops::failover(&file, state.state.as_deref(), lock.lock_timeout).await
+            }
             DbCommand::Backup {
                 file,
                 json,

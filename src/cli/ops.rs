@@ -1,4 +1,5 @@
-//! Day-two commands: `appgrid status`, `appgrid db migrate`, `appgrid db switchover`.
+//! Day-two commands: `appgrid status`, `appgrid db migrate`, `appgrid db switchover`,
+//! `appgrid db failover`.
 //!
 //! Each runs through [`providers::with_operations`]; one that changes machines
 //! holds the state lock from start to end ([`Locked`]) and records what it
@@ -13,7 +14,7 @@ use appgrid::apply::Configurator;
 use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::ResourceAddress;
-use appgrid::ops::{Locked, LockedError, OperationError, Operations};
+use appgrid::ops::{Locked, LockedError, MigrationReport, OperationError, Operations};
 use appgrid::state::State;
 
 use super::term::outln;
@@ -44,6 +45,8 @@ pub(super) fn locked(e: LockedError) -> Failure {
 struct Status {
     state: State,
     json: bool,
+    /// The manifest as the user named it, for the commands status suggests.
+    manifest: String,
 }
 
 impl providers::OpsVisitor for Status {
@@ -53,9 +56,16 @@ impl providers::OpsVisitor for Status {
         _: Arc<C>,
         k: Arc<K>,
     ) -> Result<ExitCode, Failure> {
-        let Status { state, json } = self;
+        let Status {
+            state,
+            json,
+            manifest,
+        } = self;
         let (app, serial, count) = (&state.app, state.serial, state.resources.len());
-        let status = k.status(&state.resources).await.map_err(operation)?;
+        let mut status = k.status(&state.resources).await.map_err(operation)?;
+        if let Some(origin) = status.origin.as_mut().filter(|o| !o.answers) {
+            origin.command = Some(format!("appgrid db failover {manifest}"));
+        }
         if json {
             let mut value = serde_json::to_value(&status).expect("status serializes");
             value["app"] = app.as_str().into();
@@ -76,10 +86,23 @@ impl providers::OpsVisitor for Status {
 pub async fn status(file: &Path, state: Option<&Path>, json: bool) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state)?;
     let state = applied(&ws)?;
-    providers::with_operations(&ws, Status { state, json }).await
+    let manifest = file.display().to_string();
+    providers::with_operations(
+        &ws,
+        Status {
+            state,
+            json,
+            manifest,
+        },
+    )
+    .await
 }
 
-struct Migrate(State, String);
+struct Migrate {
+    state: State,
+    sql: String,
+    dry_run: bool,
+}
 
 impl providers::OpsVisitor for Migrate {
     type Output = ExitCode;
@@ -88,26 +111,78 @@ impl providers::OpsVisitor for Migrate {
         _: Arc<C>,
         k: Arc<K>,
     ) -> Result<ExitCode, Failure> {
-        k.migrate(&self.0.resources, &self.1)
+        let report = k
+            .migrate(&self.state.resources, &self.sql, self.dry_run)
             .await
             .map_err(operation)?;
-        outln!("Migration applied on every database node.");
+        for line in migration_lines(&report) {
+            outln!("{line}");
+        }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// What a migration creates and its steps (every script with `--dry-run`).
+fn migration_lines(report: &MigrationReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    let created: Vec<String> = report
+        .new_tables
+        .iter()
+        .map(|t| format!("table {t}"))
+        .chain(report.new_sequences.iter().map(|s| format!("sequence {s}")))
+        .collect();
+    if report.dry_run {
+        lines.push("Dry run: nothing was changed. The migration would run like this:".to_string());
+        for (i, step) in report.steps.iter().enumerate() {
+            let reaches = match step.reaches.is_empty() {
+                true => String::new(),
+                false => format!(" -> {}", step.reaches.join(", ")),
+            };
+            lines.push(format!("{}. on {}{reaches}: {}", i + 1, step.on, step.what));
+            lines.extend(step.script.trim_end().lines().map(|l| format!("   | {l}")));
+        }
+    } else {
+        lines.push("Migration applied on every database node.".to_string());
+    }
+    if !created.is_empty() {
+        let verb = if report.dry_run {
+            "would join"
+        } else {
+            "joined"
+        };
+        lines.push(format!(
+            "New, and {verb} replication (a temporary set merged into set 1): {}.",
+            created.join(", ")
+        ));
+    }
+    lines
 }
 
 pub async fn migrate(
     file: &Path,
     sql: &Path,
+    dry_run: bool,
     state: Option<&Path>,
     lock_timeout: Duration,
 ) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state)?;
-    let _lock = ws.lock("db migrate", lock_timeout)?;
+    // A dry run changes nothing: like status, it takes no lock.
+    let _lock = match dry_run {
+        true => None,
+        false => Some(ws.lock("db migrate", lock_timeout)?),
+    };
     let s = applied(&ws)?;
     let text = std::fs::read_to_string(sql)
         .map_err(|e| Failure::Message(format!("cannot read {}: {e}", sql.display())))?;
-    providers::with_operations(&ws, Migrate(s, text)).await
+    providers::with_operations(
+        &ws,
+        Migrate {
+            state: s,
+            sql: text,
+            dry_run,
+        },
+    )
+    .await
 }
 
 struct Switchover<'w> {
@@ -169,4 +244,78 @@ pub async fn switchover(
     let ws = Workspace::open(file, state)?;
     let locked = Locked::acquire(&ws, "db switchover", lock_timeout).map_err(locked)?;
     providers::with_operations(&ws, Switchover { locked, to }).await
+}
+
+struct Failover<'w> {
+    locked: Locked<'w>,
+}
+
+impl providers::OpsVisitor for Failover<'_> {
+    type Output = ExitCode;
+    async fn visit<C: Cloud, K: Configurator + Operations>(
+        self,
+        cloud: Arc<C>,
+        k: Arc<K>,
+    ) -> Result<ExitCode, Failure> {
+        let Failover { mut locked } = self;
+        let (changed, outcome) = k
+            .failover(&locked.state().resources)
+            .await
+            .map_err(operation)?;
+        // The cluster has a new origin: recorded before anything else can fail.
+        locked.record(&changed.attributes).map_err(self::locked)?;
+        let (failed, to) = (&outcome.failed, &outcome.to);
+        outln!(
+            "{failed} did not answer; {to} is the origin now (Slony-I FAILOVER, {:.1} s).",
+            outcome.took_seconds
+        );
+        outln!(
+            "Lost: replication lag at the moment of failure was {} event(s), {:.1} s: writes {failed} committed after {} are not on {to} (last event heard of: {}).",
+            outcome.lag_events,
+            outcome.lag_seconds,
+            outcome
+                .applied_at
+                .as_deref()
+                .unwrap_or("its last replicated SYNC"),
+            outcome.seen_at.as_deref().unwrap_or("unknown"),
+        );
+        outln!(
+            "{failed} was dropped from the cluster; the next `appgrid apply` replaces its machine with a new replica."
+        );
+        outln!("Pointing the app servers at {to}…");
+        let outcome_walk = locked
+            .reconfigure(cloud, k, &changed.reconfigure, &changed.reason, &mut |e| {
+                report::print_event(&e)
+            })
+            .await
+            .map_err(self::locked)?;
+        if !outcome_walk.is_success() {
+            let failed: Vec<String> = outcome_walk
+                .failed
+                .iter()
+                .map(|(l, e)| format!("{l}: {e}"))
+                .chain(outcome_walk.skipped.iter().map(|l| format!("{l}: skipped")))
+                .collect();
+            return Err(Failure::Message(format!(
+                "{to} is the origin, but not every app server points at it yet ({}); \
+                 `appgrid apply` releases them again",
+                failed.join("; ")
+            )));
+        }
+        outln!(
+            "Every app server writes to {to} ({} released again).",
+            outcome_walk.done.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+pub async fn failover(
+    file: &Path,
+    state: Option<&Path>,
+    lock_timeout: Duration,
+) -> Result<ExitCode, Failure> {
+    let ws = Workspace::open(file, state)?;
+    let locked = Locked::acquire(&ws, "db failover", lock_timeout).map_err(locked)?;
+    providers::with_operations(&ws, Failover { locked }).await
 }

@@ -20,6 +20,7 @@
 //! no lock.
 
 pub mod backup;
+mod db;
 mod locked;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use std::future::Future;
 use crate::graph::ResourceAddress;
 use crate::state::ResourceState;
 
+pub use db::{FAILED_OVER, FailoverOutcome, MigrationReport, MigrationStep};
 pub use locked::{Locked, LockedError};
 
 /// Every machine and configuration state records, secrets included.
@@ -94,12 +96,17 @@ pub trait Operations: Send + Sync + 'static {
         resources: &Resources,
     ) -> impl Future<Output = Result<crate::status::AppStatus, OperationError>> + Send;
 
-    /// Run a schema change on every database node, in order with the data.
+    /// Run a schema change on every database node, in order with the data;
+    /// the tables and sequences it creates join replication. `dry_run`: only
+    /// say what would run where (the SQL is tried on the origin in a
+    /// transaction that is rolled back). A table without a primary key is
+    /// refused before anything runs.
     fn migrate(
         &self,
         resources: &Resources,
         sql: &str,
-    ) -> impl Future<Output = Result<(), OperationError>> + Send;
+        dry_run: bool,
+    ) -> impl Future<Output = Result<MigrationReport, OperationError>> + Send;
 
     /// Counters of the web tier as the load balancer sees them now.
     /// `cpu`: also read each web machine's CPU counters.
@@ -117,6 +124,17 @@ pub trait Operations: Send + Sync + 'static {
         resources: &Resources,
         to: ResourceAddress,
     ) -> impl Future<Output = Result<Changed, OperationError>> + Send;
+
+    /// The origin is gone (its machine or its Postgres does not answer):
+    /// FAILOVER to the most advanced subscriber and drop the dead node.
+    /// Refused, changing nothing, while the origin answers anyone. Returns
+    /// what to record (the new origin; the dead machine marked
+    /// [`FAILED_OVER`], so the next apply replaces it with a new replica) and
+    /// to apply again (every web release), and what was lost.
+    fn failover(
+        &self,
+        resources: &Resources,
+    ) -> impl Future<Output = Result<(Changed, FailoverOutcome), OperationError>> + Send;
 
     /// A full backup of the database origin to the manifest's
     /// `[database.backup]` target (issue 8). `origin`: annotation naming why

@@ -12,7 +12,7 @@
 
 use crate::graph::{ResourceAddress, Role};
 
-use super::{ActionKind, Plan};
+use super::{Action, ActionKind, Plan};
 
 /// The database machines a plan would remove with the data on them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,20 +47,31 @@ fn removes(kind: ActionKind) -> bool {
     matches!(kind, ActionKind::Delete | ActionKind::Replace)
 }
 
-/// `Some` when `plan` deletes or replaces `db.primary` while it still exists.
+/// A machine `db failover` dropped from the cluster holds no data the app
+/// still has a claim on: the new origin has everything that survived.
+fn failed_over(a: &Action) -> bool {
+    a.prior
+        .as_ref()
+        .is_some_and(|p| p.attributes.contains_key(crate::ops::FAILED_OVER))
+}
+
+/// `Some` when `plan` deletes or replaces `db.primary` while it still exists
+/// (and is still in the cluster).
 pub fn data_loss(plan: &Plan) -> Option<DataLoss> {
     let primary = ResourceAddress::instance(Role::DbPrimary, 0);
     let loses_primary = plan
         .actions
         .iter()
-        .any(|a| a.address == primary && removes(a.kind) && !a.prior_gone);
+        .any(|a| a.address == primary && removes(a.kind) && !a.prior_gone && !failed_over(a));
     if !loses_primary {
         return None;
     }
     let mut machines: Vec<ResourceAddress> = plan
         .actions
         .iter()
-        .filter(|a| is_database_machine(&a.address) && removes(a.kind) && !a.prior_gone)
+        .filter(|a| {
+            is_database_machine(&a.address) && removes(a.kind) && !a.prior_gone && !failed_over(a)
+        })
         .map(|a| a.address)
         .collect();
     machines.sort();
@@ -142,6 +153,27 @@ mod tests {
             action(PRIMARY, ActionKind::Update, false),
         ]);
         assert_eq!(data_loss(&p), None);
+    }
+
+    #[test]
+    fn replacing_a_failed_over_primary_loses_nothing() {
+        let mut a = action(PRIMARY, ActionKind::Replace, false);
+        let mut prior = crate::state::ResourceState {
+            spec: crate::graph::expand(&crate::fixtures::manifest(1, Some(1), None))
+                .unwrap()
+                .get(&PRIMARY)
+                .unwrap()
+                .spec
+                .clone(),
+            id: "local-5".into(),
+            depends_on: Vec::new(),
+            attributes: Default::default(),
+        };
+        prior
+            .attributes
+            .insert(crate::ops::FAILED_OVER.into(), "failed".into());
+        a.prior = Some(prior);
+        assert_eq!(data_loss(&plan(vec![a])), None);
     }
 
     #[test]

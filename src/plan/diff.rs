@@ -66,10 +66,17 @@ pub fn diff(graph: &ResourceGraph, state: &State, observed: Option<&Observed>) -
                     changes.actions.push(a);
                     continue;
                 }
-                let drift = view.as_ref().and_then(|v| v.instance_drift(prior));
-                let movable = graph
-                    .get(&ResourceAddress::config(Role::DbPrimary, 0))
-                    .is_some();
+                // A failed-over machine is out of the cluster: it cannot move
+                // online, it is replaced and its successor joins as a replica.
+                let failed = failed_over(prior);
+                let drift = view
+                    .as_ref()
+                    .and_then(|v| v.instance_drift(prior))
+                    .or_else(|| failed.clone());
+                let movable = failed.is_none()
+                    && graph
+                        .get(&ResourceAddress::config(Role::DbPrimary, 0))
+                        .is_some();
                 let compared = compare(address, prior, desired, drift, movable);
                 if let Some(mut a) = resume_move(state, address, prior, desired).or(compared) {
                     a.depends_on = depends_on.clone();
@@ -222,6 +229,16 @@ fn reconfigure_on_new_machines(graph: &ResourceGraph, state: &State, actions: &m
             changes: Vec::new(),
         });
     }
+}
+
+/// A database machine `db failover` dropped from the cluster is replaced:
+/// its data is behind the new origin's, and Slony-I cannot take it back.
+fn failed_over(prior: &ResourceState) -> Option<String> {
+    let why = prior.attributes.get(crate::ops::FAILED_OVER)?;
+    Some(format!(
+        "{} {why}; a new machine joins as a replica",
+        prior.id
+    ))
 }
 
 fn delete_reason(address: ResourceAddress) -> String {

@@ -231,6 +231,49 @@ fn saved_plans_roundtrip_and_refuse_a_moved_state() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Issue 8: a primary `db failover` dropped from the cluster is replaced on
+/// the next plan (with or without a refresh), and what ran on it is applied again.
+#[test]
+fn a_failed_over_database_machine_is_replaced() {
+    let m = manifest(1, Some(1), None);
+    let g = expand(&m).unwrap();
+    let mut state = recorded(&g);
+    let primary: crate::graph::ResourceAddress = "db.primary".parse().unwrap();
+    state
+        .resources
+        .get_mut(&primary)
+        .unwrap()
+        .attributes
+        .insert(
+            crate::ops::FAILED_OVER.into(),
+            "failed and was dropped from the Slony-I cluster (db.replica[0] took over)".into(),
+        );
+    let id = state.resources[&primary].id.clone();
+    for observed in [Some(observed(&state)), None] {
+        let plan = make(source(&m), &g, Some(&state), observed.as_ref());
+        let replace: Vec<String> = plan
+            .actions
+            .iter()
+            .filter(|a| a.kind == ActionKind::Replace)
+            .map(|a| format!("{}: {}", a.address, a.reason))
+            .collect();
+        assert_eq!(
+            replace,
+            [format!(
+                "db.primary: {id} failed and was dropped from the Slony-I cluster (db.replica[0] took over); a new machine joins as a replica; the old one is destroyed first"
+            )]
+        );
+        assert!(
+            plan.actions
+                .iter()
+                .any(|a| a.address.to_string() == "db.primary.config"
+                    && a.kind == ActionKind::Update),
+            "{:?}",
+            plan.actions
+        );
+    }
+}
+
 /// Issue 8: a database machine that needs a new instance moves online; the
 /// plan never destroys it first, and says what the move does.
 #[test]

@@ -74,6 +74,18 @@ fn secret(prior: Option<&ResourceState>) -> SecretString {
         .unwrap_or_else(postgres::generate_password)
 }
 
+/// The recorded origin of the cluster, when it is not the primary (node 1).
+fn moved_origin(resources: &BTreeMap<ResourceAddress, ResourceState>) -> Option<u32> {
+    let primary = node_in(resources, ResourceAddress::instance(Role::DbPrimary, 0)).unwrap_or(1);
+    resources
+        .get(&ResourceAddress::SlonyCluster)?
+        .attributes
+        .get("origin")?
+        .parse()
+        .ok()
+        .filter(|o| *o != primary)
+}
+
 impl<F: Fleet> RoleConfigurator<F> {
     fn db(&self) -> Result<&crate::manifest::Database, RoleError> {
         self.manifest
@@ -193,7 +205,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         let mut connections = Vec::new();
         for machine in members {
             let id = node_in(resources, machine).expect("database machines have node ids");
-            if Some(id) == except {
+            if Some(id) == except || super::operations_db::failed_over(resources, machine) {
                 continue;
             }
             let connected = self.connect_to(resources, machine).await?;
@@ -248,6 +260,12 @@ impl<F: Fleet> RoleConfigurator<F> {
                     password: password.clone(),
                 };
                 postgres::ensure_app_database(t, remote, &node, &db).await?;
+                if let Some(origin) = moved_origin(&job.resources) {
+                    // A failover or switchover moved the origin away: this
+                    // machine (a new one after a failover) is a subscriber.
+                    self.join_as_subscriber(job, remote, node.clone(), origin)
+                        .await?;
+                }
                 let applied = job
                     .prior
                     .as_ref()
@@ -305,7 +323,11 @@ impl<F: Fleet> RoleConfigurator<F> {
                 let cluster =
                     SlonyCluster::new(&name, &name, SlonyNode { id, node }, password.clone());
                 slony::ensure_credentials(t, remote, &cluster, &cluster.nodes[0].node).await?;
-                slony::init(t, &cluster, remote).await?;
+                // Initialised once, on the first origin; after a failover the
+                // primary's machine joined as a subscriber instead.
+                if origin == id.to_string() {
+                    slony::init(t, &cluster, remote).await?;
+                }
                 slony::ensure_slon(t, remote, &cluster, id).await?;
                 configured
                     .attributes
@@ -329,6 +351,15 @@ impl<F: Fleet> RoleConfigurator<F> {
                 };
                 postgres::ensure_app_database(t, remote, &node, &db).await?;
                 let id = node_in(&job.resources, address).expect("replicas have node ids");
+                if moved_origin(&job.resources) == Some(id) {
+                    // A switchover or failover made this replica the origin:
+                    // there is nothing to subscribe to, only its slon to keep.
+                    let (cluster, _) = self.cluster(&job.resources, None).await?;
+                    slony::ensure_credentials(t, remote, &cluster, &node).await?;
+                    slony::ensure_slon(t, remote, &cluster, id).await?;
+                    configured.attributes.insert("node".into(), id.to_string());
+                    return Ok(configured);
+                }
                 let (mut cluster, connections) = self.cluster(&job.resources, Some(id)).await?;
                 let mut remotes: slony::Remotes<'_, F::Remote> = BTreeMap::new();
                 for (nid, c) in &connections {
@@ -346,6 +377,36 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
         }
         Ok(configured)
+    }
+
+    /// Subscribe the primary's machine (node 1) to the cluster whose origin
+    /// is `origin`; done already, this only checks it is caught up.
+    async fn join_as_subscriber(
+        &self,
+        job: &ConfigJob,
+        remote: &F::Remote,
+        node: PgNode,
+        origin: u32,
+    ) -> Result<(), RoleError> {
+        let id = node_in(
+            &job.resources,
+            ResourceAddress::instance(Role::DbPrimary, 0),
+        )
+        .unwrap_or(1);
+        let (mut cluster, connections) = self.cluster(&job.resources, Some(id)).await?;
+        debug_assert_eq!(cluster.origin, origin);
+        let mut remotes: slony::Remotes<'_, F::Remote> = BTreeMap::new();
+        for (nid, c) in &connections {
+            remotes.insert(*nid, &c.remote);
+        }
+        remotes.insert(id, remote);
+        slony::add_subscriber(
+            &self.templates,
+            &mut cluster,
+            SlonyNode { id, node },
+            &remotes,
+        )
+        .await
     }
 
     pub(super) async fn unconfigure_database(

@@ -331,6 +331,10 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
             let mut replicas = Vec::new();
             for (id, machine) in nodes {
+                // A failed-over node is out of the cluster until it is replaced.
+                if super::operations_db::failed_over(&job.resources, machine) {
+                    continue;
+                }
                 let u = url(&machine_addr(&job.resources, machine)?);
                 if id == origin {
                     env.insert("DATABASE_URL".into(), u);

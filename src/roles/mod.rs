@@ -23,6 +23,7 @@ pub mod haproxy;
 pub mod memcached;
 mod moves;
 mod operations;
+mod operations_db;
 pub mod postgres;
 pub mod slony;
 pub mod web_error;
@@ -118,4 +119,10 @@ pub enum RoleError {
     },
     #[error("{address} is already the origin")]
     AlreadyOrigin { address: ResourceAddress },
+    /// A migration refused before anything ran.
+    #[error(transparent)]
+    Migration(#[from] slony::MigrationError),
+    /// A failover refused, or what it could not do.
+    #[error(transparent)]
+    Failover(#[from] slony::FailoverError),
 }

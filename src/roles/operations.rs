@@ -12,9 +12,12 @@ use super::configure_db::node_in;
 use super::{haproxy, memcached, slony};
 use crate::graph::{ResourceAddress, Role};
 use crate::ops::backup::{BackupInfo, RepoAccess, RestoreRequest};
-use crate::ops::{Changed, OperationError, Operations, Resources, ServerCounters};
+use crate::ops::{
+    Changed, FailoverOutcome, MigrationReport, OperationError, Operations, Resources,
+    ServerCounters,
+};
 use crate::remote::Remote;
-use crate::status::{AppStatus, CacheNode, LbServer, Machine, ReplicaLag};
+use crate::status::{AppStatus, CacheNode, LbServer, Machine, OriginHealth, ReplicaLag};
 
 /// The name a database node has in state, from its Slony-I node id (which
 /// state records: a machine that joined through an online move has a new one).
@@ -34,8 +37,13 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
             .map_err(|e| OperationError::new("status", e))
     }
 
-    async fn migrate(&self, resources: &Resources, sql: &str) -> Result<(), OperationError> {
-        self.migrate_all(resources, sql)
+    async fn migrate(
+        &self,
+        resources: &Resources,
+        sql: &str,
+        dry_run: bool,
+    ) -> Result<MigrationReport, OperationError> {
+        self.migrate_all(resources, sql, dry_run)
             .await
             .map_err(|e| OperationError::new("migrate", e))
     }
@@ -58,6 +66,15 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
         self.switchover_to(resources, to)
             .await
             .map_err(|e| OperationError::new("switchover", e))
+    }
+
+    async fn failover(
+        &self,
+        resources: &Resources,
+    ) -> Result<(Changed, FailoverOutcome), OperationError> {
+        self.failover_dead_origin(resources)
+            .await
+            .map_err(|e| OperationError::new("failover", e))
     }
 
     async fn backup(
@@ -199,15 +216,20 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
         }
         if resources.contains_key(&ResourceAddress::SlonyCluster) {
-            let (cluster, connections) = self.cluster(resources, None).await?;
-            let origin = connections
-                .iter()
-                .find(|(id, _)| *id == cluster.origin)
-                .ok_or(RoleError::UnknownNode {
-                    cluster: cluster.name.clone(),
-                    node: cluster.origin,
-                })?;
-            for s in slony::status(t, &cluster, &origin.1.remote).await? {
+            let reach = self.reachable_cluster(resources).await?;
+            let cluster = &reach.cluster;
+            let down = self.origin_down(&reach).await?;
+            status.origin = Some(OriginHealth {
+                node: node_name(resources, cluster.origin),
+                answers: down.is_none(),
+                problem: down.clone(),
+                command: None,
+            });
+            let origin = match (down, reach.origin_remote()) {
+                (None, Some(remote)) => remote,
+                _ => return Ok(status),
+            };
+            for s in slony::status(t, cluster, origin).await? {
                 status.replication.push(ReplicaLag {
                     origin: node_name(resources, cluster.origin),
                     node: node_name(resources, s.node),
@@ -217,25 +239,6 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
         }
         Ok(status)
-    }
-
-    async fn migrate_all(&self, resources: &Resources, sql: &str) -> Result<(), RoleError> {
-        let t = &self.templates;
-        if resources.contains_key(&ResourceAddress::SlonyCluster) {
-            let (cluster, connections) = self.cluster(resources, None).await?;
-            let remotes: slony::Remotes<'_, F::Remote> =
-                connections.iter().map(|(n, c)| (*n, &c.remote)).collect();
-            return slony::execute_script(t, &cluster, &remotes, sql).await;
-        }
-        // No replicas: the primary alone, as the app's role.
-        let c = self
-            .connect_to(resources, ResourceAddress::instance(Role::DbPrimary, 0))
-            .await?;
-        let node = self.pg_node(&c.place)?;
-        let name = super::configure_db::sql_name(&self.manifest.app.name);
-        let script = format!("SET ROLE \"{name}\";\n{sql}\n");
-        super::postgres::run_secret_sql(t, &c.remote, &node, &name, "postgres: migrate", &script)
-            .await
     }
 
     async fn counters(

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use super::cli::{appgrid, scratch, text};
 use super::http::{http, json_field, served_by};
 
-struct Blog {
-    dir: PathBuf,
-    manifest: PathBuf,
-    machines: PathBuf,
+pub(super) struct Blog {
+    pub(super) dir: PathBuf,
+    pub(super) manifest: PathBuf,
+    pub(super) machines: PathBuf,
     /// Everything appgrid printed, to check for secrets at the end.
-    printed: String,
+    pub(super) printed: String,
 }
 
 fn examples() -> PathBuf {
@@ -26,7 +26,7 @@ fn examples() -> PathBuf {
 }
 
 impl Blog {
-    fn new(name: &str) -> Blog {
+    pub(super) fn new(name: &str) -> Blog {
         let dir = scratch(name);
         let machines = dir.join("machines");
         let blog = Blog {
@@ -39,7 +39,7 @@ impl Blog {
         blog
     }
 
-    fn write(&self, web: u32, replicas: u32) {
+    pub(super) fn write(&self, web: u32, replicas: u32) {
         let app = examples().join("app");
         let text = format!(
             "[app]\nname = \"itlocal\"\n[provider]\nkind = \"local\"\n\
@@ -53,7 +53,7 @@ impl Blog {
         std::fs::write(&self.manifest, text).unwrap();
     }
 
-    fn run(&mut self, args: &[&str]) -> Output {
+    pub(super) fn run(&mut self, args: &[&str]) -> Output {
         let mut full: Vec<&str> = args.to_vec();
         let m = self.manifest.to_str().unwrap().to_string();
         full.push(&m);
@@ -67,7 +67,7 @@ impl Blog {
         out
     }
 
-    fn ok(&mut self, args: &[&str]) -> String {
+    pub(super) fn ok(&mut self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -78,24 +78,24 @@ impl Blog {
         text(&out.stdout)
     }
 
-    fn state(&self) -> serde_json::Value {
+    pub(super) fn state(&self) -> serde_json::Value {
         let path = self.dir.join(".appgrid/itlocal/state.json");
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    fn attr(&self, address: &str, key: &str) -> String {
+    pub(super) fn attr(&self, address: &str, key: &str) -> String {
         self.state()["resources"][address]["attributes"][key]
             .as_str()
             .unwrap_or_else(|| panic!("{address}.{key} not in state"))
             .to_string()
     }
 
-    fn lb(&self) -> String {
+    pub(super) fn lb(&self) -> String {
         format!("{}:8000", self.attr("lb", "private_ip"))
     }
 
     /// psql as the app's user against one database machine.
-    fn psql(&self, machine: &str, sql: &str) -> Result<String, String> {
+    pub(super) fn psql(&self, machine: &str, sql: &str) -> Result<String, String> {
         let out = std::process::Command::new("psql")
             .args([
                 "-X",
@@ -162,7 +162,7 @@ fn load(target: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, 
 }
 
 /// `appgrid db COMMAND MANIFEST ARGS…` (run() would put the manifest last).
-fn db(blog: &mut Blog, command: &[&str], args: &[&str]) -> Output {
+pub(super) fn db(blog: &mut Blog, command: &[&str], args: &[&str]) -> Output {
     let out = appgrid()
         .arg("db")
         .args(command)
@@ -176,7 +176,11 @@ fn db(blog: &mut Blog, command: &[&str], args: &[&str]) -> Output {
     out
 }
 
-async fn eventually<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+pub(super) async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f().await {

@@ -18,14 +18,19 @@ use appgrid::roles::slony::{self, SlonyCluster, SlonyNode};
 use secrecy::ExposeSecret;
 
 /// The embedded templates, which these role tests render with.
-fn tpl() -> appgrid::templates::Templates {
+pub(super) fn tpl() -> appgrid::templates::Templates {
     appgrid::templates::Templates::embedded()
 }
 
 /// Two cores: the Postgres tests of one process run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const PORT: u16 = 5432;
+/// Hold while a test runs Postgres servers (one such test at a time).
+pub(super) fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(super) const PORT: u16 = 5432;
 
 /// `127.A.B.C`: A and B from the pid, C from the test and the node.
 fn addr(test: u8, n: u8) -> Ipv4Addr {
@@ -38,7 +43,7 @@ fn addr(test: u8, n: u8) -> Ipv4Addr {
     )
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -46,25 +51,25 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-struct TestNode {
-    id: u32,
-    pg: PgNode,
-    remote: LocalTransport,
+pub(super) struct TestNode {
+    pub(super) id: u32,
+    pub(super) pg: PgNode,
+    pub(super) remote: LocalTransport,
 }
 
-struct Env {
+pub(super) struct Env {
     test: u8,
-    dir: PathBuf,
-    redactor: Redactor,
+    pub(super) dir: PathBuf,
+    pub(super) redactor: Redactor,
     lines: Arc<Mutex<Vec<String>>>,
     errors: Mutex<Vec<String>>,
-    nodes: Vec<TestNode>,
-    secrets: Vec<String>,
+    pub(super) nodes: Vec<TestNode>,
+    pub(super) secrets: Vec<String>,
     _serial: MutexGuard<'static, ()>,
 }
 
 impl Env {
-    fn new(test: u8, name: &str) -> Env {
+    pub(super) fn new(test: u8, name: &str) -> Env {
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = PathBuf::from(format!("/tmp/appgrid-pg-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -81,13 +86,13 @@ impl Env {
         }
     }
 
-    fn secret(&mut self, s: &str) {
+    pub(super) fn secret(&mut self, s: &str) {
         self.redactor.add(s);
         self.secrets.push(s.to_string());
     }
 
     /// Node `n` (Slony id `n`): a root, an address, a transport logging into `lines`.
-    fn add_node(&mut self, n: u8) -> usize {
+    pub(super) fn add_node(&mut self, n: u8) -> usize {
         let root = self.dir.join(format!("n{n}"));
         std::fs::create_dir_all(&root).unwrap();
         let a = addr(self.test, n);
@@ -110,40 +115,40 @@ impl Env {
         self.nodes.len() - 1
     }
 
-    fn node(&self, id: u32) -> &TestNode {
+    pub(super) fn node(&self, id: u32) -> &TestNode {
         self.nodes.iter().find(|n| n.id == id).unwrap()
     }
 
-    fn remotes(&self) -> BTreeMap<u32, &LocalTransport> {
+    pub(super) fn remotes(&self) -> BTreeMap<u32, &LocalTransport> {
         self.nodes.iter().map(|n| (n.id, &n.remote)).collect()
     }
 
     /// Keep an error's text for the secrets check, and hand it back.
-    fn keep<T>(&self, r: Result<T, RoleError>) -> Result<T, RoleError> {
+    pub(super) fn keep<T>(&self, r: Result<T, RoleError>) -> Result<T, RoleError> {
         if let Err(e) = &r {
             self.errors.lock().unwrap().push(format!("{e} {e:?}"));
         }
         r
     }
 
-    fn ok<T>(&self, r: Result<T, RoleError>) -> T {
+    pub(super) fn ok<T>(&self, r: Result<T, RoleError>) -> T {
         match self.keep(r) {
             Ok(v) => v,
             Err(e) => panic!("{e}"),
         }
     }
 
-    async fn sql(&self, id: u32, db: &str, sql: &str) -> Vec<Vec<String>> {
+    pub(super) async fn sql(&self, id: u32, db: &str, sql: &str) -> Vec<Vec<String>> {
         let n = self.node(id);
         self.ok(postgres::query(&tpl(), &n.remote, &n.pg, db, sql).await)
     }
 
-    async fn scalar(&self, id: u32, db: &str, sql: &str) -> String {
+    pub(super) async fn scalar(&self, id: u32, db: &str, sql: &str) -> String {
         self.sql(id, db, sql).await[0][0].clone()
     }
 
     /// Nothing captured holds a secret: script output, errors, every log file.
-    fn assert_no_secrets(&self) {
+    pub(super) fn assert_no_secrets(&self) {
         let mut captured: Vec<String> = self.lines.lock().unwrap().clone();
         captured.extend(self.errors.lock().unwrap().iter().cloned());
         for n in &self.nodes {
@@ -163,7 +168,7 @@ impl Env {
     }
 }
 
-fn pid_in(path: &Path) -> Option<i32> {
+pub(super) fn pid_in(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path)
         .ok()?
         .lines()
@@ -173,7 +178,7 @@ fn pid_in(path: &Path) -> Option<i32> {
         .ok()
 }
 
-fn kill_and_wait(pid: i32, signal: i32) {
+pub(super) fn kill_and_wait(pid: i32, signal: i32) {
     unsafe { libc::kill(pid, signal) };
     for _ in 0..100 {
         if unsafe { libc::kill(pid, 0) } != 0 {
@@ -244,7 +249,7 @@ impl Drop for Proxy {
 
 /// psql as the app user over TCP, the password from a 0600 pgpass file
 /// (named by PGPASSFILE, never in an argument). Ok(stdout) or Err(stderr).
-async fn app_psql(
+pub(super) async fn app_psql(
     env: &Env,
     host: Ipv4Addr,
     port: u16,
@@ -292,13 +297,13 @@ const SCHEMA: &str = "set role blog; \
     create table tags (name text primary key, n int not null default 0); \
     create sequence tickets;";
 
-fn checksum_sql() -> &'static str {
+pub(super) fn checksum_sql() -> &'static str {
     "select count(*) || ':' || coalesce(md5(string_agg(id || '/' || v, ',' order by id)), '-') from items"
 }
 
 /// Nodes 1..=n up with the app database; node 1 the origin with SCHEMA and
 /// the cluster initialised; nodes 2..=n subscribed. Returns the cluster.
-async fn cluster(env: &mut Env, n: u8) -> (AppDatabase, SlonyCluster) {
+pub(super) async fn cluster(env: &mut Env, n: u8) -> (AppDatabase, SlonyCluster) {
     let db = AppDatabase::generate("blog", "blog", &env.redactor);
     env.secrets.push(db.password.expose_secret().to_string());
     let slony_password = postgres::generate_password();
@@ -341,7 +346,13 @@ async fn cluster(env: &mut Env, n: u8) -> (AppDatabase, SlonyCluster) {
 }
 
 /// Poll node `id` until `sql` answers `want`, for at most `bound`; the time it took.
-async fn wait_for_value(env: &Env, id: u32, sql: &str, want: &str, bound: Duration) -> Duration {
+pub(super) async fn wait_for_value(
+    env: &Env,
+    id: u32,
+    sql: &str,
+    want: &str,
+    bound: Duration,
+) -> Duration {
     let started = Instant::now();
     loop {
         let n = env.node(id);
@@ -675,7 +686,7 @@ fn a_table_without_a_primary_key_is_refused_by_name() {
     });
 }
 
-fn v4(pg: &PgNode) -> Ipv4Addr {
+pub(super) fn v4(pg: &PgNode) -> Ipv4Addr {
     Ipv4Addr::from(pg_v4(pg))
 }
 
@@ -781,7 +792,7 @@ fn replicas_go_from_1_to_2_under_writes_without_losing_a_row_and_a_dropped_one_l
 }
 
 /// Like [`spawn_writer`], straight to `host`:5432.
-fn spawn_writer_direct(
+pub(super) fn spawn_writer_direct(
     env: &Env,
     db: &AppDatabase,
     host: Ipv4Addr,

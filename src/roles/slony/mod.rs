@@ -18,12 +18,15 @@
 //! (init, add and drop nodes), [`sync`] (status, waiting for catch-up) and
 //! [`script`] (DDL through EXECUTE SCRIPT, MOVE SET).
 
+mod failover;
 mod membership;
+mod merge;
 mod origin;
 mod providers;
 mod script;
 mod slon;
 mod slonik;
+mod statements;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -34,7 +37,13 @@ use secrecy::SecretString;
 use super::RoleError;
 use super::postgres::{PgNode, SLONY_USER, check_identifier};
 
+pub use failover::{
+    FailoverError, FailoverReport, LagAtFailure, failover, origin_answers, pick_successor,
+};
 pub use membership::{add_subscriber, drop_subscriber, init};
+pub use merge::{
+    MigrationError, MigrationPlan, MigrationStep, NewRelation, migrate, plan_migration,
+};
 pub use origin::set_origin;
 pub use providers::resubscribe_from_origin;
 pub use script::{execute_script, move_set};
