@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use appgrid::autoscale::{
     CapacityModel, DemandPoint, ForecastSettings, History, Policy, Predictive, Sample, Simulation,
-    decide, parse_trace, simulate, summary, svg_chart, timeline_csv,
+    decide,
+    parse_trace, simulate, summary, svg_chart, timeline_csv,
 };
 use appgrid::manifest::Metric;
 
