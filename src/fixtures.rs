@@ -66,5 +66,6 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             boot: None,
             forecast_quantile: None,
         }),
+        env: Default::default(),
     }
 }

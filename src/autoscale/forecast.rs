@@ -136,7 +136,11 @@ fn seasonal_ratio(demand: &[DemandPoint], now: u64, ahead_s: u64, season: u64) -
     }
     let w = SEASON_HALF_WIDTH_S;
     let base = mean(demand, then.saturating_sub(w), then + w)?;
-    let later = mean(demand, (then + ahead_s).saturating_sub(w), then + ahead_s + w)?;
+    let later = mean(
+        demand,
+        (then + ahead_s).saturating_sub(w),
+        then + ahead_s + w,
+    )?;
     (base > 0.0).then(|| (later / base).clamp(1.0 / 3.0, 3.0))
 }
 
@@ -202,7 +206,9 @@ pub fn outlook(
     points.push((now, load.max(0.0)));
     let step = spacing(&points, interval_s);
     let steps = (interval_s.max(1) + boot).div_ceil(step).saturating_sub(1);
-    let steps = usize::try_from(steps).unwrap_or(MAX_STEPS).clamp(1, MAX_STEPS);
+    let steps = usize::try_from(steps)
+        .unwrap_or(MAX_STEPS)
+        .clamp(1, MAX_STEPS);
     let loads: Vec<f64> = points.iter().map(|p| p.1).collect();
     let states = holt(&loads);
     let n = loads.len();

@@ -73,7 +73,11 @@ fn steady_load_asks_for_its_forecast_and_says_why() {
         "{}",
         d.reason
     );
-    assert!(d.reason.ends_with(&format!("needs {need}: 4 → {need}")), "{}", d.reason);
+    assert!(
+        d.reason.ends_with(&format!("needs {need}: 4 → {need}")),
+        "{}",
+        d.reason
+    );
 }
 
 #[test]
@@ -89,7 +93,11 @@ fn scales_in_as_soon_as_the_forecast_allows() {
     assert_eq!(reactive.desired, 10, "{}", reactive.reason);
     // Well after the fall the forecast allows the load's own need.
     let later = NOW + 3600;
-    let h = history(demand(later, 240, |ago| if ago > 63 { 450.0 } else { 60.0 }));
+    let h = history(demand(
+        later,
+        240,
+        |ago| if ago > 63 { 450.0 } else { 60.0 },
+    ));
     let d = decide(
         &p,
         &h,
@@ -149,7 +157,10 @@ fn the_margin_grows_after_under_forecasts() {
     // Without enough history the margin is the cautious default.
     let cold = outlook(&settings, &history(Vec::new()), 200.0, NOW, 60);
     assert_eq!(cold.errors, 0);
-    assert!((cold.margin - COLD_MARGIN * 200f64.sqrt()).abs() < 1e-6, "{cold:?}");
+    assert!(
+        (cold.margin - COLD_MARGIN * 200f64.sqrt()).abs() < 1e-6,
+        "{cold:?}"
+    );
 }
 
 #[test]
@@ -178,7 +189,11 @@ fn boot_is_measured_when_not_given() {
         boot_time_s: 300,
     };
     let sim = simulate(&forecasting(None), &trace, 1.0, model, 60);
-    assert!(sim.decisions.iter().any(|d| d.reason.contains("within 360s")));
+    assert!(
+        sim.decisions
+            .iter()
+            .any(|d| d.reason.contains("within 360s"))
+    );
 }
 
 #[test]
@@ -199,7 +214,8 @@ fn an_exact_forecast_leaves_no_time_under_provisioned() {
     };
     let forecast = simulate(&forecasting(Some(120)), &trace, 1.0, model, 60);
     assert_eq!(
-        forecast.elasticity.under_timeshare, 0.0,
+        forecast.elasticity.under_timeshare,
+        0.0,
         "{}",
         summary(&forecast)
     );

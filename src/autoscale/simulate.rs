@@ -10,11 +10,11 @@
 //! instances is `ceil(req/s / capacity)`, at least one. Boots are measured as
 //! the live loop measures them: from asking to first serving at a pass.
 
-use super::tz::format_time;
 use super::decide::{decide, instances_for};
 use super::elasticity::{Elasticity, elasticity};
 use super::policy::{DecisionRecord, DemandPoint, History, Policy, Sample};
 use super::trace::TracePoint;
+use super::tz::format_time;
 use crate::manifest::Metric;
 
 /// What one instance serves and how long it takes to start.

@@ -167,9 +167,10 @@ impl Walk<'_> {
 
         // Every write checks that this run still holds the lock.
         let mut store = ws.store().fenced_by(&lock);
+        // Every machine state names, a move's second one included.
         let before = existing
             .as_ref()
-            .map(|s| s.resources.clone())
+            .map(apply::machines_of)
             .unwrap_or_default();
         let mut state = engine::state_for_apply(&store, existing, &plan.app)?;
         engine::adopt_new_lineage(&mut plan, &state);
@@ -193,7 +194,7 @@ impl Walk<'_> {
         .await;
         progress.finish();
         // Issue 15: nothing appgrid started survives a machine that left.
-        let removed = apply::removed_machines(&before, &state.resources);
+        let removed = apply::removed_machines(&before, &apply::machines_of(&state));
         if !removed.is_empty() {
             let n = removed.len();
             print_sweep(&plan.app, n, configurator.sweep(removed).await);
@@ -343,11 +344,14 @@ fn summarize(
     let s = plan.summary();
     if outcome.is_success() {
         let verb = if destroy { "Destroy" } else { "Apply" };
-        let adopted = if s.adopt > 0 {
+        let mut adopted = if s.adopt > 0 {
             format!(", {} adopted", s.adopt)
         } else {
             String::new()
         };
+        if s.moved > 0 {
+            adopted.push_str(&format!(", {} moved online", s.moved));
+        }
         outln!(
             "\n{verb} complete: {} added, {} changed, {} replaced, {} destroyed{adopted}. State: {} (serial {serial}).",
             s.create,

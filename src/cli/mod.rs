@@ -425,7 +425,9 @@ enum SimulatedPolicy {
 fn parse_quantile(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(q) if (0.5..=0.999).contains(&q) => Ok(q),
-        _ => Err(format!("`{s}` is not a quantile from 0.5 to 0.999, e.g. 0.85")),
+        _ => Err(format!(
+            "`{s}` is not a quantile from 0.5 to 0.999, e.g. 0.85"
+        )),
     }
 }
 

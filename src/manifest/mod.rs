@@ -31,6 +31,9 @@ pub struct Manifest {
     pub database: Option<Database>,
     pub cache: Option<Cache>,
     pub autoscale: Option<Autoscale>,
+    /// `[env]`: the app's non-secret config defaults (config vars override).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -23,6 +23,7 @@ mod backup;
 mod cidr;
 pub(super) mod cron;
 pub(super) mod duration;
+mod env;
 mod names;
 mod provider;
 mod services;
@@ -226,6 +227,7 @@ const TABLES: &[&TableSpec] = &[
     &services::DATABASE,
     &services::CACHE,
     &autoscale::AUTOSCALE,
+    &env::ENV,
 ];
 
 const APP: TableSpec = TableSpec {
@@ -254,6 +256,7 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
         .and_then(|s| s.map(|s| services::cache(ck, &s)).transpose());
     let autoscale = Section::optional(ck, root, &autoscale::AUTOSCALE)
         .and_then(|s| s.map(|s| autoscale::check(ck, &s)).transpose());
+    let env = env::check(ck, root);
     Ok(Manifest {
         app: app?,
         provider: provider?,
@@ -263,6 +266,7 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
         database: database?,
         cache: cache?,
         autoscale: autoscale?,
+        env: env?,
     })
 }
 

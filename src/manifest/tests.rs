@@ -741,6 +741,7 @@ fn blog_example_validates() {
             boot: None,
             forecast_quantile: None,
         }),
+        env: Default::default(),
     };
     assert_eq!(m, expected);
 }
@@ -852,7 +853,10 @@ fn forecast_policy_with_boot_and_quantile() {
     assert_eq!(a.policy, crate::manifest::PolicyKind::Forecast);
     assert_eq!(a.boot, Some(Duration::from_secs(90)));
     assert_eq!(a.forecast_quantile, Some(0.95));
-    let a = check(&format!("{MINIMAL}{AUTOSCALE}")).unwrap().autoscale.unwrap();
+    let a = check(&format!("{MINIMAL}{AUTOSCALE}"))
+        .unwrap()
+        .autoscale
+        .unwrap();
     assert_eq!(a.policy, crate::manifest::PolicyKind::Reactive);
     assert_eq!((a.boot, a.forecast_quantile), (None, None));
 }

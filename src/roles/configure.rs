@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use crate::apply::{ConfigError, ConfigJob, ConfigStep, Configurator, Configured, Stopped};
+use crate::apply::{
+    ConfigError, ConfigJob, ConfigStep, Configurator, Configured, MoveJob, MovedIn, Stopped,
+};
 use crate::graph::{ResourceAddress, Role};
 use crate::manifest::Manifest;
 use crate::remote::Redactor;
@@ -150,6 +152,18 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
         self.unconfigure_role(job)
             .await
             .map_err(|e| ConfigError::new(address, ConfigStep::Unconfigure, e))
+    }
+
+    async fn move_in(&self, job: MoveJob) -> Result<MovedIn, ConfigError> {
+        self.move_in_db(&job)
+            .await
+            .map_err(|e| ConfigError::new(job.config, ConfigStep::Configure, e))
+    }
+
+    async fn move_out(&self, job: MoveJob) -> Result<(), ConfigError> {
+        self.move_out_db(&job)
+            .await
+            .map_err(|e| ConfigError::new(job.config, ConfigStep::Unconfigure, e))
     }
 
     async fn sweep(

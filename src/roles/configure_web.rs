@@ -167,8 +167,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                         // never switched away from): it rejoins the load
                         // balancer before the failure is reported.
                         let back = match &e {
-                            super::WebRoleError::ReleaseFailed { rollback, .. } => {
-                                matches!(rollback, super::Rollback::Healthy(_))
+                            super::WebRoleError::ReleaseFailed { what, .. } => {
+                                matches!(what.rollback, super::Rollback::Healthy(_))
                             }
                             _ => true,
                         };
@@ -317,13 +317,16 @@ impl<F: Fleet> RoleConfigurator<F> {
                 .and_then(|c| c.attributes.get("origin"))
                 .and_then(|o| o.parse::<u32>().ok())
                 .unwrap_or(1);
-            let mut nodes = vec![(1, ResourceAddress::instance(Role::DbPrimary, 0))];
+            let node = |m| super::configure_db::node_in(&job.resources, m).unwrap_or(0);
+            let primary = ResourceAddress::instance(Role::DbPrimary, 0);
+            let mut nodes = vec![(node(primary), primary)];
             for i in 0..db.replicas {
                 if job
                     .resources
                     .contains_key(&ResourceAddress::config(Role::DbReplica, i))
                 {
-                    nodes.push((i + 2, ResourceAddress::instance(Role::DbReplica, i)));
+                    let replica = ResourceAddress::instance(Role::DbReplica, i);
+                    nodes.push((node(replica), replica));
                 }
             }
             let mut replicas = Vec::new();
@@ -349,7 +352,11 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
             env.insert("MEMCACHE_SERVERS".into(), servers.join(","));
         }
-        // The user's config vars (reserved names were refused when set).
+        // `[env]` defaults, then the user's config vars over them (reserved
+        // names were refused in both places).
+        for (name, value) in &self.manifest.env {
+            env.insert(name.clone(), value.clone());
+        }
         // Every value is treated as a secret, but redacting a value of a
         // character or two would mangle every log line.
         for (name, value) in &self.config_vars {

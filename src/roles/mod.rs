@@ -21,6 +21,7 @@ pub mod fleet_local;
 pub mod fleet_ssh;
 pub mod haproxy;
 pub mod memcached;
+mod moves;
 mod operations;
 pub mod postgres;
 pub mod slony;
@@ -33,7 +34,7 @@ use crate::remote::RemoteError;
 use crate::templates::TemplateError;
 
 pub use fleet::FleetError;
-pub use web_error::{Rollback, WebRoleError};
+pub use web_error::{ReleaseFailure, Rollback, WebRoleError};
 
 /// A role step that failed. Remote failures already name the host and the
 /// step; the others name the node, the address or the value at fault. Every

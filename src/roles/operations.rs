@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::RoleError;
 use super::configure::{Fleet, RoleConfigurator, cpu_jiffies};
-use super::configure_db::node_id;
+use super::configure_db::node_in;
 use super::{haproxy, memcached, slony};
 use crate::graph::{ResourceAddress, Role};
 use crate::ops::backup::{BackupInfo, RepoAccess, RestoreRequest};
@@ -16,12 +16,15 @@ use crate::ops::{Changed, OperationError, Operations, Resources, ServerCounters}
 use crate::remote::Remote;
 use crate::status::{AppStatus, CacheNode, LbServer, Machine, ReplicaLag};
 
-/// The name a database node has in state, from its Slony-I node id.
-fn node_name(id: u32) -> String {
-    match id {
-        1 => "db.primary".to_string(),
-        n => format!("db.replica[{}]", n - 2),
-    }
+/// The name a database node has in state, from its Slony-I node id (which
+/// state records: a machine that joined through an online move has a new one).
+fn node_name(resources: &Resources, id: u32) -> String {
+    resources
+        .keys()
+        .find(|a| {
+            matches!(a, ResourceAddress::Instance { .. }) && node_in(resources, **a) == Some(id)
+        })
+        .map_or_else(|| format!("node {id}"), |a| a.to_string())
 }
 
 impl<F: Fleet> Operations for RoleConfigurator<F> {
@@ -206,8 +209,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                 })?;
             for s in slony::status(t, &cluster, &origin.1.remote).await? {
                 status.replication.push(ReplicaLag {
-                    origin: node_name(cluster.origin),
-                    node: node_name(s.node),
+                    origin: node_name(resources, cluster.origin),
+                    node: node_name(resources, s.node),
                     lag_events: s.lag_events,
                     lag_seconds: s.lag_time.as_secs_f64(),
                 });
@@ -282,7 +285,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         resources: &Resources,
         to: ResourceAddress,
     ) -> Result<Changed, RoleError> {
-        let id = node_id(to).ok_or(RoleError::WrongAddress {
+        let id = node_in(resources, to).ok_or(RoleError::WrongAddress {
             address: to,
             expected: "not a database machine (db.primary or db.replica[i])",
         })?;

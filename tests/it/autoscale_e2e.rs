@@ -422,7 +422,11 @@ fn simulate_the_forecast_policy_against_the_reactive_one() {
         figures.push((policy, under, stdout));
     }
     let (reactive, forecast) = (&figures[0], &figures[1]);
-    assert!(reactive.1 > 2.0, "the reactive policy is late: {}", reactive.2);
+    assert!(
+        reactive.1 > 2.0,
+        "the reactive policy is late: {}",
+        reactive.2
+    );
     assert!(
         forecast.1 < reactive.1 / 4.0,
         "forecast {} vs reactive {}",

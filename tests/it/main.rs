@@ -21,6 +21,7 @@ mod local_cycles;
 mod local_e2e;
 mod manifest_fuzz;
 mod moto;
+mod moves;
 mod preflight;
 mod releases;
 mod roles_pg;
