@@ -14,6 +14,11 @@ if pg_ready; then
 fi
 {% endif %}
 pg_stop
+# A postmaster the supervisor had to KILL (its archiver still busy) leaves its
+# pid file behind; the data directory is replaced below anyway.
+if [ -f "$PG_DATA/postmaster.pid" ] && ! kill -0 "$(head -n 1 "$PG_DATA/postmaster.pid")" 2>/dev/null; then
+    rm -f "$PG_DATA/postmaster.pid"
+fi
 pgbr --stanza="$BR_STANZA" --delta {% for a in target_args %}{{ a }} {% endfor %}--target-action=promote restore >&2
 svc_start postgres postgres "$PG_BIN/postgres" -D "$PG_DATA" -c "config_file=$PG_ETC/postgresql.conf"
 pg_wait_ready 120

@@ -102,8 +102,15 @@ pub enum BackupError {
     BadInfo { host: String, detail: String },
     #[error("the backup on {host} finished, but pgBackRest lists no backup from it")]
     NoNewBackup { host: String },
+    /// Boxed: a `RoleError` is large, and this error is returned often.
     #[error(transparent)]
-    Role(#[from] RoleError),
+    Role(Box<RoleError>),
+}
+
+impl From<RoleError> for BackupError {
+    fn from(e: RoleError) -> Self {
+        BackupError::Role(Box::new(e))
+    }
 }
 
 /// pgBackRest's failures people can act on, told plainly; the rest as they came.
@@ -139,13 +146,19 @@ fn explain(repo: &Repo, e: crate::remote::RemoteError) -> BackupError {
 
 impl From<crate::remote::RemoteError> for BackupError {
     fn from(e: crate::remote::RemoteError) -> Self {
-        BackupError::Role(e.into())
+        RoleError::from(e).into()
     }
 }
 
 impl From<crate::templates::TemplateError> for BackupError {
     fn from(e: crate::templates::TemplateError) -> Self {
-        BackupError::Role(e.into())
+        RoleError::from(e).into()
+    }
+}
+
+impl From<super::FleetError> for BackupError {
+    fn from(e: super::FleetError) -> Self {
+        RoleError::from(e).into()
     }
 }
 
@@ -211,13 +224,14 @@ fn origin_of(attribute: Option<&str>) -> ResourceAddress {
 }
 
 /// Checks a value going into pgbackrest.conf (a line-based format).
-fn conf_value(what: &'static str, value: &str) -> Result<(), RoleError> {
+fn conf_value(what: &'static str, value: &str) -> Result<(), BackupError> {
     if value.is_empty() || value.chars().any(|c| c.is_control()) {
         return Err(RoleError::InvalidValue {
             what,
             value: value.to_string(),
             rule: "not empty, no control characters",
-        });
+        }
+        .into());
     }
     Ok(())
 }
