@@ -302,7 +302,7 @@ pub fn guard(ws: &Workspace, loss: &DataLoss, flags: DataLossFlags) -> Result<bo
          - pass --allow-data-loss to go ahead without a backup"
     };
     Err(Failure::Message(format!(
-        "this would destroy {names} and the data on them, and no final backup would be taken; \
+        "this would destroy the data on {names}, and no final backup would be taken; \
          nothing was changed. Ways out:\n{ways}"
     )))
 }

@@ -330,7 +330,7 @@ fn blog_lifecycle_on_moto() {
     assert_eq!(app.plan().status.code(), Some(0));
 
     // Destroy: nothing of the app is left.
-    let out = app.run(&["destroy", "--yes"]);
+    let out = app.run(&["destroy", "--yes", "--allow-data-loss"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(app.instances().is_empty());
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -396,7 +396,7 @@ fn sigkill_during_launch_then_apply_converges() {
     app.apply();
     assert_eq!(app.addresses(), blog_addresses(12));
     assert_eq!(app.plan().status.code(), Some(0));
-    let out = app.run(&["destroy", "--yes"]);
+    let out = app.run(&["destroy", "--yes", "--allow-data-loss"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 

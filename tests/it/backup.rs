@@ -178,7 +178,7 @@ fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
     // ways out; nothing changed.
     let err = app.fails(&["destroy", "--yes"]);
     assert!(
-        err.contains("this would destroy db.primary and the data on them")
+        err.contains("this would destroy the data on db.primary")
             && err.contains("add [database.backup]")
             && err.contains("--allow-data-loss"),
         "{err}"

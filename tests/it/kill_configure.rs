@@ -88,7 +88,7 @@ fn kill_9_while_configuring_then_apply_finishes_and_the_app_serves() {
         .to_string();
     note_round_trip(&format!("{lb}:{LISTEN}"), "after a kill -9");
     let out = appgrid()
-        .args(["destroy", "--yes"])
+        .args(["destroy", "--yes", "--allow-data-loss"])
         .arg(&manifest)
         .output()
         .unwrap();
