@@ -62,5 +62,6 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             schedule: Vec::new(),
             predictive: false,
         }),
+        state: None,
     }
 }

@@ -25,6 +25,7 @@ mod duration;
 mod names;
 mod provider;
 mod services;
+mod state;
 mod suggest;
 mod table;
 
@@ -225,6 +226,7 @@ const TABLES: &[&TableSpec] = &[
     &services::DATABASE,
     &services::CACHE,
     &autoscale::AUTOSCALE,
+    &state::STATE,
 ];
 
 const APP: TableSpec = TableSpec {
@@ -253,6 +255,8 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
         .and_then(|s| s.map(|s| services::cache(ck, &s)).transpose());
     let autoscale = Section::optional(ck, root, &autoscale::AUTOSCALE)
         .and_then(|s| s.map(|s| autoscale::check(ck, &s)).transpose());
+    let state = Section::optional(ck, root, &state::STATE)
+        .and_then(|s| s.map(|s| state::check(ck, &s)).transpose());
     Ok(Manifest {
         app: app?,
         provider: provider?,
@@ -262,6 +266,7 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
         database: database?,
         cache: cache?,
         autoscale: autoscale?,
+        state: state?,
     })
 }
 

@@ -735,6 +735,7 @@ fn blog_example_validates() {
             }],
             predictive: false,
         }),
+        state: None,
     };
     assert_eq!(m, expected);
 }

@@ -17,6 +17,7 @@ mod local_e2e;
 mod manifest_fuzz;
 mod moto;
 mod preflight;
+mod s3_state;
 mod roles_pg;
 mod roles_web;
 mod ssh_transport;
