@@ -57,7 +57,7 @@ impl StateLocation {
 
 /// An S3 object holding state; its lock is `KEY.lock`, its backups
 /// `KEY.backup.SERIAL`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct S3Location {
     pub bucket: String,
     pub key: String,

@@ -52,6 +52,11 @@ pub enum S3Error {
         bucket: String,
         detail: String,
     },
+    #[error(
+        "no AWS region for the state at {url}: set `region` in [state], or AWS_REGION, or a \
+         region in the AWS profile. Nothing was changed"
+    )]
+    NoRegion { url: String },
     #[error("no AWS credentials for the state at {url}: {detail}")]
     Credentials { url: String, detail: String },
     #[error(
@@ -178,6 +183,9 @@ impl S3Objects {
             ));
         }
         let config = loader.load().await;
+        if config.region().is_none() {
+            return Err(S3Error::NoRegion { url });
+        }
         let Some(credentials) = config.credentials_provider() else {
             return Err(S3Error::Credentials {
                 url,
@@ -446,7 +454,7 @@ fn precondition_failed<E: ProvideErrorMetadata>(
 fn dispatch_detail<E, R>(err: &SdkError<E, R>) -> String
 where
     E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     if let SdkError::TimeoutError(_) = err {
         return format!("no answer within {}s", OPERATION_TIMEOUT.as_secs());
