@@ -3,7 +3,8 @@
 //! Replays `../shared/traces/nasa-1995-07-01-to-14.csv` ×60 with 50 req/s per
 //! instance at the target and a 120 s boot time through the blog example's
 //! policy (target 50, min 2, max 20, cooldowns 60 s / 300 s, warm-up 120 s,
-//! interval 30 s), reactive and with the predictive option, and prints the
+//! interval 30 s), reactive, with the predictive option and with the forecast
+//! policy, and prints the
 //! elasticity figures and scale events of each; then times one `decide` call
 //! (median of batches) and a whole-fortnight simulation.
 //!
@@ -16,8 +17,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use appgrid::autoscale::{
-    CapacityModel, DemandPoint, History, Policy, Predictive, Sample, Simulation, decide,
-    parse_trace, simulate, summary, svg_chart, timeline_csv,
+    CapacityModel, DemandPoint, ForecastSettings, History, Policy, Predictive, Sample, Simulation,
+    decide, parse_trace, simulate, summary, svg_chart, timeline_csv,
 };
 use appgrid::manifest::Metric;
 
@@ -37,6 +38,7 @@ fn policy() -> Policy {
         tolerance: appgrid::autoscale::DEFAULT_TOLERANCE,
         schedules: Vec::new(),
         predictive: None,
+        forecast: None,
     }
 }
 
@@ -63,6 +65,13 @@ fn main() -> ExitCode {
         boot_time_s: 120,
     };
     let reactive = policy();
+    let forecast = Policy {
+        forecast: Some(ForecastSettings {
+            boot_s: Some(model.boot_time_s),
+            ..ForecastSettings::default()
+        }),
+        ..policy()
+    };
     let predictive = Policy {
         predictive: Some(Predictive {
             lookahead_s: model.boot_time_s + reactive.interval_s,
@@ -81,7 +90,11 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from("target"))
         .join("autoscale-bench");
     let _ = std::fs::create_dir_all(&out_dir);
-    for (name, p) in [("reactive", &reactive), ("predictive", &predictive)] {
+    for (name, p) in [
+        ("reactive", &reactive),
+        ("predictive", &predictive),
+        ("forecast", &forecast),
+    ] {
         let started = Instant::now();
         let sim = simulate(p, &trace, SCALE, model, STEP_S);
         let took = started.elapsed();
@@ -103,6 +116,7 @@ fn main() -> ExitCode {
     let history = History {
         decisions: Vec::new(),
         demand,
+        boots: Vec::new(),
     };
     let samples: Vec<Sample> = (0..12)
         .map(|i| Sample {
@@ -112,7 +126,11 @@ fn main() -> ExitCode {
             instances_warm: 6,
         })
         .collect();
-    for (name, p) in [("reactive", &reactive), ("predictive", &predictive)] {
+    for (name, p) in [
+        ("reactive", &reactive),
+        ("predictive", &predictive),
+        ("forecast", &forecast),
+    ] {
         let median = median_per_call(|| {
             std::hint::black_box(decide(p, &history, &samples, 6, now));
         });

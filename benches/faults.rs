@@ -8,6 +8,10 @@
 //! (defaults 100 and 4; a moto server per worker). The dev profile is enough: the time is the apply's
 //! waits and moto's, not this program's. Exits 1 if any trial broke the rule
 //! "exit 0 ⇒ exactly the wanted machines, empty re-plan".
+//!
+//! It borrows the integration tests' moto harness, which uses `unsafe` for
+//! pre_exec (the server dies with its parent).
+#![allow(unsafe_code)]
 
 #[path = "../tests/it/fault_trials.rs"]
 #[allow(dead_code)]

@@ -121,12 +121,38 @@ impl Workspace {
     /// The resource graph, with the web count the autoscaler owns when the
     /// manifest has `[autoscale]` and state records its choice.
     pub fn graph_for(&self, state: Option<&State>) -> Result<ResourceGraph, EngineError> {
-        let (manifest, _) = self.effective(state);
-        Ok(graph::expand_with(
-            &manifest,
-            &self.inputs()?,
-            &self.templates,
-        )?)
+        let (mut manifest, _) = self.effective(state);
+        let mut inputs = self.inputs()?;
+        inputs.config = state.map(|s| s.config.digest()).filter(|d| !d.is_empty());
+        if let Some((_, record)) = self.pinned(state, &inputs) {
+            crate::release::apply_pin(&mut manifest, &mut inputs, record);
+        }
+        Ok(graph::expand_with(&manifest, &inputs, &self.templates)?)
+    }
+
+    /// The release `appgrid rollback` pinned, while the manifest's release is
+    /// still the one it was then (issue 9).
+    fn pinned<'s>(
+        &self,
+        state: Option<&'s State>,
+        inputs: &Inputs,
+    ) -> Option<(&'s crate::release::Pin, &'s crate::release::ReleaseRecord)> {
+        let release = self.manifest.manifest.release.as_ref()?;
+        let content = crate::release::manifest_content(release, inputs.release.as_deref()?);
+        state?.releases.pinned_for(&content)
+    }
+
+    /// The manifest's release as content (code digest, commands), for the
+    /// release records; `None` without a `[release]`.
+    pub fn manifest_release(&self) -> Result<Option<crate::release::ReleaseContent>, EngineError> {
+        let inputs = self.inputs()?;
+        Ok(self
+            .manifest
+            .manifest
+            .release
+            .as_ref()
+            .zip(inputs.release.as_deref())
+            .map(|(r, code)| crate::release::manifest_content(r, code)))
     }
 
     /// The manifest as applied: `[web] count` replaced by the autoscaler's
@@ -220,6 +246,11 @@ impl Workspace {
 
     fn noted(&self, mut plan: Plan, state: Option<&State>) -> Plan {
         plan.notes.extend(self.effective(state).1);
+        if let Ok(inputs) = self.inputs()
+            && let Some((pin, record)) = self.pinned(state, &inputs)
+        {
+            plan.notes.push(crate::release::pin_note(pin, record));
+        }
         plan
     }
 

@@ -61,6 +61,9 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             interval: Duration::from_secs(30),
             schedule: Vec::new(),
             predictive: false,
+            policy: crate::manifest::PolicyKind::Reactive,
+            boot: None,
+            forecast_quantile: None,
         }),
         state: None,
     }

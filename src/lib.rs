@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod ops;
 pub mod plan;
 pub mod preflight;
+pub mod release;
 pub mod remote;
 pub mod requirements;
 pub mod retry;

@@ -9,10 +9,11 @@ use tokio::sync::mpsc;
 
 use super::launch::Launch;
 use super::steps::{Step, StepKind};
-use super::{ApplyOptions, ConfigJob, Configurator, StateChange};
+use super::{ApplyOptions, ConfigJob, Configurator, MoveJob, StateChange};
 use crate::cloud::{Cloud, CloudError, LaunchRequest, Owner, ResolvedRule, ResolvedSource};
 use crate::graph::{
-    Group, IngressRule, KeyPairSpec, ResourceAddress, ResourceSpec, RuleSource, SecurityGroupSpec,
+    ConfigSpec, Group, IngressRule, KeyPairSpec, ResourceAddress, ResourceSpec, RuleSource,
+    SecurityGroupSpec,
 };
 use crate::plan::Plan;
 use crate::state::{ResourceState, State};
@@ -78,7 +79,11 @@ enum Work {
         group_ids: BTreeMap<Group, String>,
     },
     Launch(Launch),
-    Terminate(Vec<(ResourceAddress, String)>),
+    Terminate {
+        targets: Vec<(ResourceAddress, String)>,
+        /// Second machines of moves at those addresses (`State::moves`).
+        moving: Vec<(ResourceAddress, String)>,
+    },
     DeleteGroup(ResourceAddress, String),
     DeleteKey(ResourceAddress, String),
     Configure {
@@ -87,6 +92,26 @@ enum Work {
         depends_on: Vec<ResourceAddress>,
     },
     Unconfigure(ConfigJob),
+    MoveIn(Box<MoveIn>),
+    MoveOut {
+        job: MoveJob,
+    },
+    /// Nothing left to do (a resumed move past this half).
+    Nothing(String),
+}
+
+/// The first half of an online move, prepared.
+struct MoveIn {
+    /// Set when the incoming machine is still to be launched.
+    launch: Option<Launch>,
+    /// The move as far as state knows it (`moving.machine` is a placeholder
+    /// until the launch records the real one).
+    job: MoveJob,
+    /// What state records now at the address, the configuration and the cluster.
+    old_machine: ResourceState,
+    config_record: Option<ResourceState>,
+    config_depends_on: Vec<ResourceAddress>,
+    cluster: Option<ResourceState>,
 }
 
 pub fn prepare(index: usize, step: &Step, cx: &Context<'_>, state: &State) -> Job {
@@ -232,10 +257,15 @@ fn prepare_work(step: &Step, cx: &Context<'_>, state: &State) -> Result<Work, St
         }
         StepKind::Terminate { addresses } => {
             let mut targets = Vec::new();
+            let mut moving = Vec::new();
             for address in addresses {
                 targets.push((*address, prior_id(plan, address)?));
+                // The other machine of a move in progress goes with it.
+                if let Some(m) = state.moves.get(address) {
+                    moving.push((*address, m.machine.id.clone()));
+                }
             }
-            Work::Terminate(targets)
+            Work::Terminate { targets, moving }
         }
         StepKind::DeleteGroup { address } => Work::DeleteGroup(*address, prior_id(plan, address)?),
         StepKind::DeleteKey { address } => Work::DeleteKey(*address, prior_id(plan, address)?),
@@ -281,6 +311,171 @@ fn prepare_work(step: &Step, cx: &Context<'_>, state: &State) -> Result<Work, St
                 resources: machines_and_configs(state),
             })
         }
+        StepKind::MoveIn { address } => prepare_move_in(*address, cx, state)?,
+        StepKind::MoveOut { address } => prepare_move_out(*address, cx, state)?,
+    })
+}
+
+/// The configuration on a database machine, and the spec to apply: the
+/// plan's (a move applies it again) or, failing that, what state records.
+fn config_of_move(
+    plan: &Plan,
+    state: &State,
+    address: ResourceAddress,
+) -> Result<(ResourceAddress, ConfigSpec, Vec<ResourceAddress>), String> {
+    let ResourceAddress::Instance { role, index } = address else {
+        return Err(format!("{address}: only machines move"));
+    };
+    let config = ResourceAddress::config(role, index);
+    let planned = plan.actions.iter().find(|a| a.address == config);
+    let recorded = state.resources.get(&config);
+    let spec = planned
+        .and_then(|a| a.desired.as_ref())
+        .or(recorded.map(|r| &r.spec));
+    let Some(ResourceSpec::Config(spec)) = spec else {
+        return Err(format!(
+            "{address} cannot move online: state records no {config} (appgrid did not configure its database)"
+        ));
+    };
+    let depends_on = planned
+        .map(|a| a.depends_on.clone())
+        .or(recorded.map(|r| r.depends_on.clone()))
+        .unwrap_or_default();
+    Ok((config, spec.clone(), depends_on))
+}
+
+/// A Slony-I node id no node of the cluster has had: above every id state
+/// knows (configurations' `node`, moves) and above the range replicas take
+/// by index (`index + 2`), so it never meets one.
+fn next_node(state: &State) -> u32 {
+    let recorded = state
+        .resources
+        .values()
+        .filter_map(|r| r.attributes.get("node"))
+        .filter_map(|n| n.parse::<u32>().ok())
+        .chain(state.moves.values().map(|m| m.node));
+    recorded.max().unwrap_or(0).max(99) + 1
+}
+
+fn prepare_move_in(
+    address: ResourceAddress,
+    cx: &Context<'_>,
+    state: &State,
+) -> Result<Work, String> {
+    use crate::state::{MoveDirection, Moving};
+    let plan = cx.plan;
+    let a = action(plan, &address)?;
+    if let Some(m) = state.moves.get(&address)
+        && m.direction == MoveDirection::Outgoing
+    {
+        return Ok(Work::Nothing(format!(
+            "switched over already; {} (node {}) is leaving",
+            m.machine.id, m.node
+        )));
+    }
+    let old_machine = state
+        .resources
+        .get(&address)
+        .cloned()
+        .ok_or_else(|| format!("{address}: not in state, so there is nothing to move"))?;
+    let (config, spec, config_depends_on) = config_of_move(plan, state, address)?;
+    let cluster = state.resources.get(&ResourceAddress::SlonyCluster).cloned();
+    if cluster.is_none() {
+        return Err(format!(
+            "{address} cannot move online without the Slony-I cluster, which replicates the data to the new machine: set [database] replicas = 1 (or more), apply, then change the machine"
+        ));
+    }
+    let (launch, moving) = match state.moves.get(&address) {
+        Some(m) => (None, m.clone()),
+        None => {
+            let Some(ResourceSpec::Instance(spec)) = &a.desired else {
+                return Err(format!("{address}: not an instance"));
+            };
+            let group_id = if cx.firewalls {
+                group_ids(state).get(&spec.group).cloned().ok_or_else(|| {
+                    format!(
+                        "sg.{} has no id in state, so {address} cannot launch",
+                        spec.group.as_str()
+                    )
+                })?
+            } else {
+                String::new()
+            };
+            let launch = Launch {
+                request: LaunchRequest {
+                    owner: cx.owner.clone(),
+                    spec: spec.clone(),
+                    spec_hash: ResourceSpec::Instance(spec.clone()).hash(),
+                    addresses: vec![address],
+                    group_id,
+                    client_token: String::new(),
+                },
+                depends_on: BTreeMap::from([(address, a.depends_on.clone())]),
+                // The machine that will follow the one at the address now.
+                generation: state.generation(&[address]) + 1,
+                known_ids: state
+                    .resources
+                    .values()
+                    .chain(state.moves.values().map(|m| &m.machine))
+                    .map(|r| r.id.clone())
+                    .collect(),
+                still_ours: cx.still_ours.clone(),
+            };
+            let placeholder = Moving {
+                direction: MoveDirection::Incoming,
+                machine: ResourceState {
+                    spec: ResourceSpec::Instance(spec.clone()),
+                    id: String::new(),
+                    depends_on: a.depends_on.clone(),
+                    attributes: BTreeMap::new(),
+                },
+                node: next_node(state),
+            };
+            (Some(launch), placeholder)
+        }
+    };
+    Ok(Work::MoveIn(Box::new(MoveIn {
+        launch,
+        job: MoveJob {
+            address,
+            config,
+            spec,
+            moving,
+            resources: machines_and_configs(state),
+            moves: state.moves.clone(),
+        },
+        config_record: state.resources.get(&config).cloned(),
+        old_machine,
+        config_depends_on,
+        cluster,
+    })))
+}
+
+fn prepare_move_out(
+    address: ResourceAddress,
+    cx: &Context<'_>,
+    state: &State,
+) -> Result<Work, String> {
+    use crate::state::MoveDirection;
+    let Some(moving) = state.moves.get(&address) else {
+        return Ok(Work::Nothing("no old machine left".into()));
+    };
+    if moving.direction != MoveDirection::Outgoing {
+        return Err(format!(
+            "{address}: {} has not taken over yet, so the old machine stays",
+            moving.machine.id
+        ));
+    }
+    let (config, spec, _) = config_of_move(cx.plan, state, address)?;
+    Ok(Work::MoveOut {
+        job: MoveJob {
+            address,
+            config,
+            spec,
+            moving: moving.clone(),
+            resources: machines_and_configs(state),
+            moves: state.moves.clone(),
+        },
     })
 }
 
@@ -539,11 +734,27 @@ async fn perform<C: Cloud, K: Configurator>(
             Ok(id)
         }
         Work::Launch(launch) => super::launch::perform(cloud, launch, tx).await,
-        Work::Terminate(targets) => {
-            let ids: Vec<String> = targets.iter().map(|(_, id)| id.clone()).collect();
+        Work::Nothing(detail) => Ok(detail),
+        Work::MoveIn(m) => move_in(cloud, configurator, *m, tx).await,
+        Work::MoveOut { job } => {
+            let (address, old) = (job.address, job.moving.machine.id.clone());
+            configurator.move_out(job).await?;
+            cloud.terminate(std::slice::from_ref(&old)).await?;
+            let _ = tx.send(Message::Change(StateChange::Moving(address, None)));
+            Ok(format!("{old} left the cluster and was terminated"))
+        }
+        Work::Terminate { targets, moving } => {
+            let ids: Vec<String> = targets
+                .iter()
+                .chain(&moving)
+                .map(|(_, id)| id.clone())
+                .collect();
             cloud.terminate(&ids).await?;
             for (address, id) in targets {
                 remove(tx, address, id);
+            }
+            for (address, _) in moving {
+                let _ = tx.send(Message::Change(StateChange::Moving(address, None)));
             }
             Ok(ids.join(", "))
         }
@@ -558,4 +769,101 @@ async fn perform<C: Cloud, K: Configurator>(
             Ok(id)
         }
     }
+}
+
+/// Launch the incoming machine (unless a resumed move has it), record it,
+/// let the configurator subscribe it and switch over, then swap it into the
+/// address in one state change: from there on the old machine is the
+/// outgoing one.
+async fn move_in<C: Cloud, K: Configurator>(
+    cloud: &C,
+    configurator: &K,
+    m: MoveIn,
+    tx: &mpsc::UnboundedSender<Message>,
+) -> Result<String, StepError> {
+    use crate::state::{MoveDirection, Moving};
+    let MoveIn {
+        launch,
+        mut job,
+        old_machine,
+        config_record,
+        config_depends_on,
+        cluster,
+    } = m;
+    let address = job.address;
+    if let Some(mut launch) = launch {
+        let launched = super::launch::run_instances(cloud, &mut launch).await?;
+        let l = launched
+            .iter()
+            .find(|l| l.address == address)
+            .ok_or_else(|| format!("{address}: the launch answered no instance for it"))?;
+        job.moving.machine = super::launch::record(
+            &launch,
+            address,
+            &l.id,
+            "pending",
+            &l.zone,
+            l.private_ip.as_ref(),
+            l.image_id.as_ref(),
+        );
+        let _ = tx.send(Message::Change(StateChange::Moving(
+            address,
+            Some(Box::new(job.moving.clone())),
+        )));
+    }
+    let incoming = job.moving.clone();
+    let moved = configurator.move_in(job.clone()).await?;
+
+    let mut machine = incoming.machine.clone();
+    machine.attributes.extend(moved.machine_attributes.clone());
+    let mut config_attributes = config_record
+        .as_ref()
+        .map(|r| r.attributes.clone())
+        .unwrap_or_default();
+    config_attributes.extend(moved.attributes.clone());
+    let mut swap = vec![
+        StateChange::Put(address, Box::new(machine.clone())),
+        StateChange::Moving(
+            address,
+            Some(Box::new(Moving {
+                direction: MoveDirection::Outgoing,
+                machine: old_machine.clone(),
+                node: moved.old_node,
+            })),
+        ),
+        StateChange::Put(
+            job.config,
+            Box::new(ResourceState {
+                spec: ResourceSpec::Config(job.spec.clone()),
+                id: machine.id.clone(),
+                depends_on: config_depends_on,
+                attributes: config_attributes,
+            }),
+        ),
+    ];
+    if let Some(mut cluster) = cluster {
+        let mut changed = false;
+        if let Some(origin) = moved.origin {
+            cluster
+                .attributes
+                .insert("origin".to_string(), origin.to_string());
+            changed = true;
+        }
+        // The cluster lives on the primary's machine.
+        if ResourceAddress::SlonyCluster.machine() == Some(address) {
+            cluster.id = machine.id.clone();
+            changed = true;
+        }
+        if changed {
+            swap.push(StateChange::Put(
+                ResourceAddress::SlonyCluster,
+                Box::new(cluster),
+            ));
+        }
+    }
+    let _ = tx.send(Message::Change(StateChange::Together(swap)));
+    Ok(format!(
+        "{} (node {}) took over from {} (node {})",
+        incoming.machine.id, incoming.node, old_machine.id, moved.old_node
+    ))
 }

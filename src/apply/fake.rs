@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{ConfigError, ConfigJob, ConfigStep, Configurator, Configured, Stopped};
+use super::{
+    ConfigError, ConfigJob, ConfigStep, Configurator, Configured, MoveJob, MovedIn, Stopped,
+};
 use crate::graph::ResourceAddress;
 use crate::state::ResourceState;
 
@@ -24,6 +26,7 @@ pub struct FakeConfigurator {
     calls: Mutex<Vec<ConfigCall>>,
     fail: Mutex<Vec<ResourceAddress>>,
     panic: Mutex<Vec<ResourceAddress>>,
+    fail_move_out: Mutex<Vec<ResourceAddress>>,
     clock: Arc<AtomicU64>,
 }
 
@@ -42,6 +45,11 @@ impl FakeConfigurator {
 
     pub fn fail_on(&self, address: ResourceAddress) {
         self.fail.lock().unwrap().push(address);
+    }
+
+    /// The second half of `address`'s online move fails (the first succeeds).
+    pub fn fail_move_out_on(&self, address: ResourceAddress) {
+        self.fail_move_out.lock().unwrap().push(address);
     }
 
     /// Configuring `address` panics (a bug in a role).
@@ -89,6 +97,33 @@ impl FakeConfigurator {
     }
 }
 
+impl FakeConfigurator {
+    fn record_move(&self, operation: &'static str, job: &MoveJob) -> Result<(), ConfigError> {
+        let started = self.clock.fetch_add(1, Ordering::SeqCst);
+        self.calls.lock().unwrap().push(ConfigCall {
+            operation,
+            address: job.address,
+            machine_id: job.moving.machine.id.clone(),
+            started,
+            finished: started,
+        });
+        let fail_out =
+            operation == "move-out" && self.fail_move_out.lock().unwrap().contains(&job.address);
+        if fail_out || self.fail.lock().unwrap().contains(&job.address) {
+            let step = match operation {
+                "move-in" => ConfigStep::Configure,
+                _ => ConfigStep::Unconfigure,
+            };
+            return Err(ConfigError::new(
+                job.config,
+                step,
+                format!("{}: injected failure", job.address),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Configurator for FakeConfigurator {
     async fn configure(&self, job: ConfigJob) -> Result<Configured, ConfigError> {
         self.record(ConfigStep::Configure, &job).await?;
@@ -107,6 +142,37 @@ impl Configurator for FakeConfigurator {
 
     async fn unconfigure(&self, job: ConfigJob) -> Result<(), ConfigError> {
         self.record(ConfigStep::Unconfigure, &job).await
+    }
+
+    /// Records `move-in` with the incoming machine's id; answers the new
+    /// node id (and, for the primary, that it is the origin now).
+    async fn move_in(&self, job: MoveJob) -> Result<MovedIn, ConfigError> {
+        self.record_move("move-in", &job)?;
+        let primary = job.address.machine()
+            == Some(ResourceAddress::instance(crate::graph::Role::DbPrimary, 0));
+        Ok(MovedIn {
+            attributes: [("node".to_string(), job.moving.node.to_string())].into(),
+            machine_attributes: Default::default(),
+            origin: primary.then_some(job.moving.node),
+            // As the real one numbers nodes: the primary 1, replica i is i + 2.
+            old_node: job
+                .resources
+                .get(&job.config)
+                .and_then(|c| c.attributes.get("node"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(match job.address {
+                    ResourceAddress::Instance {
+                        role: crate::graph::Role::DbReplica,
+                        index,
+                    } => index + 2,
+                    _ => 1,
+                }),
+        })
+    }
+
+    /// Records `move-out` with the outgoing machine's id.
+    async fn move_out(&self, job: MoveJob) -> Result<(), ConfigError> {
+        self.record_move("move-out", &job)
     }
 
     /// Records a `sweep` call per machine; nothing is ever left running.

@@ -46,7 +46,7 @@ pub struct Launch {
     pub still_ours: super::StillOurs,
 }
 
-fn record(
+pub(super) fn record(
     launch: &Launch,
     address: ResourceAddress,
     id: &str,
@@ -77,7 +77,7 @@ fn is_code(e: &CloudError, code: &str) -> bool {
 }
 
 /// RunInstances with the batch's token, retiring tokens that cannot be used.
-async fn run_instances<C: Cloud>(
+pub(super) async fn run_instances<C: Cloud>(
     cloud: &C,
     launch: &mut Launch,
 ) -> Result<Vec<LaunchedInstance>, CloudError> {

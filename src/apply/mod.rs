@@ -153,6 +153,13 @@ pub trait Configurator: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Configured, ConfigError>> + Send;
     /// Undo before the machine goes: drop a replica from the cluster, stop a service.
     fn unconfigure(&self, job: ConfigJob) -> impl Future<Output = Result<(), ConfigError>> + Send;
+    /// A database machine's online move, first half (the incoming machine is
+    /// launched): Postgres on it, subscribed, caught up, and for the primary
+    /// the set moved to it. Resumable: each part is skipped when done.
+    fn move_in(&self, job: MoveJob) -> impl Future<Output = Result<MovedIn, ConfigError>> + Send;
+    /// Second half (after the switchover): drop the outgoing node from the
+    /// cluster and stop its Postgres, before its machine is terminated.
+    fn move_out(&self, job: MoveJob) -> impl Future<Output = Result<(), ConfigError>> + Send;
     /// After these machines left the app (terminated, or given back to a
     /// pool): stop whatever appgrid started that still runs on them, and say
     /// what that was (issue 15). Empty: nothing of the app was left.
@@ -160,6 +167,61 @@ pub trait Configurator: Send + Sync + 'static {
         &self,
         machines: Vec<(ResourceAddress, ResourceState)>,
     ) -> impl Future<Output = Result<Vec<Stopped>, ConfigError>> + Send;
+}
+
+/// A database machine moving online (see [`crate::state::Moving`]).
+/// `Debug` shows no attribute value.
+#[derive(Clone)]
+pub struct MoveJob {
+    /// The machine address (`db.primary`, `db.replica[1]`).
+    pub address: ResourceAddress,
+    /// Its configuration (`db.primary.config`, `db.replica[1].subscription`)
+    /// and the spec to apply on the new machine.
+    pub config: ResourceAddress,
+    pub spec: ConfigSpec,
+    /// The other machine: incoming for [`Configurator::move_in`], outgoing
+    /// for [`Configurator::move_out`].
+    pub moving: crate::state::Moving,
+    /// Every machine and configuration in state, secrets included: the
+    /// machine in service at `address`.
+    pub resources: BTreeMap<ResourceAddress, ResourceState>,
+    /// Every move in progress (this one included): their machines are
+    /// nodes of the cluster too until they leave.
+    pub moves: BTreeMap<ResourceAddress, crate::state::Moving>,
+}
+
+impl std::fmt::Debug for MoveJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MoveJob")
+            .field("address", &self.address)
+            .field("config", &self.config)
+            .field("moving", &(&self.moving.machine.id, self.moving.node))
+            .finish()
+    }
+}
+
+/// What the first half of a move learned, to keep in state once the new
+/// machine takes the address. `Debug` shows attribute names only.
+#[derive(Clone, Default, PartialEq)]
+pub struct MovedIn {
+    /// Attributes of the configuration on the new machine (its node id).
+    pub attributes: BTreeMap<String, String>,
+    /// Attributes to merge into the new machine's record (a pinned host key).
+    pub machine_attributes: BTreeMap<String, String>,
+    /// For the primary: the set's origin is now the new node.
+    pub origin: Option<u32>,
+    /// The node id of the machine the new one replaces.
+    pub old_node: u32,
+}
+
+impl std::fmt::Debug for MovedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MovedIn")
+            .field("attributes", &Names(&self.attributes))
+            .field("machine_attributes", &Names(&self.machine_attributes))
+            .field("origin", &self.origin)
+            .finish()
+    }
 }
 
 /// A process [`Configurator::sweep`] found still running on a machine that
@@ -171,19 +233,37 @@ pub struct Stopped {
     pub command: String,
 }
 
+/// Every record state holds, keyed by address, and the second machine of a
+/// move in progress (`State::moves`) keyed as its address too: what
+/// [`removed_machines`] compares, so a machine that is still the old (or
+/// new) half of a move is not swept.
+pub fn machines_of(state: &crate::state::State) -> BTreeMap<ResourceAddress, Vec<ResourceState>> {
+    let mut out: BTreeMap<ResourceAddress, Vec<ResourceState>> = BTreeMap::new();
+    for (a, r) in &state.resources {
+        out.entry(*a).or_default().push(r.clone());
+    }
+    for (a, m) in &state.moves {
+        out.entry(*a).or_default().push(m.machine.clone());
+    }
+    out
+}
+
 /// The machines `before` recorded that `after` no longer has: those a walk
 /// removed, for [`Configurator::sweep`].
 pub fn removed_machines(
-    before: &BTreeMap<ResourceAddress, ResourceState>,
-    after: &BTreeMap<ResourceAddress, ResourceState>,
+    before: &BTreeMap<ResourceAddress, Vec<ResourceState>>,
+    after: &BTreeMap<ResourceAddress, Vec<ResourceState>>,
 ) -> Vec<(ResourceAddress, ResourceState)> {
     before
         .iter()
+        .filter(|(a, _)| matches!(a, ResourceAddress::Instance { .. }))
+        .flat_map(|(a, records)| records.iter().map(move |r| (*a, r)))
         .filter(|(a, r)| {
-            matches!(a, ResourceAddress::Instance { .. })
-                && after.get(a).is_none_or(|now| now.id != r.id)
+            after
+                .get(a)
+                .is_none_or(|now| now.iter().all(|n| n.id != r.id))
         })
-        .map(|(a, r)| (*a, r.clone()))
+        .map(|(a, r)| (a, r.clone()))
         .collect()
 }
 
@@ -215,6 +295,20 @@ impl Configurator for NoConfigurator {
             CannotConfigure,
         ))
     }
+    async fn move_in(&self, job: MoveJob) -> Result<MovedIn, ConfigError> {
+        Err(ConfigError::new(
+            job.config,
+            ConfigStep::Configure,
+            CannotConfigure,
+        ))
+    }
+    async fn move_out(&self, job: MoveJob) -> Result<(), ConfigError> {
+        Err(ConfigError::new(
+            job.config,
+            ConfigStep::Unconfigure,
+            CannotConfigure,
+        ))
+    }
     /// Nothing: appgrid started nothing on machines it does not configure.
     async fn sweep(
         &self,
@@ -231,6 +325,11 @@ pub enum StateChange {
     /// Remove the entry only if it still records this id (a replacement may
     /// already have put its successor there).
     RemoveIfId(ResourceAddress, String),
+    /// Set (or, with `None`, clear) the second machine of an online move.
+    Moving(ResourceAddress, Option<Box<crate::state::Moving>>),
+    /// Changes that must reach state together (a switchover's swap of the
+    /// old and new machine): never checkpointed halfway.
+    Together(Vec<StateChange>),
 }
 
 /// Whether this run may still change things: `Err(why)` once its state lock

@@ -66,6 +66,18 @@ pub enum StepKind {
     Unconfigure {
         address: ResourceAddress,
     },
+    /// The first half of a database machine's online move: launch the new
+    /// machine, configure Postgres on it, subscribe it through Slony-I, wait
+    /// until it caught up and (for the primary) MOVE SET to it. It provides
+    /// the machine and the configurations on it.
+    MoveIn {
+        address: ResourceAddress,
+    },
+    /// The second half, once what points at the database was applied again:
+    /// drop the old node from the cluster and terminate its machine.
+    MoveOut {
+        address: ResourceAddress,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +106,10 @@ impl Step {
             }
             StepKind::Configure { address } => format!("{address}: configure"),
             StepKind::Unconfigure { address } => format!("{address}: remove"),
+            StepKind::MoveIn { address } => {
+                format!("{address}: move online (new node, subscribe, switch over)")
+            }
+            StepKind::MoveOut { address } => format!("{address}: retire the old machine"),
         }
     }
 
@@ -111,6 +127,8 @@ impl Step {
             StepKind::DeleteGroup { .. } | StepKind::DeleteKey { .. } => "delete",
             StepKind::Configure { .. } => "configure",
             StepKind::Unconfigure { .. } => "unconfigure",
+            StepKind::MoveIn { .. } => "move-in",
+            StepKind::MoveOut { .. } => "move-out",
         }
     }
 
@@ -132,6 +150,8 @@ impl Step {
             StepKind::TerminateOrphans { .. }
                 | StepKind::Launch { .. }
                 | StepKind::Terminate { .. }
+                | StepKind::MoveIn { .. }
+                | StepKind::MoveOut { .. }
                 | StepKind::Adopt {
                     address: ResourceAddress::Instance { .. }
                 }
@@ -151,7 +171,9 @@ impl Step {
             | StepKind::DeleteGroup { address }
             | StepKind::DeleteKey { address }
             | StepKind::Configure { address }
-            | StepKind::Unconfigure { address } => vec![*address],
+            | StepKind::Unconfigure { address }
+            | StepKind::MoveIn { address }
+            | StepKind::MoveOut { address } => vec![*address],
         }
     }
 }
@@ -239,10 +261,46 @@ pub fn build(plan: &Plan) -> Vec<Step> {
     let mut last_out: BTreeMap<Role, Vec<ResourceAddress>> = BTreeMap::new();
     let mut deletes: BTreeMap<Role, Vec<ResourceAddress>> = BTreeMap::new();
 
+    // Online moves: each machine's move-in provides it and the configurations
+    // on it; its move-out waits for what depends on it (below).
+    // Replicas move before the primary: after the primary's switchover the
+    // app servers are released against the new origin at once, since writes
+    // through them fail until then (the old origin refuses them).
+    let mut moving: Vec<ResourceAddress> = plan
+        .actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::Move)
+        .map(|a| a.address)
+        .collect();
+    moving.sort_by_key(|a| (a.machine() == ResourceAddress::SlonyCluster.machine(), *a));
+    let mut move_in: BTreeMap<ResourceAddress, usize> = BTreeMap::new();
+    let (mut previous_in, mut previous_out): (Option<usize>, Option<usize>) = (None, None);
+    for &address in &moving {
+        let mi = b.provide(address, StepKind::MoveIn { address });
+        let mo = b.remove(address, StepKind::MoveOut { address }, true);
+        b.steps[mo].deps.insert(mi);
+        // One node joins, and one leaves, at a time (a drop talks to every
+        // node that remains).
+        b.steps[mi].deps.extend(previous_in);
+        b.steps[mo].deps.extend(previous_out);
+        (previous_in, previous_out) = (Some(mi), Some(mo));
+        move_in.insert(address, mi);
+    }
+
     for a in &plan.actions {
         let address = a.address;
         let group = matches!(address, ResourceAddress::SecurityGroup(_));
+        // A configuration on a moving machine is applied by its move-in.
+        if is_config(address)
+            && matches!(a.kind, ActionKind::Create | ActionKind::Update)
+            && let Some(&mi) = address.machine().and_then(|m| move_in.get(&m))
+        {
+            b.providers.insert(address, mi);
+            continue;
+        }
         match (a.kind, address) {
+            // Its move-in and move-out steps are made above.
+            (ActionKind::Move, _) => {}
             (ActionKind::Adopt, _) => {
                 b.provide(address, StepKind::Adopt { address });
             }
@@ -415,10 +473,17 @@ pub fn build(plan: &Plan) -> Vec<Step> {
         let Some(action) = actions.get(&address) else {
             continue;
         };
+        let moves_in = move_in.values().any(|&mi| mi == step);
         for d in &action.depends_on {
             if let Some(&p) = b.providers.get(d)
                 && p != step
             {
+                // A move-in waits for no other move-in through the
+                // configurations it carries (the primary's names the
+                // replicas as peers): they are ordered one after another above.
+                if moves_in && move_in.values().any(|&mi| mi == p) {
+                    continue;
+                }
                 b.steps[step].deps.insert(p);
             }
         }

@@ -291,43 +291,136 @@ fn web_replacement_starts_the_new_instance_before_terminating_the_old() {
     rt().block_on(async {
         let cloud = Arc::new(FakeCloud::new());
         let mut state = new_state();
-        let mut m = manifest(1, Some(0), None);
+        let mut m = manifest(1, Some(1), None);
         converge(&cloud, &m, &mut state).await;
         m.web.instance_type = "t3.medium".into();
         m.database.as_mut().unwrap().instance_type = "m5.xlarge".into();
         let plan = make_plan(&m, &state, &cloud).await;
-        assert_eq!(plan.summary().replace, 2);
+        assert_eq!(plan.summary().replace, 1, "web[0]");
+        assert_eq!(plan.summary().moved, 2, "db.primary and db.replica[0]");
         let start = cloud.calls().len();
-        run(&cloud, &plan, &mut state).await;
+        let (outcome, _, configured) = run_recording(&cloud, &plan, &mut state).await;
+        assert!(outcome.is_success(), "{outcome:?}");
         let calls = &cloud.calls()[start..];
         let pos = |op: &str, subject: &str| {
             calls
                 .iter()
                 .position(|c| c.operation == op && c.subject.starts_with(subject))
-                .unwrap()
+                .unwrap_or_else(|| panic!("no {op} {subject} in {calls:?}"))
         };
-        let old_web = plan
-            .actions
-            .iter()
-            .find(|a| a.address.to_string() == "web[0]")
-            .unwrap()
-            .prior
-            .as_ref()
-            .unwrap()
-            .id
-            .clone();
-        let old_db = plan
-            .actions
-            .iter()
-            .find(|a| a.address.to_string() == "db.primary")
-            .unwrap()
-            .prior
-            .as_ref()
-            .unwrap()
-            .id
-            .clone();
-        assert!(pos("launch", "web[0]") < pos("terminate", &old_web));
-        assert!(pos("terminate", &old_db) < pos("launch", "db.primary"));
+        let prior = |address: &str| {
+            plan.actions
+                .iter()
+                .find(|a| a.address.to_string() == address)
+                .unwrap()
+                .prior
+                .as_ref()
+                .unwrap()
+                .id
+                .clone()
+        };
+        assert!(pos("launch", "web[0]") < pos("terminate", &prior("web[0]")));
+        // Never destroy-first for the database: the new machine is launched
+        // before the old one goes, for the primary and the replica alike.
+        assert!(pos("launch", "db.primary") < pos("terminate", &prior("db.primary")));
+        assert!(pos("launch", "db.replica[0]") < pos("terminate", &prior("db.replica[0]")));
+        let at = |op: &str, address: &str| {
+            configured
+                .iter()
+                .find(|c| c.operation == op && c.address.to_string() == address)
+                .unwrap_or_else(|| panic!("no {op} {address} in {configured:?}"))
+                .started
+        };
+        assert!(at("move-in", "db.primary") < at("move-out", "db.primary"));
+        // The configurations the move carries are not applied apart from it.
+        assert!(
+            !configured
+                .iter()
+                .any(|c| c.operation == "configure" && c.address.to_string() == "db.primary.config"),
+            "{configured:?}"
+        );
+        assert!(state.moves.is_empty(), "{:?}", state.moves);
+        let primary = &state.resources[&"db.primary".parse().unwrap()];
+        assert_ne!(primary.id, prior("db.primary"));
+        assert_eq!(
+            state.resources[&"db.primary.config".parse().unwrap()].id,
+            primary.id
+        );
+        let cluster = &state.resources[&crate::graph::ResourceAddress::SlonyCluster];
+        assert_eq!(cluster.id, primary.id);
+        assert_eq!(
+            cluster.attributes["origin"],
+            state.resources[&"db.primary.config".parse().unwrap()].attributes["node"]
+        );
+        assert!(!make_plan(&m, &state, &cloud).await.has_changes());
+    });
+}
+
+/// A move interrupted after its switchover (state holds the outgoing
+/// machine) is finished by the next apply: the old machine is kept (state
+/// names it, the end-of-walk check does not terminate it), then leaves.
+#[test]
+fn an_interrupted_move_is_finished_by_the_next_apply() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let mut m = manifest(1, Some(1), None);
+        converge(&cloud, &m, &mut state).await;
+        m.database.as_mut().unwrap().instance_type = "m5.xlarge".into();
+        let primary: crate::graph::ResourceAddress = "db.primary".parse().unwrap();
+        let old = state.resources[&primary].id.clone();
+
+        let plan = make_plan(&m, &state, &cloud).await;
+        let configurator = Arc::new(FakeConfigurator::with_clock(cloud.clock()));
+        configurator.fail_move_out_on(primary);
+        let mut checkpoint = MemoryCheckpoint::default();
+        let options = ApplyOptions {
+            parallelism: 4,
+            base_dir: key_dir(),
+        };
+        let (_tx, rx) = watch::channel(false);
+        let outcome = walk(
+            Arc::clone(&cloud),
+            Arc::clone(&configurator),
+            &plan,
+            &mut state,
+            &mut checkpoint,
+            &options,
+            rx,
+            &mut |_| {},
+        )
+        .await;
+        assert_eq!(outcome.failed.len(), 1, "{outcome:?}");
+        assert_eq!(outcome.failed[0].0, "db.primary: retire the old machine");
+        let moving = &state.moves[&primary];
+        assert_eq!(moving.direction, crate::state::MoveDirection::Outgoing);
+        assert_eq!(moving.machine.id, old);
+        assert_ne!(state.resources[&primary].id, old);
+        let listed = cloud.refresh(&owner(&state)).await.unwrap();
+        assert!(
+            listed.instances.iter().any(|i| i.id == old && i.status.is_alive()),
+            "the outgoing machine was terminated before it left the cluster"
+        );
+
+        let resumed = make_plan(&m, &state, &cloud).await;
+        let text = plan::render::text(&resumed);
+        assert!(
+            text.contains(&format!(
+                "move online: finish the interrupted move: {} took over; drop {old} (node 1) from the cluster and terminate it",
+                state.resources[&primary].id
+            )),
+            "{text}"
+        );
+        let (outcome, _, calls) = run_recording(&cloud, &resumed, &mut state).await;
+        assert!(outcome.is_success(), "{outcome:?}");
+        assert!(
+            calls.iter().any(|c| c.operation == "move-out" && c.machine_id == old),
+            "{calls:?}"
+        );
+        assert!(!calls.iter().any(|c| c.operation == "move-in"), "{calls:?}");
+        assert!(state.moves.is_empty());
+        let listed = cloud.refresh(&owner(&state)).await.unwrap();
+        assert!(!listed.instances.iter().any(|i| i.id == old && i.status.is_alive()));
         assert!(!make_plan(&m, &state, &cloud).await.has_changes());
     });
 }
@@ -466,4 +559,85 @@ proptest! {
             assert_eq!(state.resources.len(), expected + configs + 1 + 2 + usize::from(second.1.is_some()) + usize::from(second.2.is_some()));
         });
     }
+}
+
+/// The order of an online move of both database machines: the replica's
+/// node joins first, then the primary's (whose switchover the app servers
+/// follow at once); every app server is released against the new origin
+/// before either old node leaves; old nodes leave one at a time.
+#[test]
+fn a_database_move_releases_the_app_servers_before_an_old_node_goes() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let mut m = manifest(2, Some(1), None);
+        m.release = Some(crate::manifest::Release {
+            path: "app".into(),
+            build: None,
+            start: "/usr/bin/python3 app.py".into(),
+            health: "/health".into(),
+            release_command: None,
+            health_timeout: std::time::Duration::from_secs(60),
+        });
+        converge(&cloud, &m, &mut state).await;
+        m.database.as_mut().unwrap().instance_type = "m5.xlarge".into();
+        let plan = make_plan(&m, &state, &cloud).await;
+        let steps = steps::build(&plan);
+        let index = |label: &str| {
+            steps
+                .iter()
+                .position(|s| s.label() == label)
+                .unwrap_or_else(|| panic!("no step {label}"))
+        };
+        // Whether step `a` waits for step `b`, directly or not.
+        let waits = |a: usize, b: usize| {
+            let mut seen = std::collections::BTreeSet::new();
+            let mut queue = vec![a];
+            while let Some(x) = queue.pop() {
+                for &d in &steps[x].deps {
+                    if d == b {
+                        return true;
+                    }
+                    if seen.insert(d) {
+                        queue.push(d);
+                    }
+                }
+            }
+            false
+        };
+        let replica_in = index("db.replica[0]: move online (new node, subscribe, switch over)");
+        let primary_in = index("db.primary: move online (new node, subscribe, switch over)");
+        let replica_out = index("db.replica[0]: retire the old machine");
+        let primary_out = index("db.primary: retire the old machine");
+        assert!(waits(primary_in, replica_in));
+        assert!(waits(primary_out, replica_out));
+        for web in ["web[0].release: configure", "web[1].release: configure"] {
+            let release = index(web);
+            assert!(waits(release, primary_in), "{web} before the switchover");
+            assert!(
+                waits(replica_out, release),
+                "old replica leaves before {web}"
+            );
+            assert!(
+                waits(primary_out, release),
+                "old primary leaves before {web}"
+            );
+        }
+        // The configurations on the moving machines are the move-ins' work.
+        assert!(
+            !steps.iter().any(|s| matches!(
+                s.label().as_str(),
+                "db.primary.config: configure"
+                    | "slony.cluster: configure"
+                    | "db.replica[0].subscription: configure"
+            )),
+            "{:?}",
+            steps.iter().map(Step::label).collect::<Vec<_>>()
+        );
+        assert!(
+            !steps
+                .iter()
+                .any(|s| matches!(s.kind, StepKind::Terminate { .. }))
+        );
+    });
 }

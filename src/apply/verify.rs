@@ -49,7 +49,13 @@ pub struct Judgement {
 /// Compare `listing` (the lineage's live instances) with `state`, for `plan`.
 pub fn judge(plan: &Plan, state: &State, listing: &[ObservedInstance]) -> Judgement {
     let mut out = Judgement::default();
-    let held: BTreeSet<&str> = state.resources.values().map(|r| r.id.as_str()).collect();
+    // The second machine of an online move is held too.
+    let held: BTreeSet<&str> = state
+        .resources
+        .values()
+        .chain(state.moves.values().map(|m| &m.machine))
+        .map(|r| r.id.as_str())
+        .collect();
     let listed: BTreeSet<&str> = listing.iter().map(|i| i.id.as_str()).collect();
     let acted: BTreeMap<ResourceAddress, &crate::plan::Action> =
         plan.actions.iter().map(|a| (a.address, a)).collect();
@@ -112,7 +118,11 @@ pub fn judge(plan: &Plan, state: &State, listing: &[ObservedInstance]) -> Judgem
             _ => out.terminate.push((Some(address), i.id.clone())),
         }
     }
-    for (address, r) in &state.resources {
+    for (address, r) in state
+        .resources
+        .iter()
+        .chain(state.moves.iter().map(|(a, m)| (a, &m.machine)))
+    {
         if matches!(address, ResourceAddress::Instance { .. }) && !listed.contains(r.id.as_str()) {
             out.missing.push((*address, r.id.clone()));
         }

@@ -420,5 +420,16 @@ fn apply_change(state: &mut State, change: StateChange) {
                 }
             }
         }
+        StateChange::Moving(address, Some(moving)) => {
+            state.moves.insert(address, *moving);
+        }
+        StateChange::Moving(address, None) => {
+            state.moves.remove(&address);
+        }
+        StateChange::Together(changes) => {
+            for change in changes {
+                apply_change(state, change);
+            }
+        }
     }
 }

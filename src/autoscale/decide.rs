@@ -25,9 +25,14 @@
 //!    needed — never below what the current load needs.
 //! 7. **Predictive** (optional): never below the reactive result, the count a
 //!    forecast of the load `lookahead` ahead needs (see `predict`).
+//!
+//! With `policy = "forecast"`, steps 3–7 are replaced by the forecast policy
+//! (see `forecast`); bounds, schedules and the missing-data rule stay.
 
+use super::forecast;
 use super::policy::{Decision, History, Policy, Sample};
 use super::predict;
+use super::schedule::Bounds;
 use crate::manifest::Metric;
 
 /// What the metric-driven part proposes, before bounds.
@@ -48,10 +53,6 @@ pub fn decide(
     now: u64,
 ) -> Decision {
     let bounds = policy.bounds_at(now);
-    let source = bounds
-        .schedule
-        .map(|(i, _)| format!(" ({})", policy.schedules[i].label()))
-        .unwrap_or_default();
     if let (Some(desired), Some((i, _))) = (bounds.desired, bounds.schedule) {
         if desired != current {
             let label = policy.schedules[i].label();
@@ -61,7 +62,13 @@ pub fn decide(
             };
         }
     }
-    let proposal = reactive(policy, history, samples, current, now);
+    let proposal = match &policy.forecast {
+        Some(f) if policy.metric != Metric::ResponseTimeMs => {
+            let (stay, to, why) = forecast::propose(policy, f, history, samples, current, now);
+            return bounded(policy, &bounds, current, stay, to, why);
+        }
+        _ => reactive(policy, history, samples, current, now),
+    };
     let proposal = match &policy.predictive {
         Some(p) => predict::apply(
             policy,
@@ -75,6 +82,22 @@ pub fn decide(
         None => proposal_parts(proposal),
     };
     let (stay, to, why) = proposal;
+    bounded(policy, &bounds, current, stay, to, why)
+}
+
+/// The proposal held within the bounds in force, with the sentence to match.
+fn bounded(
+    policy: &Policy,
+    bounds: &Bounds,
+    current: u32,
+    stay: Option<String>,
+    to: u32,
+    why: String,
+) -> Decision {
+    let source = bounds
+        .schedule
+        .map(|(i, _)| format!(" ({})", policy.schedules[i].label()))
+        .unwrap_or_default();
     let (lo, hi) = (bounds.min, bounds.max);
     let (desired, reason) = match stay {
         Some(sentence) if (lo..=hi).contains(&current) => (current, sentence),

@@ -3,7 +3,8 @@
 //!
 //! The record lives beside the state (`.appgrid/APP/autoscale.json`, 0600,
 //! written atomically): every pass's decision (the history people read), the
-//! demand seen (for the predictive option), recent samples (for the
+//! demand seen (for the predictive option and the forecast policy), the
+//! boots measured on scale-outs, recent samples (for the
 //! stabilization window), the load balancer's request counters of the last
 //! pass (requests are counted, so a rate needs two readings) and when each
 //! web server was first seen healthy (its warm-up).
@@ -50,12 +51,20 @@ pub struct Record {
     /// (busy, total) CPU jiffies per server at the last pass.
     #[serde(default)]
     pub cpu: BTreeMap<String, (u64, u64)>,
+    /// Seconds from a scale-out to its new servers first seen up (the
+    /// forecast policy's `boot` when the manifest does not give one).
+    #[serde(default)]
+    pub boots: Vec<u64>,
 }
 
 /// Kept at most: two weeks of demand at one point a minute, a day of entries.
 const MAX_DEMAND: usize = 20_160;
 const MAX_ENTRIES: usize = 2_880;
 const MAX_SAMPLES: usize = 240;
+const MAX_BOOTS: usize = 50;
+/// A server first seen up longer than this after the last scale-out was not
+/// started by it (or the measurement is meaningless).
+const MAX_BOOT_S: u64 = 3_600;
 
 impl Record {
     /// The history `decide` reads.
@@ -77,6 +86,29 @@ impl Record {
                 .iter()
                 .map(|&(at, load)| DemandPoint { at, load })
                 .collect(),
+            boots: self.boots.clone(),
+        }
+    }
+
+    /// A boot measured when servers are first seen up at `now`: the time
+    /// since the latest scale-out, if the record saw passes before it.
+    fn measure_boot(&mut self, newly_up: usize, now: u64) {
+        if newly_up == 0 || self.counters.is_none() {
+            return;
+        }
+        let last_out = self
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.to > e.from && e.at <= now)
+            .map(|e| e.at);
+        let seen_since = self.entries.iter().rev().find(|e| e.at < now).map(|e| e.at);
+        if let (Some(at), Some(_)) = (last_out, seen_since) {
+            let boot = now - at;
+            if boot > 0 && boot <= MAX_BOOT_S {
+                self.boots.push(boot);
+                trim(&mut self.boots, MAX_BOOTS);
+            }
         }
     }
 
@@ -103,6 +135,11 @@ impl Record {
         warmup_s: u64,
     ) -> Option<Sample> {
         let up: Vec<&ServerCounters> = servers.iter().filter(|s| s.up).collect();
+        let newly_up = up
+            .iter()
+            .filter(|s| !self.first_up.contains_key(&s.name))
+            .count();
+        self.measure_boot(newly_up, now);
         for s in &up {
             self.first_up.entry(s.name.clone()).or_insert(now);
         }
@@ -166,7 +203,10 @@ impl Record {
                 if busy.is_empty() {
                     return None;
                 }
-                busy.iter().sum::<f64>() / busy.len() as f64
+                let mean = busy.iter().sum::<f64>() / busy.len() as f64;
+                // Total CPU load, for the forecast policy.
+                self.push_demand(now, mean * up.len() as f64);
+                mean
             }
         };
         let sample = Sample {

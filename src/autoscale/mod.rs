@@ -1,18 +1,17 @@
 //! The pure core of autoscaling: the policy, [`decide`], schedules in time
-//! zones, the predictive option, and a simulator that replays a request trace
+//! zones, the predictive option, the forecast policy, and a simulator that replays a request trace
 //! through the same `decide` and measures elasticity.
 //!
 //! Nothing here reads a clock or does I/O, except the two clearly named
 //! loaders [`TimeZone::load`] and [`Policy::load`] that read
 //! `/usr/share/zoneinfo`. Time is unix seconds passed in.
 
-mod civil;
 mod cron;
 mod decide;
 mod elasticity;
+mod forecast;
 pub mod live;
 mod policy;
-mod posix_tz;
 mod predict;
 mod schedule;
 mod simulate;
@@ -21,21 +20,25 @@ mod trace;
 mod tz;
 
 #[cfg(test)]
+mod forecast_tests;
+#[cfg(test)]
 mod props;
 #[cfg(test)]
 mod tests;
 
-pub use civil::format_time;
-pub use cron::{CronExpr, CronParseError, date_days};
+pub use cron::{CronExpr, CronParseError};
 pub use decide::{decide, instances_for, needed};
 pub use elasticity::{Elasticity, elasticity};
+pub use forecast::{
+    COLD_MARGIN, DEFAULT_BOOT_S, DEFAULT_QUANTILE, MIN_RESIDUALS, Outlook, boot_s, outlook,
+};
 pub use policy::{
-    DEFAULT_TOLERANCE, Decision, DecisionRecord, DemandPoint, History, Policy, PolicyError,
-    Predictive, Sample,
+    DEFAULT_TOLERANCE, Decision, DecisionRecord, DemandPoint, ForecastSettings, History, Policy,
+    PolicyError, Predictive, Sample,
 };
 pub use predict::{Forecast, forecast};
 pub use schedule::{Bounds, LOOKBACK_DAYS, ScheduleRule};
 pub use simulate::{CapacityModel, Row, Simulation, simulate, summary, timeline_csv};
 pub use svg::svg_chart;
 pub use trace::{TraceError, TracePoint, parse_trace};
-pub use tz::{TimeZone, TzError, ZONEINFO_DIR};
+pub use tz::{TimeZone, TzError, ZONEINFO_DIR, date_days, format_time};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::cron::{CronExpr, CronParseError};
 use super::schedule::{self, Bounds, ScheduleRule};
 use super::tz::{TimeZone, TzError};
-use crate::manifest::{Autoscale, Metric};
+use crate::manifest::{Autoscale, Metric, PolicyKind};
 
 /// Target tracking with bounds, cooldowns, warm-up and schedules.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,26 @@ pub struct Policy {
     pub tolerance: f64,
     pub schedules: Vec<ScheduleRule>,
     pub predictive: Option<Predictive>,
+    /// `policy = "forecast"` (see `forecast`); `None` is the reactive policy.
+    pub forecast: Option<ForecastSettings>,
+}
+
+/// The forecast policy's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForecastSettings {
+    /// Seconds from asking for a server to it serving; `None`: measured.
+    pub boot_s: Option<u64>,
+    /// The quantile of its own recent errors the margin covers.
+    pub quantile: f64,
+}
+
+impl Default for ForecastSettings {
+    fn default() -> Self {
+        ForecastSettings {
+            boot_s: None,
+            quantile: super::forecast::DEFAULT_QUANTILE,
+        }
+    }
 }
 
 /// Scaling out ahead of a rise the history predicts (see `predict`).
@@ -101,6 +121,12 @@ impl Policy {
             tolerance: DEFAULT_TOLERANCE,
             schedules,
             predictive: a.predictive.then(Predictive::default),
+            forecast: (a.policy == PolicyKind::Forecast).then(|| ForecastSettings {
+                boot_s: a.boot.map(secs),
+                quantile: a
+                    .forecast_quantile
+                    .unwrap_or(super::forecast::DEFAULT_QUANTILE),
+            }),
         })
     }
 
@@ -162,6 +188,9 @@ pub struct DemandPoint {
 pub struct History {
     pub decisions: Vec<DecisionRecord>,
     pub demand: Vec<DemandPoint>,
+    /// Seconds from asking for a server to it serving, measured on past
+    /// scale-outs (oldest first), for the forecast policy's horizon.
+    pub boots: Vec<u64>,
 }
 
 impl History {

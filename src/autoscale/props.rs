@@ -1,6 +1,6 @@
 //! Properties of `decide` over random policies, schedules, samples and
 //! histories: bounds, cooldowns, the stabilization window, tolerance,
-//! schedules and missing data.
+//! schedules and missing data, for the reactive and the forecast policy.
 
 use proptest::prelude::*;
 
@@ -18,9 +18,10 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
         1u64..120,
         any::<bool>(),
         proptest::option::of((0u32..12, proptest::option::of(0u32..25), 0usize..3)),
+        any::<bool>(),
     )
         .prop_map(
-            |(min, extra, out_cd, in_cd, warmup, interval, predictive, sched)| {
+            |(min, extra, out_cd, in_cd, warmup, interval, predictive, sched, forecast)| {
                 let mut p = policy();
                 p.min = min;
                 p.max = min + extra;
@@ -29,6 +30,7 @@ fn arb_policy() -> impl Strategy<Value = Policy> {
                 p.warmup_s = warmup;
                 p.interval_s = interval;
                 p.predictive = predictive.then(Predictive::default);
+                p.forecast = forecast.then(ForecastSettings::default);
                 if let Some((smin, smax, which)) = sched {
                     let cron = ["* * * * *", "0 8 * * MON-FRI", "*/7 */3 * * *"][which];
                     let zone = TimeZone::parse_fixed("+02:00").unwrap();
@@ -80,6 +82,7 @@ fn arb_history(now: u64) -> impl Strategy<Value = History> {
                 load: f64::from(i as u32 % 50) * 10.0,
             })
             .collect(),
+        boots: Vec::new(),
     })
 }
 
@@ -96,6 +99,8 @@ proptest! {
 
     #[test]
     fn no_scale_in_during_the_cooldown(p in arb_policy(), samples in arb_samples(PNOW), h in arb_history(PNOW), current in 0u32..40) {
+        // The forecast policy scales in as soon as the forecast allows.
+        prop_assume!(p.forecast.is_none());
         let d = decide(&p, &h, &samples, current, PNOW);
         let in_cooldown = h.last_change_at(PNOW).is_some_and(|at| PNOW - at < p.scale_in_cooldown_s);
         let b = p.bounds_at(PNOW);
@@ -106,6 +111,7 @@ proptest! {
 
     #[test]
     fn no_scale_in_below_the_stabilization_window(p in arb_policy(), samples in arb_samples(PNOW), h in arb_history(PNOW), current in 0u32..40) {
+        prop_assume!(p.forecast.is_none());
         let d = decide(&p, &h, &samples, current, PNOW);
         // A schedule's `desired` is the operator's own jump, exempt here.
         let b = p.bounds_at(PNOW);
@@ -126,6 +132,7 @@ proptest! {
         let samples = steady(PNOW, 900, p.target * (1.0 + factor), current);
         let mut p_reactive = p.clone();
         p_reactive.predictive = None;
+        p_reactive.forecast = None;
         let d = decide(&p_reactive, &h, &samples, current, PNOW);
         prop_assert_eq!(d.desired, current, "{}", d.reason);
     }

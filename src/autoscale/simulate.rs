@@ -7,13 +7,14 @@
 //! once. Every `interval` a sample is taken (requests per serving instance
 //! for `requests_per_instance`; other metrics are modelled as proportional to
 //! it, reaching the target at the capacity) and `decide` runs. Demand in
-//! instances is `ceil(req/s / capacity)`, at least one.
+//! instances is `ceil(req/s / capacity)`, at least one. Boots are measured as
+//! the live loop measures them: from asking to first serving at a pass.
 
-use super::civil::format_time;
 use super::decide::{decide, instances_for};
 use super::elasticity::{Elasticity, elasticity};
 use super::policy::{DecisionRecord, DemandPoint, History, Policy, Sample};
 use super::trace::TracePoint;
+use super::tz::format_time;
 use crate::manifest::Metric;
 
 /// What one instance serves and how long it takes to start.
@@ -88,6 +89,13 @@ pub fn simulate(
         let rps = requests * scale / 60.0;
         let serving = fleet.iter().filter(|&&r| r + serve_after <= t).count() as u32;
         if t >= next_pass {
+            // Boots measured as the live loop does: first seen serving at a pass.
+            let since = t.saturating_sub(policy.interval_s.max(step_s));
+            for &r in &fleet {
+                if r > 0 && r + serve_after <= t && r + serve_after > since {
+                    history.boots.push(t - r);
+                }
+            }
             next_pass += policy.interval_s;
             let warm = fleet.iter().filter(|&&r| r + warm_after <= t).count() as u32;
             let per_instance = if serving > 0 {

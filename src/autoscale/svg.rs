@@ -4,8 +4,8 @@
 //! Long runs are reduced to one bucket per horizontal pixel; each bucket
 //! draws its minimum then its maximum, so short spikes stay visible.
 
-use super::civil::format_time;
 use super::simulate::{Row, Simulation};
+use super::tz::format_time;
 
 const WIDTH: f64 = 1200.0;
 const HEIGHT: f64 = 400.0;

@@ -19,6 +19,7 @@ pub(super) fn policy() -> Policy {
         tolerance: DEFAULT_TOLERANCE,
         schedules: Vec::new(),
         predictive: None,
+        forecast: None,
     }
 }
 
@@ -120,6 +121,7 @@ fn reasons_for_cautious_scale_in() {
             reason: String::new(),
         }],
         demand: Vec::new(),
+        boots: Vec::new(),
     };
     let d = decide(&p, &history, &samples, 8, NOW);
     assert_eq!(
@@ -456,6 +458,7 @@ fn prediction_scales_out_before_a_daily_rise() {
     let history = History {
         decisions: Vec::new(),
         demand,
+        boots: Vec::new(),
     };
     let d = decide(&pol, &history, &[sample(now, 50.0, 2)], 2, now);
     assert_eq!(
@@ -489,6 +492,9 @@ fn policy_from_the_manifest() {
             desired: None,
         }],
         predictive: true,
+        policy: crate::manifest::PolicyKind::Reactive,
+        boot: None,
+        forecast_quantile: None,
     };
     let p = Policy::load(&a).unwrap();
     assert!(

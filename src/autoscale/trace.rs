@@ -2,8 +2,6 @@
 //! `shared/traces/`. Timestamps `YYYY-MM-DDTHH:MM` are read as UTC (a trace's
 //! own zone only shifts the clock schedules see).
 
-use super::cron::date_days;
-
 /// Requests in the minute starting at `minute` (unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TracePoint {
@@ -60,22 +58,10 @@ pub fn parse_trace(text: &str) -> Result<Vec<TracePoint>, TraceError> {
 
 /// `YYYY-MM-DDTHH:MM` (on or after 1970) as unix seconds.
 fn parse_minute(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() != 16 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+    if s.len() != 16 || s.as_bytes().get(10) != Some(&b'T') {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = &s[r];
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())
-            .flatten()
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute) = (num(11..13)?, num(14..16)?);
-    if hour > 23 || minute > 59 {
-        return None;
-    }
-    let days = date_days(i64::from(year), month, day)?;
-    u64::try_from(days * 86_400 + i64::from(hour * 3600 + minute * 60)).ok()
+    let dt: jiff::civil::DateTime = s.parse().ok()?;
+    let at = jiff::tz::Offset::UTC.to_timestamp(dt).ok()?;
+    u64::try_from(at.as_second()).ok()
 }

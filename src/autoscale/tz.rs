@@ -1,6 +1,6 @@
-//! Time zones for schedules: UTC, fixed offsets and IANA zones read from TZif
-//! data (RFC 8536), including the POSIX TZ rule in a TZif v2+ footer that
-//! governs times after the last listed transition.
+//! Time zones for schedules, on `jiff`: UTC, fixed offsets and IANA zones
+//! from TZif data (RFC 8536, including the POSIX TZ footer rule), plus the
+//! calendar helpers the autoscaler needs on "local seconds".
 //!
 //! Parsing is pure: [`TimeZone::from_tzif`] takes bytes. Reading
 //! `/usr/share/zoneinfo` is the caller's job, done by [`TimeZone::load`], the
@@ -11,7 +11,9 @@
 
 use std::path::Path;
 
-use super::posix_tz::PosixRule;
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::{AmbiguousOffset, Offset};
 
 /// Where [`TimeZone::load`] finds IANA zones.
 pub const ZONEINFO_DIR: &str = "/usr/share/zoneinfo";
@@ -20,20 +22,7 @@ pub const ZONEINFO_DIR: &str = "/usr/share/zoneinfo";
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimeZone {
     name: String,
-    rules: Rules,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Rules {
-    Fixed(i32),
-    Tzif {
-        /// Transition instants (UTC), ascending, and the offset from each on.
-        transitions: Vec<(i64, i32)>,
-        /// The offset before the first transition (time type 0).
-        initial: i32,
-        /// The footer's rule, for instants after the last transition.
-        footer: Option<PosixRule>,
-    },
+    zone: jiff::tz::TimeZone,
 }
 
 /// Why a time zone could not be had.
@@ -54,16 +43,53 @@ pub enum TzError {
     Invalid { name: String, reason: String },
 }
 
+/// An instant jiff can represent (years -9999..=9999), clamped.
+fn timestamp(secs: i64) -> Timestamp {
+    let clamped = secs.clamp(Timestamp::MIN.as_second(), Timestamp::MAX.as_second());
+    Timestamp::from_second(clamped).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The civil date and time that local seconds name.
+pub(super) fn civil(local: i64) -> DateTime {
+    Offset::UTC.to_datetime(timestamp(local))
+}
+
+/// The date of a day count since 1970-01-01.
+pub(super) fn date_of_days(days: i64) -> Date {
+    civil(days.saturating_mul(86_400)).date()
+}
+
+/// Days since 1970-01-01 of a date; `None` when the date does not exist.
+pub fn date_days(year: i64, month: u32, day: u32) -> Option<i64> {
+    let date = Date::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month).ok()?,
+        i8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let midnight = Offset::UTC.to_timestamp(date.to_datetime(jiff::civil::Time::midnight()));
+    Some(midnight.ok()?.as_second().div_euclid(86_400))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of local or UTC seconds.
+pub fn format_time(secs: i64) -> String {
+    civil(secs).strftime("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
 impl TimeZone {
     pub fn utc() -> TimeZone {
-        TimeZone::fixed("UTC", 0)
+        TimeZone {
+            name: "UTC".to_string(),
+            zone: jiff::tz::TimeZone::UTC,
+        }
     }
 
-    /// A zone always `offset_s` seconds east of UTC.
+    /// A zone always `offset_s` seconds east of UTC (clamped to ±25:59:59).
     pub fn fixed(name: &str, offset_s: i32) -> TimeZone {
+        let offset = Offset::from_seconds(offset_s.clamp(-93_599, 93_599)).unwrap_or(Offset::UTC);
         TimeZone {
             name: name.to_string(),
-            rules: Rules::Fixed(offset_s),
+            zone: jiff::tz::TimeZone::fixed(offset),
         }
     }
 
@@ -103,67 +129,13 @@ impl TimeZone {
 
     /// A zone from the bytes of a TZif file (version 1, 2, 3 or 4).
     pub fn from_tzif(name: &str, bytes: &[u8]) -> Result<TimeZone, TzError> {
-        let invalid = |reason: &str| TzError::Invalid {
+        let zone = jiff::tz::TimeZone::tzif(name, bytes).map_err(|e| TzError::Invalid {
             name: name.to_string(),
-            reason: reason.to_string(),
-        };
-        let v1 = Header::read(bytes, 0).ok_or_else(|| invalid("no TZif header"))?;
-        let (header, start, wide) = if v1.version >= b'2' {
-            let second = 44 + v1.block_len(4);
-            let h =
-                Header::read(bytes, second).ok_or_else(|| invalid("no second (64-bit) header"))?;
-            (h, second + 44, true)
-        } else {
-            (v1, 44, false)
-        };
-        let size = if wide { 8 } else { 4 };
-        let block = bytes
-            .get(start..start + header.block_len(size))
-            .ok_or_else(|| invalid("data block is truncated"))?;
-        let (times, rest) = block.split_at(header.timecnt * size);
-        let (indices, rest) = rest.split_at(header.timecnt);
-        let types: Vec<i32> = rest[..header.typecnt * 6]
-            .chunks(6)
-            .map(|t| i32::from_be_bytes([t[0], t[1], t[2], t[3]]))
-            .collect();
-        if types.is_empty() {
-            return Err(invalid("no local time types"));
-        }
-        let mut transitions = Vec::with_capacity(header.timecnt);
-        for (i, &index) in indices.iter().enumerate() {
-            let raw = &times[i * size..(i + 1) * size];
-            let at = if wide {
-                i64::from_be_bytes(raw.try_into().expect("8 bytes"))
-            } else {
-                i64::from(i32::from_be_bytes(raw.try_into().expect("4 bytes")))
-            };
-            let offset = *types
-                .get(usize::from(index))
-                .ok_or_else(|| invalid("a transition names a missing time type"))?;
-            if transitions.last().is_some_and(|&(prev, _)| prev >= at) {
-                return Err(invalid("transitions are not in ascending order"));
-            }
-            transitions.push((at, offset));
-        }
-        let footer = if wide {
-            let text = &bytes[start + block.len()..];
-            let text = std::str::from_utf8(text).map_err(|_| invalid("footer is not text"))?;
-            let rule = text.trim_matches('\n');
-            if rule.is_empty() {
-                None
-            } else {
-                Some(PosixRule::parse(rule).ok_or_else(|| invalid("unsupported footer TZ rule"))?)
-            }
-        } else {
-            None
-        };
+            reason: e.to_string(),
+        })?;
         Ok(TimeZone {
             name: name.to_string(),
-            rules: Rules::Tzif {
-                transitions,
-                initial: types[0],
-                footer,
-            },
+            zone,
         })
     }
 
@@ -200,22 +172,7 @@ impl TimeZone {
 
     /// Seconds east of UTC at the instant `utc`.
     pub fn offset_at(&self, utc: i64) -> i32 {
-        match &self.rules {
-            Rules::Fixed(offset) => *offset,
-            Rules::Tzif {
-                transitions,
-                initial,
-                footer,
-            } => {
-                let after = transitions.partition_point(|&(at, _)| at <= utc);
-                match (after, footer) {
-                    (0, Some(rule)) if transitions.is_empty() => rule.offset_at(utc),
-                    (0, _) => *initial,
-                    (n, Some(rule)) if n == transitions.len() => rule.offset_at(utc),
-                    (n, _) => transitions[n - 1].1,
-                }
-            }
-        }
+        self.zone.to_offset(timestamp(utc)).seconds()
     }
 
     /// Local seconds at the instant `utc`.
@@ -228,32 +185,19 @@ impl TimeZone {
     /// turned forward) is the instant the gap ends, as cron runs jobs
     /// scheduled in a skipped hour right after the jump.
     pub fn from_local(&self, local: i64) -> i64 {
-        let before = i64::from(self.offset_at(local - 86_400));
-        let after = i64::from(self.offset_at(local + 86_400));
-        let here = i64::from(self.offset_at(local));
-        let first = [before, here, after]
-            .into_iter()
-            .map(|o| local - o)
-            .filter(|&u| i64::from(self.offset_at(u)) == local - u)
-            .min();
-        if let Some(u) = first {
-            return u;
-        }
-        // In a gap: the transition lies between these two instants.
-        let (mut lo, mut hi) = (
-            (local - before).min(local - after),
-            (local - before).max(local - after),
-        );
-        let lo_offset = self.offset_at(lo);
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if self.offset_at(mid) == lo_offset {
-                lo = mid;
-            } else {
-                hi = mid;
+        let ambiguous = self.zone.to_ambiguous_timestamp(civil(local));
+        match ambiguous.offset() {
+            AmbiguousOffset::Unambiguous { offset } => local - i64::from(offset.seconds()),
+            AmbiguousOffset::Fold { before, .. } => local - i64::from(before.seconds()),
+            AmbiguousOffset::Gap { after, .. } => {
+                // The transition lies after the instant the later offset names.
+                let from = timestamp(local - i64::from(after.seconds()));
+                self.zone
+                    .following(from)
+                    .next()
+                    .map_or(from.as_second(), |t| t.timestamp().as_second())
             }
         }
-        hi
     }
 }
 
@@ -261,46 +205,4 @@ fn digits(s: &str) -> Option<i32> {
     (!s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit()))
         .then(|| s.parse().ok())
         .flatten()
-}
-
-struct Header {
-    version: u8,
-    isutcnt: usize,
-    isstdcnt: usize,
-    leapcnt: usize,
-    timecnt: usize,
-    typecnt: usize,
-    charcnt: usize,
-}
-
-impl Header {
-    fn read(bytes: &[u8], at: usize) -> Option<Header> {
-        let h = bytes.get(at..at + 44)?;
-        if &h[..4] != b"TZif" {
-            return None;
-        }
-        let count = |i: usize| {
-            let n = u32::from_be_bytes(h[20 + 4 * i..24 + 4 * i].try_into().expect("4 bytes"));
-            usize::try_from(n).ok().filter(|&n| n < 1 << 20)
-        };
-        Some(Header {
-            version: h[4],
-            isutcnt: count(0)?,
-            isstdcnt: count(1)?,
-            leapcnt: count(2)?,
-            timecnt: count(3)?,
-            typecnt: count(4)?,
-            charcnt: count(5)?,
-        })
-    }
-
-    /// Bytes of the data block with `size`-byte times.
-    fn block_len(&self, size: usize) -> usize {
-        self.timecnt * (size + 1)
-            + self.typecnt * 6
-            + self.charcnt
-            + self.leapcnt * (size + 4)
-            + self.isstdcnt
-            + self.isutcnt
-    }
 }

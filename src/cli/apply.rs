@@ -28,6 +28,8 @@ pub struct Options {
     pub lock_timeout: Duration,
     pub state: Option<PathBuf>,
     pub destroy: bool,
+    /// End a rollback in force: release the manifest's release again.
+    pub roll_forward: bool,
 }
 
 fn is_saved_plan(path: &std::path::Path) -> bool {
@@ -60,7 +62,18 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     if let Some(note) = lock.takeover_note() {
         tracing::info!("note: {note}");
     }
-    let existing = ws.load_state()?;
+    let mut existing = ws.load_state()?;
+    if o.roll_forward
+        && let Some(s) = existing.as_mut()
+        && let Some(pin) = s.releases.pinned.take()
+    {
+        outln!(
+            "Rolling forward from v{} (the rollback by {} at {}) to the manifest's release.",
+            pin.number,
+            pin.by,
+            pin.at
+        );
+    }
     if let Some(p) = &saved {
         plan::file::check_fresh(p, existing.as_ref(), &state_at(&ws))
             .map_err(|e| Failure::Message(e.to_string()))?;
@@ -139,9 +152,10 @@ impl Walk<'_> {
 
         // Every write checks that this run still holds the lock.
         let mut store = ws.store().fenced_by(&lock);
+        // Every machine state names, a move's second one included.
         let before = existing
             .as_ref()
-            .map(|s| s.resources.clone())
+            .map(apply::machines_of)
             .unwrap_or_default();
         let mut state = engine::state_for_apply(&store, existing, &plan.app)?;
         engine::adopt_new_lineage(&mut plan, &state);
@@ -165,13 +179,44 @@ impl Walk<'_> {
         .await;
         progress.finish();
         // Issue 15: nothing appgrid started survives a machine that left.
-        let removed = apply::removed_machines(&before, &state.resources);
+        let removed = apply::removed_machines(&before, &apply::machines_of(&state));
         if !removed.is_empty() {
             let n = removed.len();
             print_sweep(&plan.app, n, configurator.sweep(removed).await);
         }
+        // Issue 9: the web rollout becomes a numbered release (or a failed one).
+        let booked = if o.destroy {
+            None
+        } else {
+            appgrid::release::book_apply(
+                &plan,
+                &outcome.failed,
+                &mut state,
+                &appgrid::release::now_by_this_user(),
+            )
+        };
+        if let Some(n) = booked
+            && let Err(e) = store.save(&mut state)
+        {
+            errln!("warning: release v{n} could not be recorded in state: {e}");
+        }
         drop(lock);
         let code = summarize(&plan, &outcome, state.serial, &ws.store_path, o.destroy);
+        if let Some(record) = booked.and_then(|n| state.releases.get(n)) {
+            let active = state
+                .releases
+                .active()
+                .map_or_else(|| "no release".to_string(), |a| format!("v{}", a.number));
+            if record.status == appgrid::release::ReleaseStatus::Active {
+                outln!("Release v{} is active on every web server.", record.number);
+            } else {
+                errln!(
+                    "Release v{} {}; {active} still serves (`appgrid releases` lists them).",
+                    record.number,
+                    record.status
+                );
+            }
+        }
         if outcome.is_success() && !o.destroy {
             report::print_endpoints(&state);
         }
@@ -264,14 +309,14 @@ fn print_verification(outcome: &Outcome) {
             .iter()
             .map(|(a, id)| name(&Some(*a), id))
             .collect();
-        println!(
+        outln!(
             "Found and recorded (launched, but the answer was lost): {}",
             list.join(", ")
         );
     }
     if !v.terminated.is_empty() {
         let list: Vec<String> = v.terminated.iter().map(|(a, id)| name(a, id)).collect();
-        println!(
+        outln!(
             "Terminated (duplicates no address wanted): {}",
             list.join(", ")
         );
@@ -289,11 +334,14 @@ fn summarize(
     let s = plan.summary();
     if outcome.is_success() {
         let verb = if destroy { "Destroy" } else { "Apply" };
-        let adopted = if s.adopt > 0 {
+        let mut adopted = if s.adopt > 0 {
             format!(", {} adopted", s.adopt)
         } else {
             String::new()
         };
+        if s.moved > 0 {
+            adopted.push_str(&format!(", {} moved online", s.moved));
+        }
         outln!(
             "\n{verb} complete: {} added, {} changed, {} replaced, {} destroyed{adopted}. State: {} (serial {serial}).",
             s.create,

@@ -314,6 +314,10 @@ pub struct SimulateOptions {
     pub boot: u64,
     pub out: PathBuf,
     pub predictive: bool,
+    /// Overrides the manifest's `policy`.
+    pub policy: Option<appgrid::manifest::PolicyKind>,
+    /// Overrides the forecast policy's margin quantile.
+    pub quantile: Option<f64>,
 }
 
 pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
@@ -321,6 +325,16 @@ pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
     let mut policy = policy(&ws)?;
     if o.predictive && policy.predictive.is_none() {
         policy.predictive = Some(Default::default());
+    }
+    match o.policy {
+        Some(appgrid::manifest::PolicyKind::Forecast) if policy.forecast.is_none() => {
+            policy.forecast = Some(Default::default());
+        }
+        Some(appgrid::manifest::PolicyKind::Reactive) => policy.forecast = None,
+        _ => {}
+    }
+    if let (Some(q), Some(f)) = (o.quantile, policy.forecast.as_mut()) {
+        f.quantile = q;
     }
     let text = std::fs::read_to_string(&o.trace).map_err(|e| {
         Failure::Message(format!("cannot read the trace {}: {e}", o.trace.display()))

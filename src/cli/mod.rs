@@ -11,16 +11,20 @@
 
 mod apply;
 mod autoscale;
+mod config;
 mod doctor;
 mod inspect;
 mod install;
 mod logging;
+mod logs;
 mod ops;
 mod plan;
 mod preflight;
 mod progress;
 mod providers;
+mod releases;
 mod report;
+mod run;
 mod state;
 pub(crate) mod term;
 
@@ -88,6 +92,9 @@ struct WalkArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
+    /// After `appgrid rollback`: release the manifest's release again.
+    #[arg(long)]
+    roll_forward: bool,
     #[command(flatten)]
     lock: LockArgs,
     #[command(flatten)]
@@ -103,6 +110,7 @@ impl WalkArgs {
             lock_timeout: self.lock.lock_timeout,
             state: self.state.state,
             destroy,
+            roll_forward: self.roll_forward,
         }
     }
 }
@@ -178,10 +186,97 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// The numbered releases (newest first), or one of them: `releases FILE v3`.
+    Releases {
+        file: PathBuf,
+        /// One release, e.g. v3.
+        release: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Run an earlier release again on every web server (default: the one
+    /// before the active one), rolling and drained; the manifest is not edited.
+    Rollback {
+        file: PathBuf,
+        /// The release, e.g. v3.
+        release: Option<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// The app's config vars: list them (values hidden unless --show), or
+    /// `config set FILE KEY=VALUE…` / `config set FILE KEY` (value from
+    /// stdin) / `config unset FILE KEY…`; a change re-releases every web server.
+    Config {
+        #[command(subcommand)]
+        command: Option<ConfigCommand>,
+        file: Option<PathBuf>,
+        /// Print the values (asks first on a terminal).
+        #[arg(long)]
+        show: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// A one-off command on a web server, in its current release with the
+    /// app's env: `appgrid run FILE [--on web[1]] -- CMD ARGS…`; its exit
+    /// status is appgrid's.
+    Run {
+        file: PathBuf,
+        /// The web server (default: the first).
+        #[arg(long, value_name = "ADDRESS")]
+        on: Option<String>,
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// The app's log from every web server (or those named), each line
+    /// prefixed with its address.
+    Logs {
+        file: PathBuf,
+        /// Web servers, e.g. 'web[1]' (default: all).
+        addresses: Vec<String>,
+        /// Lines from each server.
+        #[arg(short = 'n', long = "lines", default_value_t = 100)]
+        lines: usize,
+        /// Keep printing new lines until Ctrl-C.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Inspect the state.
     State {
         #[command(subcommand)]
         command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Set config vars: KEY=VALUE…, or one KEY whose value is read from stdin
+    /// (so a secret stays out of argv and shell history).
+    Set {
+        file: PathBuf,
+        #[arg(required = true, value_name = "KEY=VALUE|KEY")]
+        vars: Vec<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Remove config vars.
+    Unset {
+        file: PathBuf,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
     },
 }
 
@@ -210,6 +305,13 @@ enum AutoscaleCommand {
         /// Use the predictive option (daily and weekly seasonality).
         #[arg(long)]
         predictive: bool,
+        /// The policy to simulate, whatever the manifest says.
+        #[arg(long, value_enum)]
+        policy: Option<SimulatedPolicy>,
+        /// For the forecast policy: the quantile of its recent errors the
+        /// margin covers (0.5 to 0.999; higher is more cautious).
+        #[arg(long, value_parser = parse_quantile)]
+        quantile: Option<f64>,
         /// Where timeline.csv and timeline.svg go.
         #[arg(long, default_value = "autoscale-simulation")]
         out: PathBuf,
@@ -307,19 +409,38 @@ enum StateCommand {
     },
 }
 
-/// `90s`, `5m`, `1h`, `250ms`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration; write e.g. 30s, 5m or 1h"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("`{s}` is not a duration; write e.g. 30s, 5m or 1h")),
+/// `autoscale simulate --policy`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SimulatedPolicy {
+    Reactive,
+    Forecast,
+}
+
+/// A quantile for `--quantile`: 0.5 to 0.999.
+fn parse_quantile(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(q) if (0.5..=0.999).contains(&q) => Ok(q),
+        _ => Err(format!(
+            "`{s}` is not a quantile from 0.5 to 0.999, e.g. 0.85"
+        )),
     }
+}
+
+/// `90s`, `5m`, `1h`, `250ms`, or plain seconds: the manifest's parser.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let with_unit = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{s}s")
+    } else {
+        s.to_string()
+    };
+    appgrid::manifest::parse_duration(&with_unit).map_err(|e| match e {
+        appgrid::manifest::DurationError::Form(_) => {
+            format!("`{s}` is not a duration; write e.g. 30s, 5m or 1h")
+        }
+        appgrid::manifest::DurationError::TooLong(_) => {
+            format!("`{s}` is too long: the longest accepted is 8784h (366 days)")
+        }
+    })
 }
 
 pub fn main() -> ExitCode {
@@ -407,6 +528,8 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                     capacity,
                     boot,
                     predictive,
+                    policy,
+                    quantile,
                     out,
                 }),
                 _,
@@ -418,6 +541,11 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 boot,
                 out,
                 predictive,
+                quantile,
+                policy: policy.map(|p| match p {
+                    SimulatedPolicy::Reactive => appgrid::manifest::PolicyKind::Reactive,
+                    SimulatedPolicy::Forecast => appgrid::manifest::PolicyKind::Forecast,
+                }),
             }),
             (None, Some(file)) => autoscale::run(&file, once, state.state.as_deref()).await,
             (None, None) => Err(Failure::Message(
@@ -439,6 +567,86 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 state,
             } => ops::switchover(&file, &replica, state.state.as_deref(), lock.lock_timeout).await,
         },
+        Command::Releases {
+            file,
+            release,
+            json,
+            state,
+        } => releases::run(&file, release.as_deref(), state.state.as_deref(), json.json),
+        Command::Rollback {
+            file,
+            release,
+            lock,
+            state,
+        } => {
+            releases::rollback(
+                &file,
+                release.as_deref(),
+                state.state.as_deref(),
+                lock.lock_timeout,
+            )
+            .await
+        }
+        Command::Config {
+            command,
+            file,
+            show,
+            state,
+        } => match (command, file) {
+            (
+                Some(ConfigCommand::Set {
+                    file,
+                    vars,
+                    lock,
+                    state,
+                }),
+                _,
+            ) => {
+                config::change(
+                    &file,
+                    Some(&vars),
+                    None,
+                    state.state.as_deref(),
+                    lock.lock_timeout,
+                )
+                .await
+            }
+            (
+                Some(ConfigCommand::Unset {
+                    file,
+                    keys,
+                    lock,
+                    state,
+                }),
+                _,
+            ) => {
+                config::change(
+                    &file,
+                    None,
+                    Some(&keys),
+                    state.state.as_deref(),
+                    lock.lock_timeout,
+                )
+                .await
+            }
+            (None, Some(file)) => config::list(&file, state.state.as_deref(), show),
+            (None, None) => Err(Failure::Message(
+                "appgrid config needs a manifest: `appgrid config FILE`".to_string(),
+            )),
+        },
+        Command::Run {
+            file,
+            on,
+            command,
+            state,
+        } => run::run(&file, on.as_deref(), command, state.state.as_deref()).await,
+        Command::Logs {
+            file,
+            addresses,
+            lines,
+            follow,
+            state,
+        } => logs::run(&file, &addresses, lines, follow, state.state.as_deref()).await,
         Command::State { command } => match command {
             StateCommand::List { file, json, state } => {
                 inspect::state_list(&file, state.state.as_deref(), json.json)
@@ -482,5 +690,37 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 lock_timeout: lock.lock_timeout,
             }),
         },
+    }
+}
+
+#[cfg(test)]
+mod duration_arg_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn takes_units_and_plain_seconds() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_huge_lock_timeout_is_a_clear_error() {
+        assert_eq!(
+            parse_duration("99999999999h"),
+            Err("`99999999999h` is too long: the longest accepted is 8784h (366 days)".into())
+        );
+        assert_eq!(
+            parse_duration("99999999999999999999999"),
+            Err(
+                "`99999999999999999999999` is too long: the longest accepted is 8784h (366 days)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_duration("1.5s"),
+            Err("`1.5s` is not a duration; write e.g. 30s, 5m or 1h".into())
+        );
     }
 }

@@ -108,6 +108,14 @@ fn roles<F: Fleet>(ws: &Workspace, fleet: F, redactor: Redactor) -> Arc<RoleConf
         base_dir: ws.base_dir.clone(),
         redactor,
         archives: Default::default(),
+        release_commands: Default::default(),
+        // Read when the configurator is made: `config set` saves first.
+        config_vars: ws
+            .load_state()
+            .ok()
+            .flatten()
+            .map(|s| s.config.secrets())
+            .unwrap_or_default(),
     })
 }
 

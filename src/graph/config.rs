@@ -22,6 +22,14 @@ pub struct Inputs {
     pub templates: BTreeMap<String, String>,
     /// Digest of the release's files (`[release] path`).
     pub release: Option<String>,
+    /// A release `appgrid rollback` pinned: its directory on the web servers
+    /// (a `dir` input of every `web[i].release`: run what is there, ship nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
+    /// The salted digest of the app's config vars (state), when it has any:
+    /// a `config` input of every `web[i].release`, so a change re-releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 impl Inputs {
@@ -134,26 +142,32 @@ pub(super) fn add(g: &mut ResourceGraph, m: &Manifest, inputs: &Inputs) {
             continue;
         };
         let r = ResourceAddress::config(Role::Web, i);
-        g.add(
-            r,
-            spec(&[
-                ("templates", inputs.template("app")),
-                ("release", inputs.release.clone().unwrap_or_default()),
-                ("build", release.build.clone().unwrap_or_default()),
-                ("start", release.start.clone()),
-                ("health", release.health.clone()),
-                ("port", m.web.port.to_string()),
-                // The app's environment names these machines: a change re-releases it.
-                (
-                    "database",
-                    m.database
-                        .as_ref()
-                        .map_or_else(String::new, |_| "db.primary".to_string()),
-                ),
-                ("replicas", list(replicas.iter().copied())),
-                ("caches", list(caches.iter().copied())),
-            ]),
-        );
+        let mut web_spec = spec(&[
+            ("templates", inputs.template("app")),
+            ("release", inputs.release.clone().unwrap_or_default()),
+            ("build", release.build.clone().unwrap_or_default()),
+            ("start", release.start.clone()),
+            ("health", release.health.clone()),
+            ("port", m.web.port.to_string()),
+            // The app's environment names these machines: a change re-releases it.
+            (
+                "database",
+                m.database
+                    .as_ref()
+                    .map_or_else(String::new, |_| "db.primary".to_string()),
+            ),
+            ("replicas", list(replicas.iter().copied())),
+            ("caches", list(caches.iter().copied())),
+        ]);
+        if let ResourceSpec::Config(c) = &mut web_spec {
+            if let Some(dir) = &inputs.pinned {
+                c.inputs.insert("dir".to_string(), dir.clone());
+            }
+            if let Some(config) = &inputs.config {
+                c.inputs.insert("config".to_string(), config.clone());
+            }
+        }
+        g.add(r, web_spec);
         g.depend(r, web);
         for &need in &web_needs {
             g.depend(r, need);

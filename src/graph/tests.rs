@@ -99,6 +99,8 @@ fn configuration_waits_for_what_it_points_at() {
         build: None,
         start: "./run".into(),
         health: "/health".into(),
+        release_command: None,
+        health_timeout: std::time::Duration::from_secs(60),
     });
     let g = expand(&m).unwrap();
     let deps = |a: &str| {

@@ -17,6 +17,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, Style as DiagnosticStyle};
+pub use schema::cron::{CronError, CronFields, parse as parse_cron};
+pub use schema::duration::{DurationError, MAX_DURATION, parse_duration};
 
 /// A validated manifest. Every field has been checked; defaults are filled in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +116,25 @@ pub struct Release {
     pub build: Option<String>,
     pub start: String,
     pub health: String,
+    /// Run once per release on one web server with the new code and the
+    /// app's env, before any server switches (migrations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_command: Option<String>,
+    /// How long a new release may take to answer its health check with 200
+    /// before it is rolled back (default 60 s).
+    #[serde(
+        default = "default_health_timeout",
+        skip_serializing_if = "is_default_health_timeout"
+    )]
+    pub health_timeout: std::time::Duration,
+}
+
+fn default_health_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
+}
+
+fn is_default_health_timeout(d: &std::time::Duration) -> bool {
+    *d == default_health_timeout()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,6 +206,29 @@ pub struct Autoscale {
     /// Scale out ahead of a predictable rise (daily and weekly seasonality).
     #[serde(default)]
     pub predictive: bool,
+    /// How the count is chosen: reacting to the metric, or from a forecast.
+    #[serde(default)]
+    pub policy: PolicyKind,
+    /// Seconds from asking for a server to it serving, for `policy =
+    /// "forecast"`; `None`: measured from real scale-outs.
+    #[serde(default, with = "duration_ms_opt")]
+    pub boot: Option<Duration>,
+    /// For `policy = "forecast"`: the quantile of its recent errors the
+    /// margin covers (default 0.9).
+    #[serde(default)]
+    pub forecast_quantile: Option<f64>,
+}
+
+/// `[autoscale] policy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// Target tracking on the current metric, with cooldowns and a
+    /// stabilization window for scale-in (the default).
+    #[default]
+    Reactive,
+    /// Provide now for the load forecast over the next boot (+ interval).
+    Forecast,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,6 +286,22 @@ pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
 /// Validate manifest text. `path` is only used to label diagnostics.
 pub fn parse(path: &Path, text: &str) -> Result<Manifest, Diagnostics> {
     schema::check(path, text)
+}
+
+/// An optional duration, as [`duration_ms`].
+mod duration_ms_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
 }
 
 /// Durations in plans and state are whole milliseconds, so `"500ms"` survives.

@@ -20,8 +20,8 @@
 
 mod autoscale;
 mod cidr;
-mod cron;
-mod duration;
+pub(super) mod cron;
+pub(super) mod duration;
 mod names;
 mod provider;
 mod services;

@@ -692,6 +692,8 @@ fn blog_example_validates() {
             build: None,
             start: "/usr/bin/python3 app.py".into(),
             health: "/health".into(),
+            release_command: None,
+            health_timeout: std::time::Duration::from_secs(60),
         }),
         web: Web {
             instance_type: "t3.small".into(),
@@ -734,6 +736,9 @@ fn blog_example_validates() {
                 desired: None,
             }],
             predictive: false,
+            policy: crate::manifest::PolicyKind::Reactive,
+            boot: None,
+            forecast_quantile: None,
         }),
         state: None,
     };
@@ -835,4 +840,55 @@ fn deeply_nested_input_is_refused_without_crashing() {
         assert!(check(&text).is_err());
         assert_well_formed(&text);
     }
+}
+
+#[test]
+fn forecast_policy_with_boot_and_quantile() {
+    let text = format!(
+        "{MINIMAL}{AUTOSCALE}policy = \"forecast\"\nboot = \"90s\"\nforecast_quantile = 0.95\n"
+    );
+    let a = check(&text).unwrap().autoscale.unwrap();
+    assert_eq!(a.policy, crate::manifest::PolicyKind::Forecast);
+    assert_eq!(a.boot, Some(Duration::from_secs(90)));
+    assert_eq!(a.forecast_quantile, Some(0.95));
+    let a = check(&format!("{MINIMAL}{AUTOSCALE}"))
+        .unwrap()
+        .autoscale
+        .unwrap();
+    assert_eq!(a.policy, crate::manifest::PolicyKind::Reactive);
+    assert_eq!((a.boot, a.forecast_quantile), (None, None));
+}
+
+#[test]
+fn unknown_policy_and_bad_quantile_and_huge_boot() {
+    let text = format!(
+        "{MINIMAL}{AUTOSCALE}policy = \"psychic\"\nforecast_quantile = 1.5\nboot = \"99999999999h\"\n"
+    );
+    assert_eq!(
+        errors(&text),
+        r#"error: unknown policy "psychic"
+  --> appgrid.toml:23:10
+   |
+23 | policy = "psychic"
+   |          ^^^^^^^^^
+   |
+   = help: expected one of: "reactive", "forecast"
+
+error: `forecast_quantile` must be from 0.5 to 0.999, found 1.5
+  --> appgrid.toml:24:21
+   |
+24 | forecast_quantile = 1.5
+   |                     ^^^
+   |
+   = help: it is how cautious the forecast's margin is, e.g. `forecast_quantile = 0.9`
+
+error: `boot` is too long: "99999999999h" is longer than the longest duration accepted, 8784h (366 days)
+  --> appgrid.toml:25:8
+   |
+25 | boot = "99999999999h"
+   |        ^^^^^^^^^^^^^^
+   |
+   = help: write at most "8784h"; boot is usually seconds or minutes
+"#
+    );
 }

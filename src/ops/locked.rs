@@ -110,7 +110,41 @@ impl<'w> Locked<'w> {
         reason: &str,
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Outcome, LockedError> {
-        let plan = self.plan(addresses, reason)?;
+        let plan = self.plan(addresses, reason, &BTreeMap::new())?;
+        self.walk(cloud, configurator, &plan, on_event).await
+    }
+
+    /// Like [`Locked::reconfigure`], each configuration changed to the spec
+    /// given (a rollback's: another release than state records).
+    pub async fn reconfigure_to<C: Cloud, K: Configurator>(
+        &mut self,
+        cloud: Arc<C>,
+        configurator: Arc<K>,
+        specs: &[(ResourceAddress, ResourceSpec)],
+        reason: &str,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Outcome, LockedError> {
+        let addresses: Vec<ResourceAddress> = specs.iter().map(|(a, _)| *a).collect();
+        let desired: BTreeMap<ResourceAddress, ResourceSpec> = specs.iter().cloned().collect();
+        let plan = self.plan(&addresses, reason, &desired)?;
+        self.walk(cloud, configurator, &plan, on_event).await
+    }
+
+    /// Change what state holds beyond resources (e.g. the release records)
+    /// and save.
+    pub fn update(&mut self, change: impl FnOnce(&mut State)) -> Result<(), LockedError> {
+        change(&mut self.state);
+        self.store.save(&mut self.state)?;
+        Ok(())
+    }
+
+    async fn walk<C: Cloud, K: Configurator>(
+        &mut self,
+        cloud: Arc<C>,
+        configurator: Arc<K>,
+        plan: &Plan,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Outcome, LockedError> {
         let options = ApplyOptions {
             parallelism: 1,
             base_dir: self.ws.base_dir.clone(),
@@ -120,7 +154,7 @@ impl<'w> Locked<'w> {
         Ok(apply::walk(
             cloud,
             configurator,
-            &plan,
+            plan,
             &mut self.state,
             &mut self.store,
             &options,
@@ -154,8 +188,14 @@ impl<'w> Locked<'w> {
         self.lock.release();
     }
 
-    /// A plan of updates of exactly these configurations, to their recorded specs.
-    fn plan(&self, addresses: &[ResourceAddress], reason: &str) -> Result<Plan, LockedError> {
+    /// A plan of updates of exactly these configurations, to their recorded
+    /// specs (or the one `desired` gives).
+    fn plan(
+        &self,
+        addresses: &[ResourceAddress],
+        reason: &str,
+        desired: &BTreeMap<ResourceAddress, ResourceSpec>,
+    ) -> Result<Plan, LockedError> {
         let mut actions = Vec::new();
         for address in addresses {
             let prior = self
@@ -172,7 +212,7 @@ impl<'w> Locked<'w> {
                 reason: reason.to_string(),
                 prior: Some(prior.clone()),
                 prior_gone: false,
-                desired: Some(prior.spec.clone()),
+                desired: Some(desired.get(address).unwrap_or(&prior.spec).clone()),
                 depends_on: prior.depends_on.clone(),
                 create_before_destroy: false,
                 changes: Vec::new(),

@@ -116,4 +116,21 @@ pub trait Operations: Send + Sync + 'static {
         resources: &Resources,
         to: ResourceAddress,
     ) -> impl Future<Output = Result<Changed, OperationError>> + Send;
+
+    /// `appgrid run`: a one-off command on the web server `machine`, in its
+    /// current release with the app's env. Output redacted.
+    fn run_command(
+        &self,
+        resources: &Resources,
+        machine: ResourceAddress,
+        argv: &[String],
+    ) -> impl Future<Output = Result<crate::roles::app::CommandRun, OperationError>> + Send;
+
+    /// `appgrid logs`: the app's log on each of these web servers, in that
+    /// order, from where `from` says (one entry per machine). Redacted.
+    fn app_logs(
+        &self,
+        resources: &Resources,
+        machines: &[(ResourceAddress, crate::roles::app::LogFrom)],
+    ) -> impl Future<Output = Result<Vec<crate::roles::app::LogChunk>, OperationError>> + Send;
 }

@@ -6,7 +6,7 @@ use crate::cloud::{InstanceStatus, Observed, ObservedInstance};
 use crate::graph::{
     InstanceSpec, ResourceAddress, ResourceGraph, ResourceSpec, Role, SecurityGroupSpec,
 };
-use crate::state::{ResourceState, State};
+use crate::state::{MoveDirection, ResourceState, State};
 
 use super::{Action, ActionKind, FieldChange, Orphan};
 
@@ -67,7 +67,11 @@ pub fn diff(graph: &ResourceGraph, state: &State, observed: Option<&Observed>) -
                     continue;
                 }
                 let drift = view.as_ref().and_then(|v| v.instance_drift(prior));
-                if let Some(mut a) = compare(address, prior, desired, drift) {
+                let movable = graph
+                    .get(&ResourceAddress::config(Role::DbPrimary, 0))
+                    .is_some();
+                let compared = compare(address, prior, desired, drift, movable);
+                if let Some(mut a) = resume_move(state, address, prior, desired).or(compared) {
                     a.depends_on = depends_on.clone();
                     changes.actions.push(a);
                 }
@@ -112,14 +116,68 @@ pub fn diff(graph: &ResourceGraph, state: &State, observed: Option<&Observed>) -
     changes
 }
 
+/// An online move that an earlier apply started and did not finish (state
+/// holds the second machine of `address`): the next apply carries it on.
+fn resume_move(
+    state: &State,
+    address: ResourceAddress,
+    prior: &ResourceState,
+    desired: &ResourceSpec,
+) -> Option<Action> {
+    let moving = state.moves.get(&address)?;
+    let reason = match moving.direction {
+        MoveDirection::Incoming if address.machine() == ResourceAddress::SlonyCluster.machine() => {
+            format!(
+                "resume the interrupted move: {} (node {}) is joining; subscribe it, switch over, retire {}",
+                moving.machine.id, moving.node, prior.id
+            )
+        }
+        MoveDirection::Incoming => format!(
+            "resume the interrupted move: {} (node {}) is joining; subscribe it, then {} leaves",
+            moving.machine.id, moving.node, prior.id
+        ),
+        MoveDirection::Outgoing => format!(
+            "finish the interrupted move: {} took over; drop {} (node {}) from the cluster and terminate it",
+            prior.id, moving.machine.id, moving.node
+        ),
+    };
+    Some(Action {
+        address,
+        kind: ActionKind::Move,
+        reason,
+        prior: Some(prior.redacted()),
+        prior_gone: false,
+        desired: Some(desired.clone()),
+        depends_on: Vec::new(),
+        create_before_destroy: true,
+        changes: Vec::new(),
+    })
+}
+
+/// How a database machine moves: the steps, as the plan shows them.
+fn move_steps(role: Role) -> &'static str {
+    match role {
+        Role::DbPrimary => "(new node, subscribe, switch over, retire the old one)",
+        _ => "(new subscriber first, then the old one leaves)",
+    }
+}
+
 /// A configuration is applied again when a machine it runs on or points at is
-/// new (created or replaced), or was applied on a machine that has since been
+/// new (created, replaced or moved), or was applied on a machine that has since been
 /// replaced; and so, in turn, is what depends on that configuration.
 fn reconfigure_on_new_machines(graph: &ResourceGraph, state: &State, actions: &mut Vec<Action>) {
     let mut renewed: BTreeMap<ResourceAddress, String> = actions
         .iter()
-        .filter(|a| matches!(a.kind, ActionKind::Create | ActionKind::Replace))
-        .map(|a| (a.address, format!("{} is new", a.address)))
+        .filter(|a| {
+            matches!(
+                a.kind,
+                ActionKind::Create | ActionKind::Replace | ActionKind::Move
+            )
+        })
+        .map(|a| match a.kind {
+            ActionKind::Move => (a.address, format!("{} moves online", a.address)),
+            _ => (a.address, format!("{} is new", a.address)),
+        })
         .collect();
     let acted: BTreeSet<ResourceAddress> = actions.iter().map(|a| a.address).collect();
     for address in graph.topological() {
@@ -177,17 +235,22 @@ fn delete_reason(address: ResourceAddress) -> String {
         } => "no longer in the manifest (database.replicas went down)".into(),
         ResourceAddress::Instance {
             role: Role::Cache, ..
-        } => "no longer in the manifest (cache.nodes went down)".into(),
+        } => {
+            "no longer in the manifest (cache.nodes went down); its cache contents are lost".into()
+        }
         _ => "no longer in the manifest".into(),
     }
 }
 
-/// Compare a recorded resource with its desired spec.
+/// Compare a recorded resource with its desired spec. `movable`: the
+/// database is configured by appgrid (Postgres + Slony-I), so its machines
+/// move online instead of being replaced.
 fn compare(
     address: ResourceAddress,
     prior: &ResourceState,
     desired: &ResourceSpec,
     drift: Option<String>,
+    movable: bool,
 ) -> Option<Action> {
     let mut action = Action {
         address,
@@ -203,12 +266,26 @@ fn compare(
     match (&prior.spec, desired) {
         (ResourceSpec::Instance(old), ResourceSpec::Instance(new)) => {
             action.changes = instance_changes(old, new);
+            if movable
+                && matches!(new.role, Role::DbPrimary | Role::DbReplica)
+                && (drift.is_some() || !action.changes.is_empty())
+            {
+                // A database machine is never destroyed first: it moves online.
+                action.kind = ActionKind::Move;
+                action.create_before_destroy = true;
+                let what = match drift {
+                    Some(why) => why,
+                    None => move_what(&action.changes),
+                };
+                action.reason = format!("{what} {}", move_steps(new.role));
+                return Some(action);
+            }
             let stateless = new.role == Role::Web;
             action.create_before_destroy = stateless;
-            let order = if stateless {
-                "the new one starts before the old one is destroyed"
-            } else {
-                "the old one is destroyed first"
+            let order = match new.role {
+                Role::Web => "the new one starts before the old one is destroyed",
+                Role::Cache => "the old one is destroyed first; its cache contents are lost",
+                _ => "the old one is destroyed first",
             };
             if let Some(why) = drift {
                 action.kind = ActionKind::Replace;
@@ -283,6 +360,26 @@ fn compare(
         }
     }
     Some(action)
+}
+
+/// What changed, for a move's reason: `m5.large → m5.xlarge` when only the
+/// instance type did, else each field with its values.
+fn move_what(changes: &[FieldChange]) -> String {
+    let arrow = |c: &FieldChange| {
+        format!(
+            "{} → {}",
+            c.before.as_deref().unwrap_or("(none)"),
+            c.after.as_deref().unwrap_or("(none)")
+        )
+    };
+    match changes {
+        [only] if only.field == "instance_type" => arrow(only),
+        _ => changes
+            .iter()
+            .map(|c| format!("{} {}", c.field, arrow(c)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 fn field(name: &str, before: Option<&str>, after: Option<&str>) -> FieldChange {
@@ -361,7 +458,13 @@ impl<'a> ObservedView<'a> {
                 })
                 .map(|i| (i.id.as_str(), i))
                 .collect(),
-            known_ids: state.resources.values().map(|r| r.id.as_str()).collect(),
+            // The second machine of an online move is accounted for too.
+            known_ids: state
+                .resources
+                .values()
+                .chain(state.moves.values().map(|m| &m.machine))
+                .map(|r| r.id.as_str())
+                .collect(),
         }
     }
 

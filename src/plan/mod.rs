@@ -25,6 +25,9 @@ pub enum ActionKind {
     Create,
     Update,
     Replace,
+    /// Move a database machine online: a new machine joins the cluster,
+    /// takes over, and only then does the old one leave (never destroy-first).
+    Move,
     Delete,
 }
 
@@ -35,6 +38,7 @@ impl ActionKind {
             ActionKind::Create => "+",
             ActionKind::Update => "~",
             ActionKind::Replace => "-/+",
+            ActionKind::Move => "~>",
             ActionKind::Delete => "-",
         }
     }
@@ -116,7 +120,14 @@ pub struct Summary {
     pub create: usize,
     pub update: usize,
     pub replace: usize,
+    /// Online moves of database machines (omitted from JSON when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub moved: usize,
     pub delete: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Plan {
@@ -128,6 +139,7 @@ impl Plan {
                 ActionKind::Create => s.create += 1,
                 ActionKind::Update => s.update += 1,
                 ActionKind::Replace => s.replace += 1,
+                ActionKind::Move => s.moved += 1,
                 ActionKind::Delete => s.delete += 1,
             }
         }

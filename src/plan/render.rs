@@ -52,6 +52,9 @@ pub fn text(plan: &Plan) -> String {
     if s.adopt > 0 {
         parts.push(format!("{} to adopt", s.adopt));
     }
+    if s.moved > 0 {
+        parts.push(format!("{} to move online", s.moved));
+    }
     let _ = writeln!(out, "Plan: {}.", parts.join(", "));
     out
 }
@@ -62,6 +65,7 @@ fn verb(kind: ActionKind) -> &'static str {
         ActionKind::Create => "create",
         ActionKind::Update => "update",
         ActionKind::Replace => "replace",
+        ActionKind::Move => "move online",
         ActionKind::Delete => "delete",
     }
 }

@@ -122,7 +122,7 @@ Plan: 0 to add, 3 to change, 1 to replace, 1 to destroy.
 }
 
 #[test]
-fn stopped_or_retyped_outside_appgrid_is_replaced() {
+fn stopped_or_retyped_outside_appgrid_is_replaced_or_moved() {
     let m = manifest(1, Some(0), None);
     let g = expand(&m).unwrap();
     let state = recorded(&g);
@@ -149,8 +149,9 @@ fn stopped_or_retyped_outside_appgrid_is_replaced() {
             format!(
                 "-/+ web[0]: {web} was stopped outside appgrid; the new one starts before the old one is destroyed"
             ),
+            // Never destroyed first: a database machine moves online (issue 8).
             format!(
-                "-/+ db.primary: {db} was changed outside appgrid to m5.24xlarge (state says m5.large); the old one is destroyed first"
+                "~> db.primary: {db} was changed outside appgrid to m5.24xlarge (state says m5.large) (new node, subscribe, switch over, retire the old one)"
             ),
             "~ lb.config: web[0] is new: apply it again".to_string(),
             "~ db.primary.config: web[0] is new: apply it again".to_string(),
@@ -228,4 +229,125 @@ fn saved_plans_roundtrip_and_refuse_a_moved_state() {
         )
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 8: a database machine that needs a new instance moves online; the
+/// plan never destroys it first, and says what the move does.
+#[test]
+fn a_database_instance_type_change_moves_online() {
+    let m = manifest(1, Some(1), None);
+    let state = recorded(&expand(&m).unwrap());
+    let mut changed = m.clone();
+    changed.database.as_mut().unwrap().instance_type = "m5.xlarge".into();
+    let g = expand(&changed).unwrap();
+    let plan = make(source(&changed), &g, Some(&state), Some(&observed(&state)));
+    assert_eq!(
+        render::text(&plan),
+        "appgrid will make these changes to blog:
+
+   ~> db.primary                  move online: m5.large → m5.xlarge (new node, subscribe, switch over, retire the old one)
+        instance_type: m5.large -> m5.xlarge
+   ~> db.replica[0]               move online: m5.large → m5.xlarge (new subscriber first, then the old one leaves)
+        instance_type: m5.large -> m5.xlarge
+    ~ db.primary.config           update: db.primary moves online: apply it again
+    ~ db.replica[0].subscription  update: db.replica[0] moves online: apply it again
+    ~ slony.cluster               update: db.primary.config is applied again: apply it again
+
+Plan: 0 to add, 3 to change, 0 to replace, 0 to destroy, 2 to move online.
+"
+    );
+    assert!(!plan.actions.iter().any(|a| matches!(
+        (a.kind, a.address),
+        (
+            ActionKind::Replace | ActionKind::Delete,
+            crate::graph::ResourceAddress::Instance { .. }
+        )
+    )));
+    let json = serde_json::to_value(&plan).unwrap();
+    let primary = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["address"] == "db.primary")
+        .unwrap();
+    assert_eq!(primary["kind"], "move");
+    assert_eq!(primary["create_before_destroy"], true);
+    assert_eq!(
+        primary["reason"],
+        "m5.large → m5.xlarge (new node, subscribe, switch over, retire the old one)"
+    );
+}
+
+#[test]
+fn replacing_a_cache_node_says_its_contents_are_lost() {
+    let m = manifest(1, None, Some(2));
+    let state = recorded(&expand(&m).unwrap());
+    let mut changed = manifest(1, None, Some(1));
+    changed.cache.as_mut().unwrap().instance_type = "r5.xlarge".into();
+    let g = expand(&changed).unwrap();
+    let plan = make(source(&changed), &g, Some(&state), Some(&observed(&state)));
+    let reasons: Vec<String> = plan
+        .actions
+        .iter()
+        .filter(|a| a.address.to_string().starts_with("cache["))
+        .map(|a| format!("{} {}: {}", a.kind.symbol(), a.address, a.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "-/+ cache[0]: instance_type changed, which needs a new instance; the old one is destroyed first; its cache contents are lost",
+            "- cache[1]: no longer in the manifest (cache.nodes went down); its cache contents are lost",
+            "~ cache[0].config: cache[0] is new: apply it again",
+            "- cache[1].config: no longer in the manifest",
+        ]
+    );
+}
+
+/// An apply that stopped halfway through a move left the incoming machine
+/// in state: the next plan carries the move on, and counts it as known.
+#[test]
+fn an_interrupted_move_is_resumed() {
+    let m = manifest(1, Some(1), None);
+    let g = expand(&m).unwrap();
+    let mut state = recorded(&g);
+    let replica: crate::graph::ResourceAddress = "db.replica[0]".parse().unwrap();
+    let mut incoming = state.resources[&replica].clone();
+    incoming.id = "i-incoming".into();
+    state.moves.insert(
+        replica,
+        crate::state::Moving {
+            direction: crate::state::MoveDirection::Incoming,
+            machine: incoming.clone(),
+            node: 100,
+        },
+    );
+    let mut o = observed(&state);
+    let mut seen = o
+        .instances
+        .iter()
+        .find(|i| i.address == Some(replica))
+        .unwrap()
+        .clone();
+    seen.id = "i-incoming".into();
+    o.instances.push(seen);
+    let plan = make(source(&m), &g, Some(&state), Some(&o));
+    assert!(plan.orphans.is_empty(), "{:?}", plan.orphans);
+    let old = &state.resources[&replica].id;
+    let reasons: Vec<String> = plan
+        .actions
+        .iter()
+        .map(|a| format!("{} {}: {}", a.kind.symbol(), a.address, a.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            format!(
+                "~> db.replica[0]: resume the interrupted move: i-incoming (node 100) is joining; subscribe it, then {old} leaves"
+            ),
+            // The primary admits the new machine as a peer (pg_hba).
+            "~ db.primary.config: db.replica[0] moves online: apply it again".to_string(),
+            "~ db.replica[0].subscription: db.replica[0] moves online: apply it again".to_string(),
+            "~ slony.cluster: db.primary.config is applied again: apply it again".to_string(),
+        ]
+    );
 }

@@ -109,6 +109,8 @@ fn local_blog() -> Manifest {
         build: None,
         start: "/usr/bin/python3 app.py".into(),
         health: "/health".into(),
+        release_command: None,
+        health_timeout: std::time::Duration::from_secs(60),
     });
     m
 }

@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tera::Context;
 
-use super::web_error::{WebRoleError, check_root, check_token, run_template};
+use super::web_error::{Rollback, WebRoleError, check_root, check_token, run_template};
 use crate::remote::{Redactor, Remote};
 use crate::templates::Templates;
 
@@ -47,6 +47,14 @@ pub struct AppRelease {
     /// The app directory already archived (by [`archive`]), when the caller
     /// releases it on many machines: one tar, not one per machine.
     pub archive: Option<std::sync::Arc<Vec<u8>>>,
+    /// A release already on the machine to run again (`appgrid rollback`):
+    /// its directory's name. Nothing is archived or uploaded; a machine that
+    /// no longer keeps it is an error before anything changes.
+    pub pinned: Option<String>,
+    /// `[release] release_command`, when this machine is the one to run it:
+    /// in the new release's directory with the new env, before the switch;
+    /// if it fails, nothing switches.
+    pub release_command: Option<String>,
 }
 
 impl std::fmt::Debug for AppRelease {
@@ -62,6 +70,8 @@ impl std::fmt::Debug for AppRelease {
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("secrets", &self.secrets)
             .field("health_timeout", &self.health_timeout)
+            .field("pinned", &self.pinned)
+            .field("release_command", &self.release_command)
             .finish_non_exhaustive()
     }
 }
@@ -181,17 +191,27 @@ pub async fn release(
         redactor.add(s.expose_secret());
     }
     check_app(app, host)?;
-    let tar = match &app.archive {
-        Some(tar) => tar.as_ref().clone(),
-        None => archive(&app.app_dir_local)
-            .await
-            .map_err(|detail| WebRoleError::Local {
-                host: host.to_string(),
-                what: "archiving the app".to_string(),
-                detail,
-            })?,
+    let (tar, release_id) = match (&app.pinned, &app.archive) {
+        (Some(dir), _) => {
+            check_token(host, "release", dir)?;
+            (None, dir.clone())
+        }
+        (None, Some(tar)) => (
+            Some(tar.as_ref().clone()),
+            crate::hash::sha256_hex(tar)[..16].to_string(),
+        ),
+        (None, None) => {
+            let tar = archive(&app.app_dir_local)
+                .await
+                .map_err(|detail| WebRoleError::Local {
+                    host: host.to_string(),
+                    what: "archiving the app".to_string(),
+                    detail,
+                })?;
+            let id = crate::hash::sha256_hex(&tar)[..16].to_string();
+            (Some(tar), id)
+        }
     };
-    let release_id = crate::hash::sha256_hex(&tar)[..16].to_string();
     let base = format!("{}/var/lib/appgrid/app", app.root);
     let etc = format!("{}/etc/appgrid/app", app.root);
 
@@ -245,7 +265,18 @@ pub async fn release(
             .await
             .map_err(|e| WebRoleError::remote(host, what, e))
     };
-    if field(&status, "release") != "present" {
+    let present = field(&status, "release") == "present";
+    if !present && app.pinned.is_some() {
+        return Err(WebRoleError::invalid(
+            host,
+            "release",
+            format!(
+                "{release_id} is no longer kept on this machine (it keeps the current release, \
+                 the one before and the three newest others); nothing was changed here"
+            ),
+        ));
+    }
+    if let (false, Some(tar)) = (present, tar) {
         put(
             format!("{base}/incoming/{release_id}.tar"),
             tar,
@@ -254,15 +285,17 @@ pub async fn release(
         )
         .await?;
     }
+    // The new env file and wrapper go beside the running ones: release.sh
+    // installs them when it switches, and puts the old ones back on rollback.
     put(
-        format!("{etc}/env"),
+        format!("{etc}/env.next"),
         env_file.into_bytes(),
         0o600,
         "writing the app's env file",
     )
     .await?;
     put(
-        format!("{etc}/start.sh"),
+        format!("{etc}/start.sh.next"),
         wrapper.into_bytes(),
         0o755,
         "writing the app's start wrapper",
@@ -273,6 +306,10 @@ pub async fn release(
     ctx.insert("root", &app.root);
     ctx.insert("release_id", &release_id);
     ctx.insert("build", &build);
+    ctx.insert(
+        "release_command",
+        app.release_command.as_deref().unwrap_or_default(),
+    );
     ctx.insert("fingerprint", &fingerprint);
     ctx.insert("addr", &app.addr);
     ctx.insert("port", &app.port);
@@ -284,35 +321,59 @@ pub async fn release(
     let what = format!("releasing {release_id}");
     let out = run_template(t, remote, "app/release.sh", &ctx, &what).await?;
     let pid = field(&out.stdout, "pid").parse().unwrap_or(0);
-    match field(&out.stdout, "result") {
-        "healthy" => Ok(Released {
+    let result = field(&out.stdout, "result");
+    if result == "release_command_failed" {
+        let log: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("log|"))
+            .collect();
+        return Err(WebRoleError::ReleaseCommand {
+            host: host.to_string(),
+            release: release_id,
+            status: field(&out.stdout, "status").to_string(),
+            log: redactor.redact(&log.join("\n")),
+        });
+    }
+    if result == "healthy" {
+        return Ok(Released {
             release_id,
             restarted: true,
             pid,
             took: started.elapsed(),
-        }),
-        result => {
-            let tail = log_tail(t, remote, &app.root, LOG_TAIL_LINES)
-                .await
-                .unwrap_or_else(|e| format!("(the log could not be read: {e})"));
-            let url = format!("GET http://{}:{}{}", app.addr, app.port, app.health_path);
-            let log = redactor.redact(&format!("the last lines of the app's log:\n{tail}"));
-            Err(if result == "died" {
-                WebRoleError::unexpected(
-                    host,
-                    &format!("starting release {release_id}"),
-                    format!("the app exited before {url} answered 200; {log}"),
-                )
-            } else {
-                WebRoleError::Timeout {
-                    host: host.to_string(),
-                    what: format!("waiting for {url} to answer 200"),
-                    secs: app.health_timeout.as_secs_f64(),
-                    detail: format!("; {log}"),
-                }
-            })
-        }
+        });
     }
+    let tail = log_tail(t, remote, &app.root, LOG_TAIL_LINES)
+        .await
+        .unwrap_or_else(|e| format!("(the log could not be read: {e})"));
+    let url = format!("GET http://{}:{}{}", app.addr, app.port, app.health_path);
+    let reason = if result == "died" {
+        format!("the app exited before {url} answered 200")
+    } else {
+        format!(
+            "{url} did not answer 200 within {:.1}s",
+            app.health_timeout.as_secs_f64()
+        )
+    };
+    let previous = field(&out.stdout, "previous");
+    let rollback = match (previous, field(&out.stdout, "rollback")) {
+        ("", _) => Rollback::NoPrevious,
+        (p, "healthy") => Rollback::Healthy(p.to_string()),
+        (p, how) => Rollback::Failed(p.to_string(), how.to_string()),
+    };
+    let health = field(&out.stdout, "health").trim();
+    Err(WebRoleError::ReleaseFailed {
+        host: host.to_string(),
+        release: release_id,
+        reason,
+        health: redactor.redact(if health.is_empty() {
+            "(no answer)"
+        } else {
+            health
+        }),
+        rollback,
+        log: redactor.redact(&tail),
+    })
 }
 
 /// The last `lines` lines of the app's log (redacted by the transport).
@@ -322,12 +383,110 @@ pub async fn log_tail(
     root: &str,
     lines: usize,
 ) -> Result<String, WebRoleError> {
+    Ok(read_log(t, remote, root, LogFrom::Last(lines))
+        .await?
+        .text
+        .trim_end()
+        .to_string())
+}
+
+/// Which part of the app's log [`read_log`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFrom {
+    /// The last N lines.
+    Last(usize),
+    /// Everything after this byte (what `-f` has not shown yet).
+    Offset(u64),
+}
+
+/// A piece of the app's log and the log's size when it was read: the offset
+/// to read on from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub text: String,
+    pub end: u64,
+}
+
+/// Read the app's log on one machine (redacted by the transport).
+pub async fn read_log(
+    t: &Templates,
+    remote: &impl Remote,
+    root: &str,
+    from: LogFrom,
+) -> Result<LogChunk, WebRoleError> {
     check_root(remote.host(), root)?;
     let mut ctx = Context::new();
     ctx.insert("root", root);
-    ctx.insert("lines", &lines);
+    match from {
+        LogFrom::Last(n) => {
+            ctx.insert("lines", &n);
+            ctx.insert("offset", "");
+        }
+        LogFrom::Offset(o) => {
+            ctx.insert("lines", &0);
+            ctx.insert("offset", &o.to_string());
+        }
+    }
     let out = run_template(t, remote, "app/logtail.sh", &ctx, "reading the app's log").await?;
-    Ok(out.stdout.trim_end().to_string())
+    let (first, text) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
+    let end = first
+        .strip_prefix("@@size=")
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| {
+            WebRoleError::unexpected(remote.host(), "reading the app's log", "no size line")
+        })?;
+    Ok(LogChunk {
+        text: text.to_string(),
+        end,
+    })
+}
+
+/// What a one-off command ([`run_command`]) did: its exit status (`None`:
+/// no release runs on the machine) and its output (redacted by the transport).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRun {
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `argv` on a web server: in the current release's directory, with the
+/// app's env, as the app's user (each argument shell-quoted by the template).
+pub async fn run_command(
+    t: &Templates,
+    remote: &impl Remote,
+    root: &str,
+    argv: &[String],
+) -> Result<CommandRun, WebRoleError> {
+    check_root(remote.host(), root)?;
+    if argv.is_empty() {
+        return Err(WebRoleError::invalid(
+            remote.host(),
+            "command",
+            "is empty: write it after `--`, e.g. `appgrid run FILE -- printenv`",
+        ));
+    }
+    let mut ctx = Context::new();
+    ctx.insert("root", root);
+    ctx.insert("argv", argv);
+    let out = run_template(t, remote, "app/run.sh", &ctx, "running a one-off command").await?;
+    let (body, last) = out
+        .stdout
+        .trim_end_matches('\n')
+        .rsplit_once('\n')
+        .map_or(("", out.stdout.trim_end_matches('\n')), |(b, l)| (b, l));
+    let status = last.strip_prefix("@@appgrid-exit=").ok_or_else(|| {
+        WebRoleError::unexpected(remote.host(), "running a one-off command", "no exit status")
+    })?;
+    let mut stdout = body.to_string();
+    if !stdout.is_empty() {
+        stdout.push('\n');
+    }
+    Ok(CommandRun {
+        status: status.parse().ok(),
+        stdout,
+        stderr: out.stderr,
+    })
 }
 
 /// Stop the app (TERM, then KILL after 10 s).
@@ -378,6 +537,8 @@ mod tests {
             secrets: vec![],
             health_timeout: Duration::from_secs(1),
             archive: None,
+            pinned: None,
+            release_command: None,
         }
     }
 

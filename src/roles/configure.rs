@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use crate::apply::{ConfigError, ConfigJob, ConfigStep, Configurator, Configured, Stopped};
+use crate::apply::{
+    ConfigError, ConfigJob, ConfigStep, Configurator, Configured, MoveJob, MovedIn, Stopped,
+};
 use crate::graph::{ResourceAddress, Role};
 use crate::manifest::Manifest;
 use crate::remote::Redactor;
@@ -29,6 +31,11 @@ pub struct RoleConfigurator<F> {
     pub redactor: Redactor,
     /// The release archived once per content digest, for every web server.
     pub archives: tokio::sync::Mutex<BTreeMap<String, std::sync::Arc<Vec<u8>>>>,
+    /// `[release] release_command` per release digest, run once per run:
+    /// its outcome (the error's text), for every other web server's step.
+    pub release_commands: tokio::sync::Mutex<BTreeMap<String, Result<(), String>>>,
+    /// The app's config vars (`appgrid config set`), from state.
+    pub config_vars: BTreeMap<String, secrecy::SecretString>,
 }
 
 /// (busy, total) jiffies from the `cpu` line of /proc/stat: busy is everything
@@ -145,6 +152,18 @@ impl<F: Fleet> Configurator for RoleConfigurator<F> {
         self.unconfigure_role(job)
             .await
             .map_err(|e| ConfigError::new(address, ConfigStep::Unconfigure, e))
+    }
+
+    async fn move_in(&self, job: MoveJob) -> Result<MovedIn, ConfigError> {
+        self.move_in_db(&job)
+            .await
+            .map_err(|e| ConfigError::new(job.config, ConfigStep::Configure, e))
+    }
+
+    async fn move_out(&self, job: MoveJob) -> Result<(), ConfigError> {
+        self.move_out_db(&job)
+            .await
+            .map_err(|e| ConfigError::new(job.config, ConfigStep::Unconfigure, e))
     }
 
     async fn sweep(

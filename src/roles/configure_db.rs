@@ -38,7 +38,27 @@ pub fn node_id(address: ResourceAddress) -> Option<u32> {
     }
 }
 
-fn ip(addr: &str) -> Result<IpAddr, RoleError> {
+/// The Slony-I node id of a database machine as state records it: the
+/// `node` attribute of its configuration (a machine that joined through an
+/// online move has a new one), else [`node_id`]'s.
+pub fn node_in(
+    resources: &BTreeMap<ResourceAddress, ResourceState>,
+    machine: ResourceAddress,
+) -> Option<u32> {
+    let default = node_id(machine)?;
+    let ResourceAddress::Instance { role, index } = machine.machine()? else {
+        return None;
+    };
+    Some(
+        resources
+            .get(&ResourceAddress::config(role, index))
+            .and_then(|c| c.attributes.get("node"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+pub(super) fn ip(addr: &str) -> Result<IpAddr, RoleError> {
     addr.parse().map_err(|_| RoleError::InvalidValue {
         what: "machine address",
         value: addr.to_string(),
@@ -92,7 +112,7 @@ impl<F: Fleet> RoleConfigurator<F> {
     }
 
     /// Who may connect to a database node: every web machine, and the other database nodes.
-    async fn pg_access(
+    pub(super) async fn pg_access(
         &self,
         job: &ConfigJob,
         place: &MachinePlace,
@@ -172,7 +192,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         let mut nodes = Vec::new();
         let mut connections = Vec::new();
         for machine in members {
-            let id = node_id(machine).expect("database machines have node ids");
+            let id = node_in(resources, machine).expect("database machines have node ids");
             if Some(id) == except {
                 continue;
             }
@@ -268,15 +288,29 @@ impl<F: Fleet> RoleConfigurator<F> {
             ResourceAddress::SlonyCluster => {
                 let password = secret(job.prior.as_ref());
                 self.redactor.add(password.expose_secret());
-                let origin = SlonyNode { id: 1, node };
-                let cluster = SlonyCluster::new(&name, &name, origin, password.clone());
+                // The primary's node id (new after an online move) and the
+                // origin as recorded (a switchover or a move changed it):
+                // applying the cluster again keeps both.
+                let id = node_in(
+                    &job.resources,
+                    ResourceAddress::instance(Role::DbPrimary, 0),
+                )
+                .unwrap_or(1);
+                let origin = job
+                    .prior
+                    .as_ref()
+                    .and_then(|p| p.attributes.get("origin"))
+                    .cloned()
+                    .unwrap_or_else(|| id.to_string());
+                let cluster =
+                    SlonyCluster::new(&name, &name, SlonyNode { id, node }, password.clone());
                 slony::ensure_credentials(t, remote, &cluster, &cluster.nodes[0].node).await?;
                 slony::init(t, &cluster, remote).await?;
-                slony::ensure_slon(t, remote, &cluster, 1).await?;
+                slony::ensure_slon(t, remote, &cluster, id).await?;
                 configured
                     .attributes
                     .insert("password".into(), password.expose_secret().to_string());
-                configured.attributes.insert("origin".into(), "1".into());
+                configured.attributes.insert("origin".into(), origin);
             }
             ResourceAddress::Config {
                 role: Role::DbReplica,
@@ -294,7 +328,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                     password,
                 };
                 postgres::ensure_app_database(t, remote, &node, &db).await?;
-                let id = node_id(address).expect("replicas have node ids");
+                let id = node_in(&job.resources, address).expect("replicas have node ids");
                 let (mut cluster, connections) = self.cluster(&job.resources, Some(id)).await?;
                 let mut remotes: slony::Remotes<'_, F::Remote> = BTreeMap::new();
                 for (nid, c) in &connections {
@@ -328,16 +362,50 @@ impl<F: Fleet> RoleConfigurator<F> {
                 role: Role::DbReplica,
                 ..
             } => {
-                let id = node_id(address).expect("replicas have node ids");
+                let id = node_in(&job.resources, address).expect("replicas have node ids");
                 // The cluster still counts this node: drop it before its machine goes.
                 let (mut cluster, connections) = self.cluster(&job.resources, None).await?;
                 let remotes: slony::Remotes<'_, F::Remote> =
                     connections.iter().map(|(n, c)| (*n, &c.remote)).collect();
+                if cluster.origin == id {
+                    // A switchover made this replica the origin: hand the set
+                    // back to the primary first, so no data leaves with it
+                    // (and `destroy` after a switchover can drop it).
+                    let primary = node_in(
+                        &job.resources,
+                        ResourceAddress::instance(Role::DbPrimary, 0),
+                    )
+                    .expect("the primary has a node id");
+                    slony::move_set(t, &mut cluster, primary, &remotes).await?;
+                }
+                slony::resubscribe_from_origin(t, &cluster, id, &remotes).await?;
                 slony::drop_subscriber(t, &mut cluster, id, &remotes).await?;
                 postgres::stop_server(t, remote, &node).await
             }
             ResourceAddress::SlonyCluster => {
-                let (cluster, _) = self.cluster(&job.resources, None).await?;
+                // Only this node's slon stops: the cluster's other members
+                // (and the origin state recorded before they left) are not needed.
+                let name = sql_name(&self.manifest.app.name);
+                let record = job.prior.as_ref().ok_or(RoleError::NotInState {
+                    address: ResourceAddress::SlonyCluster,
+                    needed_by: None,
+                })?;
+                let password = secret_attribute(record, ResourceAddress::SlonyCluster, "password")?;
+                self.redactor.add(password.expose_secret());
+                let id = node_in(
+                    &job.resources,
+                    ResourceAddress::instance(Role::DbPrimary, 0),
+                )
+                .expect("the primary has a node id");
+                let cluster = SlonyCluster::new(
+                    &name,
+                    &name,
+                    SlonyNode {
+                        id,
+                        node: node.clone(),
+                    },
+                    password,
+                );
                 slony::stop_slon(t, remote, &cluster, &node).await
             }
             ResourceAddress::Config {

@@ -64,6 +64,54 @@ impl<F: Fleet> RoleConfigurator<F> {
                     addr: place.addr.clone(),
                     port: self.manifest.web.port,
                 };
+                // A rollback (`dir` in the spec) runs a release the machine
+                // keeps, with the commands it was released with.
+                let pinned = job.spec.inputs.get("dir").cloned();
+                let input = |k: &str| job.spec.inputs.get(k).cloned().unwrap_or_default();
+                let (build, start, health) = match &pinned {
+                    Some(_) => (
+                        Some(input("build")).filter(|b| !b.is_empty()),
+                        input("start"),
+                        input("health"),
+                    ),
+                    None => (
+                        release.build.clone(),
+                        release.start.clone(),
+                        release.health.clone(),
+                    ),
+                };
+                let archive = match &pinned {
+                    Some(_) => None,
+                    None => Some(
+                        self.archive(job, &self.base_dir.join(&release.path))
+                            .await?,
+                    ),
+                };
+                // The release phase runs once per release, on the first web
+                // server to release it (the others wait for its outcome); a
+                // failure there fails every other server's step before it
+                // leaves the load balancer.
+                let digest = input("release");
+                let mut phase = Some(self.release_commands.lock().await);
+                let release_command = match (
+                    &release.release_command,
+                    phase.as_ref().and_then(|p| p.get(&digest)),
+                ) {
+                    (_, Some(Err(e))) => {
+                        return Err(RoleError::Web(super::WebRoleError::unexpected(
+                            &place.addr,
+                            "the release command",
+                            format!(
+                                "failed on another web server, so this one keeps its release: {e}"
+                            ),
+                        )));
+                    }
+                    (Some(cmd), None) if pinned.is_none() => Some(cmd.clone()),
+                    _ => None,
+                };
+                if release_command.is_none() {
+                    phase = None;
+                }
                 let lb = match &job.prior {
                     Some(_) => self.load_balancer(job).await?,
                     None => None,
@@ -86,20 +134,62 @@ impl<F: Fleet> RoleConfigurator<F> {
                         addr: place.addr.clone(),
                         port: self.manifest.web.port,
                         app_dir_local: self.base_dir.join(&release.path),
-                        build: release.build.clone(),
-                        start: release.start.clone(),
-                        health_path: release.health.clone(),
+                        build,
+                        start,
+                        health_path: health,
                         env,
                         secrets,
-                        health_timeout: Duration::from_secs(60),
-                        archive: Some(
-                            self.archive(job, &self.base_dir.join(&release.path))
-                                .await?,
-                        ),
+                        health_timeout: release.health_timeout,
+                        archive,
+                        pinned,
+                        release_command: release_command.clone(),
                     },
                     &self.redactor,
                 )
-                .await?;
+                .await;
+                if let (Some(mut phase), Some(_)) = (phase, &release_command) {
+                    match &released {
+                        Err(e @ super::WebRoleError::ReleaseCommand { .. }) => {
+                            phase.insert(digest, Err(e.to_string()));
+                        }
+                        // The command ran (and passed) unless the step failed
+                        // before it: then the next server runs it.
+                        Ok(_) | Err(super::WebRoleError::ReleaseFailed { .. }) => {
+                            phase.insert(digest, Ok(()));
+                        }
+                        Err(_) => {}
+                    }
+                }
+                let released = match released {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // The previous release runs again (rolled back, or
+                        // never switched away from): it rejoins the load
+                        // balancer before the failure is reported.
+                        let back = match &e {
+                            super::WebRoleError::ReleaseFailed { rollback, .. } => {
+                                matches!(rollback, super::Rollback::Healthy(_))
+                            }
+                            _ => true,
+                        };
+                        if let (Some(lb), true) = (&lb, back)
+                            && let Err(readd) = haproxy::add_server(
+                                &self.templates,
+                                &lb.remote,
+                                &lb.place.root,
+                                &backend,
+                                release.health_timeout,
+                            )
+                            .await
+                        {
+                            tracing::warn!(
+                                address = %job.address,
+                                "the previous release did not rejoin the load balancer: {readd}"
+                            );
+                        }
+                        return Err(e.into());
+                    }
+                };
                 if let Some(lb) = &lb {
                     haproxy::add_server(
                         &self.templates,
@@ -227,13 +317,16 @@ impl<F: Fleet> RoleConfigurator<F> {
                 .and_then(|c| c.attributes.get("origin"))
                 .and_then(|o| o.parse::<u32>().ok())
                 .unwrap_or(1);
-            let mut nodes = vec![(1, ResourceAddress::instance(Role::DbPrimary, 0))];
+            let node = |m| super::configure_db::node_in(&job.resources, m).unwrap_or(0);
+            let primary = ResourceAddress::instance(Role::DbPrimary, 0);
+            let mut nodes = vec![(node(primary), primary)];
             for i in 0..db.replicas {
                 if job
                     .resources
                     .contains_key(&ResourceAddress::config(Role::DbReplica, i))
                 {
-                    nodes.push((i + 2, ResourceAddress::instance(Role::DbReplica, i)));
+                    let replica = ResourceAddress::instance(Role::DbReplica, i);
+                    nodes.push((node(replica), replica));
                 }
             }
             let mut replicas = Vec::new();
@@ -258,6 +351,15 @@ impl<F: Fleet> RoleConfigurator<F> {
                 ));
             }
             env.insert("MEMCACHE_SERVERS".into(), servers.join(","));
+        }
+        // The user's config vars (reserved names were refused when set).
+        // Every value is treated as a secret, but redacting a value of a
+        // character or two would mangle every log line.
+        for (name, value) in &self.config_vars {
+            env.insert(name.clone(), value.expose_secret().to_string());
+            if value.expose_secret().len() >= 4 {
+                secrets.push(value.clone());
+            }
         }
         Ok((env, secrets))
     }

@@ -20,6 +20,7 @@ pub mod fleet_local;
 pub mod fleet_ssh;
 pub mod haproxy;
 pub mod memcached;
+mod moves;
 mod operations;
 pub mod postgres;
 pub mod slony;
@@ -32,7 +33,7 @@ use crate::remote::RemoteError;
 use crate::templates::TemplateError;
 
 pub use fleet::FleetError;
-pub use web_error::WebRoleError;
+pub use web_error::{Rollback, WebRoleError};
 
 /// A role step that failed. Remote failures already name the host and the
 /// step; the others name the node, the address or the value at fault. Every

@@ -8,19 +8,22 @@ use std::collections::BTreeMap;
 
 use super::RoleError;
 use super::configure::{Fleet, RoleConfigurator, cpu_jiffies};
-use super::configure_db::node_id;
+use super::configure_db::node_in;
 use super::{haproxy, memcached, slony};
 use crate::graph::{ResourceAddress, Role};
 use crate::ops::{Changed, OperationError, Operations, Resources, ServerCounters};
 use crate::remote::Remote;
 use crate::status::{AppStatus, CacheNode, LbServer, Machine, ReplicaLag};
 
-/// The name a database node has in state, from its Slony-I node id.
-fn node_name(id: u32) -> String {
-    match id {
-        1 => "db.primary".to_string(),
-        n => format!("db.replica[{}]", n - 2),
-    }
+/// The name a database node has in state, from its Slony-I node id (which
+/// state records: a machine that joined through an online move has a new one).
+fn node_name(resources: &Resources, id: u32) -> String {
+    resources
+        .keys()
+        .find(|a| {
+            matches!(a, ResourceAddress::Instance { .. }) && node_in(resources, **a) == Some(id)
+        })
+        .map_or_else(|| format!("node {id}"), |a| a.to_string())
 }
 
 impl<F: Fleet> Operations for RoleConfigurator<F> {
@@ -55,9 +58,62 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
             .await
             .map_err(|e| OperationError::new("switchover", e))
     }
+
+    async fn run_command(
+        &self,
+        resources: &Resources,
+        machine: ResourceAddress,
+        argv: &[String],
+    ) -> Result<super::app::CommandRun, OperationError> {
+        self.redact_app_secrets(resources);
+        let c = self
+            .connect_to(resources, machine)
+            .await
+            .map_err(|e| OperationError::new("run", e))?;
+        super::app::run_command(&self.templates, &c.remote, &c.place.root, argv)
+            .await
+            .map_err(|e| OperationError::new("run", RoleError::from(e)))
+    }
+
+    async fn app_logs(
+        &self,
+        resources: &Resources,
+        machines: &[(ResourceAddress, super::app::LogFrom)],
+    ) -> Result<Vec<super::app::LogChunk>, OperationError> {
+        self.redact_app_secrets(resources);
+        let mut out = Vec::new();
+        for &(machine, from) in machines {
+            let c = self
+                .connect_to(resources, machine)
+                .await
+                .map_err(|e| OperationError::new("logs", e))?;
+            let chunk = super::app::read_log(&self.templates, &c.remote, &c.place.root, from)
+                .await
+                .map_err(|e| OperationError::new("logs", RoleError::from(e)))?;
+            out.push(chunk);
+        }
+        Ok(out)
+    }
 }
 
 impl<F: Fleet> RoleConfigurator<F> {
+    /// The app's secrets (the database password, config vars) into the
+    /// transport's redactor, before a command or a log is read from a web server.
+    fn redact_app_secrets(&self, resources: &Resources) {
+        use secrecy::ExposeSecret;
+        if let Some(password) = resources
+            .get(&ResourceAddress::config(Role::DbPrimary, 0))
+            .and_then(|r| r.attributes.get("password"))
+        {
+            self.redactor.add(password);
+        }
+        for value in self.config_vars.values() {
+            if value.expose_secret().len() >= 4 {
+                self.redactor.add(value.expose_secret());
+            }
+        }
+    }
+
     async fn status_report(&self, resources: &Resources) -> Result<AppStatus, RoleError> {
         let t = &self.templates;
         let mut status = AppStatus::default();
@@ -120,8 +176,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                 })?;
             for s in slony::status(t, &cluster, &origin.1.remote).await? {
                 status.replication.push(ReplicaLag {
-                    origin: node_name(cluster.origin),
-                    node: node_name(s.node),
+                    origin: node_name(resources, cluster.origin),
+                    node: node_name(resources, s.node),
                     lag_events: s.lag_events,
                     lag_seconds: s.lag_time.as_secs_f64(),
                 });
@@ -196,7 +252,7 @@ impl<F: Fleet> RoleConfigurator<F> {
         resources: &Resources,
         to: ResourceAddress,
     ) -> Result<Changed, RoleError> {
-        let id = node_id(to).ok_or(RoleError::WrongAddress {
+        let id = node_in(resources, to).ok_or(RoleError::WrongAddress {
             address: to,
             expected: "not a database machine (db.primary or db.replica[i])",
         })?;

@@ -47,6 +47,29 @@ pub enum WebRoleError {
         /// Extra context, starting with a separator (e.g. the app's log tail).
         detail: String,
     },
+    /// A new release did not become healthy on a machine; what runs there now.
+    #[error(
+        "release {release} failed on {host}: {reason}; its health check last answered: {health}; {rollback}; the last lines of the app's log:\n{log}"
+    )]
+    ReleaseFailed {
+        host: String,
+        release: String,
+        reason: String,
+        /// The health check's last status line and the start of its body.
+        health: String,
+        rollback: Rollback,
+        log: String,
+    },
+    /// `[release] release_command` failed: no server switched to the release.
+    #[error(
+        "the release command of release {release} failed on {host} (exit status {status}); no server switched to it; its output:\n{log}"
+    )]
+    ReleaseCommand {
+        host: String,
+        release: String,
+        status: String,
+        log: String,
+    },
     /// Preparing something on this machine (e.g. archiving the app) failed.
     #[error("{what} (for {host}): {detail}")]
     Local {
@@ -54,6 +77,30 @@ pub enum WebRoleError {
         what: String,
         detail: String,
     },
+}
+
+/// What happened to the release that ran before a failed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollback {
+    /// Back and healthy: the machine serves it again.
+    Healthy(String),
+    /// Back, but it did not pass its health check either (how: died/timeout).
+    Failed(String, String),
+    /// The machine's first release: nothing to go back to.
+    NoPrevious,
+}
+
+impl std::fmt::Display for Rollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rollback::Healthy(id) => write!(f, "rolled back to release {id}, which is healthy"),
+            Rollback::Failed(id, how) => write!(
+                f,
+                "rolled back to release {id}, but it is not healthy either ({how})"
+            ),
+            Rollback::NoPrevious => write!(f, "no previous release to roll back to"),
+        }
+    }
 }
 
 impl WebRoleError {

@@ -40,6 +40,44 @@ pub struct State {
     /// launch while retrying the same launch is not.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub generations: BTreeMap<ResourceAddress, u64>,
+    /// Database machines in the middle of an online move (issue 8): the
+    /// second machine at an address, so state names every machine that
+    /// exists while old and new both run. See [`Moving`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub moves: BTreeMap<ResourceAddress, Moving>,
+    /// The numbered releases of the app (issue 9), see [`crate::release`].
+    #[serde(default, skip_serializing_if = "crate::release::Releases::is_empty")]
+    pub releases: crate::release::Releases,
+    /// The app's config vars (`appgrid config set`): values only here (0600)
+    /// and in the web servers' env files.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::release::config_vars::ConfigVars::is_empty"
+    )]
+    pub config: crate::release::config_vars::ConfigVars,
+}
+
+/// The other machine of a database address being moved online.
+///
+/// Before the switchover it is the *incoming* machine (launched, being
+/// configured and subscribed; `resources` still holds the one in service);
+/// from the switchover on, the new machine is in `resources` and this is the
+/// *outgoing* one, still a node of the cluster until it is dropped and
+/// terminated. An apply that finds an entry here resumes the move.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Moving {
+    pub direction: MoveDirection,
+    /// The machine's record (as `resources` would hold it).
+    pub machine: ResourceState,
+    /// Its Slony-I node id.
+    pub node: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveDirection {
+    Incoming,
+    Outgoing,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +138,9 @@ impl State {
             resources: BTreeMap::new(),
             autoscale: None,
             generations: BTreeMap::new(),
+            moves: BTreeMap::new(),
+            releases: Default::default(),
+            config: Default::default(),
         }
     }
 

@@ -368,3 +368,105 @@ async fn cpu_is_read_from_the_web_machines() {
         "no CPU reading: {second}"
     );
 }
+
+/// `autoscale simulate --policy forecast` on a trace with a steady daily rise
+/// meets it ahead of time, where the reactive policy is a boot late; both
+/// write a timeline and print the figures.
+#[test]
+fn simulate_the_forecast_policy_against_the_reactive_one() {
+    let dir = scratch("simulate-forecast");
+    let trace = dir.join("ramp.csv");
+    let mut csv = String::from("minute,requests\n");
+    // Two days: flat nights of 600 requests/min, days rising to 24,000 and back.
+    for m in 0..2 * 1440u32 {
+        let minute = m % 1440;
+        let load = match minute {
+            0..480 => 600,
+            480..720 => 600 + (minute - 480) * 97,
+            720..960 => 600 + (960 - minute) * 97,
+            _ => 600,
+        };
+        csv.push_str(&format!(
+            "1995-07-0{}T{:02}:{:02},{load}\n",
+            1 + m / 1440,
+            minute / 60,
+            minute % 60
+        ));
+    }
+    std::fs::write(&trace, csv).unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/autoscale/bench.toml");
+    let mut figures = Vec::new();
+    for policy in ["reactive", "forecast"] {
+        let out = dir.join(policy);
+        let o = appgrid()
+            .args(["autoscale", "simulate"])
+            .arg(&manifest)
+            .arg("--trace")
+            .arg(&trace)
+            .args(["--capacity", "50", "--boot", "120", "--policy", policy])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = text(&o.stdout);
+        assert!(o.status.success(), "{policy}: {stdout}{}", text(&o.stderr));
+        let timeline = std::fs::read_to_string(out.join("timeline.csv")).unwrap();
+        assert_eq!(timeline.lines().count(), 2 * 1440 + 1, "{policy}");
+        let under = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("under-provisioning timeshare τU"))
+            .and_then(|v| v.trim().trim_end_matches('%').trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{policy}: no τU in {stdout}"));
+        figures.push((policy, under, stdout));
+    }
+    let (reactive, forecast) = (&figures[0], &figures[1]);
+    assert!(
+        reactive.1 > 2.0,
+        "the reactive policy is late: {}",
+        reactive.2
+    );
+    assert!(
+        forecast.1 < reactive.1 / 4.0,
+        "forecast {} vs reactive {}",
+        forecast.2,
+        reactive.2
+    );
+    // A quantile outside 0.5..=0.999 is refused before anything runs.
+    let o = appgrid()
+        .args(["autoscale", "simulate"])
+        .arg(&manifest)
+        .arg("--trace")
+        .arg(&trace)
+        .args(["--policy", "forecast", "--quantile", "1.5"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("`1.5` is not a quantile from 0.5 to 0.999"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// `--lock-timeout 99999999999h` is a clear error, not an overflow.
+#[test]
+fn a_huge_lock_timeout_is_refused_clearly() {
+    let o = appgrid()
+        .args([
+            "db",
+            "migrate",
+            "examples/blog/appgrid.toml",
+            "x.sql",
+            "--lock-timeout",
+            "99999999999h",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr)
+            .contains("`99999999999h` is too long: the longest accepted is 8784h (366 days)"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -253,7 +253,17 @@ async fn refresh_decodes_batch_tags_written_at_launch() {
 #[tokio::test]
 async fn refresh_of_2500_instances_launched_in_three_calls() {
     let moto = Moto::dedicated();
-    let cloud = moto.cloud().await;
+    // moto takes a while to describe 2,500 instances on a loaded machine: the
+    // test is about calls, not moto's speed.
+    let cloud = AwsCloud::connect_with(
+        &moto.provider(),
+        AwsOverrides {
+            operation_timeout: Some(std::time::Duration::from_secs(600)),
+            ..moto::test_overrides()
+        },
+    )
+    .await
+    .expect("connect to moto");
     let owner = owner("big");
     let sdk = moto.sdk();
     for (start, count) in [(0u32, 1000u32), (1000, 1000), (2000, 500)] {

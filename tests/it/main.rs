@@ -1,4 +1,8 @@
 //! Integration tests: one binary (each file under tests/ would link the whole SDK).
+//!
+//! The harness may use `unsafe` (libc::kill on test processes, pre_exec to
+//! put a child in its own session); the library and the binary may not.
+#![allow(unsafe_code)]
 
 mod apply_moto;
 mod autoscale_e2e;
@@ -16,7 +20,9 @@ mod local_cycles;
 mod local_e2e;
 mod manifest_fuzz;
 mod moto;
+mod moves;
 mod preflight;
+mod releases;
 mod s3_state;
 mod roles_pg;
 mod roles_web;

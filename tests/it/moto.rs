@@ -161,6 +161,7 @@ pub fn test_overrides() -> AwsOverrides {
         credentials: Some(("test".to_string(), "test".to_string())),
         max_attempts: Some(2),
         initial_backoff: Some(Duration::from_millis(10)),
+        operation_timeout: None,
     }
 }
 

@@ -310,6 +310,8 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
         secrets: vec![password.clone().into()],
         health_timeout: Duration::from_secs(30),
         archive: None,
+        pinned: None,
+        release_command: None,
     };
     use appgrid::remote::Remote;
 
@@ -560,6 +562,8 @@ async fn an_app_that_never_gets_healthy_fails_with_its_redacted_log() {
         secrets: vec![secret.clone().into()],
         health_timeout: Duration::from_secs(2),
         archive: None,
+        pinned: None,
+        release_command: None,
     };
     let t0 = Instant::now();
     let err = release(&tpl(), &t, &app, &redactor)
@@ -567,7 +571,8 @@ async fn an_app_that_never_gets_healthy_fails_with_its_redacted_log() {
         .unwrap_err()
         .to_string();
     eprintln!("failed after {:?}: {err}", t0.elapsed());
-    assert!(err.contains("timed out after 2.0s"), "{err}");
+    assert!(err.contains("did not answer 200 within 2.0s"), "{err}");
+    assert!(err.contains("no previous release to roll back to"), "{err}");
     assert!(
         err.contains("GET http://") && err.contains(":8080/health"),
         "{err}"

@@ -42,6 +42,8 @@ pub struct AwsOverrides {
     pub max_attempts: Option<u32>,
     /// First retry backoff (jittered, doubling), instead of 200 ms.
     pub initial_backoff: Option<Duration>,
+    /// Time allowed for one API operation (all its attempts), instead of 60 s.
+    pub operation_timeout: Option<Duration>,
 }
 
 /// What the provider talks to, kept for error messages.
@@ -50,6 +52,7 @@ pub(crate) struct Target {
     pub endpoint: String,
     pub region: String,
     pub max_attempts: u32,
+    pub operation_timeout: Duration,
 }
 
 /// Build the client: aws-config's standard chain, the manifest's region and
@@ -72,9 +75,10 @@ pub(crate) async fn build(
         .with_max_attempts(max_attempts)
         .with_initial_backoff(overrides.initial_backoff.unwrap_or(INITIAL_BACKOFF))
         .with_max_backoff(MAX_BACKOFF);
+    let operation_timeout = overrides.operation_timeout.unwrap_or(OPERATION_TIMEOUT);
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
+        .operation_timeout(operation_timeout)
         .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(provider.region.clone()))
@@ -125,6 +129,7 @@ pub(crate) async fn build(
         endpoint,
         region: provider.region.clone(),
         max_attempts,
+        operation_timeout,
     };
     Ok((client, target))
 }
@@ -173,7 +178,7 @@ where
             endpoint: target.endpoint.clone(),
             operation: operation.to_string(),
             attempts: target.max_attempts,
-            detail: format!("no answer within {}s", OPERATION_TIMEOUT.as_secs()),
+            detail: format!("no answer within {}s", target.operation_timeout.as_secs()),
         },
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();

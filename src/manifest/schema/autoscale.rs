@@ -12,7 +12,7 @@ use super::duration;
 use super::names;
 use super::services::u32_from;
 use super::table::{Field, Key, Reported, Section, TableSpec};
-use crate::manifest::{Autoscale, Metric, Schedule};
+use crate::manifest::{Autoscale, Metric, PolicyKind, Schedule};
 
 pub(super) const AUTOSCALE: TableSpec = TableSpec {
     name: "autoscale",
@@ -28,8 +28,16 @@ pub(super) const AUTOSCALE: TableSpec = TableSpec {
         Key::optional("interval", "\"30s\""),
         Key::optional("schedule", "[{ cron = \"0 8 * * MON-FRI\", min = 4 }]"),
         Key::optional("predictive", "true"),
+        Key::optional("policy", "\"forecast\""),
+        Key::optional("boot", "\"120s\""),
+        Key::optional("forecast_quantile", "0.9"),
     ],
 };
+
+const POLICIES: &[(&str, PolicyKind)] = &[
+    ("reactive", PolicyKind::Reactive),
+    ("forecast", PolicyKind::Forecast),
+];
 
 const SCHEDULE: TableSpec = TableSpec {
     name: "schedule",
@@ -92,6 +100,18 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
         Some(f) => f.bool(ck),
         None => Ok(false),
     };
+    let policy = match s.field("policy") {
+        Some(f) => policy_kind(ck, f),
+        None => Ok(PolicyKind::Reactive),
+    };
+    let boot = match s.field("boot") {
+        Some(_) => duration_or(ck, s, "boot", 0).map(Some),
+        None => Ok(None),
+    };
+    let forecast_quantile = match s.field("forecast_quantile") {
+        Some(f) => quantile(ck, f).map(Some),
+        None => Ok(None),
+    };
     Ok(Autoscale {
         metric: metric?,
         target: target?,
@@ -103,7 +123,35 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
         interval: interval?,
         schedule: schedule?,
         predictive: predictive?,
+        policy: policy?,
+        boot: boot?,
+        forecast_quantile: forecast_quantile?,
     })
+}
+
+fn quantile(ck: &mut Checker, f: Field) -> Result<f64, Reported> {
+    let q = f.number(ck)?;
+    if (0.5..=0.999).contains(&q) {
+        return Ok(q);
+    }
+    Err(ck.error(
+        f.span(),
+        format!("`forecast_quantile` must be from 0.5 to 0.999, found {q}"),
+        "it is how cautious the forecast's margin is, e.g. `forecast_quantile = 0.9`",
+    ))
+}
+
+fn policy_kind(ck: &mut Checker, f: Field) -> Result<PolicyKind, Reported> {
+    let written = f.str(ck)?;
+    if let Some((_, kind)) = POLICIES.iter().find(|(name, _)| *name == written) {
+        return Ok(*kind);
+    }
+    let names: Vec<String> = POLICIES.iter().map(|(n, _)| format!("{n:?}")).collect();
+    Err(ck.error(
+        f.span(),
+        format!("unknown policy {written:?}"),
+        format!("expected one of: {}", names.join(", ")),
+    ))
 }
 
 fn metric(ck: &mut Checker, f: Field) -> Result<Metric, Reported> {
@@ -160,12 +208,17 @@ fn duration_or(
         return Ok(Duration::from_secs(default_secs));
     };
     let written = f.str(ck)?;
-    duration::parse(written).ok_or_else(|| {
-        ck.error(
+    duration::parse_duration(written).map_err(|e| match e {
+        duration::DurationError::Form(_) => ck.error(
             f.span(),
             format!("`{key}` must be a duration like \"90s\", found {written:?}"),
             format!("write {}", duration::FORMS),
-        )
+        ),
+        duration::DurationError::TooLong(_) => ck.error(
+            f.span(),
+            format!("`{key}` is too long: {e}"),
+            format!("write at most \"8784h\"; {key} is usually seconds or minutes"),
+        ),
     })
 }
 

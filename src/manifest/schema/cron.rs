@@ -4,6 +4,9 @@
 //!
 //! Accepted in each field: `*`, numbers, names (months and week days, any
 //! case), ranges `a-b`, lists `a,b`, and steps `*/n` and `a-b/n`.
+//!
+//! This is the one cron parser: the manifest reports its errors with spans,
+//! and the autoscaler matches the [`CronFields`] it returns.
 
 use std::ops::Range;
 
@@ -12,9 +15,24 @@ pub(super) const FIELDS_HELP: &str = "the five fields are minute (0-59), hour (0
     day-of-month (1-31), month (1-12 or JAN-DEC) and day-of-week (0-7 or SUN-SAT), \
     e.g. `cron = \"0 8 * * MON-FRI\"`";
 
+/// A valid expression as the set of values each field allows: bit `v` set
+/// when value `v` matches (day-of-week 7 folded into 0, Sunday).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CronFields {
+    pub minutes: u64,
+    pub hours: u64,
+    pub days_of_month: u64,
+    pub months: u64,
+    pub days_of_week: u64,
+    /// Whether day-of-month / day-of-week start with `*` (Vixie cron: then
+    /// both must match, otherwise either may).
+    pub dom_star: bool,
+    pub dow_star: bool,
+}
+
 /// What is wrong with an expression.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum CronError {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CronError {
     /// Not five whitespace-separated fields.
     FieldCount(usize),
     /// One field is wrong; `span` is its byte range within the expression.
@@ -77,18 +95,36 @@ const FIELDS: [FieldSpec; 5] = [
 
 /// Check a whole expression.
 pub(super) fn check(expr: &str) -> Result<(), CronError> {
+    parse(expr).map(|_| ())
+}
+
+/// Parse a whole expression into the values each field allows.
+pub fn parse(expr: &str) -> Result<CronFields, CronError> {
     let fields = split_fields(expr);
     if fields.len() != FIELDS.len() {
         return Err(CronError::FieldCount(fields.len()));
     }
-    for (spec, span) in FIELDS.iter().zip(fields) {
-        check_field(spec, &expr[span.clone()]).map_err(|reason| CronError::Field {
+    let mut sets = [0u64; 5];
+    for ((spec, span), set) in FIELDS.iter().zip(fields.iter().cloned()).zip(&mut sets) {
+        *set = check_field(spec, &expr[span.clone()]).map_err(|reason| CronError::Field {
             name: spec.name,
             span,
             reason,
         })?;
     }
-    Ok(())
+    let [minutes, hours, days_of_month, months, mut days_of_week] = sets;
+    if days_of_week & (1 << 7) != 0 {
+        days_of_week = (days_of_week | 1) & 0x7f;
+    }
+    Ok(CronFields {
+        minutes,
+        hours,
+        days_of_month,
+        months,
+        days_of_week,
+        dom_star: expr[fields[2].clone()].starts_with('*'),
+        dow_star: expr[fields[4].clone()].starts_with('*'),
+    })
 }
 
 /// Byte ranges of the whitespace-separated fields.
@@ -111,33 +147,36 @@ fn split_fields(expr: &str) -> Vec<Range<usize>> {
     fields
 }
 
-fn check_field(spec: &FieldSpec, field: &str) -> Result<(), String> {
+/// The values a field allows, as bits.
+fn check_field(spec: &FieldSpec, field: &str) -> Result<u64, String> {
+    let mut set = 0;
     for item in field.split(',') {
         if item.is_empty() {
             return Err(format!("{field:?} has an empty list item"));
         }
-        check_item(spec, item)?;
+        set |= check_item(spec, item)?;
     }
-    Ok(())
+    Ok(set)
 }
 
-fn check_item(spec: &FieldSpec, item: &str) -> Result<(), String> {
+fn check_item(spec: &FieldSpec, item: &str) -> Result<u64, String> {
     let (base, step) = match item.split_once('/') {
         Some((base, step)) => (base, Some(step)),
         None => (item, None),
     };
-    let is_range = if base == "*" {
-        true
+    let (low, high, is_range) = if base == "*" {
+        (spec.min, spec.max, true)
     } else if let Some((low, high)) = base.split_once('-') {
         let (low_n, high_n) = (value(spec, low)?, value(spec, high)?);
         if low_n > high_n {
             return Err(format!("the range {base} goes backwards"));
         }
-        true
+        (low_n, high_n, true)
     } else {
-        value(spec, base)?;
-        false
+        let v = value(spec, base)?;
+        (v, v, false)
     };
+    let mut every = 1;
     if let Some(step) = step {
         if !is_range {
             return Err(format!(
@@ -145,7 +184,9 @@ fn check_item(spec: &FieldSpec, item: &str) -> Result<(), String> {
             ));
         }
         match step.parse::<u32>() {
-            Ok(n) if step.bytes().all(|b| b.is_ascii_digit()) && (1..=spec.max).contains(&n) => {}
+            Ok(n) if step.bytes().all(|b| b.is_ascii_digit()) && (1..=spec.max).contains(&n) => {
+                every = n;
+            }
             _ => {
                 return Err(format!(
                     "the step {step:?} must be a number from 1 to {}",
@@ -154,7 +195,9 @@ fn check_item(spec: &FieldSpec, item: &str) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok((low..=high)
+        .step_by(every as usize)
+        .fold(0, |set, v| set | 1 << v))
 }
 
 /// One number or name within the field's bounds.

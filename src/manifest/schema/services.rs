@@ -15,6 +15,8 @@ pub(super) const RELEASE: TableSpec = TableSpec {
         Key::optional("build", "\"make release\""),
         Key::required("start", "\"./bin/server\""),
         Key::required("health", "\"/health\""),
+        Key::optional("release_command", "\"./manage migrate\""),
+        Key::optional("health_timeout", "\"60s\""),
     ],
 };
 
@@ -81,11 +83,34 @@ pub(super) fn release(ck: &mut Checker, s: &Section) -> Result<Release, Reported
             f.example_help(),
         ))
     });
+    let release_command = s
+        .field("release_command")
+        .map(|f| non_empty(ck, f))
+        .transpose();
+    let health_timeout = match s.field("health_timeout") {
+        None => Ok(std::time::Duration::from_secs(60)),
+        Some(f) => f.str(ck).and_then(|written| {
+            super::duration::parse_duration(written)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    ck.error(
+                        f.span(),
+                        format!(
+                            "`health_timeout` must be a duration like \"60s\", found {written:?}"
+                        ),
+                        format!("write {}", super::duration::FORMS),
+                    )
+                })
+        }),
+    };
     Ok(Release {
         path: path?,
         build: build?,
         start: start?,
         health: health?,
+        release_command: release_command?,
+        health_timeout: health_timeout?,
     })
 }
 

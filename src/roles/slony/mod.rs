@@ -19,6 +19,8 @@
 //! [`script`] (DDL through EXECUTE SCRIPT, MOVE SET).
 
 mod membership;
+mod origin;
+mod providers;
 mod script;
 mod slon;
 mod slonik;
@@ -33,6 +35,8 @@ use super::RoleError;
 use super::postgres::{PgNode, SLONY_USER, check_identifier};
 
 pub use membership::{add_subscriber, drop_subscriber, init};
+pub use origin::set_origin;
+pub use providers::resubscribe_from_origin;
 pub use script::{execute_script, move_set};
 pub use slon::{ensure_credentials, ensure_slon, stop_slon};
 pub use sync::{NodeStatus, parse_status_rows, status, wait_caught_up, wait_in_sync};

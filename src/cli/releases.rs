@@ -1,0 +1,232 @@
+//! `appgrid releases FILE [vN] [--json]`: the numbered releases state keeps
+//! (issue 9), newest first, or one of them in full (read-only: no lock);
+//! `appgrid rollback FILE [vN]`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use appgrid::apply::Configurator;
+use appgrid::cloud::Cloud;
+use appgrid::engine::Workspace;
+use appgrid::graph::{ResourceAddress, ResourceSpec, Role};
+use appgrid::ops::{Locked, Operations};
+use appgrid::release::{self, ReleaseRecord, Releases};
+
+use super::term::outln;
+use super::{Failure, providers, report};
+
+/// `v3` or `3` → 3.
+pub fn parse_number(s: &str) -> Result<u32, Failure> {
+    s.strip_prefix('v')
+        .unwrap_or(s)
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            Failure::Message(format!(
+                "`{s}` is not a release number; write it as v3 (`appgrid releases FILE` lists them)"
+            ))
+        })
+}
+
+fn load(file: &Path, state_path: Option<&Path>) -> Result<Releases, Failure> {
+    let ws = Workspace::open(file, state_path)?;
+    Ok(ws.load_state()?.map(|s| s.releases).unwrap_or_default())
+}
+
+pub fn run(
+    file: &Path,
+    which: Option<&str>,
+    state_path: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let releases = load(file, state_path)?;
+    if let Some(which) = which {
+        let n = parse_number(which)?;
+        let r = releases.get(n).ok_or_else(|| {
+            Failure::Message(format!(
+                "there is no release v{n} in state; `appgrid releases {}` lists them",
+                file.display()
+            ))
+        })?;
+        if json {
+            outln!("{}", serde_json::to_string_pretty(r).expect("json"));
+        } else {
+            show(r);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&releases.records).expect("json")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if releases.is_empty() {
+        outln!(
+            "No releases yet: `appgrid apply {}` makes v1.",
+            file.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("release  status       code          config        when                  by");
+    for r in releases.records.iter().rev() {
+        outln!(
+            "{:<8} {:<12} {:<13} {:<13} {:<21} {}{}",
+            format!("v{}", r.number),
+            r.status.to_string(),
+            short(&r.content.code),
+            short(&r.content.config),
+            r.at,
+            r.by,
+            if r.note.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", r.note)
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
+fn show(r: &ReleaseRecord) {
+    outln!("release  v{}", r.number);
+    outln!("status   {}", r.status);
+    outln!("code     {}", r.content.code);
+    outln!("config   {}", r.content.config);
+    if let Some(build) = &r.content.build {
+        outln!("build    {build}");
+    }
+    outln!("start    {}", r.content.start);
+    outln!("health   {}", r.content.health);
+    if let Some(dir) = &r.dir {
+        outln!("dir      releases/{dir} on the web servers");
+    }
+    outln!("when     {}", r.at);
+    outln!("by       {}", r.by);
+    if !r.note.is_empty() {
+        outln!("note     {}", r.note);
+    }
+}
+
+/// `appgrid rollback FILE [vN]`: run a kept release again on every web
+/// server, rolling and drained like any release, under the state lock; the
+/// manifest is not edited (the release stays pinned until `apply
+/// --roll-forward` or a change of the manifest's release).
+pub async fn rollback(
+    file: &Path,
+    which: Option<&str>,
+    state_path: Option<&Path>,
+    lock_timeout: Duration,
+) -> Result<ExitCode, Failure> {
+    let which = which.map(parse_number).transpose()?;
+    let ws = Workspace::open(file, state_path)?;
+    let manifest = ws.manifest_release()?.ok_or_else(|| {
+        Failure::Message(format!(
+            "{} has no [release]: there is nothing to roll back",
+            file.display()
+        ))
+    })?;
+    let locked = Locked::acquire(&ws, "rollback", lock_timeout).map_err(super::ops::locked)?;
+    let target = locked
+        .state()
+        .releases
+        .rollback_target(which)
+        .map_err(|e| Failure::Message(format!("cannot roll back: {e}; nothing was changed")))?
+        .clone();
+    let specs: Vec<(ResourceAddress, ResourceSpec)> = locked
+        .state()
+        .resources
+        .iter()
+        .filter(|(a, _)| {
+            matches!(
+                a,
+                ResourceAddress::Config {
+                    role: Role::Web,
+                    ..
+                }
+            )
+        })
+        .map(|(a, r)| (*a, release::pinned_spec(&r.spec, &target)))
+        .collect();
+    if specs.is_empty() {
+        return Err(Failure::Message(
+            "no web server is in state: nothing to roll back".to_string(),
+        ));
+    }
+    providers::with_operations(
+        &ws,
+        Rollback {
+            locked,
+            target,
+            specs,
+            manifest,
+        },
+    )
+    .await
+}
+
+struct Rollback<'w> {
+    locked: Locked<'w>,
+    target: ReleaseRecord,
+    specs: Vec<(ResourceAddress, ResourceSpec)>,
+    manifest: release::ReleaseContent,
+}
+
+impl providers::OpsVisitor for Rollback<'_> {
+    type Output = ExitCode;
+    async fn visit<C: Cloud, K: Configurator + Operations>(
+        self,
+        cloud: Arc<C>,
+        k: Arc<K>,
+    ) -> Result<ExitCode, Failure> {
+        let Rollback {
+            mut locked,
+            target,
+            specs,
+            manifest,
+        } = self;
+        let n = target.number;
+        let started = std::time::Instant::now();
+        outln!(
+            "Rolling back to v{n} on {} web server(s), one at a time…",
+            specs.len()
+        );
+        let outcome = locked
+            .reconfigure_to(cloud, k, &specs, &format!("rollback to v{n}"), &mut |e| {
+                report::print_event(&e)
+            })
+            .await
+            .map_err(super::ops::locked)?;
+        if !outcome.is_success() {
+            let failed: Vec<String> = outcome
+                .failed
+                .iter()
+                .map(|(l, e)| format!("{l}: {e}"))
+                .chain(outcome.skipped.iter().map(|l| format!("{l}: not done")))
+                .collect();
+            return Err(Failure::Message(format!(
+                "the rollback to v{n} stopped: {}; the servers not rolled back still run the \
+                 release they ran (`appgrid plan` shows which)",
+                failed.join("; ")
+            )));
+        }
+        let when = release::now_by_this_user();
+        locked
+            .update(|s| s.releases.rolled_back(n, &manifest, &when))
+            .map_err(super::ops::locked)?;
+        outln!(
+            "Release v{n} is active on every web server ({:.1}s). The manifest is unchanged: \
+             `appgrid apply --roll-forward` releases it again.",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
