@@ -18,11 +18,17 @@ use appgrid::state::location::{S3Location, StateLocation};
 use appgrid::state::{ResourceState, State, s3_lock, s3_store};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let rounds: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(50);
     let resources: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(40);
     let moto = moto::Moto::dedicated();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
@@ -53,13 +59,19 @@ fn main() {
 
     let mut state = State::new("bench", "lineage-bench".into());
     let template = ResourceState {
-        spec: ResourceSpec::Config(ConfigSpec { inputs: Default::default() }),
+        spec: ResourceSpec::Config(ConfigSpec {
+            inputs: Default::default(),
+        }),
         id: "i-0123456789abcdef0".into(),
         depends_on: Vec::new(),
-        attributes: [("private_ip", "10.0.0.1"), ("zone", "us-east-1a"), ("status", "running")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        attributes: [
+            ("private_ip", "10.0.0.1"),
+            ("zone", "us-east-1a"),
+            ("status", "running"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
     };
     for i in 0..resources {
         state
@@ -90,7 +102,10 @@ fn main() {
     }
     drop(lock);
 
-    println!("moto S3 at {}, {rounds} rounds, state of {resources} resources ({bytes} bytes)", moto.endpoint);
+    println!(
+        "moto S3 at {}, {rounds} rounds, state of {resources} resources ({bytes} bytes)",
+        moto.endpoint
+    );
     println!("connect (credentials + HeadBucket): {:.1} ms", ms(connect));
     for (name, mut times) in [
         ("lock acquire + release", lock_times),
@@ -99,7 +114,12 @@ fn main() {
     ] {
         times.sort();
         let p = |q: f64| ms(times[((times.len() - 1) as f64 * q).round() as usize]);
-        println!("{name}: median {:.1} ms, p90 {:.1} ms, max {:.1} ms", p(0.5), p(0.9), p(1.0));
+        println!(
+            "{name}: median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+            p(0.5),
+            p(0.9),
+            p(1.0)
+        );
     }
 }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::cloud::{Cloud, CloudError, Owner};
 use crate::graph::{self, GraphError, Inputs, ResourceGraph};
+use crate::manifest::StateBackend;
 use crate::manifest::{self, LoadedManifest, ManifestError};
 use crate::plan::{self, Plan, file::PlanFileError};
-use crate::manifest::StateBackend;
 use crate::state::location::{self, S3Location, StateLocation};
 use crate::state::lock::{self, LockError, StateLock};
 use crate::state::store::{self, StateError, StateStore};
@@ -300,12 +300,11 @@ fn locate(
     if let Some(arg) = state_arg {
         let text = arg.to_string_lossy();
         if text.starts_with("s3://") {
-            let mut s3 = S3Location::parse_url(&text).map_err(|detail| {
-                EngineError::StateLocation {
+            let mut s3 =
+                S3Location::parse_url(&text).map_err(|detail| EngineError::StateLocation {
                     given: text.to_string(),
                     detail,
-                }
-            })?;
+                })?;
             s3.region = region;
             s3.endpoint = endpoint;
             return Ok((default_path, StateLocation::S3(s3)));

@@ -36,7 +36,12 @@ fn confirm(question: &str, yes: bool) -> Result<(), Failure> {
 }
 
 /// `appgrid state pull FILE [--raw [--yes]]`.
-pub fn pull(file: &Path, state_path: Option<&Path>, raw: bool, yes: bool) -> Result<ExitCode, Failure> {
+pub fn pull(
+    file: &Path,
+    state_path: Option<&Path>,
+    raw: bool,
+    yes: bool,
+) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state_path)?;
     let mut state = ws.load_state()?.ok_or_else(|| {
         Failure::Message(format!(
@@ -46,7 +51,10 @@ pub fn pull(file: &Path, state_path: Option<&Path>, raw: bool, yes: bool) -> Res
         ))
     })?;
     if raw {
-        confirm("Print the state with its secrets (passwords, keys) in clear?", yes)?;
+        confirm(
+            "Print the state with its secrets (passwords, keys) in clear?",
+            yes,
+        )?;
     } else {
         for r in state.resources.values_mut() {
             *r = r.redacted();
@@ -123,7 +131,9 @@ pub fn unlock(
 }
 
 fn no_lock(location: &StateLocation) -> Failure {
-    Failure::Message(format!("the state at {location} is not locked; nothing to unlock"))
+    Failure::Message(format!(
+        "the state at {location} is not locked; nothing to unlock"
+    ))
 }
 
 /// What `state migrate --to` accepts.
@@ -157,14 +167,8 @@ pub fn migrate(o: MigrateOptions) -> Result<ExitCode, Failure> {
         path => StateLocation::File(PathBuf::from(path)),
     };
     let now = jiff::Timestamp::now().to_string();
-    let state = migrate::migrate(
-        &ws.state_location,
-        &to,
-        o.lock_timeout,
-        ws.lease(),
-        &now,
-    )
-    .map_err(|e| Failure::Message(e.to_string()))?;
+    let state = migrate::migrate(&ws.state_location, &to, o.lock_timeout, ws.lease(), &now)
+        .map_err(|e| Failure::Message(e.to_string()))?;
     outln!(
         "moved the state of {} (lineage {}, serial {}) from {} to {}",
         state.app,

@@ -20,7 +20,9 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{ProvideCredentials, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    ProvideCredentials, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
@@ -328,7 +330,11 @@ impl S3Objects {
                     .send()
                     .await
                     .map_err(|e| this.error("ListObjectsV2", &prefix, e))?;
-                keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+                keys.extend(
+                    out.contents()
+                        .iter()
+                        .filter_map(|o| o.key().map(str::to_string)),
+                );
                 match out.next_continuation_token() {
                     Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
                     _ => return Ok(keys),
@@ -390,7 +396,9 @@ impl S3Objects {
                     detail: dispatch_detail(&err),
                 }
             }
-            (_, Some("NoSuchBucket" | "NotFound"), _) | (_, None, Some(404)) if operation == "HeadBucket" => {
+            (_, Some("NoSuchBucket" | "NotFound"), _) | (_, None, Some(404))
+                if operation == "HeadBucket" =>
+            {
                 S3Error::NoBucket {
                     url,
                     bucket: self.bucket.clone(),
@@ -405,7 +413,9 @@ impl S3Objects {
             (
                 _,
                 Some(
-                    "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken"
+                    "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "ExpiredToken"
                     | "InvalidToken",
                 ),
                 _,

@@ -62,7 +62,10 @@ impl RemoteLock {
 
     /// `Ok(None)` while the lock object names `holder`'s acquisition;
     /// otherwise who holds it now (if anyone, and readable).
-    pub(super) fn check(&self, holder: &LockHolder) -> Result<Option<Option<LockHolder>>, LockError> {
+    pub(super) fn check(
+        &self,
+        holder: &LockHolder,
+    ) -> Result<Option<Option<LockHolder>>, LockError> {
         match self.objects.get(&self.key)? {
             None => Ok(Some(None)),
             Some(object) => match serde_json::from_slice::<LockHolder>(&object.bytes) {
@@ -124,7 +127,14 @@ pub fn acquire(
             etag: Mutex::new(etag),
         };
         if let Written::Done(etag) = objects.put(&key, &holder_json(&me), Write::Create)? {
-            return Ok(StateLock::start_remote(url, me, None, None, lease, remote(etag)));
+            return Ok(StateLock::start_remote(
+                url,
+                me,
+                None,
+                None,
+                lease,
+                remote(etag),
+            ));
         }
         let Some(object) = objects.get(&key)? else {
             // Released between our create and our read: try again at once.

@@ -226,7 +226,8 @@ impl S3Store {
             let key = self.location.backup_key(n);
             let object = objects.get(&key).ok()??;
             let state = parse_state(&object.bytes).ok()?;
-            (state.serial == n).then(|| PathBuf::from(format!("s3://{}/{key}", self.location.bucket)))
+            (state.serial == n)
+                .then(|| PathBuf::from(format!("s3://{}/{key}", self.location.bucket)))
         })
     }
 }

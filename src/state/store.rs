@@ -76,7 +76,11 @@ pub enum StateError {
         "the state at {from} was moved to {to} at {at} (`appgrid state migrate`); point the \
          manifest's [state] at {to}, or pass --state {to}"
     )]
-    Moved { from: String, to: String, at: String },
+    Moved {
+        from: String,
+        to: String,
+        at: String,
+    },
 
     #[error(transparent)]
     Remote(#[from] super::s3::S3Error),
@@ -308,12 +312,11 @@ impl StateStore {
         })?;
         let mut json = serde_json::to_vec_pretty(state).expect("state serializes");
         json.push(b'\n');
-        let created = durable::create_new(&self.path, &json, 0o600).map_err(|source| {
-            StateError::Write {
+        let created =
+            durable::create_new(&self.path, &json, 0o600).map_err(|source| StateError::Write {
                 path: self.path.clone(),
                 source,
-            }
-        })?;
+            })?;
         if !created {
             return Err(StateError::Conflict {
                 path: self.path.clone(),

@@ -97,7 +97,8 @@ fn s3_manifest_at(dir: &Path, name: &str, web: u32, ec2: &str, bucket: &str, s3:
 }
 
 fn state_json(bucket: &str, name: &str) -> Option<State> {
-    object(bucket, &format!("appgrid/{name}/state.json")).map(|b| serde_json::from_slice(&b).unwrap())
+    object(bucket, &format!("appgrid/{name}/state.json"))
+        .map(|b| serde_json::from_slice(&b).unwrap())
 }
 
 fn text(b: &[u8]) -> String {
@@ -138,7 +139,10 @@ fn apply_until_launching(
     let mut seen = String::new();
     loop {
         let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "apply ended early:\n{seen}");
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "apply ended early:\n{seen}"
+        );
         seen.push_str(&line);
         if line.contains(": launch") {
             return (a, err, seen);
@@ -159,7 +163,9 @@ fn s3_lock_admits_one_of_many_racing_acquirers() {
         let tasks: Vec<_> = (0..6)
             .map(|_| {
                 let at = at.clone();
-                s.spawn(move || s3_lock::acquire(&at, "apply", Duration::ZERO, Duration::from_secs(60)))
+                s.spawn(move || {
+                    s3_lock::acquire(&at, "apply", Duration::ZERO, Duration::from_secs(60))
+                })
             })
             .collect();
         tasks.into_iter().map(|t| t.join().unwrap()).collect()
@@ -173,8 +179,14 @@ fn s3_lock_admits_one_of_many_racing_acquirers() {
             other => panic!("expected HeldRemote, got {other}"),
         }
         let message = loser.to_string();
-        assert!(message.contains(&format!("lock ID {}", holder.lock_id())), "{message}");
-        assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
+        assert!(
+            message.contains(&format!("lock ID {}", holder.lock_id())),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("pid {}", std::process::id())),
+            "{message}"
+        );
     }
     drop(winners);
     assert_eq!(object(&b, "race/state.json.lock"), None, "released on drop");
@@ -192,12 +204,18 @@ fn s3_lock_expired_lease_is_taken_over_once_and_the_loser_cannot_write() {
     assert_eq!(state.serial, 1);
     // While the holder renews, nobody else gets the lock.
     let early = s3_lock::acquire(&at, "apply", Duration::ZERO, Duration::from_secs(1));
-    assert!(matches!(early, Err(LockError::HeldRemote { .. })), "{early:?}");
+    assert!(
+        matches!(early, Err(LockError::HeldRemote { .. })),
+        "{early:?}"
+    );
     // As if it had been paused: the lock object says its lease expired.
     let mut expired = old.holder().clone();
     expired.lease_until = expired.acquired_at.saturating_sub(10);
     let endpoint = super::moto::shared().endpoint.clone();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         sdk(&endpoint)
             .put_object()
@@ -208,18 +226,36 @@ fn s3_lock_expired_lease_is_taken_over_once_and_the_loser_cannot_write() {
             .await
             .unwrap();
     });
-    let new = s3_lock::acquire(&at, "apply", Duration::from_secs(5), Duration::from_secs(60)).unwrap();
+    let new = s3_lock::acquire(
+        &at,
+        "apply",
+        Duration::from_secs(5),
+        Duration::from_secs(60),
+    )
+    .unwrap();
     let note = new.takeover_note().unwrap();
-    assert!(note.starts_with(&format!("took over the state lock from pid {}", std::process::id())), "{note}");
+    assert!(
+        note.starts_with(&format!(
+            "took over the state lock from pid {}",
+            std::process::id()
+        )),
+        "{note}"
+    );
     assert!(note.contains("whose lease expired at"), "{note}");
 
     // The old holder's write is refused, and says why.
     let remote_before = object(&b, "t/state.json").unwrap();
     state.resources.clear();
     let err = old_store.save(&mut state).unwrap_err();
-    assert!(matches!(err, StateError::LockLost(LockError::Lost { .. })), "{err}");
+    assert!(
+        matches!(err, StateError::LockLost(LockError::Lost { .. })),
+        "{err}"
+    );
     let message = err.to_string();
-    assert!(message.contains("this run no longer holds the state lock"), "{message}");
+    assert!(
+        message.contains("this run no longer holds the state lock"),
+        "{message}"
+    );
     assert!(message.contains("nothing was written"), "{message}");
     assert_eq!(object(&b, "t/state.json").unwrap(), remote_before);
 
@@ -228,7 +264,10 @@ fn s3_lock_expired_lease_is_taken_over_once_and_the_loser_cannot_write() {
     let mut current = new_store.load().unwrap().unwrap();
     new_store.save(&mut current).unwrap();
     drop(old);
-    assert!(object(&b, "t/state.json.lock").is_some(), "the new holder's lock stays");
+    assert!(
+        object(&b, "t/state.json.lock").is_some(),
+        "the new holder's lock stays"
+    );
     assert!(new.still_held());
     drop(new);
     assert!(object(&b, "t/state.json.lock").is_none());
@@ -246,12 +285,20 @@ fn s3_state_writes_are_compare_and_swap_and_keep_five_backups() {
     }
     assert_eq!(state.serial, 8);
     let on_remote: State = serde_json::from_slice(&object(&b, "c/state.json").unwrap()).unwrap();
-    assert_eq!((on_remote.serial, on_remote.lineage.as_str()), (8, "lineage-c"));
+    assert_eq!(
+        (on_remote.serial, on_remote.lineage.as_str()),
+        (8, "lineage-c")
+    );
     let backups: Vec<u64> = (0..=8)
         .filter(|n| object(&b, &format!("c/state.json.backup.{n}")).is_some())
         .collect();
-    assert_eq!(backups, vec![3, 4, 5, 6, 7], "the newest five serials are kept");
-    let backup: State = serde_json::from_slice(&object(&b, "c/state.json.backup.7").unwrap()).unwrap();
+    assert_eq!(
+        backups,
+        vec![3, 4, 5, 6, 7],
+        "the newest five serials are kept"
+    );
+    let backup: State =
+        serde_json::from_slice(&object(&b, "c/state.json.backup.7").unwrap()).unwrap();
     assert_eq!(backup.serial, 7);
 
     // A writer that read serial 8 after another wrote 9 conflicts, and writes nothing.
@@ -259,10 +306,20 @@ fn s3_state_writes_are_compare_and_swap_and_keep_five_backups() {
     store.save(&mut state).unwrap();
     let err = store.save(&mut stale).unwrap_err();
     assert!(
-        matches!(err, StateError::Conflict { read: 8, on_disk: Some(9), .. }),
+        matches!(
+            err,
+            StateError::Conflict {
+                read: 8,
+                on_disk: Some(9),
+                ..
+            }
+        ),
         "{err}"
     );
-    assert!(err.to_string().contains(&format!("s3://{b}/c/state.json")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("s3://{b}/c/state.json")),
+        "{err}"
+    );
     assert_eq!(stale.serial, 8);
 }
 
@@ -284,7 +341,10 @@ fn two_applies_on_one_s3_state_one_runs_the_other_names_the_holder_or_waits() {
     let b_err = text(&b_run.stderr);
     assert_eq!(b_run.status.code(), Some(1), "{b_err}");
     assert!(
-        b_err.contains(&format!("s3://{b}/appgrid/{name}/state.json is locked by pid {}", a.id())),
+        b_err.contains(&format!(
+            "s3://{b}/appgrid/{name}/state.json is locked by pid {}",
+            a.id()
+        )),
         "B names the holder:\n{b_err}"
     );
     assert!(b_err.contains("lock ID "), "{b_err}");
@@ -308,9 +368,16 @@ fn two_applies_on_one_s3_state_one_runs_the_other_names_the_holder_or_waits() {
     assert_eq!(live_addresses(&moto.endpoint, name), wanted(1));
     let state = state_json(&b, name).expect("the state is on S3");
     assert_eq!(state.app, name);
-    assert!(state.resources.len() >= wanted(1).len(), "{:?}", state.resources.keys());
+    assert!(
+        state.resources.len() >= wanted(1).len(),
+        "{:?}",
+        state.resources.keys()
+    );
     assert!(object(&b, &format!("appgrid/{name}/state.json.lock")).is_none());
-    assert!(!dir.join(format!(".appgrid/{name}/state.json")).exists(), "no local state");
+    assert!(
+        !dir.join(format!(".appgrid/{name}/state.json")).exists(),
+        "no local state"
+    );
 }
 
 #[test]
@@ -339,7 +406,10 @@ fn a_killed_holder_is_taken_over_after_its_lease_and_a_paused_one_writes_nothing
     let b_err = text(&b_run.stderr);
     assert!(b_run.status.success(), "{b_err}");
     assert!(
-        b_err.contains(&format!("note: took over the state lock from pid {}", a.id())),
+        b_err.contains(&format!(
+            "note: took over the state lock from pid {}",
+            a.id()
+        )),
         "{b_err}"
     );
     assert!(b_err.contains("whose lease expired at"), "{b_err}");
@@ -360,7 +430,10 @@ fn a_killed_holder_is_taken_over_after_its_lease_and_a_paused_one_writes_nothing
     let q_err = text(&q.stderr);
     assert!(q.status.success(), "{q_err}");
     assert!(
-        q_err.contains(&format!("note: took over the state lock from pid {}", p.id())),
+        q_err.contains(&format!(
+            "note: took over the state lock from pid {}",
+            p.id()
+        )),
         "{q_err}"
     );
     let after_q = object(&b, &format!("appgrid/{name}/state.json")).unwrap();
@@ -370,7 +443,10 @@ fn a_killed_holder_is_taken_over_after_its_lease_and_a_paused_one_writes_nothing
     std::io::Read::read_to_string(&mut p_err, &mut rest).unwrap();
     seen.push_str(&rest);
     assert_eq!(status.code(), Some(1), "{seen}");
-    assert!(seen.contains("this run no longer holds the state lock"), "{seen}");
+    assert!(
+        seen.contains("this run no longer holds the state lock"),
+        "{seen}"
+    );
     assert!(seen.contains("nothing was written"), "{seen}");
     assert_eq!(
         object(&b, &format!("appgrid/{name}/state.json")).unwrap(),
@@ -401,7 +477,17 @@ fn migrate_local_to_s3_and_back_keeps_lineage_and_serial_and_stale_plans_are_ref
 
     let url = format!("s3://{b}/teams/{name}.json");
     let moved = appgrid()
-        .args(["state", "migrate", &m, "--to", &url, "--endpoint", &moto.endpoint, "--region", REGION])
+        .args([
+            "state",
+            "migrate",
+            &m,
+            "--to",
+            &url,
+            "--endpoint",
+            &moto.endpoint,
+            "--region",
+            REGION,
+        ])
         .output()
         .unwrap();
     assert!(moved.status.success(), "{}", text(&moved.stderr));
@@ -413,7 +499,8 @@ fn migrate_local_to_s3_and_back_keeps_lineage_and_serial_and_stale_plans_are_ref
         "{}",
         text(&moved.stdout)
     );
-    let remote: State = serde_json::from_slice(&object(&b, &format!("teams/{name}.json")).unwrap()).unwrap();
+    let remote: State =
+        serde_json::from_slice(&object(&b, &format!("teams/{name}.json")).unwrap()).unwrap();
     assert_eq!(remote, before, "the same state, lineage and serial");
     assert!(!local.exists(), "the local file is moved aside");
     // The old place refuses to be used, naming where the state went.
@@ -436,14 +523,31 @@ fn migrate_local_to_s3_and_back_keeps_lineage_and_serial_and_stale_plans_are_ref
     )
     .unwrap();
     let plan = run(&["plan", "--detailed-exitcode", &m]);
-    assert_eq!(plan.status.code(), Some(0), "{}{}", text(&plan.stdout), text(&plan.stderr));
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}{}",
+        text(&plan.stdout),
+        text(&plan.stderr)
+    );
     let pull = run(&["state", "pull", &m]);
     assert!(pull.status.success(), "{}", text(&pull.stderr));
     let pulled: State = serde_json::from_slice(&pull.stdout).unwrap();
-    assert_eq!((pulled.lineage.as_str(), pulled.serial), (before.lineage.as_str(), before.serial));
+    assert_eq!(
+        (pulled.lineage.as_str(), pulled.serial),
+        (before.lineage.as_str(), before.serial)
+    );
     let raw = run(&["state", "pull", "--raw", &m]);
-    assert_eq!(raw.status.code(), Some(1), "--raw without a terminal needs --yes");
-    assert!(text(&raw.stderr).contains("pass --yes"), "{}", text(&raw.stderr));
+    assert_eq!(
+        raw.status.code(),
+        Some(1),
+        "--raw without a terminal needs --yes"
+    );
+    assert!(
+        text(&raw.stderr).contains("pass --yes"),
+        "{}",
+        text(&raw.stderr)
+    );
 
     // A plan saved now is refused once the remote state moves on.
     let saved = dir.join("grow.plan.json");
@@ -463,8 +567,13 @@ fn migrate_local_to_s3_and_back_keeps_lineage_and_serial_and_stale_plans_are_ref
     assert!(now.status.success(), "{}", text(&now.stderr));
     let refused = run(&["apply", saved.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(text(&refused.stderr).contains("saved plan is stale"), "{}", text(&refused.stderr));
-    let after: State = serde_json::from_slice(&object(&b, &format!("teams/{name}.json")).unwrap()).unwrap();
+    assert!(
+        text(&refused.stderr).contains("saved plan is stale"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let after: State =
+        serde_json::from_slice(&object(&b, &format!("teams/{name}.json")).unwrap()).unwrap();
     assert_eq!(after.lineage, before.lineage);
 
     // And back: the local file again, same lineage and serial; S3 keeps a note.
@@ -476,7 +585,13 @@ fn migrate_local_to_s3_and_back_keeps_lineage_and_serial_and_stale_plans_are_ref
     assert!(object(&b, &format!("teams/{name}.json.moved")).is_some());
     std::fs::write(&manifest, &grow).unwrap();
     let plan = run(&["plan", "--detailed-exitcode", &m]);
-    assert_eq!(plan.status.code(), Some(0), "{}{}", text(&plan.stdout), text(&plan.stderr));
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}{}",
+        text(&plan.stdout),
+        text(&plan.stderr)
+    );
 }
 
 #[test]
@@ -491,24 +606,49 @@ fn unlock_removes_only_the_named_lock_after_saying_what_it_is() {
     let held = s3_lock::acquire(&at, "apply", Duration::ZERO, Duration::from_secs(300)).unwrap();
     let id = held.holder().lock_id().to_string();
 
-    let wrong = appgrid().args(["state", "unlock", &m, "0000", "--yes"]).output().unwrap();
+    let wrong = appgrid()
+        .args(["state", "unlock", &m, "0000", "--yes"])
+        .output()
+        .unwrap();
     assert_eq!(wrong.status.code(), Some(1));
     assert!(
         text(&wrong.stderr).contains(&format!("has ID {id}, not 0000")),
         "{}",
         text(&wrong.stderr)
     );
-    let unasked = appgrid().args(["state", "unlock", &m, &id]).stdin(Stdio::null()).output().unwrap();
-    assert_eq!(unasked.status.code(), Some(1), "asks first; no terminal, no --yes");
+    let unasked = appgrid()
+        .args(["state", "unlock", &m, &id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        unasked.status.code(),
+        Some(1),
+        "asks first; no terminal, no --yes"
+    );
     assert!(object(&b, &format!("appgrid/{name}/state.json.lock")).is_some());
 
-    let ok = appgrid().args(["state", "unlock", &m, &id, "--yes"]).output().unwrap();
+    let ok = appgrid()
+        .args(["state", "unlock", &m, &id, "--yes"])
+        .output()
+        .unwrap();
     assert!(ok.status.success(), "{}", text(&ok.stderr));
-    assert!(text(&ok.stderr).contains(&format!("pid {}", std::process::id())), "{}", text(&ok.stderr));
+    assert!(
+        text(&ok.stderr).contains(&format!("pid {}", std::process::id())),
+        "{}",
+        text(&ok.stderr)
+    );
     assert!(object(&b, &format!("appgrid/{name}/state.json.lock")).is_none());
     // The holder that lost its lock finds out before its next write.
-    let err = StateLocation::S3(at).store().fenced_by(&held).check_fence().unwrap_err();
-    assert!(err.to_string().contains("no longer holds the state lock"), "{err}");
+    let err = StateLocation::S3(at)
+        .store()
+        .fenced_by(&held)
+        .check_fence()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no longer holds the state lock"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -522,9 +662,17 @@ fn a_missing_bucket_no_credentials_or_a_silent_endpoint_stop_before_any_change()
     let missing = appgrid().args(["apply", "--yes", &m]).output().unwrap();
     let e = text(&missing.stderr);
     assert_eq!(missing.status.code(), Some(1), "{e}");
-    assert!(e.contains("the bucket of s3://appgrid-no-such-bucket/appgrid/its3bad/state.json does not exist"), "{e}");
+    assert!(
+        e.contains(
+            "the bucket of s3://appgrid-no-such-bucket/appgrid/its3bad/state.json does not exist"
+        ),
+        "{e}"
+    );
     assert!(e.contains("Nothing was changed"), "{e}");
-    assert!(live_addresses(&moto.endpoint, name).is_empty(), "nothing launched");
+    assert!(
+        live_addresses(&moto.endpoint, name).is_empty(),
+        "nothing launched"
+    );
 
     let no_creds = appgrid()
         .args(["state", "pull", &m])
@@ -534,7 +682,10 @@ fn a_missing_bucket_no_credentials_or_a_silent_endpoint_stop_before_any_change()
         .unwrap();
     let e = text(&no_creds.stderr);
     assert_eq!(no_creds.status.code(), Some(1), "{e}");
-    assert!(e.contains("no AWS credentials for the state at s3://"), "{e}");
+    assert!(
+        e.contains("no AWS credentials for the state at s3://"),
+        "{e}"
+    );
 
     let port = super::moto::free_port();
     let silent_manifest = s3_manifest_at(
@@ -551,7 +702,15 @@ fn a_missing_bucket_no_credentials_or_a_silent_endpoint_stop_before_any_change()
         .unwrap();
     let e = text(&silent.stderr);
     assert_eq!(silent.status.code(), Some(1), "{e}");
-    assert!(e.contains(&format!("cannot reach the S3 endpoint http://127.0.0.1:{port}")), "{e}");
-    assert!(live_addresses(&moto.endpoint, name).is_empty(), "nothing launched");
+    assert!(
+        e.contains(&format!(
+            "cannot reach the S3 endpoint http://127.0.0.1:{port}"
+        )),
+        "{e}"
+    );
+    assert!(
+        live_addresses(&moto.endpoint, name).is_empty(),
+        "nothing launched"
+    );
     assert!(!dir.join(format!(".appgrid/{name}/state.json")).exists());
 }

@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
-pub use client::{AwsOverrides, CallCounts, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_ENV};
 pub(crate) use client::no_credentials_message;
+pub use client::{AwsOverrides, CallCounts, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_ENV};
 
 use super::{
     Cloud, CloudError, LaunchRequest, LaunchedInstance, Observed, ObservedInstance, Owner,

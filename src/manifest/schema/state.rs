@@ -118,14 +118,19 @@ mod tests {
         [web]\ninstance_type = \"t3.small\"\ncount = 1\n\n[load_balancer]\ninstance_type = \"t3.small\"\n";
 
     fn with_state(table: &str) -> Result<Manifest, String> {
-        parse(Path::new("appgrid.toml"), &format!("{MINIMAL}\n[state]\n{table}"))
-            .map_err(|d| d.to_string())
+        parse(
+            Path::new("appgrid.toml"),
+            &format!("{MINIMAL}\n[state]\n{table}"),
+        )
+        .map_err(|d| d.to_string())
     }
 
     #[test]
     fn s3_backend_with_defaults_and_every_key() {
         assert_eq!(
-            with_state("backend = \"s3\"\nbucket = \"team-state\"\n").unwrap().state,
+            with_state("backend = \"s3\"\nbucket = \"team-state\"\n")
+                .unwrap()
+                .state,
             Some(StateBackend::S3 {
                 bucket: "team-state".into(),
                 key: None,
