@@ -7,6 +7,9 @@
 //! (defaults 50 rounds, a state of 40 resources). Prints median and p90 per
 //! operation; the figures go to BENCHMARKS.md.
 
+// moto.rs arms PR_SET_PDEATHSIG in pre_exec.
+#![allow(unsafe_code)]
+
 #[path = "../tests/it/moto.rs"]
 #[allow(dead_code)]
 mod moto;
