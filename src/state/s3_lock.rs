@@ -191,7 +191,8 @@ pub fn acquire(
         if elapsed >= timeout {
             return Err(match blocker {
                 Err(holder) => LockError::HeldRemote {
-                    url,
+                    // The state it guards, as users name it.
+                    url: location.to_string(),
                     holder: Box::new(holder),
                     waited: timeout,
                 },
