@@ -43,8 +43,11 @@ fn policy() -> Policy {
 }
 
 fn main() -> ExitCode {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces/nasa-1995-07-01-to-14.csv");
+    // `APPGRID_SHARED` names `shared/` when it is not beside the checkout (a worktree).
+    let shared = std::env::var_os("APPGRID_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let path = shared.join("traces/nasa-1995-07-01-to-14.csv");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {

@@ -43,6 +43,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             replication: Replication::Slony,
             port: 5432,
             schema: None,
+            backup: None,
         }),
         cache: cache.map(|nodes| Cache {
             instance_type: "r5.large".into(),
@@ -65,6 +66,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             boot: None,
             forecast_quantile: None,
         }),
+        env: Default::default(),
         state: None,
     }
 }

@@ -67,6 +67,13 @@ pub fn requirements(m: &Manifest) -> Vec<Requirement> {
             "postgresql-client",
             "creating the app's database and user",
         ));
+        if db.backup.is_some() {
+            out.push(req(
+                "pgbackrest",
+                "pgbackrest",
+                "backups and restore ([database.backup])",
+            ));
+        }
         if db.replicas > 0 {
             out.push(req(
                 "slonik",

@@ -28,6 +28,8 @@ pub struct Options {
     pub lock_timeout: Duration,
     pub state: Option<PathBuf>,
     pub destroy: bool,
+    /// Issue 8: what to do when the plan would remove the database.
+    pub data_loss: super::backup::DataLossFlags,
     /// End a rollback in force: release the manifest's release again.
     pub roll_forward: bool,
 }
@@ -146,8 +148,21 @@ impl Walk<'_> {
             drop(lock);
             return Ok(ExitCode::SUCCESS);
         }
+        // Issue 8: the database is never lost by itself.
+        let loss = appgrid::plan::data_loss::data_loss(&plan);
+        let final_backup = match &loss {
+            Some(loss) => super::backup::guard(ws, loss, o.data_loss)?,
+            None => false,
+        };
         if !o.yes && !is_saved_plan(&o.file) {
             confirm(operation)?;
+        }
+        if let (Some(loss), true) = (&loss, final_backup) {
+            let resources = existing
+                .as_ref()
+                .map(|s| s.resources.clone())
+                .unwrap_or_default();
+            super::backup::final_backup(ws, loss, &resources).await?;
         }
 
         // Every write checks that this run still holds the lock.

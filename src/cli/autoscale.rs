@@ -280,6 +280,13 @@ pub async fn run(file: &Path, once: bool, state: Option<&Path>) -> Result<ExitCo
             // The loop goes on: a failed pass is reported and retried next interval.
             Err(failure) => report::print_failure(&failure),
         }
+        // Issue 8: scheduled backups run from the same runner.
+        match super::backup::scheduled(&ws, jiff::Timestamp::now().as_second()).await {
+            Ok(Some(b)) => outln!("{}", super::backup::scheduled_line(&b)),
+            Ok(None) => {}
+            Err(failure) if once => return Err(failure),
+            Err(failure) => report::print_failure(&failure),
+        }
         if once || *stop.borrow() {
             return Ok(ExitCode::SUCCESS);
         }

@@ -11,6 +11,7 @@
 
 mod apply;
 mod autoscale;
+mod backup;
 mod config;
 mod doctor;
 mod inspect;
@@ -99,6 +100,13 @@ struct WalkArgs {
     lock: LockArgs,
     #[command(flatten)]
     state: StateArgs,
+    /// Go ahead with a plan that destroys the database's machines and their
+    /// data (a final backup is still taken when [database.backup] is set).
+    #[arg(long)]
+    allow_data_loss: bool,
+    /// Take no final backup before destroying the database (needs --allow-data-loss).
+    #[arg(long)]
+    skip_final_backup: bool,
 }
 
 impl WalkArgs {
@@ -110,6 +118,10 @@ impl WalkArgs {
             lock_timeout: self.lock.lock_timeout,
             state: self.state.state,
             destroy,
+            data_loss: backup::DataLossFlags {
+                allow_data_loss: self.allow_data_loss,
+                skip_final_backup: self.skip_final_backup,
+            },
             roll_forward: self.roll_forward,
         }
     }
@@ -334,6 +346,40 @@ enum DbCommand {
         file: PathBuf,
         /// The replica to promote, e.g. `db.replica[0]`.
         replica: String,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Take a full backup of the database origin now ([database.backup]).
+    Backup {
+        file: PathBuf,
+        #[command(flatten)]
+        json: JsonArg,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// List the app's backups: id, time, size, origin node, checksum.
+    Backups {
+        file: PathBuf,
+        #[command(flatten)]
+        json: JsonArg,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Restore a backup (or a point in time after it) over the origin (--in-place).
+    Restore {
+        file: PathBuf,
+        /// The backup's id, as `appgrid db backups` lists it.
+        backup: String,
+        /// Replay the archived WAL up to this time (e.g. "2026-12-02 14:05:00+00").
+        #[arg(long, value_name = "TIME")]
+        to_time: Option<String>,
+        /// Replace the running origin's data (its current data is lost).
+        #[arg(long)]
+        in_place: bool,
         #[command(flatten)]
         lock: LockArgs,
         #[command(flatten)]
@@ -566,6 +612,33 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 lock,
                 state,
             } => ops::switchover(&file, &replica, state.state.as_deref(), lock.lock_timeout).await,
+            DbCommand::Backup {
+                file,
+                json,
+                lock,
+                state,
+            } => backup::backup(&file, state.state.as_deref(), lock.lock_timeout, json.json).await,
+            DbCommand::Backups { file, json, state } => {
+                backup::backups(&file, state.state.as_deref(), json.json).await
+            }
+            DbCommand::Restore {
+                file,
+                backup: id,
+                to_time,
+                in_place,
+                lock,
+                state,
+            } => {
+                backup::restore(
+                    &file,
+                    &id,
+                    to_time,
+                    in_place,
+                    state.state.as_deref(),
+                    lock.lock_timeout,
+                )
+                .await
+            }
         },
         Command::Releases {
             file,

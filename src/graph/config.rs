@@ -166,6 +166,14 @@ pub(super) fn add(g: &mut ResourceGraph, m: &Manifest, inputs: &Inputs) {
             if let Some(config) = &inputs.config {
                 c.inputs.insert("config".to_string(), config.clone());
             }
+            // `[env]` (not secret): a change re-releases.
+            if !m.env.is_empty() {
+                let text: Vec<String> = m.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                c.inputs.insert(
+                    "env".to_string(),
+                    crate::hash::sha256_hex(text.join("\0").as_bytes())[..16].to_string(),
+                );
+            }
         }
         g.add(r, web_spec);
         g.depend(r, web);

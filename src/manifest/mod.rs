@@ -31,6 +31,9 @@ pub struct Manifest {
     pub database: Option<Database>,
     pub cache: Option<Cache>,
     pub autoscale: Option<Autoscale>,
+    /// `[env]`: the app's non-secret config defaults (config vars override).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
     /// `[state]`: where state lives; `None` is the local file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateBackend>,
@@ -169,6 +172,42 @@ pub struct Database {
     /// made. Later changes go through `appgrid db migrate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
+    /// `[database.backup]`: where backups go, how many are kept, when they run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<Backup>,
+}
+
+/// `[database.backup]` (issue 8): pgBackRest backups of the database origin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Backup {
+    pub to: BackupTarget,
+    /// Full backups kept; older ones (and their WAL) are expired.
+    pub keep: u32,
+    /// A five-field cron expression for scheduled backups, run by the
+    /// autoscale runner (`appgrid autoscale --once` or its loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// The zone `schedule` is read in.
+    pub timezone: String,
+}
+
+/// Where backups are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BackupTarget {
+    /// `s3://bucket/prefix`; credentials from the AWS chain, never the manifest.
+    S3 {
+        bucket: String,
+        /// Without leading or trailing '/'; may be empty.
+        prefix: String,
+        /// An S3-compatible endpoint (`https://host:port`); AWS's when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+        region: String,
+    },
+    /// A directory on the machine appgrid runs on (the `local` provider),
+    /// relative to the manifest unless absolute.
+    Directory { path: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,9 +19,11 @@
 //!   not also as the missing key it was meant to be.
 
 mod autoscale;
+mod backup;
 mod cidr;
 pub(super) mod cron;
 pub(super) mod duration;
+mod env;
 mod names;
 mod provider;
 mod services;
@@ -226,6 +228,7 @@ const TABLES: &[&TableSpec] = &[
     &services::DATABASE,
     &services::CACHE,
     &autoscale::AUTOSCALE,
+    &env::ENV,
     &state::STATE,
 ];
 
@@ -255,6 +258,7 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
         .and_then(|s| s.map(|s| services::cache(ck, &s)).transpose());
     let autoscale = Section::optional(ck, root, &autoscale::AUTOSCALE)
         .and_then(|s| s.map(|s| autoscale::check(ck, &s)).transpose());
+    let env = env::check(ck, root);
     let state = Section::optional(ck, root, &state::STATE)
         .and_then(|s| s.map(|s| state::check(ck, &s)).transpose());
     Ok(Manifest {
@@ -266,6 +270,7 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
         database: database?,
         cache: cache?,
         autoscale: autoscale?,
+        env: env?,
         state: state?,
     })
 }

@@ -712,6 +712,7 @@ fn blog_example_validates() {
             replication: Replication::Slony,
             port: 5432,
             schema: Some("../app/schema.sql".into()),
+            backup: None,
         }),
         cache: Some(Cache {
             instance_type: "r5.large".into(),
@@ -740,6 +741,7 @@ fn blog_example_validates() {
             boot: None,
             forecast_quantile: None,
         }),
+        env: Default::default(),
         state: None,
     };
     assert_eq!(m, expected);
@@ -767,6 +769,7 @@ fn shop_example_validates() {
             replication: Replication::Slony,
             port: 5432,
             schema: Some("../app/schema.sql".into()),
+            backup: None,
         })
     );
     assert_eq!(

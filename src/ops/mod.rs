@@ -1,5 +1,5 @@
 //! Day-two operations on a running app — status, schema migrations, the load
-//! balancer's counters, switchover, and (later) backups, failover, moves,
+//! balancer's counters, switchover, backups and restore, and (later) failover, moves,
 //! releases and rollback, logs, one-off commands — and the one path by which
 //! they change machines and state.
 //!
@@ -19,6 +19,7 @@
 //! (and so outside the walker); read-only operations (status, counters) take
 //! no lock.
 
+pub mod backup;
 mod locked;
 
 use std::collections::BTreeMap;
@@ -116,6 +117,31 @@ pub trait Operations: Send + Sync + 'static {
         resources: &Resources,
         to: ResourceAddress,
     ) -> impl Future<Output = Result<Changed, OperationError>> + Send;
+
+    /// A full backup of the database origin to the manifest's
+    /// `[database.backup]` target (issue 8). `origin`: annotation naming why
+    /// (`manual`, `final`, `scheduled`).
+    fn backup(
+        &self,
+        resources: &Resources,
+        access: &backup::RepoAccess,
+        why: &str,
+    ) -> impl Future<Output = Result<backup::BackupInfo, OperationError>> + Send;
+
+    /// Every backup of this app in the target, oldest first.
+    fn backups(
+        &self,
+        resources: &Resources,
+        access: &backup::RepoAccess,
+    ) -> impl Future<Output = Result<Vec<backup::BackupInfo>, OperationError>> + Send;
+
+    /// Restore a backup (or a point in time after it).
+    fn restore(
+        &self,
+        resources: &Resources,
+        access: &backup::RepoAccess,
+        request: &backup::RestoreRequest,
+    ) -> impl Future<Output = Result<backup::BackupInfo, OperationError>> + Send;
 
     /// `appgrid run`: a one-off command on the web server `machine`, in its
     /// current release with the app's env. Output redacted.

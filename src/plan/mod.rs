@@ -5,6 +5,7 @@
 //! reason a person can read. Plans can be saved ([`file`]) and rendered as text
 //! ([`render`]) or JSON.
 
+pub mod data_loss;
 mod diff;
 pub mod file;
 pub mod render;

@@ -294,9 +294,12 @@ pub fn content_of(spec: &ResourceSpec) -> Option<ReleaseContent> {
     let build = Some(input("build")).filter(|b| !b.is_empty());
     let (start, health) = (input("start"), input("health"));
     let mut config = config_digest(build.as_deref(), &start, &health);
-    // The config vars' (salted) digest, when the app has any.
-    if let Some(vars) = c.inputs.get("config").filter(|v| !v.is_empty()) {
-        config = crate::hash::sha256_hex(format!("{config}\0{vars}").as_bytes())[..16].to_string();
+    // The config vars' (salted) digest and `[env]`'s, when the app has any.
+    for key in ["config", "env"] {
+        if let Some(vars) = c.inputs.get(key).filter(|v| !v.is_empty()) {
+            config = crate::hash::sha256_hex(format!("{config}\0{key}={vars}").as_bytes())[..16]
+                .to_string();
+        }
     }
     Some(ReleaseContent {
         code,

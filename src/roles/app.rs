@@ -16,7 +16,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tera::Context;
 
-use super::web_error::{Rollback, WebRoleError, check_root, check_token, run_template};
+use super::web_error::{
+    ReleaseFailure, Rollback, WebRoleError, check_root, check_token, run_template,
+};
 use crate::remote::{Redactor, Remote};
 use crate::templates::Templates;
 
@@ -366,13 +368,15 @@ pub async fn release(
         host: host.to_string(),
         release: release_id,
         reason,
-        health: redactor.redact(if health.is_empty() {
-            "(no answer)"
-        } else {
-            health
+        what: Box::new(ReleaseFailure {
+            health: redactor.redact(if health.is_empty() {
+                "(no answer)"
+            } else {
+                health
+            }),
+            rollback,
+            log: redactor.redact(&tail),
         }),
-        rollback,
-        log: redactor.redact(&tail),
     })
 }
 

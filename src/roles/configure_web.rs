@@ -167,8 +167,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                         // never switched away from): it rejoins the load
                         // balancer before the failure is reported.
                         let back = match &e {
-                            super::WebRoleError::ReleaseFailed { rollback, .. } => {
-                                matches!(rollback, super::Rollback::Healthy(_))
+                            super::WebRoleError::ReleaseFailed { what, .. } => {
+                                matches!(what.rollback, super::Rollback::Healthy(_))
                             }
                             _ => true,
                         };
@@ -352,7 +352,11 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
             env.insert("MEMCACHE_SERVERS".into(), servers.join(","));
         }
-        // The user's config vars (reserved names were refused when set).
+        // `[env]` defaults, then the user's config vars over them (reserved
+        // names were refused in both places).
+        for (name, value) in &self.manifest.env {
+            env.insert(name.clone(), value.clone());
+        }
         // Every value is treated as a secret, but redacting a value of a
         // character or two would mangle every log line.
         for (name, value) in &self.config_vars {

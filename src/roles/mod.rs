@@ -12,6 +12,7 @@
 //! they go into a 0600 file or state.
 
 pub mod app;
+pub mod backup;
 pub mod configure;
 mod configure_db;
 mod configure_web;
@@ -33,7 +34,7 @@ use crate::remote::RemoteError;
 use crate::templates::TemplateError;
 
 pub use fleet::FleetError;
-pub use web_error::{Rollback, WebRoleError};
+pub use web_error::{ReleaseFailure, Rollback, WebRoleError};
 
 /// A role step that failed. Remote failures already name the host and the
 /// step; the others name the node, the address or the value at fault. Every

@@ -11,6 +11,7 @@ use super::configure::{Fleet, RoleConfigurator, cpu_jiffies};
 use super::configure_db::node_in;
 use super::{haproxy, memcached, slony};
 use crate::graph::{ResourceAddress, Role};
+use crate::ops::backup::{BackupInfo, RepoAccess, RestoreRequest};
 use crate::ops::{Changed, OperationError, Operations, Resources, ServerCounters};
 use crate::remote::Remote;
 use crate::status::{AppStatus, CacheNode, LbServer, Machine, ReplicaLag};
@@ -57,6 +58,38 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
         self.switchover_to(resources, to)
             .await
             .map_err(|e| OperationError::new("switchover", e))
+    }
+
+    async fn backup(
+        &self,
+        resources: &Resources,
+        access: &RepoAccess,
+        why: &str,
+    ) -> Result<BackupInfo, OperationError> {
+        self.take_backup(resources, access, why)
+            .await
+            .map_err(|e| OperationError::new("backup", e))
+    }
+
+    async fn backups(
+        &self,
+        resources: &Resources,
+        access: &RepoAccess,
+    ) -> Result<Vec<BackupInfo>, OperationError> {
+        self.list_backups(resources, access)
+            .await
+            .map_err(|e| OperationError::new("backups", e))
+    }
+
+    async fn restore(
+        &self,
+        resources: &Resources,
+        access: &RepoAccess,
+        request: &RestoreRequest,
+    ) -> Result<BackupInfo, OperationError> {
+        self.restore_backup(resources, access, request)
+            .await
+            .map_err(|e| OperationError::new("restore", e))
     }
 
     async fn run_command(

@@ -49,16 +49,14 @@ pub enum WebRoleError {
     },
     /// A new release did not become healthy on a machine; what runs there now.
     #[error(
-        "release {release} failed on {host}: {reason}; its health check last answered: {health}; {rollback}; the last lines of the app's log:\n{log}"
+        "release {release} failed on {host}: {reason}; its health check last answered: {}; {}; the last lines of the app's log:\n{}",
+        .what.health, .what.rollback, .what.log
     )]
     ReleaseFailed {
         host: String,
         release: String,
         reason: String,
-        /// The health check's last status line and the start of its body.
-        health: String,
-        rollback: Rollback,
-        log: String,
+        what: Box<ReleaseFailure>,
     },
     /// `[release] release_command` failed: no server switched to the release.
     #[error(
@@ -77,6 +75,16 @@ pub enum WebRoleError {
         what: String,
         detail: String,
     },
+}
+
+/// What a failed release left: the health check's answer, the machine's
+/// release now, the app's log tail (boxed: it keeps every error small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseFailure {
+    /// The health check's last status line and the start of its body.
+    pub health: String,
+    pub rollback: Rollback,
+    pub log: String,
 }
 
 /// What happened to the release that ran before a failed one.

@@ -97,7 +97,9 @@ impl Drop for Scaled {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = self.cmd(&["destroy", "--yes"]).output();
+        let _ = self
+            .cmd(&["destroy", "--yes", "--allow-data-loss"])
+            .output();
         let _ = Command::new("pkill")
             .args(["-KILL", "-f", self.machines.to_str().unwrap()])
             .status();
@@ -354,7 +356,7 @@ async fn cpu_is_read_from_the_web_machines() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let second = run(&["autoscale", "--once"]);
     let _ = appgrid()
-        .args(["destroy", "--yes"])
+        .args(["destroy", "--yes", "--allow-data-loss"])
         .arg(&manifest)
         .env("APPGRID_LOCAL_ROOT", &machines)
         .output();

@@ -529,7 +529,7 @@ fn hosts_provider_runs_the_blog_on_a_farm() {
     reach_every_backend(&lb, id, &webs, Duration::from_secs(15));
 
     // 5. Destroy: nothing of appgrid's left running, every host free again.
-    d.must(&["destroy", "--yes"]);
+    d.must(&["destroy", "--yes", "--allow-data-loss"]);
     assert_farm_quiet(&farm);
     let claims: Value =
         serde_json::from_str(&std::fs::read_to_string(d.state_dir().join("hosts.json")).unwrap())
@@ -688,7 +688,7 @@ proxy_command = "{router} %i"
     );
 
     let password = d.attribute("db.primary.config", "password");
-    d.must(&["destroy", "--yes"]);
+    d.must(&["destroy", "--yes", "--allow-data-loss"]);
     assert_farm_quiet(&farm);
     let left: Vec<String> = d.state()["resources"]
         .as_object()
@@ -778,6 +778,6 @@ fn the_autoscaler_grows_and_shrinks_the_web_tier_on_the_farm() {
     )]
     .into();
     reach_every_backend(&lb, id, &only, Duration::from_secs(10));
-    d.must(&["destroy", "--yes"]);
+    d.must(&["destroy", "--yes", "--allow-data-loss"]);
     assert_farm_quiet(&farm);
 }

@@ -98,6 +98,8 @@ fn apply_destroy_cycles_under_load_leave_nothing_running() {
         let run = |command: &str| {
             let out = appgrid()
                 .args([command, "--yes"])
+                // Issue 8: a test's data is disposable.
+                .args((command == "destroy").then_some("--allow-data-loss"))
                 .arg(&manifest)
                 .arg("--state")
                 .arg(&state)

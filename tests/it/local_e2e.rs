@@ -125,7 +125,12 @@ impl Drop for Blog {
     /// still runs from this test's machine roots.
     fn drop(&mut self) {
         let _ = appgrid()
-            .args(["destroy", "--yes", self.manifest.to_str().unwrap()])
+            .args([
+                "destroy",
+                "--yes",
+                "--allow-data-loss",
+                self.manifest.to_str().unwrap(),
+            ])
             .env("APPGRID_LOCAL_ROOT", &self.machines)
             .output();
         let _ = std::process::Command::new("pkill")
@@ -433,7 +438,7 @@ async fn blog_on_the_local_provider() {
 
     // Destroy: every process gone, every machine root removed, and destroy
     // says it checked.
-    let out = blog.ok(&["destroy", "--yes"]);
+    let out = blog.ok(&["destroy", "--yes", "--allow-data-loss"]);
     assert!(
         out.contains("Nothing of itlocal is left running on the 7 machine(s) it no longer has."),
         "{out}"

@@ -7,6 +7,7 @@
 mod apply_moto;
 mod autoscale_e2e;
 mod aws_provider;
+mod backup;
 mod cli;
 mod farm;
 mod fault_trials;

@@ -411,8 +411,9 @@ async fn the_database_moves_online_without_losing_a_row() {
             .lines()
             .map(str::to_string)
             .collect();
-    let direct = direct.lock().unwrap();
-    let through_app = through_app.lock().unwrap();
+    // The writers have stopped: take what they recorded.
+    let direct = std::mem::take(&mut *direct.lock().unwrap());
+    let through_app = std::mem::take(&mut *through_app.lock().unwrap());
     let lost: Vec<&String> = direct
         .acked
         .iter()

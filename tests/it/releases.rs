@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use appgrid::remote::Redactor;
 use appgrid::remote::local::LocalTransport;
 use appgrid::roles::app::{AppRelease, release};
-use appgrid::roles::{Rollback, WebRoleError};
+use appgrid::roles::{ReleaseFailure, Rollback, WebRoleError};
 
 use super::cli::{appgrid, scratch, text};
 use super::http::{http, served_by};
@@ -164,14 +164,17 @@ async fn a_release_that_fails_its_health_check_or_exits_goes_back_to_the_previou
     let shown = err.to_string();
     let WebRoleError::ReleaseFailed {
         release: failed,
-        health,
-        rollback,
-        log,
+        what,
         ..
     } = err
     else {
         panic!("not a failed release: {shown}");
     };
+    let ReleaseFailure {
+        health,
+        rollback,
+        log,
+    } = *what;
     assert_ne!(failed, good.release_id);
     assert!(health.contains(" 404"), "{health}");
     assert_eq!(rollback, Rollback::Healthy(good.release_id.clone()));
@@ -208,7 +211,7 @@ async fn a_release_that_fails_its_health_check_or_exits_goes_back_to_the_previou
         "{shown}"
     );
     assert!(
-        matches!(&err, WebRoleError::ReleaseFailed { rollback: Rollback::Healthy(id), .. } if *id == good.release_id),
+        matches!(&err, WebRoleError::ReleaseFailed { what, .. } if what.rollback == Rollback::Healthy(good.release_id.clone())),
         "{shown}"
     );
     assert_eq!(std::fs::read_to_string(&env_file).unwrap(), env_before);
@@ -247,7 +250,8 @@ impl Blog {
              [release]\npath = \"{app}\"\nstart = \"{start}\"\nhealth = \"/health\"\nhealth_timeout = \"3s\"\n\
              [web]\ninstance_type = \"t3.small\"\ncount = 2\nport = 8080\n\
              [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
-             [database]\ninstance_type = \"m5.large\"\nreplicas = 0\nschema = \"{schema}\"\n",
+             [database]\ninstance_type = \"m5.large\"\nreplicas = 0\nschema = \"{schema}\"\n\
+             [env]\nGREETING = \"hello\"\n",
             app = if Path::new(app).is_absolute() {
                 PathBuf::from(app)
             } else {
@@ -308,7 +312,7 @@ impl Blog {
 impl Drop for Blog {
     fn drop(&mut self) {
         let _ = appgrid()
-            .args(["destroy", "--yes"])
+            .args(["destroy", "--yes", "--allow-data-loss"])
             .arg(&self.manifest)
             .env("APPGRID_LOCAL_ROOT", &self.machines)
             .output();
@@ -534,6 +538,9 @@ impl Blog {
         assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "4\n");
         assert_eq!(self.run(&["run", "--", "false"]).status.code(), Some(1));
+        // `[env]` defaults reach the app too.
+        let out = self.run(&["run", "--on", "web[1]", "--", "printenv", "GREETING"]);
+        assert_eq!(text(&out.stdout), "hello\n", "{}", text(&out.stderr));
         let out = self.run(&["run", "--on", "lb", "--", "true"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(

@@ -50,6 +50,7 @@ pub(super) const DATABASE: TableSpec = TableSpec {
         Key::optional("replication", "\"slony\""),
         Key::optional("port", "5432"),
         Key::optional("schema", "\"../app/schema.sql\""),
+        Key::optional("backup", "{ to = \"s3://my-bucket/blog\" }"),
     ],
 };
 
@@ -176,6 +177,10 @@ pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Report
     };
     let port = port(ck, s, "port", 5432);
     let schema = s.field("schema").map(|f| non_empty(ck, f)).transpose();
+    let backup = s
+        .field("backup")
+        .map(|f| super::backup::check(ck, f))
+        .transpose();
     Ok(Database {
         instance_type: instance_type?,
         version: u32_from(version?),
@@ -183,6 +188,7 @@ pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Report
         replication: replication?,
         port: port?,
         schema: schema?,
+        backup: backup?,
     })
 }
 
