@@ -124,6 +124,8 @@ fn slow_ec2() -> FaultProxy {
 
 /// Starts `apply` and returns once it is launching (it holds the lock);
 /// the stderr read so far and the rest to read.
+// The caller waits for the child it gets back.
+#[allow(clippy::zombie_processes)]
 fn apply_until_launching(
     manifest: &str,
     lease: &str,
