@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use crate::cloud::{Cloud, CloudError, Owner};
 use crate::graph::{self, GraphError, Inputs, ResourceGraph};
+use crate::manifest::StateBackend;
 use crate::manifest::{self, LoadedManifest, ManifestError};
 use crate::plan::{self, Plan, file::PlanFileError};
+use crate::state::location::{self, S3Location, StateLocation};
 use crate::state::lock::{self, LockError, StateLock};
 use crate::state::store::{self, StateError, StateStore};
 use crate::state::{State, new_lineage};
@@ -43,6 +45,8 @@ pub enum EngineError {
         state_app: String,
         manifest_app: String,
     },
+    #[error("--state {given}: {detail}")]
+    StateLocation { given: String, detail: String },
 }
 
 /// Overrides the state lock's lease, in whole seconds.
@@ -54,7 +58,12 @@ pub struct Workspace {
     pub manifest: LoadedManifest,
     /// The manifest path as given (recorded in plans).
     pub manifest_arg: String,
+    /// The local state file, or (for a state on S3) where it would be: the
+    /// files kept beside state (hosts registry, autoscale record) live there.
     pub store_path: PathBuf,
+    /// Where the state is: `store_path`, or an S3 object (`[state]`, or
+    /// `--state s3://bucket/key`).
+    pub state_location: StateLocation,
     /// Relative paths in the manifest are relative to this.
     pub base_dir: PathBuf,
     /// The embedded templates, with `[app] templates` in place of their namesakes.
@@ -80,9 +89,11 @@ impl Workspace {
             &manifest.manifest,
             manifest_path.parent().unwrap_or(Path::new("")),
         )?;
-        let store_path = state_path
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| store::default_path(manifest_path, &manifest.manifest.app.name));
+        let (store_path, state_location) = locate(
+            &manifest.manifest,
+            store::default_path(manifest_path, &manifest.manifest.app.name),
+            state_path,
+        )?;
         let base_dir = manifest_path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -91,13 +102,15 @@ impl Workspace {
             manifest_arg: manifest_path.display().to_string(),
             manifest,
             store_path,
+            state_location,
             base_dir,
             templates,
         })
     }
 
+    /// The state's store, wherever it lives.
     pub fn store(&self) -> StateStore {
-        StateStore::new(&self.store_path)
+        self.state_location.store()
     }
 
     /// The resource graph of the manifest alone (no state: `[web] count`).
@@ -194,7 +207,7 @@ impl Workspace {
             && s.app != self.manifest.manifest.app.name
         {
             return Err(EngineError::WrongApp {
-                path: self.store_path.clone(),
+                path: PathBuf::from(self.state_location.to_string()),
                 state_app: s.app.clone(),
                 manifest_app: self.manifest.manifest.app.name.clone(),
             });
@@ -206,12 +219,16 @@ impl Workspace {
     /// [`lock::DEFAULT_LEASE`]): hosts sharing a state directory over a slow
     /// filesystem may want longer, tests want shorter.
     pub fn lock(&self, operation: &str, timeout: Duration) -> Result<StateLock, EngineError> {
-        let lease = std::env::var(LEASE_ENV)
+        Ok(self.state_location.lock(operation, timeout, self.lease())?)
+    }
+
+    /// The state lock's lease: `APPGRID_LOCK_LEASE_SECS`, else [`lock::DEFAULT_LEASE`].
+    pub fn lease(&self) -> Duration {
+        std::env::var(LEASE_ENV)
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
             .filter(|s| *s > 0)
-            .map_or(lock::DEFAULT_LEASE, Duration::from_secs);
-        Ok(lock::acquire(&self.store_path, operation, timeout, lease)?)
+            .map_or(lock::DEFAULT_LEASE, Duration::from_secs)
     }
 
     fn source(&self) -> plan::Source<'_> {
@@ -262,6 +279,51 @@ impl Workspace {
             plan::make(self.source(), graph, state, observed.as_ref()),
             state,
         ))
+    }
+}
+
+/// Where a manifest's state lives: `--state` (a path or `s3://bucket/key`,
+/// which takes `region` and `endpoint` from `[state]`), else `[state]`,
+/// else the file beside the manifest. Also the local path for the files
+/// kept beside state.
+fn locate(
+    manifest: &crate::manifest::Manifest,
+    default_path: PathBuf,
+    state_arg: Option<&Path>,
+) -> Result<(PathBuf, StateLocation), EngineError> {
+    let (region, endpoint) = match &manifest.state {
+        Some(StateBackend::S3 {
+            region, endpoint, ..
+        }) => (region.clone(), endpoint.clone()),
+        _ => (None, None),
+    };
+    if let Some(arg) = state_arg {
+        let text = arg.to_string_lossy();
+        if text.starts_with("s3://") {
+            let mut s3 =
+                S3Location::parse_url(&text).map_err(|detail| EngineError::StateLocation {
+                    given: text.to_string(),
+                    detail,
+                })?;
+            s3.region = region;
+            s3.endpoint = endpoint;
+            return Ok((default_path, StateLocation::S3(s3)));
+        }
+        return Ok((arg.to_path_buf(), StateLocation::File(arg.to_path_buf())));
+    }
+    match &manifest.state {
+        Some(StateBackend::S3 { bucket, key, .. }) => Ok((
+            default_path,
+            StateLocation::S3(S3Location {
+                bucket: bucket.clone(),
+                key: key
+                    .clone()
+                    .unwrap_or_else(|| location::default_key(&manifest.app.name)),
+                region,
+                endpoint,
+            }),
+        )),
+        _ => Ok((default_path.clone(), StateLocation::File(default_path))),
     }
 }
 
@@ -336,11 +398,15 @@ impl Workspace {
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let templates = templates_for(&plan.manifest, &base_dir)?;
+        let (store_path, state_location) = locate(
+            &plan.manifest,
+            store::default_path(&manifest_path, &plan.app),
+            state_path,
+        )?;
         Ok(Workspace {
             templates,
-            store_path: state_path
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| store::default_path(&manifest_path, &plan.app)),
+            store_path,
+            state_location,
             manifest: LoadedManifest {
                 path: manifest_path,
                 manifest: plan.manifest.clone(),

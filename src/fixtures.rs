@@ -67,5 +67,6 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             forecast_quantile: None,
         }),
         env: Default::default(),
+        state: None,
     }
 }

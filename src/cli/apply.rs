@@ -50,7 +50,7 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     };
     if let Some(p) = &saved {
         // A stale plan is refused before anything else is looked at.
-        plan::file::check_fresh(p, ws.load_state()?.as_ref(), &ws.store_path)
+        plan::file::check_fresh(p, ws.load_state()?.as_ref(), &state_at(&ws))
             .map_err(|e| Failure::Message(e.to_string()))?;
     }
     // Before the lock: a refused apply writes nothing, not even a lock file.
@@ -77,7 +77,7 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         );
     }
     if let Some(p) = &saved {
-        plan::file::check_fresh(p, existing.as_ref(), &ws.store_path)
+        plan::file::check_fresh(p, existing.as_ref(), &state_at(&ws))
             .map_err(|e| Failure::Message(e.to_string()))?;
     }
     let walk = Walk {
@@ -258,6 +258,11 @@ fn print_sweep(app: &str, machines: usize, swept: Result<Vec<apply::Stopped>, ap
             e.machine.unwrap_or(e.address)
         ),
     }
+}
+
+/// Where the state is, for messages: its file, or `s3://bucket/key`.
+fn state_at(ws: &Workspace) -> PathBuf {
+    PathBuf::from(ws.state_location.to_string())
 }
 
 fn confirm(operation: &str) -> Result<(), Failure> {

@@ -26,6 +26,7 @@ mod providers;
 mod releases;
 mod report;
 mod run;
+mod state;
 pub(crate) mod term;
 
 use std::path::PathBuf;
@@ -69,7 +70,8 @@ struct JsonArg {
 
 #[derive(Debug, clap::Args)]
 struct StateArgs {
-    /// State file (default: .appgrid/APP/state.json beside the manifest).
+    /// State file, or s3://BUCKET/KEY (default: [state] in the manifest, else
+    /// .appgrid/APP/state.json beside it).
     #[arg(long, value_name = "PATH", global = true)]
     state: Option<PathBuf>,
 }
@@ -426,6 +428,45 @@ enum StateCommand {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Print the state as JSON (secrets redacted unless --raw).
+    Pull {
+        file: PathBuf,
+        /// Print secrets in clear (asks first on a terminal; --yes elsewhere).
+        #[arg(long)]
+        raw: bool,
+        /// With --raw: do not ask.
+        #[arg(long, requires = "raw")]
+        yes: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Remove a stuck state lock, named by the ID its error message shows (asks first).
+    Unlock {
+        file: PathBuf,
+        lock_id: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Move the state to S3 (`--to s3://BUCKET/KEY`) or back (`--to local`,
+    /// or a path), keeping its lineage and serial.
+    Migrate {
+        file: PathBuf,
+        #[arg(long, value_name = "s3://BUCKET/KEY|local|PATH")]
+        to: String,
+        /// The destination bucket's region (default: [state]'s, or the AWS chain's).
+        #[arg(long)]
+        region: Option<String>,
+        /// An S3-compatible endpoint for the destination.
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
 /// `autoscale simulate --policy`.
@@ -721,6 +762,33 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 address,
                 state,
             } => inspect::forget_host_key(&file, &address, state.state.as_deref()),
+            StateCommand::Pull {
+                file,
+                raw,
+                yes,
+                state,
+            } => state::pull(&file, state.state.as_deref(), raw, yes),
+            StateCommand::Unlock {
+                file,
+                lock_id,
+                yes,
+                state,
+            } => state::unlock(&file, &lock_id, state.state.as_deref(), yes),
+            StateCommand::Migrate {
+                file,
+                to,
+                region,
+                endpoint,
+                lock,
+                state,
+            } => state::migrate(state::MigrateOptions {
+                file,
+                to,
+                state: state.state,
+                region,
+                endpoint,
+                lock_timeout: lock.lock_timeout,
+            }),
         },
     }
 }

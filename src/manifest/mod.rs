@@ -34,6 +34,26 @@ pub struct Manifest {
     /// `[env]`: the app's non-secret config defaults (config vars override).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub env: std::collections::BTreeMap<String, String>,
+    /// `[state]`: where state lives; `None` is the local file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateBackend>,
+}
+
+/// `[state] backend = …`: the local file (the default) or an S3 object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum StateBackend {
+    Local,
+    S3 {
+        bucket: String,
+        /// Unset: `appgrid/APP/state.json`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -27,6 +27,7 @@ mod env;
 mod names;
 mod provider;
 mod services;
+mod state;
 mod suggest;
 mod table;
 
@@ -228,6 +229,7 @@ const TABLES: &[&TableSpec] = &[
     &services::CACHE,
     &autoscale::AUTOSCALE,
     &env::ENV,
+    &state::STATE,
 ];
 
 const APP: TableSpec = TableSpec {
@@ -257,6 +259,8 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
     let autoscale = Section::optional(ck, root, &autoscale::AUTOSCALE)
         .and_then(|s| s.map(|s| autoscale::check(ck, &s)).transpose());
     let env = env::check(ck, root);
+    let state = Section::optional(ck, root, &state::STATE)
+        .and_then(|s| s.map(|s| state::check(ck, &s)).transpose());
     Ok(Manifest {
         app: app?,
         provider: provider?,
@@ -267,6 +271,7 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
         cache: cache?,
         autoscale: autoscale?,
         env: env?,
+        state: state?,
     })
 }
 

@@ -742,6 +742,7 @@ fn blog_example_validates() {
             forecast_quantile: None,
         }),
         env: Default::default(),
+        state: None,
     };
     assert_eq!(m, expected);
 }

@@ -45,6 +45,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::s3_lock::RemoteLock;
 use crate::durable::{self, FileLock};
 
 /// The typical lease: a holder that stops renewing for this long loses the lock.
@@ -70,13 +71,23 @@ pub struct LockHolder {
     /// holder died is not mistaken for the holder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_started: Option<u64>,
+    /// Who ran it (`$USER`): recorded by the S3 lock, whose holders may be
+    /// anyone on the team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl LockHolder {
     /// `pid 4242 on host ci-1 (apply, since 2026-11-28T23:50:01Z)`
+    /// (`pid 4242 on host ci-1 as alice (…)` when the user is recorded.)
     pub fn describe(&self) -> String {
+        let user = self
+            .user
+            .as_ref()
+            .map(|u| format!(" as {u}"))
+            .unwrap_or_default();
         format!(
-            "pid {} on host {} ({}, since {})",
+            "pid {} on host {}{user} ({}, since {})",
             self.pid,
             self.host,
             self.operation,
@@ -84,8 +95,13 @@ impl LockHolder {
         )
     }
 
+    /// What `appgrid state unlock FILE LOCK_ID` names: the acquisition's nonce.
+    pub fn lock_id(&self) -> &str {
+        &self.nonce
+    }
+
     /// Same acquisition: everything but the lease.
-    fn same_acquisition(&self, other: &LockHolder) -> bool {
+    pub(super) fn same_acquisition(&self, other: &LockHolder) -> bool {
         self.pid == other.pid
             && self.host == other.host
             && self.acquired_at == other.acquired_at
@@ -147,6 +163,24 @@ pub enum LockError {
     },
 
     #[error(
+        "state at {url} is locked by {} (lock ID {}, lease until {}); waited {}. Wait for it to \
+         finish (--lock-timeout), or, if you are sure it is gone, `appgrid state unlock FILE {}`",
+        holder.describe(),
+        holder.lock_id(),
+        format_rfc3339(holder.lease_until),
+        format_duration(*waited),
+        holder.lock_id()
+    )]
+    HeldRemote {
+        url: String,
+        holder: Box<LockHolder>,
+        waited: Duration,
+    },
+
+    #[error(transparent)]
+    Remote(#[from] super::s3::S3Error),
+
+    #[error(
         "could not {action} state lock {}: {source}; check that its directory exists and is writable",
         path.display()
     )]
@@ -180,6 +214,8 @@ pub struct StateLock {
     takeover: Option<TakeoverReason>,
     lost: Arc<AtomicBool>,
     renewer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+    /// The lock object, for a state on S3; `None`: the lock file at `path`.
+    remote: Option<Arc<RemoteLock>>,
 }
 
 /// Acquires the state lock for `state_path`, waiting up to `timeout` for a live
@@ -214,6 +250,7 @@ pub fn acquire(
             lease_until: now + lease_secs,
             nonce: format!("{:016x}", fastrand::u64(..)),
             pid_started: process_started(std::process::id()),
+            user: None,
         };
         if durable::create_new(&path, &holder_json(&me), 0o600).map_err(|source| LockError::Io {
             path: path.clone(),
@@ -290,13 +327,61 @@ impl StateLock {
         takeover: Option<TakeoverReason>,
         lease: Duration,
     ) -> StateLock {
+        let (renew_path, renew_guard) = (path.clone(), guard.clone());
+        Self::run(
+            path,
+            guard,
+            holder,
+            takeover,
+            lease,
+            None,
+            // An I/O error is retried at the next interval; the lease
+            // leaves room for two misses.
+            move |renewed| renew(&renew_guard, &renew_path, renewed).ok(),
+        )
+    }
+
+    /// A lock held on S3 (see [`super::s3_lock`]); `url` names its object.
+    pub(super) fn start_remote(
+        url: String,
+        holder: LockHolder,
+        takeover: Option<TakeoverReason>,
+        taken_over_from: Option<LockHolder>,
+        lease: Duration,
+        remote: RemoteLock,
+    ) -> StateLock {
+        let remote = Arc::new(remote);
+        let renewer = Arc::clone(&remote);
+        let mut lock = Self::run(
+            PathBuf::from(url),
+            PathBuf::new(),
+            holder,
+            takeover,
+            lease,
+            Some(remote),
+            move |renewed| renewer.renew(renewed).ok(),
+        );
+        lock.taken_over_from = taken_over_from;
+        lock
+    }
+
+    /// Starts the renewing thread: `renew` answers `Some(false)` once the
+    /// lock is someone else's, `None` on an error worth retrying.
+    fn run(
+        path: PathBuf,
+        guard: PathBuf,
+        holder: LockHolder,
+        takeover: Option<TakeoverReason>,
+        lease: Duration,
+        remote: Option<Arc<RemoteLock>>,
+        renew: impl Fn(&LockHolder) -> Option<bool> + Send + 'static,
+    ) -> StateLock {
         let lost = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = mpsc::channel::<()>();
         let interval = (lease / 3).max(Duration::from_millis(10));
         let lease_secs = lease_seconds(lease);
         let thread = {
-            let (path, guard, holder, lost) =
-                (path.clone(), guard.clone(), holder.clone(), lost.clone());
+            let (holder, lost) = (holder.clone(), lost.clone());
             std::thread::Builder::new()
                 .name("appgrid-state-lock".into())
                 .spawn(move || {
@@ -306,9 +391,7 @@ impl StateLock {
                             lease_until: unix_now() + lease_secs,
                             ..holder.clone()
                         };
-                        // An I/O error is retried at the next interval; the
-                        // lease leaves room for two misses.
-                        if let Ok(false) = renew(&guard, &path, &renewed) {
+                        if let Some(false) = renew(&renewed) {
                             lost.store(true, Ordering::SeqCst);
                             break;
                         }
@@ -326,6 +409,7 @@ impl StateLock {
             takeover,
             lost,
             renewer,
+            remote,
         }
     }
 
@@ -380,6 +464,7 @@ impl StateLock {
             guard: self.guard.clone(),
             holder: self.holder.clone(),
             lost: Arc::clone(&self.lost),
+            remote: self.remote.clone(),
         }
     }
 
@@ -397,14 +482,32 @@ pub struct Fence {
     guard: PathBuf,
     holder: LockHolder,
     lost: Arc<AtomicBool>,
+    remote: Option<Arc<RemoteLock>>,
 }
+
+/// What [`Fence::hold`] keeps while a write goes on: the guard's `flock`
+/// for a lock file (a takeover waits for it); nothing for S3, where the
+/// write itself is conditional.
+#[derive(Debug)]
+pub struct FenceHeld(#[allow(dead_code)] Option<FileLock>);
 
 impl Fence {
     /// Checks, under the guard, that the lock file still names this
     /// acquisition, and keeps the guard until the returned value is dropped:
     /// a takeover waits for the write that follows, and then reads what it
     /// wrote. [`LockError::Lost`] when the lock is gone or someone else's.
-    pub fn hold(&self) -> Result<FileLock, LockError> {
+    pub fn hold(&self) -> Result<FenceHeld, LockError> {
+        if let Some(remote) = &self.remote {
+            let now = match remote.check(&self.holder)? {
+                None => return Ok(FenceHeld(None)),
+                Some(now) => now.map(Box::new),
+            };
+            self.lost.store(true, Ordering::SeqCst);
+            return Err(LockError::Lost {
+                path: self.path.clone(),
+                now,
+            });
+        }
         let io_err = |action, source| LockError::Io {
             path: self.path.clone(),
             action,
@@ -414,7 +517,7 @@ impl Fence {
         let now = match read_lock(&self.path).map_err(|e| io_err("read", e))? {
             None => None,
             Some((bytes, _)) => match serde_json::from_slice::<LockHolder>(&bytes) {
-                Ok(h) if h.same_acquisition(&self.holder) => return Ok(guard),
+                Ok(h) if h.same_acquisition(&self.holder) => return Ok(FenceHeld(Some(guard))),
                 Ok(h) => Some(Box::new(h)),
                 Err(_) => None,
             },
@@ -438,7 +541,12 @@ impl Drop for StateLock {
             drop(stop);
             let _ = thread.join();
         }
-        let _ = remove_if_ours(&self.guard, &self.path, &self.holder);
+        match &self.remote {
+            Some(remote) => remote.release(),
+            None => {
+                let _ = remove_if_ours(&self.guard, &self.path, &self.holder);
+            }
+        }
     }
 }
 
@@ -522,6 +630,36 @@ fn remove_if_ours(guard: &Path, path: &Path, holder: &LockHolder) -> io::Result<
     Ok(())
 }
 
+/// The holder of the lock file of `state_path`, if it is locked and readable
+/// (for `state unlock`).
+pub fn current(state_path: &Path) -> Result<Option<LockHolder>, LockError> {
+    let path = lock_path(state_path);
+    let bytes = read_lock(&path).map_err(|source| LockError::Io {
+        path: path.clone(),
+        action: "read",
+        source,
+    })?;
+    Ok(bytes.and_then(|(b, _)| serde_json::from_slice(&b).ok()))
+}
+
+/// Removes the lock file of `state_path` if it still names `holder`'s
+/// acquisition (under the guard): `Ok(false)` if it changed meanwhile.
+pub fn remove(state_path: &Path, holder: &LockHolder) -> Result<bool, LockError> {
+    let path = lock_path(state_path);
+    let guard = guard_path(state_path);
+    let io_err = |source| LockError::Io {
+        path: path.clone(),
+        action: "remove",
+        source,
+    };
+    let _guard = lock_guard(&guard).map_err(io_err)?;
+    if !is_ours(&path, holder).map_err(io_err)? {
+        return Ok(false);
+    }
+    fs::remove_file(&path).map_err(io_err)?;
+    Ok(true)
+}
+
 /// Whether the holder's process (on this host) is still running: its pid
 /// exists and, when the lock recorded it, started when the holder did.
 fn holder_is_running(holder: &LockHolder) -> bool {
@@ -571,7 +709,7 @@ pub fn hostname() -> String {
     }
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -579,7 +717,7 @@ fn unix_now() -> u64 {
 }
 
 /// The lease in whole seconds, rounded up, at least 1.
-fn lease_seconds(lease: Duration) -> u64 {
+pub(super) fn lease_seconds(lease: Duration) -> u64 {
     let secs = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
     secs.max(1)
 }

@@ -47,6 +47,7 @@ fn holder(pid: u32, host: &str, acquired_at: u64, lease_until: u64) -> LockHolde
         lease_until,
         nonce: "feedface".to_string(),
         pid_started: None,
+        user: None,
     }
 }
 

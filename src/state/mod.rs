@@ -4,9 +4,16 @@
 //! backups to one deployment; `serial` grows by one on every write. The
 //! [`store`] writes it atomically (temp file, fsync, rename) with mode 0600 and
 //! keeps the last few serials as backups; the [`lock`] keeps writers to one,
-//! and fences every write (see [`store`]).
+//! and fences every write (see [`store`]). With `[state] backend = "s3"` the
+//! same contract holds on S3 ([`s3_store`], [`s3_lock`]: conditional writes
+//! on the ETag), and [`location`] says which one an app uses.
 
+pub mod location;
 pub mod lock;
+pub mod migrate;
+pub mod s3;
+pub mod s3_lock;
+pub mod s3_store;
 pub mod store;
 
 use std::collections::BTreeMap;

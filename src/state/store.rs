@@ -22,7 +22,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::location::StateLocation;
 use super::lock::{Fence, LockError};
+use super::s3_store::{MovedMarker, S3Store};
 use super::{STATE_VERSION, State};
 use crate::durable;
 
@@ -69,6 +71,19 @@ pub enum StateError {
 
     #[error(transparent)]
     LockLost(#[from] LockError),
+
+    #[error(
+        "the state at {from} was moved to {to} at {at} (`appgrid state migrate`); point the \
+         manifest's [state] at {to}, or pass --state {to}"
+    )]
+    Moved {
+        from: String,
+        to: String,
+        at: String,
+    },
+
+    #[error(transparent)]
+    Remote(#[from] super::s3::S3Error),
 }
 
 fn backup_advice(backup: Option<&Path>) -> String {
@@ -100,6 +115,8 @@ pub fn default_path(manifest_path: &Path, app: &str) -> PathBuf {
 pub struct StateStore {
     path: PathBuf,
     fence: Option<Fence>,
+    /// Set for a state on S3 ([`StateStore::at`]); `path` is then its URL.
+    remote: Option<S3Store>,
 }
 
 impl StateStore {
@@ -107,6 +124,22 @@ impl StateStore {
         StateStore {
             path: path.into(),
             fence: None,
+            remote: None,
+        }
+    }
+
+    /// The store of a state wherever it lives: a file, or an S3 object.
+    pub fn at(location: &StateLocation) -> Self {
+        match location {
+            StateLocation::File(path) => Self::new(path),
+            StateLocation::S3(s3) => {
+                let remote = S3Store::new(s3.clone());
+                StateStore {
+                    path: remote.url_path(),
+                    fence: None,
+                    remote: Some(remote),
+                }
+            }
         }
     }
 
@@ -134,6 +167,9 @@ impl StateStore {
     /// A file that does not parse as a [`State`] of [`STATE_VERSION`] is
     /// [`StateError::Corrupt`], naming the newest backup that does parse.
     pub fn load(&self) -> Result<Option<State>, StateError> {
+        if let Some(remote) = &self.remote {
+            return remote.load();
+        }
         match self.read_current()? {
             None => Ok(None),
             Some((_, state)) => Ok(Some(state)),
@@ -160,6 +196,9 @@ impl StateStore {
             Some(f) => Some(f.hold()?),
             None => None,
         };
+        if let Some(remote) = &self.remote {
+            return remote.save(state);
+        }
         // Refuse to replace a state file we cannot read or parse.
         let previous = self.read_current()?;
         let on_disk = previous.as_ref().map(|(_, s)| s.serial);
@@ -188,7 +227,12 @@ impl StateStore {
     fn read_current(&self) -> Result<Option<(Vec<u8>, State)>, StateError> {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return match self.moved_marker() {
+                    Some(marker) => Err(marker.error(self.path.display().to_string())),
+                    None => Ok(None),
+                };
+            }
             Err(source) => {
                 return Err(StateError::Read {
                     path: self.path.clone(),
@@ -229,6 +273,92 @@ impl StateStore {
         })?;
 
         self.prune_backups();
+        Ok(())
+    }
+
+    /// `state.json.moved`, the note `state migrate` leaves.
+    fn moved_path(&self) -> PathBuf {
+        durable::suffixed(&self.path, ".moved")
+    }
+
+    fn moved_marker(&self) -> Option<MovedMarker> {
+        let bytes = fs::read(self.moved_path()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Writes `state` as it is (lineage and serial kept), only where there is
+    /// no state yet: the destination of `state migrate`. Removes a `.moved`
+    /// note an earlier move left here.
+    pub fn create_copy(&self, state: &State) -> Result<(), StateError> {
+        if let Some(remote) = &self.remote {
+            return remote.create_copy(state);
+        }
+        match self.read_current() {
+            Ok(Some((_, existing))) => {
+                return Err(StateError::Conflict {
+                    path: self.path.clone(),
+                    read: 0,
+                    on_disk: Some(existing.serial),
+                });
+            }
+            // Moved away earlier: it may come back.
+            Ok(None) | Err(StateError::Moved { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let dir = self.dir();
+        durable::ensure_dir(&dir, 0o700).map_err(|source| StateError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut json = serde_json::to_vec_pretty(state).expect("state serializes");
+        json.push(b'\n');
+        let created =
+            durable::create_new(&self.path, &json, 0o600).map_err(|source| StateError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
+        if !created {
+            return Err(StateError::Conflict {
+                path: self.path.clone(),
+                read: 0,
+                on_disk: self.load().ok().flatten().map(|s| s.serial),
+            });
+        }
+        let _ = fs::remove_file(self.moved_path());
+        Ok(())
+    }
+
+    /// Leaves `marker` (where the state went) and moves the state file aside
+    /// as the backup of its serial, if it still holds `expected`.
+    pub fn mark_moved(&self, marker: &MovedMarker, expected: &State) -> Result<(), StateError> {
+        if let Some(remote) = &self.remote {
+            return remote.mark_moved(marker, expected);
+        }
+        let Some((bytes, state)) = self.read_current()? else {
+            return Err(StateError::Conflict {
+                path: self.path.clone(),
+                read: expected.serial,
+                on_disk: None,
+            });
+        };
+        if state.serial != expected.serial || state.lineage != expected.lineage {
+            return Err(StateError::Conflict {
+                path: self.path.clone(),
+                read: expected.serial,
+                on_disk: Some(state.serial),
+            });
+        }
+        let write_err = |path: &Path, source| StateError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let note = serde_json::to_vec_pretty(marker).expect("a marker serializes");
+        let moved = self.moved_path();
+        durable::replace(&moved, &note, 0o600).map_err(|e| write_err(&moved, e.source))?;
+        let backup = self.backup_path(state.serial);
+        durable::replace(&backup, &bytes, 0o600).map_err(|e| write_err(&backup, e.source))?;
+        fs::remove_file(&self.path).map_err(|e| write_err(&self.path, e))?;
+        durable::sync_dir(&self.dir()).map_err(|e| write_err(&self.dir(), e))?;
         Ok(())
     }
 
@@ -309,7 +439,7 @@ impl Failed {
 }
 
 /// Parses a state file's bytes; the error is a one-line detail for [`StateError::Corrupt`].
-fn parse_state(bytes: &[u8]) -> Result<State, String> {
+pub(super) fn parse_state(bytes: &[u8]) -> Result<State, String> {
     let state: State = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if state.version != STATE_VERSION {
         return Err(format!(

@@ -28,5 +28,6 @@ mod preflight;
 mod releases;
 mod roles_pg;
 mod roles_web;
+mod s3_state;
 mod ssh_transport;
 mod ux;

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
+pub(crate) use client::no_credentials_message;
 pub use client::{AwsOverrides, CallCounts, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_ENV};
 
 use super::{
