@@ -45,6 +45,29 @@ pg_wait_ready() {
     done
 }
 
+# pg_adopt: record a live postmaster of this data directory that nothing
+# records (its start was cut off before the pid file was written: an apply
+# killed at that moment), so it is waited for, not started twice. The mark
+# svc_start leaves cannot find it: postgres writes its process title over
+# its environment.
+pg_adopt() {
+    svc_lock postgres
+    if ! svc_running postgres && [ -s "$PG_DATA/postmaster.pid" ]; then
+        _pm=$(head -n 1 "$PG_DATA/postmaster.pid")
+        case "$_pm" in
+            '' | *[!0-9]*) ;;
+            *)
+                if kill -0 "$_pm" 2>/dev/null &&
+                    [ "$(readlink -f "/proc/$_pm/cwd")" = "$(readlink -f "$PG_DATA")" ]; then
+                    echo "$_pm" > "$(svc_pidfile postgres)"
+                    echo "adopted postgres $_pm: it was running, its start not recorded" >&2
+                fi
+                ;;
+        esac
+    fi
+    svc_unlock
+}
+
 # pg_stop: fast shutdown (SIGINT to the postmaster: disconnect clients,
 # checkpoint), then KILL whatever of it is left after 30 s.
 pg_stop() {

@@ -24,6 +24,7 @@ if write_if_changed "$PG_ETC/pg_hba.conf" 0640 {{ pg_hba }}; then
     hba_changed=1
     echo "appgrid-changed: pg_hba.conf"
 fi
+pg_adopt
 if svc_running postgres; then
     if [ -n "$conf_changed" ]; then
         pg_stop
