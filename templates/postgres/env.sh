@@ -29,7 +29,23 @@ pg_ready() {
 # postmaster died, show the end of its log.
 pg_wait_ready() {
     _n=$(($1 * 10))
+    _again=5
     while ! pg_ready; do
+        # Ours may have exited because a postmaster an interrupted run started
+        # holds the directory: that one is adopted and waited for, or, if it
+        # was on its way out (stopped as a stray), ours is started again.
+        if ! svc_running postgres; then pg_adopt; fi
+        if ! svc_running postgres && [ $_again -gt 0 ] &&
+            tail -n 5 "$(svc_log postgres)" 2>/dev/null | grep -q 'lock file "postmaster.pid" already exists'; then
+            _again=$((_again - 1))
+            sleep 1
+            pg_adopt
+            if ! svc_running postgres; then
+                echo "a postmaster of an interrupted run held the data directory: starting again" >&2
+                pg_start
+            fi
+            continue
+        fi
         if ! svc_running postgres; then
             echo "postgres exited; the end of its log:" >&2
             tail -n 20 "$(svc_log postgres)" >&2 || true
@@ -43,6 +59,11 @@ pg_wait_ready() {
         fi
         sleep 0.1
     done
+}
+
+# pg_start: start this node's postmaster (nothing when it runs).
+pg_start() {
+    svc_start postgres postgres "$PG_BIN/postgres" -D "$PG_DATA" -c "config_file=$PG_ETC/postgresql.conf"
 }
 
 # pg_adopt: record a live postmaster of this data directory that nothing

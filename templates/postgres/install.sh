@@ -35,7 +35,7 @@ if svc_running postgres; then
     fi
 fi
 if ! svc_running postgres; then
-    svc_start postgres postgres "$PG_BIN/postgres" -D "$PG_DATA" -c "config_file=$PG_ETC/postgresql.conf"
+    pg_start
     echo "appgrid-changed: started"
 fi
 pg_wait_ready 60

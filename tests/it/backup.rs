@@ -192,7 +192,7 @@ fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
     let out = app.run(&["apply", "--yes"]);
     let err = text(&out.stderr);
     assert!(
-        !out.status.success() && err.contains("this would destroy db.primary"),
+        !out.status.success() && err.contains("this would destroy the data on db.primary"),
         "{}\n{err}",
         text(&out.stdout)
     );
