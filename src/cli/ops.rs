@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use appgrid::apply::Configurator;
+use appgrid::apply::{Configurator, Outcome};
 use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::ResourceAddress;
@@ -211,24 +211,7 @@ impl providers::OpsVisitor for Switchover<'_> {
             })
             .await
             .map_err(self::locked)?;
-        if !outcome.is_success() {
-            let failed: Vec<String> = outcome
-                .failed
-                .iter()
-                .map(|(l, e)| format!("{l}: {e}"))
-                .chain(outcome.skipped.iter().map(|l| format!("{l}: skipped")))
-                .collect();
-            return Err(Failure::Message(format!(
-                "{to} is the origin, but not every app server points at it yet ({}); \
-                 `appgrid apply` releases them again",
-                failed.join("; ")
-            )));
-        }
-        outln!(
-            "Every app server writes to {to} ({} released again).",
-            outcome.done.len()
-        );
-        Ok(ExitCode::SUCCESS)
+        app_servers_follow(&outcome, &to)
     }
 }
 
@@ -289,24 +272,7 @@ impl providers::OpsVisitor for Failover<'_> {
             })
             .await
             .map_err(self::locked)?;
-        if !outcome_walk.is_success() {
-            let failed: Vec<String> = outcome_walk
-                .failed
-                .iter()
-                .map(|(l, e)| format!("{l}: {e}"))
-                .chain(outcome_walk.skipped.iter().map(|l| format!("{l}: skipped")))
-                .collect();
-            return Err(Failure::Message(format!(
-                "{to} is the origin, but not every app server points at it yet ({}); \
-                 `appgrid apply` releases them again",
-                failed.join("; ")
-            )));
-        }
-        outln!(
-            "Every app server writes to {to} ({} released again).",
-            outcome_walk.done.len()
-        );
-        Ok(ExitCode::SUCCESS)
+        app_servers_follow(&outcome_walk, to)
     }
 }
 
@@ -318,4 +284,27 @@ pub async fn failover(
     let ws = Workspace::open(file, state)?;
     let locked = Locked::acquire(&ws, "db failover", lock_timeout).map_err(locked)?;
     providers::with_operations(&ws, Failover { locked }).await
+}
+
+/// After the origin moved to `to` (switchover or failover): success when the
+/// walk re-released every app server against it, else what is left to do.
+fn app_servers_follow(outcome: &Outcome, to: &dyn std::fmt::Display) -> Result<ExitCode, Failure> {
+    if !outcome.is_success() {
+        let failed: Vec<String> = outcome
+            .failed
+            .iter()
+            .map(|(l, e)| format!("{l}: {e}"))
+            .chain(outcome.skipped.iter().map(|l| format!("{l}: skipped")))
+            .collect();
+        return Err(Failure::Message(format!(
+            "{to} is the origin, but not every app server points at it yet ({}); \
+             `appgrid apply` releases them again",
+            failed.join("; ")
+        )));
+    }
+    outln!(
+        "Every app server writes to {to} ({} released again).",
+        outcome.done.len()
+    );
+    Ok(ExitCode::SUCCESS)
 }
