@@ -9,6 +9,7 @@
 mod cron;
 mod decide;
 mod elasticity;
+mod emulate;
 mod forecast;
 pub mod live;
 mod policy;
@@ -29,6 +30,7 @@ mod tests;
 pub use cron::{CronExpr, CronParseError};
 pub use decide::{decide, instances_for, needed};
 pub use elasticity::{Elasticity, elasticity};
+pub use emulate::{Emulated, Model, hpa, target_tracking};
 pub use forecast::{
     COLD_MARGIN, DEFAULT_BOOT_S, DEFAULT_QUANTILE, MIN_RESIDUALS, Outlook, boot_s, outlook,
 };
