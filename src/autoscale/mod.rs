@@ -10,6 +10,7 @@ mod cron;
 mod decide;
 mod elasticity;
 mod emulate;
+mod emulate_compare;
 mod forecast;
 pub mod live;
 mod policy;
@@ -31,6 +32,9 @@ pub use cron::{CronExpr, CronParseError};
 pub use decide::{decide, instances_for, needed};
 pub use elasticity::{Elasticity, elasticity};
 pub use emulate::{Emulated, Model, hpa, target_tracking};
+pub use emulate_compare::{
+    Comparison, Scored, compare, comparison_csv, comparison_table, minute_rates,
+};
 pub use forecast::{
     COLD_MARGIN, DEFAULT_BOOT_S, DEFAULT_QUANTILE, MIN_RESIDUALS, Outlook, boot_s, outlook,
 };
@@ -41,6 +45,6 @@ pub use policy::{
 pub use predict::{Forecast, forecast};
 pub use schedule::{Bounds, LOOKBACK_DAYS, ScheduleRule};
 pub use simulate::{CapacityModel, Row, Simulation, simulate, summary, timeline_csv};
-pub use svg::svg_chart;
+pub use svg::{svg_chart, svg_lines};
 pub use trace::{TraceError, TracePoint, parse_trace};
 pub use tz::{TimeZone, TzError, ZONEINFO_DIR, date_days, format_time};

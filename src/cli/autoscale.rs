@@ -325,6 +325,8 @@ pub struct SimulateOptions {
     pub policy: Option<appgrid::manifest::PolicyKind>,
     /// Overrides the forecast policy's margin quantile.
     pub quantile: Option<f64>,
+    /// Also HPA and target tracking on the same model.
+    pub compare: bool,
 }
 
 pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
@@ -364,5 +366,43 @@ pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::Message(format!("{}: {e}", svg.display())))?;
     out!("{}", scaling::summary(&sim));
     outln!("timeline: {}\nchart:    {}", csv.display(), svg.display());
+    if o.compare {
+        compare(&o, &policy, &sim, &trace, &title)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `simulate --compare`: the table, compare.csv and compare.svg.
+fn compare(
+    o: &SimulateOptions,
+    policy: &scaling::Policy,
+    sim: &scaling::Simulation,
+    trace: &[scaling::TracePoint],
+    title: &str,
+) -> Result<(), Failure> {
+    let model = scaling::Model {
+        per_instance: o.capacity,
+        boot_s: o.boot,
+        min: policy.min,
+        max: policy.max,
+    };
+    let c = scaling::compare(sim, trace, o.scale, model);
+    let csv = o.out.join("compare.csv");
+    let svg = o.out.join("compare.svg");
+    std::fs::write(&csv, scaling::comparison_csv(&c))
+        .map_err(|e| Failure::Message(format!("{}: {e}", csv.display())))?;
+    let mut series: Vec<(&str, &[u32])> = vec![("demand", &c.demand)];
+    series.extend(c.policies.iter().map(|p| (p.policy, &p.supply[..])));
+    std::fs::write(&svg, scaling::svg_lines(&c.minutes, &series, title))
+        .map_err(|e| Failure::Message(format!("{}: {e}", svg.display())))?;
+    outln!(
+        "\nOn one model (an instance serves {}s after it is asked for, {} req/s each, {}..{}):",
+        o.boot,
+        o.capacity,
+        policy.min,
+        policy.max
+    );
+    out!("{}", scaling::comparison_table(&c));
+    outln!("compared: {}\nchart:    {}", csv.display(), svg.display());
+    Ok(())
 }

@@ -324,6 +324,10 @@ enum AutoscaleCommand {
         /// margin covers (0.5 to 0.999; higher is more cautious).
         #[arg(long, value_parser = parse_quantile)]
         quantile: Option<f64>,
+        /// Also replay Kubernetes HPA and AWS target tracking on the same
+        /// model; print the three side by side (compare.csv, compare.svg).
+        #[arg(long)]
+        compare: bool,
         /// Where timeline.csv and timeline.svg go.
         #[arg(long, default_value = "autoscale-simulation")]
         out: PathBuf,
@@ -590,10 +594,12 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                     predictive,
                     policy,
                     quantile,
+                    compare,
                     out,
                 }),
                 _,
             ) => autoscale::simulate(autoscale::SimulateOptions {
+                compare,
                 file,
                 trace,
                 scale,
