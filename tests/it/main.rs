@@ -5,6 +5,7 @@
 #![allow(unsafe_code)]
 
 mod apply_moto;
+mod autoscale_compare;
 mod autoscale_e2e;
 mod aws_provider;
 mod backup;
