@@ -20,9 +20,11 @@ Two knowing policies; no causal policy knows more than either:
   (normal approximation), for real traces.
 
 Both print their (τU, θO) frontier, the bar (τU ≤ ½ × min(HPA, TT), θO ≤
-0.75 × HPA, from the yardstick's emulations), and the least θO on the
-frontier whose τU is within the bar: where that is above the θO bar, the bar
-cannot be met on this trace by any forecast under this model.
+0.75 × HPA, from the yardstick's emulations), and the θO the frontier has at
+the τU bar, from below (the nearest point still short too often: the
+frontier falls as τU rises) and the least within it: where even the lower
+figure is above the θO bar, the bar cannot be met on this trace by any
+forecast under this model.
 
 Usage: bound.py TRACE.csv [--k 15] [--dispersion 5] [--lagrange] [--rates RATES.csv]
 """
@@ -168,10 +170,15 @@ def main():
                 u, o = replay(desired, demand)
                 frontier.append((u, o))
                 print(f"{z:<5} {u:6.2f}  {o:6.2f}")
+    # The frontier falls as τU rises: at τU = the bar, θO is at least that of
+    # the nearest point short more often than the bar allows.
     within = [o for u, o in frontier if u <= bar_u]
+    beyond = [o for u, o in frontier if u > bar_u]
+    floor = max(beyond) if beyond else 0.0
     least = f"{min(within):.2f} %" if within else "none on this frontier"
-    print(f"bar: τU ≤ {bar_u:.2f} %, θO ≤ {bar_o:.2f} %; least θO with τU within the bar: {least}"
-          + ("" if not within else (" (bar met)" if min(within) <= bar_o else " (bar out of reach)")))
+    verdict = "bar out of reach" if floor > bar_o else "bar perhaps within reach"
+    print(f"bar: τU ≤ {bar_u:.2f} %, θO ≤ {bar_o:.2f} %; at the τU bar θO ≥ {floor:.2f} %, "
+          f"least θO within it {least} ({verdict})")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,10 @@ pub fn comparison_table(c: &Comparison) -> String {
         ));
     }
     if let [ours, h, t] = &c.policies[..] {
-        let bar_u = 0.5 * h.elasticity.under_timeshare.min(t.elasticity.under_timeshare);
+        let bar_u = 0.5
+            * h.elasticity
+                .under_timeshare
+                .min(t.elasticity.under_timeshare);
         let bar_o = 0.75 * h.elasticity.over_accuracy;
         let met = |ok: bool| if ok { "met" } else { "not met" };
         out.push_str(&format!(
@@ -189,8 +192,14 @@ mod tests {
         assert_eq!(c.policies[1].supply, vec![2; 10]);
         assert_eq!(c.policies[2].supply, vec![2; 10]);
         let table = comparison_table(&c);
-        assert!(table.contains("appgrid") && table.contains("HPA"), "{table}");
-        assert!(table.contains("bar: τU ≤ ½ × min(HPA, TT) = 0.00 % (not met)"), "{table}");
+        assert!(
+            table.contains("appgrid") && table.contains("HPA"),
+            "{table}"
+        );
+        assert!(
+            table.contains("bar: τU ≤ ½ × min(HPA, TT) = 0.00 % (not met)"),
+            "{table}"
+        );
         let csv = comparison_csv(&c);
         assert_eq!(csv.lines().count(), 4);
         assert!(csv.contains("\nappgrid,20.0000,10.0000,"), "{csv}");

@@ -51,7 +51,12 @@ fn compare_agrees_with_the_shared_yardstick() {
         let trace = dir.join(format!("{shape}-7.csv"));
         let out = dir.join(format!("{shape}-{policy}"));
         let run = appgrid()
-            .args(["autoscale", "simulate", "scripts/autoscale/bench.toml", "--trace"])
+            .args([
+                "autoscale",
+                "simulate",
+                "scripts/autoscale/bench.toml",
+                "--trace",
+            ])
             .arg(&trace)
             .args(["--scale", "60", "--capacity", "50", "--boot", "120"])
             .args(["--policy", policy, "--compare", "--out"])
@@ -60,12 +65,19 @@ fn compare_agrees_with_the_shared_yardstick() {
             .unwrap();
         let said = text(&run.stdout);
         assert!(run.status.success(), "{said}{}", text(&run.stderr));
-        assert!(said.contains("target tracking") && said.contains("bar: τU"), "{said}");
+        assert!(
+            said.contains("target tracking") && said.contains("bar: τU"),
+            "{said}"
+        );
         let ours = figures(&std::fs::read_to_string(out.join("compare.csv")).unwrap());
         let names: Vec<&str> = ours.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["appgrid", "HPA", "target tracking"]);
         let svg = std::fs::read_to_string(out.join("compare.svg")).unwrap();
-        assert_eq!(svg.matches("<polyline").count(), 4, "demand and three supplies");
+        assert_eq!(
+            svg.matches("<polyline").count(),
+            4,
+            "demand and three supplies"
+        );
 
         let yardstick = Command::new("python3")
             .arg(shared().join("bench/elasticity.py"))
@@ -97,9 +109,17 @@ fn compare_agrees_with_the_shared_yardstick() {
         for (name, policy) in [("HPA", "hpa"), ("target tracking", "tt")] {
             let values = &ours.iter().find(|(n, _)| n == name).unwrap().1;
             let theirs = yard(&json, policy, "scale_events_per_hour");
-            assert!((values[5] - theirs).abs() < 1e-3, "{name}: {} vs {theirs}", values[5]);
+            assert!(
+                (values[5] - theirs).abs() < 1e-3,
+                "{name}: {} vs {theirs}",
+                values[5]
+            );
             let hours = yard(&json, policy, "instance_hours");
-            assert!((values[4] - hours).abs() < 1e-2, "{name}: {} vs {hours}", values[4]);
+            assert!(
+                (values[4] - hours).abs() < 1e-2,
+                "{name}: {} vs {hours}",
+                values[4]
+            );
         }
     }
 }

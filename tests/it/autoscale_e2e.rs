@@ -274,7 +274,13 @@ fn history_lines(history: &str) -> Vec<(i64, f64, u32, u32, String)> {
             let from = r.next()?.parse().ok()?;
             let _arrow = r.next()?;
             let to = r.next()?.parse().ok()?;
-            Some((at, value, from, to, r.next().unwrap_or("").trim().to_string()))
+            Some((
+                at,
+                value,
+                from,
+                to,
+                r.next().unwrap_or("").trim().to_string(),
+            ))
         })
         .collect()
 }
