@@ -296,10 +296,9 @@ fn unix_now() -> i64 {
 /// its errors and holds one server (its cautious cold-start margin may ask
 /// for a second one first, given back once the errors are learned); then the
 /// load ramps up, and the second
-/// server is asked for while the load one server carries is still below the
-/// target — before the rise arrives, read from the pass's own reading and
-/// ordered against the moment the offered load crosses the target — and
-/// serves; not one request fails.
+/// server is asked for before the rise arrives — on a reading the reactive
+/// policy would stay on, and before the moment the offered load crosses the
+/// target — and serves; not one request fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forecast_asks_for_servers_before_a_ramp_arrives() {
     const TARGET: f64 = 5.0;
@@ -309,7 +308,7 @@ async fn the_forecast_asks_for_servers_before_a_ramp_arrives() {
     let mut s = Scaled::with_autoscale(
         "itramp",
         "metric = \"requests_per_instance\"\ntarget = 5\nmin = 1\nmax = 3\npolicy = \"forecast\"\n\
-         boot = \"4s\"\nscale_out_cooldown = \"1s\"\nscale_in_cooldown = \"10s\"\nwarmup = \"1s\"\ninterval = \"1s\"\n",
+         boot = \"8s\"\nscale_out_cooldown = \"1s\"\nscale_in_cooldown = \"10s\"\nwarmup = \"1s\"\ninterval = \"1s\"\n",
     );
     s.ok(&["apply", "--yes"]);
     let lb = format!(
@@ -406,10 +405,12 @@ async fn the_forecast_asks_for_servers_before_a_ramp_arrives() {
     let (at, value, from, to, reason) = out;
     assert_eq!(from, 1, "{reason}");
     assert!(reason.contains("forecast"), "{reason}");
-    // Asked for while one server still carried the load within its target,
-    // and before the offered load reached it.
+    // Asked for on a reading the reactive policy stays on (within its ±10 %
+    // tolerance; one-second readings are whole requests, so a reading may
+    // run ahead of the offered load), and before the offered load reached
+    // the target.
     assert!(
-        value < TARGET,
+        value <= TARGET * (1.0 + appgrid::autoscale::DEFAULT_TOLERANCE),
         "the scale-out came only once the load ({value} req/s) had arrived: {reason}"
     );
     assert!(
