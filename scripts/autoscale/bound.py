@@ -27,6 +27,7 @@ figure is above the θO bar, the bar cannot be met on this trace by any
 forecast under this model.
 
 Usage: bound.py TRACE.csv [--k 15] [--dispersion 5] [--lagrange] [--rates RATES.csv]
+                [--prices λ …]
 """
 import argparse, csv, math, os, sys
 
@@ -120,6 +121,7 @@ def main():
     ap.add_argument("--dispersion", type=float, default=5.0)
     ap.add_argument("--lagrange", action="store_true")
     ap.add_argument("--rates")
+    ap.add_argument("--prices", type=float, nargs="+", help="the λ to try (default 1 … 24)")
     a = ap.parse_args()
     rates = E.load_trace(a.trace, 60)
     n = len(rates)
@@ -136,7 +138,7 @@ def main():
         disp = [float(r["dispersion"]) for r in rows]
         print(f"knowing each minute's exact mean and dispersion: {os.path.basename(a.trace)}")
         print("λ      τU %    θO %")
-        for price in (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24):
+        for price in a.prices or (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24):
             u, o = replay(lagrange_policy(means, disp, demand, price, gamma_poisson), demand)
             frontier.append((u, o))
             print(f"{price:<6} {u:6.2f}  {o:6.2f}", flush=True)
@@ -151,7 +153,7 @@ def main():
             print(f"clairvoyant ±{a.k} min mean, noise {a.dispersion} × mean, best count per level: "
                   f"{os.path.basename(a.trace)}")
             print("λ      τU %    θO %")
-            for price in (1, 1.5, 2, 3, 4, 6, 8, 12, 16):
+            for price in a.prices or (1, 1.5, 2, 3, 4, 6, 8, 12, 16):
                 d = lagrange_policy(smooth, [a.dispersion] * n, demand, price, normal)
                 u, o = replay(d, demand)
                 frontier.append((u, o))
