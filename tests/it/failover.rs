@@ -635,7 +635,8 @@ fn the_autoscale_runner_fails_a_dead_primary_over_by_itself() {
         assert!(said.contains("Every app server writes to db.replica[0]"), "{said}");
         let history = blog.ok(&["autoscale", "history"]);
         assert!(
-            history.contains("failing over; db.replica[0] is the origin now"),
+            history.contains("db_origin -  2 -> 2  database origin db.primary did not answer 2 checks")
+                && history.contains("answer); db.replica[0] is the origin now"),
             "{history}"
         );
         assert!(
