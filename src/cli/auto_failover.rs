@@ -97,7 +97,10 @@ impl providers::OpsVisitor for Check<'_> {
                          failure {} event(s), {:.1} s)",
                         o.to, o.took_seconds, o.lag_events, o.lag_seconds
                     ),
-                    Err(e) => format!("{reason}; the failover failed: {}", super::backup::failure_text(&e)),
+                    Err(e) => format!(
+                        "{reason}; the failover failed: {}",
+                        super::backup::failure_text(&e)
+                    ),
                 },
             };
         }

@@ -254,8 +254,10 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
     let load_balancer = Section::required(ck, root, &services::LOAD_BALANCER, &misspelt)
         .and_then(|s| services::load_balancer(ck, &s));
     let autoscaled = root.iter().any(|(k, _)| k.get_ref() == "autoscale");
-    let database = Section::optional(ck, root, &services::DATABASE)
-        .and_then(|s| s.map(|s| services::database(ck, &s, autoscaled)).transpose());
+    let database = Section::optional(ck, root, &services::DATABASE).and_then(|s| {
+        s.map(|s| services::database(ck, &s, autoscaled))
+            .transpose()
+    });
     let cache = Section::optional(ck, root, &services::CACHE)
         .and_then(|s| s.map(|s| services::cache(ck, &s)).transpose());
     let autoscale = Section::optional(ck, root, &autoscale::AUTOSCALE)

@@ -19,10 +19,17 @@ fn moving_a_primary_without_replicas_is_refused_and_nothing_changes() {
         .count();
 
     let manifest = std::fs::read_to_string(&blog.manifest).unwrap();
-    assert!(manifest.contains("instance_type = \"m5.large\""), "{manifest}");
+    assert!(
+        manifest.contains("instance_type = \"m5.large\""),
+        "{manifest}"
+    );
     std::fs::write(
         &blog.manifest,
-        manifest.replacen("instance_type = \"m5.large\"", "instance_type = \"m5.xlarge\"", 1),
+        manifest.replacen(
+            "instance_type = \"m5.large\"",
+            "instance_type = \"m5.xlarge\"",
+            1,
+        ),
     )
     .unwrap();
 

@@ -133,7 +133,10 @@ replicas = 1
                 window: Duration::from_secs(120)
             })
         );
-        assert_eq!(failover(check("failover = \"manual\"\n", "").unwrap()), None);
+        assert_eq!(
+            failover(check("failover = \"manual\"\n", "").unwrap()),
+            None
+        );
         assert_eq!(failover(check("", "").unwrap()), None);
     }
 
@@ -178,13 +181,21 @@ replicas = 1
     #[test]
     fn an_unknown_mode_a_bad_count_or_window_and_keys_without_auto_are_refused() {
         for (keys, message, at) in [
-            ("failover = \"yes\"\n", "unknown failover mode \"yes\"", "17:12"),
+            (
+                "failover = \"yes\"\n",
+                "unknown failover mode \"yes\"",
+                "17:12",
+            ),
             (
                 "failover_window = \"1m\"\n",
                 "`failover_window` only matters with `failover = \"auto\"`",
                 "17:19",
             ),
-            ("failover = \"auto\"\nfailover_checks = 0\n", "failover_checks", "18:19"),
+            (
+                "failover = \"auto\"\nfailover_checks = 0\n",
+                "failover_checks",
+                "18:19",
+            ),
             (
                 "failover = \"auto\"\nfailover_window = \"soon\"\n",
                 "`failover_window` must be a duration like \"90s\", found \"soon\"",

@@ -190,8 +190,7 @@ pub(super) fn database(
         .field("backup")
         .map(|f| super::backup::check(ck, f))
         .transpose();
-    let failover =
-        super::failover::check(ck, s, replicas.as_ref().ok().copied(), autoscale);
+    let failover = super::failover::check(ck, s, replicas.as_ref().ok().copied(), autoscale);
     Ok(Database {
         instance_type: instance_type?,
         version: u32_from(version?),
