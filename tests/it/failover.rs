@@ -375,21 +375,7 @@ fn blog_fails_over_a_dead_primary() {
         let recovered = killed_at.elapsed();
         stop.store(true, Ordering::SeqCst);
         writer.await.unwrap();
-        let acked: Vec<String> = acked.lock().unwrap().clone();
-        let present: BTreeSet<String> = blog
-            .psql(to, "select string_agg(id::text, ',') from notes")
-            .unwrap()
-            .split(',')
-            .map(str::to_string)
-            .collect();
-        let lost = acked[..acked_before]
-            .iter()
-            .filter(|i| !present.contains(*i))
-            .count();
-        let lost_after = acked[acked_before..]
-            .iter()
-            .filter(|i| !present.contains(*i))
-            .count();
+        let (lost, lost_after) = lost_on(&blog, to, &acked.lock().unwrap(), acked_before);
         assert_eq!(
             lost_after, 0,
             "writes acknowledged after the kill are missing"
@@ -493,6 +479,27 @@ impl AppWriter {
             task,
         }
     }
+}
+
+/// The acknowledged notes missing on `machine`: (of the first
+/// `acked_before`, of those after them).
+fn lost_on(
+    blog: &super::local_e2e::Blog,
+    machine: &str,
+    acked: &[String],
+    acked_before: usize,
+) -> (usize, usize) {
+    let present: BTreeSet<String> = blog
+        .psql(machine, "select string_agg(id::text, ',') from notes")
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let missing = |ids: &[String]| ids.iter().filter(|i| !present.contains(*i)).count();
+    (
+        missing(&acked[..acked_before]),
+        missing(&acked[acked_before..]),
+    )
 }
 
 /// Kill the blog primary's Postgres, its whole process group, and wait for it to go.
@@ -646,21 +653,12 @@ fn the_autoscale_runner_fails_a_dead_primary_over_by_itself() {
             blog.state()["resources"]["db.primary"]
         );
 
-        let acked: Vec<String> = writer.acked.lock().unwrap().clone();
-        let present: BTreeSet<String> = blog
-            .psql("db.replica[0]", "select string_agg(id::text, ',') from notes")
-            .unwrap()
-            .split(',')
-            .map(str::to_string)
-            .collect();
-        let lost = acked[..acked_before]
-            .iter()
-            .filter(|i| !present.contains(*i))
-            .count();
-        let lost_after = acked[acked_before..]
-            .iter()
-            .filter(|i| !present.contains(*i))
-            .count();
+        let (lost, lost_after) = lost_on(
+            &blog,
+            "db.replica[0]",
+            &writer.acked.lock().unwrap(),
+            acked_before,
+        );
         assert_eq!(lost_after, 0, "writes acknowledged after the kill are missing");
         eprintln!(
             "measure: auto failover (2 checks over 2 s, interval 2 s): origin moved {:.1} s after the kill, \
