@@ -11,6 +11,7 @@ mod decide;
 mod elasticity;
 mod emulate;
 mod emulate_compare;
+pub mod failover;
 mod forecast;
 pub mod live;
 mod policy;
