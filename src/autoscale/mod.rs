@@ -9,6 +9,8 @@
 mod cron;
 mod decide;
 mod elasticity;
+pub mod fleet;
+pub mod fleet_units;
 mod forecast;
 pub mod live;
 mod policy;
