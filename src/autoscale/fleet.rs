@@ -376,7 +376,7 @@ mod tests {
     fn the_runner_manifest_points_at_the_copies_and_keeps_everything_else() {
         let text = "# mine\n[app]\nname = \"blog\"\n[provider]\nkind = \"hosts\"\nssh_key = \"~/.ssh/id\"\n\
                     hosts = [\"10.0.0.1\"]\n[release]\npath = \"../app\"\nstart = \"run it\"\nhealth = \"/h\"\n\
-                    [web]\ninstance_type = \"t3.small\"\n[load_balancer]\ninstance_type = \"t3.small\"\n\
+                    [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n[load_balancer]\ninstance_type = \"t3.small\"\n\
                     [database]\ninstance_type = \"m5.large\"\nschema = \"/abs/schema.sql\"\n";
         let m = crate::manifest::parse(std::path::Path::new("a.toml"), text).unwrap();
         let refs = references(&m);
