@@ -275,6 +275,22 @@ impl FleetVisitor for Install<'_> {
         let script =
             fleet_units::install_script(&ws.templates, &spec, &root, &p.sha256, &p.archives)
                 .map_err(|e| fail(e.to_string()))?;
+        // The same binary already there (a reinstall): not sent again; the
+        // install script checks it all the same.
+        let there = remote
+            .run(
+                "autoscale install: binary there",
+                &format!(
+                    "sha256sum -- {} 2>/dev/null || true",
+                    appgrid::templates::shell_quote(&layout.binary())
+                ),
+            )
+            .await
+            .map(|o| o.stdout.split_whitespace().next() == Some(p.sha256.as_str()))
+            .unwrap_or(false);
+        if there {
+            uploads.retain(|(path, _, _)| *path != layout.binary());
+        }
         let result = async {
             for (path, bytes, mode) in &uploads {
                 remote.put(path, bytes, *mode).await?;

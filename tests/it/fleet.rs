@@ -241,7 +241,12 @@ fn the_autoscaler_installed_on_the_load_balancer_scales_the_farm() {
     let first = appgrid_pids(&lb_netns);
 
     // Installing again replaces the runner: still exactly one.
+    let started = Instant::now();
     app.must(&["autoscale", "install"], &["--credentials", &creds]);
+    eprintln!(
+        "autoscale install again (binary already there): {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     until(
         "the new runner alone",
         Duration::from_secs(40),
@@ -367,4 +372,123 @@ fn the_autoscaler_installed_on_the_load_balancer_scales_the_farm() {
     for h in farm.hosts() {
         assert_eq!(appgrid_pids(&h.netns), Vec::<u32>::new(), "{}", h.addr);
     }
+}
+
+/// Processes running the binary under `dir` (the runner's copy).
+fn running_from(dir: &Path) -> Vec<String> {
+    let needle = dir.join("appgrid").display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.starts_with(&needle) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+/// The `local` provider: the runner runs on this machine under appgrid's
+/// supervisor, in the load balancer machine's root, with the state file
+/// where it is (no S3 needed); its passes land in the same record `autoscale
+/// history` reads; uninstall stops it; a destroy without uninstall reaps it
+/// with its machine.
+#[test]
+fn on_the_local_provider_the_runner_is_a_supervised_service_of_the_lb_machine() {
+    let dir = scratch("fleetlocal");
+    let machines = dir.join("machines");
+    let app_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
+    let app = App {
+        manifest: dir.join("appgrid.toml"),
+        dir: dir.clone(),
+    };
+    std::fs::write(
+        &app.manifest,
+        format!(
+            "[app]\nname = \"fleetlocal\"\n[provider]\nkind = \"local\"\n\
+             [release]\npath = \"{}\"\nstart = \"/usr/bin/python3 app.py\"\nhealth = \"/health\"\n\
+             [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n\
+             [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
+             [database]\ninstance_type = \"m5.large\"\nschema = \"{}/schema.sql\"\n\
+             [autoscale]\nmetric = \"requests_per_instance\"\ntarget = 5\nmin = 1\nmax = 2\ninterval = \"1s\"\n",
+            app_dir.display(),
+            app_dir.display()
+        ),
+    )
+    .unwrap();
+    // Whatever happens, nothing of this app stays running.
+    struct Cleanup(PathBuf, PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = appgrid()
+                .args(["destroy", "--yes", "--allow-data-loss"])
+                .arg(&self.0)
+                .env("APPGRID_LOCAL_ROOT", &self.1)
+                .output();
+        }
+    }
+    let _cleanup = Cleanup(app.manifest.clone(), machines.clone());
+    let local = |args: &[&str]| {
+        let out = app
+            .cmd(args)
+            .env("APPGRID_LOCAL_ROOT", &machines)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "appgrid {args:?}:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    local(&["apply", "--yes"]);
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(".appgrid/fleetlocal/state.json")).unwrap(),
+    )
+    .unwrap();
+    let lb_id = state["resources"]["lb"]["id"].as_str().unwrap().to_string();
+    let runner_dir = machines
+        .join("fleetlocal/machines")
+        .join(&lb_id)
+        .join("var/lib/appgrid/autoscale");
+    let log = machines
+        .join("fleetlocal/machines")
+        .join(&lb_id)
+        .join("var/log/appgrid/appgrid-autoscale.log");
+
+    let installed = local(&["autoscale", "install"]);
+    assert!(
+        installed.contains("loop under appgrid's supervisor"),
+        "{installed}"
+    );
+    until("the runner", Duration::from_secs(10), &log, || {
+        running_from(&runner_dir).len() == 1
+    });
+    // Its passes are in the record beside the state file, as a local loop's.
+    until(
+        "two passes in the history",
+        Duration::from_secs(30),
+        &log,
+        || local(&["autoscale", "history"]).lines().count() >= 2,
+    );
+    let status = local(&["autoscale", "status"]);
+    assert!(status.contains("): running (pid "), "{status}");
+    assert!(status.contains("last pass: "), "{status}");
+
+    let out = local(&["autoscale", "uninstall"]);
+    assert!(
+        out.starts_with("Removed the autoscaler of fleetlocal from lb"),
+        "{out}"
+    );
+    assert_eq!(running_from(&runner_dir), Vec::<String>::new());
+    assert!(!runner_dir.exists());
+
+    // Installed again and never uninstalled: the machine's removal ends it.
+    local(&["autoscale", "install"]);
+    until("the runner again", Duration::from_secs(10), &log, || {
+        running_from(&runner_dir).len() == 1
+    });
+    local(&["destroy", "--yes", "--allow-data-loss"]);
+    assert_eq!(running_from(&runner_dir), Vec::<String>::new());
 }
