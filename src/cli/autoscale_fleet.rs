@@ -107,6 +107,33 @@ struct Payload {
     credentials: Option<String>,
 }
 
+impl Payload {
+    /// The same payload for a machine whose root is `root` (the `local`
+    /// provider's directory; "" on a host): every path the layout made is
+    /// under it.
+    fn rooted(mut self, root: &str) -> Payload {
+        if root.is_empty() {
+            return self;
+        }
+        let base = Layout::new("").dir;
+        let under = |path: &str| match path.strip_prefix(&base) {
+            Some(rest) => format!("{}{base}{rest}", root.trim_end_matches('/')),
+            None => path.to_string(),
+        };
+        for upload in &mut self.uploads {
+            upload.0 = under(&upload.0);
+        }
+        for e in &mut self.env {
+            if let Some((key, value)) = e.split_once('=') {
+                *e = format!("{key}={}", under(value));
+            }
+        }
+        self.credentials = self.credentials.as_deref().map(under);
+        self.manifest = under(&self.manifest);
+        self
+    }
+}
+
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| fail(format!("cannot read {what} {}: {e}", path.display())))
 }
@@ -225,19 +252,27 @@ impl FleetVisitor for Install<'_> {
             interval_s,
         } = self;
         let app = ws.manifest.manifest.app.name.as_str();
-        // What the connection would need first is read first: bad input
-        // stops here, before the machine is contacted.
-        let probe = Layout::new("");
-        payload(ws, &probe, options, supervisor)?;
+        // Everything is read first: bad input stops here, before the
+        // machine is contacted.
+        let t0 = Instant::now();
+        let p = payload(ws, &Layout::new(""), options, supervisor)?;
+        tracing::debug!(
+            "install: files read and hashed in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
         let connected = fleet.connect(address, &record).await.map_err(|e| {
             fail(format!(
                 "cannot reach {address} to install the autoscaler: {e}; nothing was installed"
             ))
         })?;
+        tracing::debug!(
+            "install: connected to {address} after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
         let remote = connected.remote;
         let root = connected.place.root.clone();
         let layout = Layout::new(&root);
-        let p = payload(ws, &layout, options, supervisor)?;
+        let p = p.rooted(&root);
         let installed = Installed {
             on: address.to_string(),
             host: connected.place.addr.clone(),
@@ -291,13 +326,26 @@ impl FleetVisitor for Install<'_> {
         if there {
             uploads.retain(|(path, _, _)| *path != layout.binary());
         }
+        tracing::debug!(
+            "install: binary there: {there}; uploading {} files after {:.1} s",
+            uploads.len(),
+            t0.elapsed().as_secs_f64()
+        );
         let result = async {
             for (path, bytes, mode) in &uploads {
                 remote.put(path, bytes, *mode).await?;
             }
+            tracing::debug!(
+                "install: uploaded after {:.1} s",
+                t0.elapsed().as_secs_f64()
+            );
             remote.run("autoscale install", &script).await
         }
         .await;
+        tracing::debug!(
+            "install: script done after {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
         if let Err(e) = result {
             // Nothing half-installed stays behind.
             if let Ok(undo) = fleet_units::uninstall_script(&ws.templates, &root, &layout, app) {
