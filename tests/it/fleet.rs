@@ -215,10 +215,23 @@ fn the_autoscaler_installed_on_the_load_balancer_scales_the_farm() {
 
     // Install: the binary arrives intact and runs on the load balancer's host.
     let started = Instant::now();
-    let installed = app.must(&["autoscale", "install"], &["--credentials", &creds]);
+    let out = app
+        .cmd(&["autoscale", "install"])
+        .args(["--credentials", &creds])
+        .env("APPGRID_LOG", "appgrid=debug")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let installed = text(&out.stdout);
+    let phases: Vec<String> = text(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("install: "))
+        .map(str::to_string)
+        .collect();
     eprintln!(
-        "autoscale install: {:.1} s",
-        started.elapsed().as_secs_f64()
+        "autoscale install: {:.1} s\n{}",
+        started.elapsed().as_secs_f64(),
+        phases.join("\n")
     );
     assert!(
         installed.starts_with("Installed the autoscaler of fleetscale on lb ("),
