@@ -288,7 +288,8 @@ pub struct Observed {
     pub heartbeat: Option<Heartbeat>,
     /// Live pids of the runner (supervisor) or the unit's main pid (systemd).
     pub pids: Vec<u32>,
-    /// systemd's `ActiveState` (aws), else empty.
+    /// The systemd unit that keeps it (the timer in timer mode) and its
+    /// `ActiveState` (aws), else empty.
     pub unit_state: String,
 }
 

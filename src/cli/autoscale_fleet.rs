@@ -421,6 +421,12 @@ pub async fn install(options: InstallOptions) -> Result<ExitCode, Failure> {
         dir,
         started.elapsed().as_secs_f64()
     );
+    if kind == ProviderKind::Hosts {
+        outln!(
+            "note: the pool's claims (hosts.json) now live with the runner; \
+             run `appgrid autoscale uninstall` before an `apply` from here, which brings them back"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -505,7 +511,7 @@ pub async fn status(file: &Path, on: &str, state: Option<&Path>) -> Result<ExitC
     let unit = if o.unit_state.is_empty() {
         String::new()
     } else {
-        format!(", unit {} {}", fleet_units::unit_name(), o.unit_state)
+        format!(", unit {}", o.unit_state)
     };
     outln!(
         "autoscaler of {app} on {address} ({host}): {running}, {} mode{unit}",

@@ -423,7 +423,8 @@ fn on_the_local_provider_the_runner_is_a_supervised_service_of_the_lb_machine() 
              [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n\
              [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
              [database]\ninstance_type = \"m5.large\"\nschema = \"{}/schema.sql\"\n\
-             [autoscale]\nmetric = \"requests_per_instance\"\ntarget = 5\nmin = 1\nmax = 2\ninterval = \"1s\"\n",
+             [autoscale]\nmetric = \"requests_per_instance\"\ntarget = 5\nmin = 1\nmax = 2\ninterval = \"1s\"\n\
+             scale_out_cooldown = \"2s\"\nscale_in_cooldown = \"30m\"\nwarmup = \"1s\"\n",
             app_dir.display(),
             app_dir.display()
         ),
@@ -488,6 +489,70 @@ fn on_the_local_provider_the_runner_is_a_supervised_service_of_the_lb_machine() 
     let status = local(&["autoscale", "status"]);
     assert!(status.contains("): running (pid "), "{status}");
     assert!(status.contains("last pass: "), "{status}");
+
+    // A second autoscaler here too, under load: the two take turns (the
+    // record's lock around each pass, the state lock around each change),
+    // so the tier is scaled out once, not once by each.
+    let mut second = app
+        .cmd(&["autoscale"])
+        .env("APPGRID_LOCAL_ROOT", &machines)
+        .stdout(std::fs::File::create(dir.join("second.out")).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lb = format!(
+        "{}:8000",
+        state["resources"]["lb"]["attributes"]["private_ip"]
+            .as_str()
+            .unwrap()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let load = {
+        let (lb, stop) = (lb.clone(), Arc::clone(&stop));
+        rt.spawn(async move {
+            let mut failed = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(180);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                if let Err(e) = http(&lb, "GET", "/", "").await {
+                    failed.push(e);
+                }
+            }
+            failed
+        })
+    };
+    let web_count = || {
+        let state: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(".appgrid/fleetlocal/state.json")).unwrap(),
+        )
+        .unwrap();
+        state["resources"]["web[1].release"].is_object()
+    };
+    until("a scale-out", Duration::from_secs(120), &log, web_count);
+    // Both keep passing a while longer under the same load.
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::SeqCst);
+    let failed = rt.block_on(load).unwrap();
+    let _ = second.kill();
+    let _ = second.wait();
+    assert!(failed.is_empty(), "{failed:?}");
+    let second_passes = std::fs::read_to_string(dir.join("second.out")).unwrap();
+    assert!(
+        second_passes.lines().count() >= 2,
+        "the second autoscaler made passes: {second_passes}"
+    );
+    let history = local(&["autoscale", "history"]);
+    let outs: Vec<&str> = history.lines().filter(|l| l.contains(" 1 -> 2 ")).collect();
+    assert_eq!(outs.len(), 1, "{history}");
+    assert!(!history.contains("the apply failed"), "{history}");
+    assert!(
+        history.lines().filter(|l| l.contains(" 2 -> 2 ")).count() >= 2,
+        "passes after the scale-out see its count: {history}"
+    );
 
     let out = local(&["autoscale", "uninstall"]);
     assert!(
