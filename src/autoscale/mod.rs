@@ -9,6 +9,7 @@
 mod cron;
 mod decide;
 mod elasticity;
+pub mod failover;
 pub mod fleet;
 pub mod fleet_units;
 mod forecast;
