@@ -554,6 +554,37 @@ fn on_the_local_provider_the_runner_is_a_supervised_service_of_the_lb_machine() 
         "passes after the scale-out see its count: {history}"
     );
 
+    // A runner that stopped passing: its heartbeat ages and status says so.
+    assert_eq!(running_from(&runner_dir).len(), 1);
+    let status = local(&["autoscale", "status"]);
+    let pid: i32 = status
+        .split("running (pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{status}"));
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let beat_path = runner_dir.join("heartbeat.json");
+    let mut beat: Value =
+        serde_json::from_str(&std::fs::read_to_string(&beat_path).unwrap()).unwrap();
+    beat["at"] = (beat["at"].as_u64().unwrap() - 600).into();
+    std::fs::write(&beat_path, beat.to_string()).unwrap();
+    let out = app
+        .cmd(&["autoscale", "status"])
+        .env("APPGRID_LOCAL_ROOT", &machines)
+        .output()
+        .unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        stdout.contains(" s ago (pid ") && stdout.contains("): STALE\n"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("made no pass for 6"), "{stderr}");
+
     let out = local(&["autoscale", "uninstall"]);
     assert!(
         out.starts_with("Removed the autoscaler of fleetlocal from lb"),
