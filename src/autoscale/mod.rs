@@ -12,6 +12,8 @@ mod elasticity;
 mod emulate;
 mod emulate_compare;
 pub mod failover;
+pub mod fleet;
+pub mod fleet_units;
 mod forecast;
 pub mod live;
 mod policy;
