@@ -13,6 +13,7 @@ mod apply;
 mod autoscale;
 mod backup;
 mod config;
+mod session;
 mod doctor;
 mod inspect;
 mod install;
@@ -26,6 +27,7 @@ mod providers;
 mod releases;
 mod report;
 mod run;
+mod ssh;
 mod state;
 pub(crate) mod term;
 
@@ -260,6 +262,19 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// A shell on one of the app's machines (`ssh FILE web[0]`), or one
+    /// command (`ssh FILE db.primary -- uptime`), through the same transport
+    /// as apply with the pinned host key; `local` provider: a shell in the
+    /// machine's directory.
+    Ssh {
+        file: PathBuf,
+        /// The machine, e.g. 'web[0]', lb, db.primary.
+        address: String,
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Inspect the state.
     State {
         #[command(subcommand)]
@@ -342,6 +357,18 @@ enum DbCommand {
         dry_run: bool,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// psql as the app's user to the primary (or `--replica N`); arguments
+    /// after `--` go to psql: `db psql FILE -- -c 'select 1'`.
+    Psql {
+        file: PathBuf,
+        /// The replica, e.g. 0 for db.replica[0].
+        #[arg(long, value_name = "N")]
+        replica: Option<u32>,
+        #[arg(last = true, value_name = "PSQL_ARGS")]
+        args: Vec<String>,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -636,6 +663,12 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 lock,
                 state,
             } => ops::switchover(&file, &replica, state.state.as_deref(), lock.lock_timeout).await,
+            DbCommand::Psql {
+                file,
+                replica,
+                args,
+                state,
+            } => ssh::psql(&file, replica, args, state.state.as_deref()).await,
             DbCommand::Failover { file, lock, state } => {
                 ops::failover(&file, state.state.as_deref(), lock.lock_timeout).await
             }
@@ -747,6 +780,12 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             follow,
             state,
         } => logs::run(&file, &addresses, lines, follow, state.state.as_deref()).await,
+        Command::Ssh {
+            file,
+            address,
+            command,
+            state,
+        } => ssh::ssh(&file, &address, command, state.state.as_deref()).await,
         Command::State { command } => match command {
             StateCommand::List { file, json, state } => {
                 inspect::state_list(&file, state.state.as_deref(), json.json)

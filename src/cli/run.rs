@@ -1,6 +1,8 @@
 //! `appgrid run FILE [--on web[1]] -- CMD ARGS…`: a one-off process on a web
 //! server, in the current release's directory with the app's env; its output
-//! (redacted) and its exit status are appgrid's. Read-only for state: no lock.
+//! streamed as it comes (redacted) and its exit status are appgrid's; on a
+//! terminal, an interactive session (see `console`). Read-only for state: no
+//! lock.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,9 +13,10 @@ use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::{ResourceAddress, Role};
 use appgrid::ops::Operations;
+use appgrid::roles::console::ConsoleWhat;
 use appgrid::state::State;
 
-use super::term::{self, out};
+use super::session;
 use super::{Failure, providers};
 
 /// The web servers state holds whose release is applied, in order.
@@ -109,23 +112,12 @@ impl providers::OpsVisitor for Run {
         _: Arc<C>,
         k: Arc<K>,
     ) -> Result<ExitCode, Failure> {
-        let done = k
-            .run_command(&self.state.resources, self.machine, &self.argv)
+        let tty = session::on_terminal();
+        let what = ConsoleWhat::App { argv: self.argv };
+        let session = k
+            .console(&self.state.resources, self.machine, &what, tty)
             .await
             .map_err(|e| Failure::Message(e.to_string()))?;
-        out!("{}", done.stdout);
-        if !done.stderr.is_empty() {
-            term::write_stderr(format_args!("{}", done.stderr));
-            if !done.stderr.ends_with('\n') {
-                term::write_stderr(format_args!("\n"));
-            }
-        }
-        match done.status {
-            Some(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
-            None => Err(Failure::Message(format!(
-                "{}: no release runs there yet",
-                self.machine
-            ))),
-        }
+        session::attach(session, tty, &format!("run on {}", self.machine)).await
     }
 }

@@ -177,4 +177,14 @@ pub trait Operations: Send + Sync + 'static {
         resources: &Resources,
         machines: &[(ResourceAddress, crate::roles::app::LogFrom)],
     ) -> impl Future<Output = Result<Vec<crate::roles::app::LogChunk>, OperationError>> + Send;
+
+    /// `appgrid run` (streamed or on a terminal), `ssh`, `db psql`: a process
+    /// here that runs `what` on `machine` (see [`crate::remote::console`]).
+    fn console(
+        &self,
+        resources: &Resources,
+        machine: ResourceAddress,
+        what: &crate::roles::console::ConsoleWhat,
+        tty: bool,
+    ) -> impl Future<Output = Result<crate::remote::console::Console, OperationError>> + Send;
 }

@@ -8,6 +8,7 @@
 //! Secrets never reach a log or an error: every line of output and every
 //! error detail passes through the transport's [`Redactor`].
 
+pub mod console;
 pub mod local;
 pub mod reap;
 mod redact;
@@ -94,6 +95,17 @@ pub trait Remote: Send + Sync {
         contents: &[u8],
         mode: u32,
     ) -> impl Future<Output = Result<(), RemoteError>> + Send;
+
+    /// A process here that runs `script` (POSIX shell) on the machine with
+    /// the caller's choice of standard streams: `appgrid run`, `ssh`,
+    /// `db psql`. With `tty`, the machine gives it a terminal (a PTY over
+    /// SSH; the `local` transport hands it this process's own). The script
+    /// goes in a 0600 file that removes itself ([`console`]).
+    fn console(
+        &self,
+        script: &str,
+        tty: bool,
+    ) -> impl Future<Output = Result<console::Console, RemoteError>> + Send;
 }
 
 /// The last `n` lines of `s`.

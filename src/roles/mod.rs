@@ -14,6 +14,7 @@
 pub mod app;
 pub mod backup;
 pub mod configure;
+pub mod console;
 mod configure_db;
 mod configure_web;
 pub mod fleet;

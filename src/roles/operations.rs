@@ -144,6 +144,19 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
         }
         Ok(out)
     }
+
+    async fn console(
+        &self,
+        resources: &Resources,
+        machine: ResourceAddress,
+        what: &super::console::ConsoleWhat,
+        tty: bool,
+    ) -> Result<crate::remote::console::Console, OperationError> {
+        self.redact_app_secrets(resources);
+        self.open_console(resources, machine, what, tty)
+            .await
+            .map_err(|e| OperationError::new(what.operation(), e))
+    }
 }
 
 impl<F: Fleet> RoleConfigurator<F> {
