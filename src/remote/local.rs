@@ -46,7 +46,9 @@ impl LocalTransport {
         write_private(dir.path(), "console.sh", &script_file_text(script))
             .map_err(|e| self.io("cannot write the console script", e))?;
         let mut command = tokio::process::Command::new("sh");
-        command.arg(dir.path().join("console.sh")).kill_on_drop(true);
+        command
+            .arg(dir.path().join("console.sh"))
+            .kill_on_drop(true);
         for (k, v) in &self.env {
             command.env(k, v);
         }

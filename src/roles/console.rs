@@ -5,14 +5,14 @@
 use secrecy::ExposeSecret;
 use tera::Context;
 
+use super::RoleError;
 use super::configure::{Fleet, RoleConfigurator, machine_addr, secret_attribute};
 use super::fleet::Connected;
 use super::web_error::check_root;
-use super::RoleError;
 use crate::graph::{ResourceAddress, Role};
+use crate::ops::Resources;
 use crate::remote::Remote;
 use crate::remote::console::Console;
-use crate::ops::Resources;
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,13 +65,10 @@ impl<F: Fleet> RoleConfigurator<F> {
             }
             ConsoleWhat::Psql { argv } => {
                 let config = ResourceAddress::config(Role::DbPrimary, 0);
-                let primary =
-                    resources
-                        .get(&config)
-                        .ok_or(RoleError::NotInState {
-                            address: config,
-                            needed_by: None,
-                        })?;
+                let primary = resources.get(&config).ok_or(RoleError::NotInState {
+                    address: config,
+                    needed_by: None,
+                })?;
                 let password = secret_attribute(primary, config, "password")?;
                 let name = &self.manifest.app.name;
                 let user = primary.attributes.get("user").unwrap_or(name);

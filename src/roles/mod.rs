@@ -14,9 +14,9 @@
 pub mod app;
 pub mod backup;
 pub mod configure;
-pub mod console;
 mod configure_db;
 mod configure_web;
+pub mod console;
 pub mod fleet;
 pub mod fleet_local;
 pub mod fleet_ssh;

@@ -75,7 +75,7 @@ fn tiny_app(dir: &Path, healthy: bool) {
 /// How many of `args` name the command (`config set` is two words).
 fn command_words(args: &[&str]) -> usize {
     match args {
-        ["config", "set" | "unset", ..] => 2,
+        ["config", "set" | "unset", ..] | ["db", ..] => 2,
         _ => 1,
     }
 }
@@ -225,15 +225,16 @@ async fn a_release_that_fails_its_health_check_or_exits_goes_back_to_the_previou
 }
 
 /// The blog (primary, two app servers, HAProxy) on the `local` provider.
-struct Blog {
-    dir: PathBuf,
-    manifest: PathBuf,
-    machines: PathBuf,
-    printed: String,
+pub(super) struct Blog {
+    pub(super) dir: PathBuf,
+    pub(super) manifest: PathBuf,
+    pub(super) machines: PathBuf,
+    /// Everything appgrid printed through [`Blog::run`].
+    pub(super) printed: String,
 }
 
 impl Blog {
-    fn new(name: &str) -> Blog {
+    pub(super) fn new(name: &str) -> Blog {
         let dir = scratch(name);
         Blog {
             manifest: dir.join("appgrid.toml"),
@@ -243,7 +244,7 @@ impl Blog {
         }
     }
 
-    fn write(&self, app: &str, start: &str) {
+    pub(super) fn write(&self, app: &str, start: &str) {
         let schema = examples().join("app/schema.sql");
         let text = format!(
             "[app]\nname = \"itrel\"\n[provider]\nkind = \"local\"\n\
@@ -264,7 +265,7 @@ impl Blog {
     }
 
     /// `appgrid COMMAND MANIFEST ARGS…`.
-    fn run(&mut self, args: &[&str]) -> Output {
+    pub(super) fn run(&mut self, args: &[&str]) -> Output {
         let words = command_words(args);
         let out = appgrid()
             .args(&args[..words])
@@ -278,19 +279,19 @@ impl Blog {
         out
     }
 
-    fn state(&self) -> serde_json::Value {
+    pub(super) fn state(&self) -> serde_json::Value {
         let path = self.dir.join(".appgrid/itrel/state.json");
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    fn attr(&self, address: &str, key: &str) -> String {
+    pub(super) fn attr(&self, address: &str, key: &str) -> String {
         self.state()["resources"][address]["attributes"][key]
             .as_str()
             .unwrap_or_else(|| panic!("{address}.{key} not in state"))
             .to_string()
     }
 
-    fn machine_id(&self, web: usize) -> String {
+    pub(super) fn machine_id(&self, web: usize) -> String {
         self.state()["resources"][format!("web[{web}]")]["id"]
             .as_str()
             .unwrap()
@@ -439,7 +440,7 @@ async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_servin
 
 impl Blog {
     /// `appgrid COMMAND MANIFEST ARGS…` with `input` on stdin.
-    fn run_with_stdin(&mut self, args: &[&str], input: &str) -> Output {
+    pub(super) fn run_with_stdin(&mut self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
         let words = command_words(args);
         let mut child = appgrid()
@@ -611,7 +612,7 @@ impl Blog {
         }
     }
 
-    fn ok(&mut self, args: &[&str]) -> String {
+    pub(super) fn ok(&mut self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),

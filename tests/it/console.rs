@@ -1,0 +1,180 @@
+//! Looking into the running app (issue 9): `run` streams its output and
+//! takes a terminal, its arguments reach the machine quoted; `ssh` to any
+//! machine (`local`: a shell in the machine's directory; on the farm: OpenSSH
+//! held to the pinned host key, a changed key refused); `db psql` as the
+//! app's user with the password in no command line.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use super::cli::{appgrid, text};
+use super::releases::Blog;
+
+/// `appgrid ARGS… MANIFEST TAIL…` for the blog, not waited for.
+fn spawn(blog: &Blog, args: &[&str], tail: &[&str]) -> std::process::Child {
+    appgrid()
+        .args(args)
+        .arg(&blog.manifest)
+        .args(tail)
+        .env("APPGRID_LOCAL_ROOT", &blog.machines)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `appgrid ARGS…` on a terminal: under `script`, which gives it a PTY.
+pub(super) fn on_a_terminal(env: &[(&str, &std::path::Path)], args: &[String]) -> Output {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_appgrid").to_string())
+        .chain(args.iter().cloned())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = Command::new("script");
+    c.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// Every process's command line on this host, NUL-separated arguments joined by spaces.
+pub(super) fn command_lines() -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| p.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_ssh_and_psql_reach_the_blogs_machines_on_the_local_provider() {
+    let mut blog = Blog::new("console-blog");
+    blog.write("app", "/usr/bin/python3 app.py");
+    let out = blog.run(&["apply", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Streamed: the first line arrives while the command still runs.
+    let mut child = spawn(
+        &blog,
+        &["run"],
+        &["--", "sh", "-c", "echo first; sleep 3; echo second"],
+    );
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "first");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first line came only when the command had ended"
+    );
+    assert_eq!(lines.next().unwrap().unwrap(), "second");
+    assert!(child.wait().unwrap().success());
+
+    // Exit statuses are the command's.
+    assert_eq!(blog.run(&["run", "--", "false"]).status.code(), Some(1));
+    let out = blog.run(&["run", "--on", "web[1]", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+
+    // Arguments reach the machine as they were written.
+    let pwned = blog.dir.join("pwned");
+    let hostile = [
+        format!("'; touch {}'", pwned.display()),
+        format!("$(touch {})", pwned.display()),
+        format!("`touch {}`", pwned.display()),
+    ];
+    for arg in &hostile {
+        let out = blog.run(&["run", "--", "printf", "%s\\n", arg]);
+        assert_eq!(
+            text(&out.stdout),
+            format!("{arg}\n"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!pwned.exists(), "{arg} ran as shell code");
+    }
+
+    // Not a web server: a clear error, nothing run.
+    let out = blog.run(&["run", "--on", "db.primary", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "db.primary is not a web server with a release; the web servers are: web[0], web[1]"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // On a terminal, the command has one too (the local provider's is ours).
+    let manifest = blog.manifest.display().to_string();
+    let out = on_a_terminal(
+        &[("APPGRID_LOCAL_ROOT", &blog.machines)],
+        &["run".into(), manifest.clone(), "--".into(), "tty".into()],
+    );
+    assert!(
+        text(&out.stdout).contains("/dev/pts/"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    // ssh: a shell in the machine's directory, on any machine.
+    let lb_root = blog
+        .machines
+        .join("itrel/machines")
+        .join(blog.state()["resources"]["lb"]["id"].as_str().unwrap());
+    let out = blog.run(&["ssh", "lb", "--", "pwd"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        lb_root.display().to_string(),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = blog.run(&["ssh", "db.primary", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = blog.run(&["ssh", "web[5]", "--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("web[5] is not a machine of this app; its machines are: ")
+            && text(&out.stderr).contains("db.primary"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // db psql: the app's user on its database; the password in no command line.
+    let out = blog.run(&[
+        "db",
+        "psql",
+        "--",
+        "-A",
+        "-t",
+        "-c",
+        "select current_user, 40 + 2",
+    ]);
+    assert_eq!(text(&out.stdout), "itrel|42\n", "{}", text(&out.stderr));
+    let password = blog.attr("db.primary.config", "password");
+    let mut slow = spawn(&blog, &["db", "psql"], &["--", "-c", "select pg_sleep(4)"]);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let seen = command_lines();
+    assert!(
+        seen.iter().any(|c| c.contains("pg_sleep(4)")),
+        "psql was not running yet: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|c| c.contains(&password)),
+        "the password is in a command line"
+    );
+    assert!(slow.wait().unwrap().success());
+    let out = blog.run(&["db", "psql", "--replica", "0", "--", "-c", "select 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("db.replica[0] is not in state; the replicas are: none"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !blog.printed.contains(&password),
+        "the password was printed"
+    );
+}
