@@ -178,3 +178,87 @@ async fn run_ssh_and_psql_reach_the_blogs_machines_on_the_local_provider() {
         "the password was printed"
     );
 }
+
+/// The console scripts in /tmp (`/tmp/appgrid-console-UUID.sh`).
+fn console_scripts() -> Vec<String> {
+    std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("appgrid-console-") && n.ends_with(".sh"))
+        .collect()
+}
+
+/// A console's command run to its end with piped output.
+async fn finish(console: appgrid::remote::console::Console) -> Output {
+    let mut console = console;
+    console.stdio(Stdio::null(), Stdio::piped(), Stdio::piped());
+    let out = console.command.output().await.unwrap();
+    drop(console);
+    out
+}
+
+/// Over SSH a console is OpenSSH's `ssh`, held to the key russh checked:
+/// direct, through a proxy command, through a jump host, with a PTY when
+/// asked; once the host's key changes, OpenSSH itself refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_consoles_reach_farm_hosts_and_refuse_a_changed_host_key() {
+    use appgrid::remote::Redactor;
+    use appgrid::remote::Remote;
+    use appgrid::remote::ssh::SshTransport;
+    let mut farm = super::farm::Farm::new(2);
+    let before = console_scripts();
+    let total = std::time::Duration::from_secs(30);
+    let connect = |target| SshTransport::connect(target, Redactor::new(), None, total);
+
+    let mut pinned = farm.target(0);
+    pinned.pinned_host_key = Some(farm.host_key(0));
+    let direct = connect(pinned.clone()).await.unwrap();
+    let out = finish(direct.console("hostname; tty || true", false).await.unwrap()).await;
+    assert_eq!(text(&out.stdout), "h0\nnot a tty\n", "{}", text(&out.stderr));
+    assert!(out.status.success());
+    let out = finish(direct.console("tty", true).await.unwrap()).await;
+    assert!(
+        text(&out.stdout).starts_with("/dev/pts/"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let out = finish(direct.console("exit 9", false).await.unwrap()).await;
+    assert_eq!(out.status.code(), Some(9));
+
+    let mut proxied = farm.target(1);
+    proxied.proxy_command = Some("socat - TCP:%h:%p".to_string());
+    let t = connect(proxied).await.unwrap();
+    let out = finish(t.console("hostname", false).await.unwrap()).await;
+    assert_eq!(text(&out.stdout), "h1\n", "{}", text(&out.stderr));
+
+    let mut jumped = farm.target(1);
+    jumped.jump = Some(Box::new(pinned.clone()));
+    let t = connect(jumped).await.unwrap();
+    let out = finish(t.console("hostname", false).await.unwrap()).await;
+    assert_eq!(text(&out.stdout), "h1\n", "{}", text(&out.stderr));
+
+    // Every script file removed itself (the farm's hosts share this /tmp).
+    let left: Vec<_> = console_scripts()
+        .into_iter()
+        .filter(|s| !before.contains(s))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // The key changes after russh checked it: OpenSSH refuses on its own.
+    let stale = direct.console("hostname", false).await.unwrap();
+    farm.regenerate_host_key(0);
+    let out = finish(stale).await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("Host key verification failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).is_empty());
+    // That script never ran, so it is still there (0600): ours to remove.
+    for s in console_scripts().into_iter().filter(|s| !before.contains(s)) {
+        let _ = std::fs::remove_file(std::path::Path::new("/tmp").join(s));
+    }
+}
