@@ -214,8 +214,19 @@ async fn ssh_consoles_reach_farm_hosts_and_refuse_a_changed_host_key() {
     let mut pinned = farm.target(0);
     pinned.pinned_host_key = Some(farm.host_key(0));
     let direct = connect(pinned.clone()).await.unwrap();
-    let out = finish(direct.console("hostname; tty || true", false).await.unwrap()).await;
-    assert_eq!(text(&out.stdout), "h0\nnot a tty\n", "{}", text(&out.stderr));
+    let out = finish(
+        direct
+            .console("hostname; tty || true", false)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        text(&out.stdout),
+        "h0\nnot a tty\n",
+        "{}",
+        text(&out.stderr)
+    );
     assert!(out.status.success());
     let out = finish(direct.console("tty", true).await.unwrap()).await;
     assert!(
@@ -258,7 +269,103 @@ async fn ssh_consoles_reach_farm_hosts_and_refuse_a_changed_host_key() {
     );
     assert!(text(&out.stdout).is_empty());
     // That script never ran, so it is still there (0600): ours to remove.
-    for s in console_scripts().into_iter().filter(|s| !before.contains(s)) {
+    for s in console_scripts()
+        .into_iter()
+        .filter(|s| !before.contains(s))
+    {
         let _ = std::fs::remove_file(std::path::Path::new("/tmp").join(s));
     }
+}
+
+/// `appgrid ssh` on the `hosts` provider: one command on a machine, a
+/// terminal when there is one, and a machine whose host key changed refused.
+#[test]
+fn appgrid_ssh_reaches_hosts_and_refuses_a_changed_key() {
+    use super::hosts_e2e::{LISTEN, WEB_PORT};
+    let mut farm = super::farm::Farm::new(2);
+    let dir = super::cli::scratch("console-hosts");
+    let manifest = dir.join("appgrid.toml");
+    // Static files: `GET /health` answers 200 (the file exists).
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("health"), "ok\n").unwrap();
+    let hosts: Vec<String> = farm
+        .hosts()
+        .iter()
+        .map(|h| format!("\"{}\"", h.addr))
+        .collect();
+    std::fs::write(
+        &manifest,
+        format!(
+            "[app]\nname = \"consh\"\n[provider]\nkind = \"hosts\"\nssh_user = \"root\"\n\
+             ssh_key = \"{key}\"\nhosts = [{hosts}]\n\
+             [release]\npath = \"{app}\"\nstart = 'exec /usr/bin/python3 -m http.server \"$PORT\" --bind \"$ADDR\"'\nhealth = \"/health\"\n\
+             [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = {WEB_PORT}\n\
+             [load_balancer]\ninstance_type = \"t3.small\"\nlisten = {LISTEN}\n",
+            key = farm.client_key().display(),
+            hosts = hosts.join(", "),
+            app = app.display(),
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str], tail: &[&str]| {
+        appgrid()
+            .args(args)
+            .arg(&manifest)
+            .args(tail)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["apply", "--yes"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(".appgrid/consh/state.json")).unwrap(),
+    )
+    .unwrap();
+    let web_addr = state["resources"]["web[0]"]["attributes"]["private_ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let web = farm
+        .hosts()
+        .iter()
+        .position(|h| h.addr == web_addr)
+        .unwrap();
+
+    let out = run(&["ssh"], &["web[0]", "--", "hostname"]);
+    assert_eq!(
+        text(&out.stdout),
+        format!("h{web}\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["ssh"], &["lb", "--", "sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let out = on_a_terminal(
+        &[],
+        &[
+            "ssh".into(),
+            manifest.display().to_string(),
+            "web[0]".into(),
+            "--".into(),
+            "tty".into(),
+        ],
+    );
+    assert!(
+        text(&out.stdout).contains("/dev/pts/"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    farm.regenerate_host_key(web);
+    let out = run(&["ssh"], &["web[0]", "--", "hostname"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("host key of web[0]") && stderr.contains("changed"),
+        "{stderr}"
+    );
+    assert!(text(&out.stdout).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }
