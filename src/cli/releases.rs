@@ -134,7 +134,7 @@ pub async fn rollback(
             file.display()
         ))
     })?;
-    let locked = Locked::acquire(&ws, "rollback", lock_timeout).map_err(super::ops::locked)?;
+    let mut locked = Locked::acquire(&ws, "rollback", lock_timeout).map_err(super::ops::locked)?;
     let target = locked
         .state()
         .releases
@@ -160,6 +160,15 @@ pub async fn rollback(
         return Err(Failure::Message(
             "no web server is in state: nothing to roll back".to_string(),
         ));
+    }
+    // The config vars of the release's time go back into state first: the
+    // configurator reads them from there when it is made, for the env files.
+    if let Some(vars) = &target.config_vars
+        && *vars != locked.state().config
+    {
+        locked
+            .update(|s| s.config = vars.clone())
+            .map_err(super::ops::locked)?;
     }
     providers::with_operations(
         &ws,

@@ -731,3 +731,86 @@ impl Blog {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     }
 }
+
+/// A rollback puts back the config vars of the release it goes to: set
+/// A=1 (v2), A=2 (v3), roll back to v2 → the app sees A=1 again, and `plan`
+/// has nothing to do; back to v1 → no A at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_restores_the_config_vars_of_its_release() {
+    let mut blog = Blog::new("rel-config");
+    blog.write("app", "/usr/bin/python3 app.py");
+    blog.ok(&["apply", "--yes"]);
+    let a1 = format!("one-{:016x}", fastrand::u64(..));
+    let a2 = format!("two-{:016x}", fastrand::u64(..));
+    blog.ok(&["config", "set", &format!("A={a1}")]);
+    blog.ok(&["config", "set", &format!("A={a2}")]);
+    let printenv = |blog: &mut Blog, on: &str| {
+        let out = appgrid()
+            .args(["run", "--on", on])
+            .arg(&blog.manifest)
+            .args(["--", "printenv", "A"])
+            .env("APPGRID_LOCAL_ROOT", &blog.machines)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout))
+    };
+    // Values are redacted in `run`'s output: compare the env files instead,
+    // and the exit status of `printenv`.
+    assert_eq!(printenv(&mut blog, "web[0]").0, Some(0));
+    let env_has = |blog: &Blog, value: &str| {
+        (0..2).all(|i| {
+            let id = blog.machine_id(i);
+            std::fs::read_to_string(
+                blog.machines
+                    .join("itrel/machines")
+                    .join(id)
+                    .join("etc/appgrid/app/env"),
+            )
+            .unwrap()
+            .contains(value)
+        })
+    };
+    assert!(env_has(&blog, &a2));
+
+    let out = blog.ok(&["rollback", "v2"]);
+    assert!(
+        out.contains("Release v2 is active on every web server"),
+        "{out}"
+    );
+    assert!(env_has(&blog, &a1) && !env_has(&blog, &a2));
+    // The app itself sees it: `run` compares inside the machine.
+    for on in ["web[0]", "web[1]"] {
+        let out = appgrid()
+            .args(["run", "--on", on])
+            .arg(&blog.manifest)
+            .args(["--", "sh", "-c", &format!("test \"$A\" = {a1}")])
+            .env("APPGRID_LOCAL_ROOT", &blog.machines)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{on}: {}", text(&out.stderr));
+    }
+    let shown = appgrid()
+        .args(["config", "--show"])
+        .arg(&blog.manifest)
+        .output()
+        .unwrap();
+    assert_eq!(text(&shown.stdout), format!("A={a1}\n"));
+    let out = blog.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let listed = blog.ok(&["releases"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("v3 ") && l.contains(" rolled back ")),
+        "{listed}"
+    );
+
+    // v1 had no config vars: A goes away.
+    blog.ok(&["rollback", "v1"]);
+    assert_eq!(printenv(&mut blog, "web[1]").0, Some(1));
+    let listed = blog.ok(&["config"]);
+    assert!(listed.starts_with("No config vars"), "{listed}");
+    let out = blog.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(!blog.printed.contains(&a1) && !blog.printed.contains(&a2));
+}
