@@ -247,15 +247,19 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// The app's log from every web server (or those named), each line
-    /// prefixed with its address.
+    /// The app's log from every web server (or the logs of the machines
+    /// named: lb, db.primary, db.replica[i], cache[i]), merged by time, each
+    /// line prefixed with its address.
     Logs {
         file: PathBuf,
-        /// Web servers, e.g. 'web[1]' (default: all).
+        /// Machines, e.g. 'web[1]', lb, db.primary (default: every web server).
         addresses: Vec<String>,
-        /// Lines from each server.
-        #[arg(short = 'n', long = "lines", default_value_t = 100)]
-        lines: usize,
+        /// Lines from each log (default 100; 10000 with --since).
+        #[arg(short = 'n', long = "lines")]
+        lines: Option<usize>,
+        /// Only lines written in this last while, e.g. 10m, 2h.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<Duration>,
         /// Keep printing new lines until Ctrl-C.
         #[arg(short = 'f', long)]
         follow: bool,
@@ -777,9 +781,20 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             file,
             addresses,
             lines,
+            since,
             follow,
             state,
-        } => logs::run(&file, &addresses, lines, follow, state.state.as_deref()).await,
+        } => {
+            logs::run(
+                &file,
+                &addresses,
+                lines,
+                since,
+                follow,
+                state.state.as_deref(),
+            )
+            .await
+        }
         Command::Ssh {
             file,
             address,
