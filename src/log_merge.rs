@@ -85,7 +85,9 @@ fn at(datetime: civil::DateTime, offset: Option<Offset>, zone: &TimeZone) -> Opt
 /// The ISO form starting at `i`: `YYYY-MM-DD[T ]HH:MM:SS[.fff][zone]`.
 fn iso_at(line: &str, i: usize, zone: &TimeZone) -> Option<Timestamp> {
     let b = line.as_bytes();
-    if !(digits(b, i, 4) && b.get(i + 4) == Some(&b'-') && matches!(b.get(i + 10), Some(b' ' | b'T')))
+    if !(digits(b, i, 4)
+        && b.get(i + 4) == Some(&b'-')
+        && matches!(b.get(i + 10), Some(b' ' | b'T')))
     {
         return None;
     }
@@ -128,8 +130,7 @@ pub fn line_time(line: &str, zone: &TimeZone) -> Option<Timestamp> {
 
 /// Every line of `source` with its time (see the module doc).
 fn timed(source: &Source, zone: &TimeZone) -> Vec<Option<Timestamp>> {
-    let written: Vec<Option<Timestamp>> =
-        source.lines.iter().map(|l| line_time(l, zone)).collect();
+    let written: Vec<Option<Timestamp>> = source.lines.iter().map(|l| line_time(l, zone)).collect();
     let first = written.iter().flatten().next().copied().or(source.modified);
     let mut current = first;
     written
@@ -206,7 +207,11 @@ mod tests {
                 &utc,
                 "2026-12-02T16:41:50Z",
             ),
-            ("2026-12-02T16:41:50Z started", &plus2, "2026-12-02T16:41:50Z"),
+            (
+                "2026-12-02T16:41:50Z started",
+                &plus2,
+                "2026-12-02T16:41:50Z",
+            ),
             (
                 "ts=2026-12-02T16:41:50.5+01:00 level=info",
                 &utc,
@@ -267,10 +272,8 @@ mod tests {
         let mut c = source("lb", &["no time here", "nor here"]);
         c.modified = Some(ts("2026-12-02T10:00:04Z"));
         let merged = merge(&[a, b, c], &TimeZone::UTC, None);
-        let texts: Vec<(usize, &str)> = merged
-            .iter()
-            .map(|l| (l.source, l.text.as_str()))
-            .collect();
+        let texts: Vec<(usize, &str)> =
+            merged.iter().map(|l| (l.source, l.text.as_str())).collect();
         assert_eq!(
             texts,
             [

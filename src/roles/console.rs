@@ -138,7 +138,10 @@ fn parse_logs(host: &str, marker: &str, stdout: &str) -> Result<Vec<LogFile>, Ro
         answer: line.to_string(),
     };
     for line in stdout.split_inclusive('\n') {
-        if let Some(head) = line.strip_prefix(marker).and_then(|l| l.strip_prefix(" file=")) {
+        if let Some(head) = line
+            .strip_prefix(marker)
+            .and_then(|l| l.strip_prefix(" file="))
+        {
             let mut words = head.trim_end().split(' ');
             let name = words.next().unwrap_or_default().to_string();
             let mut field = |key: &str| {

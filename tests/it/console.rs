@@ -173,10 +173,109 @@ async fn run_ssh_and_psql_reach_the_blogs_machines_on_the_local_provider() {
         "{}",
         text(&out.stderr)
     );
+    logs_flow(&mut blog).await;
     assert!(
         !blog.printed.contains(&password),
         "the password was printed"
     );
+}
+
+/// `logs`: web servers' lines merged by time, `--since`, service logs by
+/// address, unknown addresses refused, `-f` ended by SIGINT with nothing left
+/// running.
+async fn logs_flow(blog: &mut Blog) {
+    use super::http::http;
+    use std::time::Duration;
+    let web =
+        |blog: &Blog, i: usize| format!("{}:8080", blog.attr(&format!("web[{i}]"), "private_ip"));
+    // 111 on web[0], 222 on web[1], 333 on web[0], a second apart.
+    for (i, path) in [
+        (0, "/notes/111111"),
+        (1, "/notes/222222"),
+        (0, "/notes/333333"),
+    ] {
+        http(&web(blog, i), "GET", path, "").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let merged = blog.ok(&["logs", "-n", "50"]);
+    let position = |needle: &str| {
+        merged
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not in:\n{merged}"))
+    };
+    assert!(
+        position("111111") < position("222222") && position("222222") < position("333333"),
+        "not merged by time:\n{merged}"
+    );
+    assert!(
+        merged
+            .lines()
+            .nth(position("222222"))
+            .unwrap()
+            .starts_with("web[1] | ")
+    );
+
+    // --since: a line from 8 s ago is left out, one from now is shown.
+    http(&web(blog, 0), "GET", "/notes/444444", "")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    http(&web(blog, 0), "GET", "/notes/555555", "")
+        .await
+        .unwrap();
+    let recent = blog.ok(&["logs", "web[0]", "--since", "4s"]);
+    assert!(
+        recent.contains("555555") && !recent.contains("444444"),
+        "{recent}"
+    );
+
+    // Service logs by address: Postgres (and slon) on the database machine.
+    let services = blog.ok(&["logs", "db.primary", "lb", "-n", "5"]);
+    assert!(
+        services
+            .lines()
+            .any(|l| l.starts_with("db.primary postgres | ")),
+        "{services}"
+    );
+    for bad in ["web[9]", "db.replica[0]", "db.primary.config"] {
+        let out = blog.run(&["logs", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(
+            text(&out.stderr).contains(&format!("{bad} is not a")),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+
+    // -f: follows, then SIGINT ends it cleanly, with no `tail` left behind.
+    let follow = spawn(blog, &["logs"], &["-f", "-n", "0", "web[0]", "db.primary"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    http(&web(blog, 0), "GET", "/notes/666666", "")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // SAFETY: a signal to the child this test started.
+    unsafe {
+        libc::kill(follow.id() as i32, libc::SIGINT);
+    }
+    let out = follow.wait_with_output().unwrap();
+    let followed = text(&out.stdout);
+    assert!(out.status.success(), "{followed}{}", text(&out.stderr));
+    assert!(
+        followed
+            .lines()
+            .any(|l| l.starts_with("web[0]") && l.contains("666666")),
+        "{followed}"
+    );
+    blog.printed.push_str(&followed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let machines = blog.machines.display().to_string();
+    let left: Vec<String> = command_lines()
+        .into_iter()
+        .filter(|c| c.contains("tail") && c.contains(&machines))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// The console scripts in /tmp (`/tmp/appgrid-console-UUID.sh`).
