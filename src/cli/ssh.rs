@@ -55,16 +55,7 @@ pub async fn ssh(
     let ws = Workspace::open(file, state_path)?;
     let state = applied(&ws)?;
     let machine = machine(&state, address)?;
-    let what = ConsoleWhat::Shell { argv };
-    providers::with_operations(
-        &ws,
-        Session {
-            state,
-            machine,
-            what,
-        },
-    )
-    .await
+    session(&ws, state, machine, ConsoleWhat::Shell { argv }).await
 }
 
 pub async fn psql(
@@ -105,9 +96,17 @@ pub async fn psql(
             ),
         }));
     }
-    let what = ConsoleWhat::Psql { argv };
+    session(&ws, state, machine, ConsoleWhat::Psql { argv }).await
+}
+
+async fn session(
+    ws: &Workspace,
+    state: State,
+    machine: ResourceAddress,
+    what: ConsoleWhat,
+) -> Result<ExitCode, Failure> {
     providers::with_operations(
-        &ws,
+        ws,
         Session {
             state,
             machine,

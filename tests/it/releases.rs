@@ -557,36 +557,7 @@ impl Blog {
             assert!(logs.lines().any(|l| l.starts_with(w)), "{logs}");
         }
         assert!(logs.lines().filter(|l| l.starts_with("web[0] | ")).count() <= 20);
-        // `logs -f` prints what is written after it started, and ends on SIGINT.
-        let follow = appgrid()
-            .args(["logs"])
-            .arg(&self.manifest)
-            .args(["-f", "-n", "0"])
-            .env("APPGRID_LOCAL_ROOT", &self.machines)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let lb = format!("{}:8000", self.attr("lb", "private_ip"));
-        for _ in 0..4 {
-            http(&lb, "GET", "/notes/987654", "").await.unwrap();
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        // SAFETY: a signal to the child this test started.
-        unsafe {
-            libc::kill(follow.id() as i32, libc::SIGINT);
-        }
-        let out = follow.wait_with_output().unwrap();
-        let followed = text(&out.stdout);
-        assert!(out.status.success(), "{followed}{}", text(&out.stderr));
-        assert!(
-            followed
-                .lines()
-                .any(|l| l.starts_with("web[") && l.contains("GET /notes/987654")),
-            "{followed}"
-        );
-        self.printed.push_str(&followed);
+        // `logs -f`, `--since`, service logs: tests/it/console.rs.
 
         let out = self.run(&["config", "set", "PORT=9999", "OTHER=1"]);
         let stderr = text(&out.stderr);
