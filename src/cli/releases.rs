@@ -31,9 +31,15 @@ pub fn parse_number(s: &str) -> Result<u32, Failure> {
         })
 }
 
+/// The releases to show: without the config vars each record keeps (their
+/// values are secrets; they stay in the state file).
 fn load(file: &Path, state_path: Option<&Path>) -> Result<Releases, Failure> {
     let ws = Workspace::open(file, state_path)?;
-    Ok(ws.load_state()?.map(|s| s.releases).unwrap_or_default())
+    let mut releases = ws.load_state()?.map(|s| s.releases).unwrap_or_default();
+    for r in &mut releases.records {
+        r.config_vars = None;
+    }
+    Ok(releases)
 }
 
 pub fn run(

@@ -5,6 +5,9 @@
 //! `sh -s` on standard input, so no command line is ever built by hand; every
 //! value inside a script comes from a template whose engine shell-quotes it.
 //!
+//! An interactive process ([`console`]: `run`, `ssh`, `db psql`) gets its
+//! script as a 0600 file run by `sh FILE`, for the same reason.
+//!
 //! Secrets never reach a log or an error: every line of output and every
 //! error detail passes through the transport's [`Redactor`].
 

@@ -775,6 +775,9 @@ async fn a_rollback_restores_the_config_vars_of_its_release() {
             .any(|l| l.starts_with("v3 ") && l.contains(" rolled back ")),
         "{listed}"
     );
+    // What each release keeps is never shown (`printed` is checked below).
+    blog.ok(&["releases", "--json"]);
+    blog.ok(&["releases", "v2", "--json"]);
 
     // v1 had no config vars: A goes away.
     blog.ok(&["rollback", "v1"]);
