@@ -99,7 +99,8 @@ pub async fn psql(
     session(&ws, state, machine, ConsoleWhat::Psql { argv }).await
 }
 
-async fn session(
+/// A console on `machine` (also `appgrid run`'s), attached to the user.
+pub(super) async fn session(
     ws: &Workspace,
     state: State,
     machine: ResourceAddress,
