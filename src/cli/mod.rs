@@ -28,6 +28,8 @@ mod providers;
 mod releases;
 mod report;
 mod run;
+mod session;
+mod ssh;
 mod state;
 pub(crate) mod term;
 
@@ -251,18 +253,35 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// The app's log from every web server (or those named), each line
-    /// prefixed with its address.
+    /// The app's log from every web server (or the logs of the machines
+    /// named: lb, db.primary, db.replica[i], cache[i]), merged by time, each
+    /// line prefixed with its address.
     Logs {
         file: PathBuf,
-        /// Web servers, e.g. 'web[1]' (default: all).
+        /// Machines, e.g. 'web[1]', lb, db.primary (default: every web server).
         addresses: Vec<String>,
-        /// Lines from each server.
-        #[arg(short = 'n', long = "lines", default_value_t = 100)]
-        lines: usize,
+        /// Lines from each log (default 100; 10000 with --since).
+        #[arg(short = 'n', long = "lines")]
+        lines: Option<usize>,
+        /// Only lines written in this last while, e.g. 10m, 2h.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<Duration>,
         /// Keep printing new lines until Ctrl-C.
         #[arg(short = 'f', long)]
         follow: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// A shell on one of the app's machines (`ssh FILE web[0]`), or one
+    /// command (`ssh FILE db.primary -- uptime`), through the same transport
+    /// as apply with the pinned host key; `local` provider: a shell in the
+    /// machine's directory.
+    Ssh {
+        file: PathBuf,
+        /// The machine, e.g. 'web[0]', lb, db.primary.
+        address: String,
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -387,6 +406,18 @@ enum DbCommand {
         dry_run: bool,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// psql as the app's user to the primary (or `--replica N`); arguments
+    /// after `--` go to psql: `db psql FILE -- -c 'select 1'`.
+    Psql {
+        file: PathBuf,
+        /// The replica, e.g. 0 for db.replica[0].
+        #[arg(long, value_name = "N")]
+        replica: Option<u32>,
+        #[arg(last = true, value_name = "PSQL_ARGS")]
+        args: Vec<String>,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -721,6 +752,12 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 lock,
                 state,
             } => ops::switchover(&file, &replica, state.state.as_deref(), lock.lock_timeout).await,
+            DbCommand::Psql {
+                file,
+                replica,
+                args,
+                state,
+            } => ssh::psql(&file, replica, args, state.state.as_deref()).await,
             DbCommand::Failover { file, lock, state } => {
                 ops::failover(&file, state.state.as_deref(), lock.lock_timeout).await
             }
@@ -829,9 +866,26 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             file,
             addresses,
             lines,
+            since,
             follow,
             state,
-        } => logs::run(&file, &addresses, lines, follow, state.state.as_deref()).await,
+        } => {
+            logs::run(
+                &file,
+                &addresses,
+                lines,
+                since,
+                follow,
+                state.state.as_deref(),
+            )
+            .await
+        }
+        Command::Ssh {
+            file,
+            address,
+            command,
+            state,
+        } => ssh::ssh(&file, &address, command, state.state.as_deref()).await,
         Command::State { command } => match command {
             StateCommand::List { file, json, state } => {
                 inspect::state_list(&file, state.state.as_deref(), json.json)

@@ -170,11 +170,21 @@ pub trait Operations: Send + Sync + 'static {
         argv: &[String],
     ) -> impl Future<Output = Result<crate::roles::app::CommandRun, OperationError>> + Send;
 
-    /// `appgrid logs`: the app's log on each of these web servers, in that
-    /// order, from where `from` says (one entry per machine). Redacted.
-    fn app_logs(
+    /// `appgrid logs`: the logs each request names, in that order (one
+    /// entry per request). Redacted.
+    fn logs(
         &self,
         resources: &Resources,
-        machines: &[(ResourceAddress, crate::roles::app::LogFrom)],
-    ) -> impl Future<Output = Result<Vec<crate::roles::app::LogChunk>, OperationError>> + Send;
+        requests: &[crate::roles::console::LogRequest],
+    ) -> impl Future<Output = Result<Vec<Vec<crate::roles::console::LogFile>>, OperationError>> + Send;
+
+    /// `appgrid run` (streamed or on a terminal), `ssh`, `db psql`: a process
+    /// here that runs `what` on `machine` (see [`crate::remote::console`]).
+    fn console(
+        &self,
+        resources: &Resources,
+        machine: ResourceAddress,
+        what: &crate::roles::console::ConsoleWhat,
+        tty: bool,
+    ) -> impl Future<Output = Result<crate::remote::console::Console, OperationError>> + Send;
 }

@@ -16,6 +16,7 @@ pub mod backup;
 pub mod configure;
 mod configure_db;
 mod configure_web;
+pub mod console;
 pub mod fleet;
 pub mod fleet_local;
 pub mod fleet_ssh;

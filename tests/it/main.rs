@@ -10,6 +10,7 @@ mod autoscale_e2e;
 mod aws_provider;
 mod backup;
 mod cli;
+mod console;
 mod failover;
 mod farm;
 mod fault_trials;
