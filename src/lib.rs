@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod graph;
 pub mod hash;
+pub mod maintenance;
 pub mod manifest;
 pub mod ops;
 pub mod plan;

@@ -704,6 +704,7 @@ fn blog_example_validates() {
             instance_type: "t3.small".into(),
             listen: 80,
             allow_from: vec!["0.0.0.0/0".into()],
+            tls: None,
         },
         database: Some(Database {
             instance_type: "m5.large".into(),

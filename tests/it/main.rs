@@ -17,6 +17,7 @@ mod faults;
 mod hosts_e2e;
 mod http;
 mod kill_configure;
+mod lb_day2;
 mod lease;
 mod local_cycles;
 mod local_e2e;

@@ -14,6 +14,19 @@ pub(super) fn check_lb(lb: &LbConfig, host: &str) -> Result<(), WebRoleError> {
     if lb.listen == 0 {
         return Err(WebRoleError::invalid(host, "listen port", "must not be 0"));
     }
+    if let Some(tls) = &lb.tls
+        && (tls.port == 0 || tls.port == lb.listen)
+    {
+        return Err(WebRoleError::invalid(
+            host,
+            "TLS port",
+            "must not be 0 nor the HTTP port",
+        ));
+    }
+    if let Some(m) = &lb.maintenance {
+        crate::maintenance::check_message(&m.message)
+            .map_err(|e| WebRoleError::invalid(host, "maintenance message", e.to_string()))?;
+    }
     let mut names = std::collections::BTreeSet::new();
     for s in &lb.servers {
         check_backend(host, s)?;
@@ -77,6 +90,11 @@ pub fn render_config(t: &Templates, lb: &LbConfig) -> Result<String, TemplateErr
     ctx.insert("health_path", &lb.health_path);
     ctx.insert("server_options", SERVER_OPTIONS);
     ctx.insert("servers", &servers);
+    ctx.insert("tls_port", &lb.tls.as_ref().map(|t| t.port));
+    ctx.insert("retry_after", &crate::maintenance::RETRY_AFTER_SECS);
+    // The acl matches the path alone (a query in the health path is not part of it).
+    let health_acl = lb.health_path.split('?').next().unwrap_or("/");
+    ctx.insert("health_acl", health_acl);
     let mut cfg = t.render("haproxy/haproxy.cfg", &ctx)?;
     if !cfg.ends_with('\n') {
         cfg.push('\n');
@@ -106,6 +124,8 @@ mod tests {
                     port: 8080,
                 },
             ],
+            maintenance: None,
+            tls: None,
         }
     }
 
