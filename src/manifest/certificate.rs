@@ -296,3 +296,124 @@ pub fn check(
         subject,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA_CRT: &str = include_str!("testdata/rsa.crt");
+    const RSA_PKCS8: &str = include_str!("testdata/rsa.pkcs8.key");
+    const RSA_PKCS1: &str = include_str!("testdata/rsa.pkcs1.key");
+    const EC_CRT: &str = include_str!("testdata/ec.crt");
+    const EC_PKCS8: &str = include_str!("testdata/ec.pkcs8.key");
+    const EC_SEC1: &str = include_str!("testdata/ec.sec1.key");
+    const ED_KEY: &str = include_str!("testdata/ed.key");
+
+    /// Within the test certificates' validity (2026-12-02 to 2036-11-29).
+    fn now() -> jiff::Timestamp {
+        "2027-06-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn pem(parts: &[&str]) -> Vec<u8> {
+        parts.concat().into_bytes()
+    }
+
+    #[test]
+    fn rsa_and_ec_keys_in_each_encoding_match_their_certificate() {
+        for (crt, key, cn) in [
+            (RSA_CRT, RSA_PKCS8, "CN=rsa.test"),
+            (RSA_CRT, RSA_PKCS1, "CN=rsa.test"),
+            (EC_CRT, EC_PKCS8, "CN=ec.test"),
+            (EC_CRT, EC_SEC1, "CN=ec.test"),
+            // Key first, chain after: order does not matter for the key.
+            (EC_SEC1, EC_CRT, "CN=ec.test"),
+        ] {
+            let (subject, not_after) = parse(&pem(&[crt, key]), now()).unwrap();
+            assert_eq!(subject, cn);
+            assert_eq!(not_after.to_string(), {
+                let s = if cn.contains("rsa") { RSA_CRT } else { EC_CRT };
+                let c = X509::from_der(&der::pem::decode_vec(s.as_bytes()).unwrap().1).unwrap();
+                timestamp(&c.tbs_certificate().validity().not_after).to_string()
+            });
+        }
+    }
+
+    #[test]
+    fn each_bad_file_is_its_own_problem() {
+        let cases: Vec<(Vec<u8>, fn(&CertProblem) -> bool)> = vec![
+            (b"hello".to_vec(), |p| *p == CertProblem::NoCertificate),
+            (pem(&[RSA_PKCS8]), |p| *p == CertProblem::NoCertificate),
+            (pem(&[RSA_CRT]), |p| *p == CertProblem::NoKey),
+            (pem(&[RSA_CRT, RSA_PKCS1, RSA_PKCS8]), |p| {
+                *p == CertProblem::TwoKeys(2)
+            }),
+            (pem(&[RSA_CRT, EC_SEC1]), |p| {
+                matches!(p, CertProblem::Mismatch { subject } if subject == "CN=rsa.test")
+            }),
+            (pem(&[EC_CRT, RSA_PKCS8]), |p| {
+                matches!(p, CertProblem::Mismatch { .. })
+            }),
+            (pem(&[EC_CRT, ED_KEY]), |p| {
+                matches!(p, CertProblem::UnsupportedKey(_))
+            }),
+            (
+                pem(&[
+                    "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                    EC_SEC1,
+                ]),
+                |p| matches!(p, CertProblem::BadCertificate(_)),
+            ),
+            (
+                pem(&[EC_CRT, "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"]),
+                |p| matches!(p, CertProblem::BadKey(_)),
+            ),
+            (pem(&[&EC_CRT[..EC_CRT.len() - 10]]), |p| {
+                matches!(p, CertProblem::BadCertificate(_))
+            }),
+        ];
+        for (i, (bytes, is)) in cases.iter().enumerate() {
+            let p = parse(bytes, now()).unwrap_err();
+            assert!(is(&p), "case {i}: {p:?}");
+            // No problem repeats the file's bytes.
+            let shown = p.to_string();
+            for line in String::from_utf8_lossy(bytes).lines().filter(|l| l.len() > 20) {
+                assert!(!shown.contains(line), "case {i}: {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn validity_is_checked_against_the_time_given() {
+        let file = pem(&[EC_CRT, EC_SEC1]);
+        let after: jiff::Timestamp = "2037-01-01T00:00:00Z".parse().unwrap();
+        assert!(matches!(
+            parse(&file, after),
+            Err(CertProblem::Expired { .. })
+        ));
+        let before: jiff::Timestamp = "2020-01-01T00:00:00Z".parse().unwrap();
+        assert!(matches!(
+            parse(&file, before),
+            Err(CertProblem::NotYetValid { .. })
+        ));
+    }
+
+    #[test]
+    fn a_problem_is_a_diagnostic_at_the_value_and_the_warning_comes_at_14_days() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tls.pem"), pem(&[EC_CRT])).unwrap();
+        let manifest = dir.path().join("appgrid.toml");
+        let text = "[load_balancer]\ntls_certificate = \"tls.pem\"\n";
+        let start = text.find("\"tls.pem\"").unwrap();
+        let d = check(&manifest, text, "tls.pem", start..start + 9, now()).unwrap_err();
+        assert_eq!((d.line, d.column), (2, 19));
+        assert!(d.message.contains("holds no private key"), "{}", d.message);
+        std::fs::write(dir.path().join("tls.pem"), pem(&[EC_CRT, EC_SEC1])).unwrap();
+        let c = check(&manifest, text, "tls.pem", start..start + 9, now()).unwrap();
+        assert_eq!(c.digest, crate::hash::sha256_hex(&pem(&[EC_CRT, EC_SEC1])));
+        assert_eq!(c.warning(now()), None);
+        let near = c.not_after - jiff::SignedDuration::from_hours(24 * 13);
+        let w = c.warning(near).unwrap();
+        assert!(w.contains("expires in 13 day(s)"), "{w}");
+        assert!(!format!("{c:?}").contains("BEGIN"));
+    }
+}

@@ -19,5 +19,11 @@ else
     echo config
 fi
 rm -f "$dir/.new.settings" "$dir/.cur.settings"
-echo "map $(differs "$dir/maintenance.map")"
-echo "pem $(differs "$dir/tls.pem")"
+map=$(differs "$dir/maintenance.map")
+pem=$(differs "$dir/tls.pem")
+echo "map $map"
+echo "pem $pem"
+# Nothing to do: no copy of the key is left beside the one in use.
+if [ "$map" = same ] && [ "$pem" = same ] && cmp -s "$dir/haproxy.cfg.new" "$dir/haproxy.cfg"; then
+    rm -f "$dir/haproxy.cfg.new" "$dir/maintenance.map.new" "$dir/tls.pem.new"
+fi
