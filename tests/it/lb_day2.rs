@@ -110,7 +110,11 @@ impl TestCa {
 
 /// `YYYYMMDDHHMMSSZ`, `days` from now.
 fn asn1_time(days: i64) -> String {
-    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * days);
+    asn1_in_hours(24 * days)
+}
+
+fn asn1_in_hours(hours: i64) -> String {
+    let t = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(hours);
     t.strftime("%Y%m%d%H%M%SZ").to_string()
 }
 
@@ -263,7 +267,7 @@ fn maintenance_mode_and_https_at_the_load_balancer() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let (code, headers, body) = curl(&blog, &ca, &https("/posts"), &[]);
     assert_eq!(code, 503, "{body}");
-    assert_eq!(body, format!("{message}\n"));
+    assert_eq!(body, message);
     assert!(
         headers.to_ascii_lowercase().contains("retry-after: 120"),
         "{headers}"
@@ -296,12 +300,12 @@ fn maintenance_mode_and_https_at_the_load_balancer() {
     assert_eq!(blog.state()["serial"].as_u64().unwrap(), serial);
     assert_eq!(blog.state()["maintenance"]["message"], message);
 
-    // A renewed certificate (expiring in 10 days) is an update of lb.config
+    // A renewed certificate (expiring in 10.5 days) is an update of lb.config
     // only, with a warning; applied by a reload that keeps maintenance on.
-    let (cert2, key2) = ca.leaf(&asn1_time(-1), &asn1_time(10));
+    let (cert2, key2) = ca.leaf(&asn1_time(-1), &asn1_in_hours(10 * 24 + 12));
     write_pem(&blog, &[&cert2, &ca_cert, &key2]);
     let plan = blog.ok(&["plan"]);
-    assert!(plan.contains("expires in 9 day(s)"), "{plan}");
+    assert!(plan.contains("expires in 10 day(s)"), "{plan}");
     assert!(
         plan.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.")
             && plan.lines().any(|l| l.trim_start().starts_with("~ lb.config")),
@@ -319,6 +323,7 @@ fn maintenance_mode_and_https_at_the_load_balancer() {
     let renewed = Command::new("openssl")
         .args(["x509", "-noout", "-serial"])
         .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut c| {
             use std::io::Write;
@@ -326,6 +331,7 @@ fn maintenance_mode_and_https_at_the_load_balancer() {
             c.wait_with_output()
         })
         .unwrap();
+    assert!(text(&renewed.stdout).starts_with("serial="));
     assert_eq!(text(&served.stdout), text(&renewed.stdout));
     assert_eq!(curl(&blog, &ca, &https("/"), &[]).0, 503, "apply keeps maintenance");
 

@@ -147,6 +147,51 @@ mod tests {
     }
 
     #[test]
+    fn tls_and_maintenance_are_rendered_around_the_health_path() {
+        let mut with = lb();
+        with.health_path = "/health?full=1".into();
+        with.tls = Some(super::super::LbTls {
+            port: 8443,
+            pem: b"secret".to_vec(),
+        });
+        let cfg = render_config(&Templates::embedded(), &with).unwrap();
+        assert!(
+            cfg.contains("bind 127.0.0.9:8443 ssl crt /tmp/x/etc/appgrid/haproxy/tls.pem"),
+            "{cfg}"
+        );
+        assert!(cfg.contains("acl appgrid_health path /health\n"), "{cfg}");
+        assert!(
+            cfg.contains(":8443%[capture.req.uri] if !{ ssl_fc } !appgrid_health"),
+            "{cfg}"
+        );
+        assert!(cfg.contains("hdr Retry-After 120"), "{cfg}");
+        assert!(!cfg.contains("secret"));
+        with.tls.as_mut().unwrap().port = 443;
+        let cfg = render_config(&Templates::embedded(), &with).unwrap();
+        assert!(cfg.contains(")]%[capture.req.uri]"), "{cfg}");
+        let plain = render_config(&Templates::embedded(), &lb()).unwrap();
+        assert!(
+            !plain.contains(" ssl ") && !plain.contains("http-request redirect"),
+            "{plain}"
+        );
+        // Maintenance lives in the map, never in the file.
+        let mut on = lb();
+        on.maintenance = Some(crate::maintenance::Maintenance {
+            since: "t".into(),
+            message: "Back soon".into(),
+        });
+        assert_eq!(render_config(&Templates::embedded(), &on).unwrap(), plain);
+        on.maintenance.as_mut().unwrap().message = "a\nb".into();
+        assert!(check_lb(&on, "h").is_err());
+        let mut clash = lb();
+        clash.tls = Some(super::super::LbTls {
+            port: 8000,
+            pem: Vec::new(),
+        });
+        assert!(check_lb(&clash, "h").is_err());
+    }
+
+    #[test]
     fn rejects_values_that_could_add_directives() {
         let mut bad = lb();
         bad.health_path = "/health\n    stats enable".into();
