@@ -54,9 +54,7 @@ pub fn check_message(message: &str) -> Result<(), MessageError> {
         return Err(MessageError::Empty);
     }
     if message.len() > MAX_MESSAGE {
-        return Err(MessageError::TooLong {
-            len: message.len(),
-        });
+        return Err(MessageError::TooLong { len: message.len() });
     }
     if let Some((at, found)) = message.chars().enumerate().find(|(_, c)| c.is_control()) {
         return Err(MessageError::Control { found, at: at + 1 });
@@ -155,10 +153,7 @@ mod tests {
         assert!(html.contains("&quot;soon&quot; — 100% $HOME `x` &#39;y&#39; &lt;b&gt;&amp;"));
         assert_eq!(
             check_message("two\nlines"),
-            Err(MessageError::Control {
-                found: '\n',
-                at: 4
-            })
+            Err(MessageError::Control { found: '\n', at: 4 })
         );
         assert!(check_message("tab\there").is_err());
         assert_eq!(check_message("  "), Err(MessageError::Empty));

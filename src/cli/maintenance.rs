@@ -45,10 +45,9 @@ pub async fn run(
             maintenance::check_message(&message)
                 .map_err(|e| Failure::Message(format!("{e}; nothing was changed")))?;
             Some(Maintenance {
-                since: jiff::Timestamp::now().round(jiff::Unit::Second).map_or_else(
-                    |_| jiff::Timestamp::now().to_string(),
-                    |t| t.to_string(),
-                ),
+                since: jiff::Timestamp::now()
+                    .round(jiff::Unit::Second)
+                    .map_or_else(|_| jiff::Timestamp::now().to_string(), |t| t.to_string()),
                 message,
             })
         }

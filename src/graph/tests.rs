@@ -231,7 +231,11 @@ fn the_certificate_digest_is_an_input_of_the_load_balancer_only() {
         .map(|r| r.address.to_string())
         .collect();
     assert_eq!(changed, ["lb.config"]);
-    match &after.get(&ResourceAddress::config(Role::Lb, 0)).unwrap().spec {
+    match &after
+        .get(&ResourceAddress::config(Role::Lb, 0))
+        .unwrap()
+        .spec
+    {
         ResourceSpec::Config(c) => {
             assert_eq!(c.inputs["tls"], "bbb");
             assert_eq!(c.inputs["tls_port"], "8443");

@@ -347,9 +347,10 @@ mod tests {
             (pem(&[RSA_CRT, RSA_PKCS1, RSA_PKCS8]), |p| {
                 *p == CertProblem::TwoKeys(2)
             }),
-            (pem(&[RSA_CRT, EC_SEC1]), |p| {
-                matches!(p, CertProblem::Mismatch { subject } if subject == "CN=rsa.test")
-            }),
+            (
+                pem(&[RSA_CRT, EC_SEC1]),
+                |p| matches!(p, CertProblem::Mismatch { subject } if subject == "CN=rsa.test"),
+            ),
             (pem(&[EC_CRT, RSA_PKCS8]), |p| {
                 matches!(p, CertProblem::Mismatch { .. })
             }),
@@ -364,7 +365,10 @@ mod tests {
                 |p| matches!(p, CertProblem::BadCertificate(_)),
             ),
             (
-                pem(&[EC_CRT, "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"]),
+                pem(&[
+                    EC_CRT,
+                    "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+                ]),
                 |p| matches!(p, CertProblem::BadKey(_)),
             ),
             (pem(&[&EC_CRT[..EC_CRT.len() - 10]]), |p| {
@@ -376,7 +380,10 @@ mod tests {
             assert!(is(&p), "case {i}: {p:?}");
             // No problem repeats the file's bytes.
             let shown = p.to_string();
-            for line in String::from_utf8_lossy(bytes).lines().filter(|l| l.len() > 20) {
+            for line in String::from_utf8_lossy(bytes)
+                .lines()
+                .filter(|l| l.len() > 20)
+            {
                 assert!(!shown.contains(line), "case {i}: {shown}");
             }
         }

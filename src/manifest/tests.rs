@@ -920,7 +920,10 @@ fn tls_certificate_and_port_in_load_balancer() {
         lb,
         &format!("{lb}listen = 8443\ntls_certificate = \"a.pem\"\ntls_port = 8443\n"),
     ));
-    assert!(e.contains("`tls_port` 8443 is the HTTP port `listen` too"), "{e}");
+    assert!(
+        e.contains("`tls_port` 8443 is the HTTP port `listen` too"),
+        "{e}"
+    );
     let e = errors(&edit(MINIMAL, lb, &format!("{lb}tls_certificate = \"\"\n")));
     assert!(e.contains("`tls_certificate` must not be empty"), "{e}");
 }

@@ -97,8 +97,24 @@ impl TestCa {
             "/CN=localhost",
         ]));
         run_ok(Command::new("openssl").current_dir(&self.dir).args([
-            "ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-in",
-            &csr, "-out", &crt, "-startdate", start, "-enddate", end, "-extensions", "leaf",
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca.pem",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            &csr,
+            "-out",
+            &crt,
+            "-startdate",
+            start,
+            "-enddate",
+            end,
+            "-extensions",
+            "leaf",
             "-notext",
         ]));
         (
@@ -171,7 +187,11 @@ fn curl(blog: &Blog, ca: &TestCa, url_path: &str, extra: &[&str]) -> (u16, Strin
         .arg(url_path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "curl {url_path}: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {url_path}: {}",
+        text(&out.stderr)
+    );
     let code = text(&out.stdout).trim().parse().unwrap();
     let h = std::fs::read_to_string(&headers).unwrap_or_default();
     let b = std::fs::read_to_string(&body).unwrap_or_default();
@@ -296,7 +316,11 @@ fn maintenance_mode_and_https_at_the_load_balancer() {
     let serial = blog.state()["serial"].as_u64().unwrap();
     let out = cmd(&mut blog, "maintenance", &["on", "--message", "two\nlines"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("control character"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("control character"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(blog.state()["serial"].as_u64().unwrap(), serial);
     assert_eq!(blog.state()["maintenance"]["message"], message);
 
@@ -308,7 +332,9 @@ fn maintenance_mode_and_https_at_the_load_balancer() {
     assert!(plan.contains("expires in 10 day(s)"), "{plan}");
     assert!(
         plan.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy.")
-            && plan.lines().any(|l| l.trim_start().starts_with("~ lb.config")),
+            && plan
+                .lines()
+                .any(|l| l.trim_start().starts_with("~ lb.config")),
         "{plan}"
     );
     blog.ok(&["apply", "--yes"]);
@@ -333,7 +359,11 @@ fn maintenance_mode_and_https_at_the_load_balancer() {
         .unwrap();
     assert!(text(&renewed.stdout).starts_with("serial="));
     assert_eq!(text(&served.stdout), text(&renewed.stdout));
-    assert_eq!(curl(&blog, &ca, &https("/"), &[]).0, 503, "apply keeps maintenance");
+    assert_eq!(
+        curl(&blog, &ca, &https("/"), &[]).0,
+        503,
+        "apply keeps maintenance"
+    );
 
     // An expired certificate is a manifest error at file:line:col; nothing
     // changes and the renewed one is still served.
@@ -344,7 +374,10 @@ fn maintenance_mode_and_https_at_the_load_balancer() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("expired at 2020-02-01T00:00:00Z"), "{err}");
-    assert!(err.contains(&location_of(&blog, "tls_certificate")), "{err}");
+    assert!(
+        err.contains(&location_of(&blog, "tls_certificate")),
+        "{err}"
+    );
     assert_eq!(blog.state()["serial"].as_u64().unwrap(), serial);
     write_pem(&blog, &[&cert2, &ca_cert, &key2]);
 
@@ -388,10 +421,17 @@ fn bad_certificates_are_manifest_errors_that_change_nothing() {
     let (_, other_key) = ca.leaf(&asn1_time(-1), &asn1_time(60));
     let (expired, expired_key) = ca.leaf("20200101000000Z", "20200201000000Z");
     let cases: [(&str, Vec<&str>, &str); 5] = [
-        ("garbage", vec!["not a certificate\n"], "holds no PEM certificate"),
+        (
+            "garbage",
+            vec!["not a certificate\n"],
+            "holds no PEM certificate",
+        ),
         (
             "broken",
-            vec!["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", &key],
+            vec![
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                &key,
+            ],
             "the certificate does not parse",
         ),
         ("no key", vec![&cert], "holds no private key"),
@@ -410,8 +450,14 @@ fn bad_certificates_are_manifest_errors_that_change_nothing() {
             let err = text(&out.stderr);
             assert!(!out.status.success(), "{what}: {command} passed");
             assert!(err.contains(expected), "{what}: {err}");
-            assert!(err.contains(&location_of(&blog, "tls_certificate")), "{what}: {err}");
-            assert!(!blog.dir.join(".appgrid").exists(), "{what}: state was made");
+            assert!(
+                err.contains(&location_of(&blog, "tls_certificate")),
+                "{what}: {err}"
+            );
+            assert!(
+                !blog.dir.join(".appgrid").exists(),
+                "{what}: state was made"
+            );
             assert!(!blog.machines.exists(), "{what}: a machine was made");
         }
     }

@@ -159,7 +159,9 @@ pub(super) fn load_balancer(ck: &mut Checker, s: &Section) -> Result<LoadBalance
     let tls = match tls? {
         Some((certificate, span)) => {
             if tls_port == listen {
-                let f = s.field("tls_port").unwrap_or_else(|| s.field("tls_certificate").expect("present"));
+                let f = s
+                    .field("tls_port")
+                    .unwrap_or_else(|| s.field("tls_certificate").expect("present"));
                 return Err(ck.error(
                     f.span(),
                     format!("`tls_port` {tls_port} is the HTTP port `listen` too"),
