@@ -431,7 +431,7 @@ impl Workspace {
                 )
                 .map_err(|d| ManifestError::Invalid {
                     path: manifest_path.clone(),
-                    diagnostics: manifest::Diagnostics(vec![d]),
+                    diagnostics: manifest::Diagnostics(vec![*d]),
                 })?,
             ),
         };

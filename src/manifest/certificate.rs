@@ -268,14 +268,14 @@ pub fn check(
     certificate: &str,
     span: Range<usize>,
     now: jiff::Timestamp,
-) -> Result<Certificate, Diagnostic> {
+) -> Result<Certificate, Box<Diagnostic>> {
     let base = manifest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let path = base.join(certificate);
     let error = |message: String, help: &str| {
-        Diagnostic::error(manifest, text, span.clone(), message).with_help(help)
+        Box::new(Diagnostic::error(manifest, text, span.clone(), message).with_help(help))
     };
     let pem = std::fs::read(&path).map_err(|e| {
         error(

@@ -357,7 +357,7 @@ pub fn load_at(
             certificate::check(path, &text, &tls.certificate, tls.span.clone(), now).map_err(
                 |d| ManifestError::Invalid {
                     path: path.to_path_buf(),
-                    diagnostics: Diagnostics(vec![d]),
+                    diagnostics: Diagnostics(vec![*d]),
                 },
             )?,
         ),
