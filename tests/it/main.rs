@@ -21,6 +21,7 @@ mod lb_day2;
 mod lease;
 mod local_cycles;
 mod local_e2e;
+mod lone_move;
 mod manifest_fuzz;
 mod migrate;
 mod moto;
