@@ -340,7 +340,8 @@ mod tests {
 
     #[test]
     fn each_bad_file_is_its_own_problem() {
-        let cases: Vec<(Vec<u8>, fn(&CertProblem) -> bool)> = vec![
+        type Is = fn(&CertProblem) -> bool;
+        let cases: Vec<(Vec<u8>, Is)> = vec![
             (b"hello".to_vec(), |p| *p == CertProblem::NoCertificate),
             (pem(&[RSA_PKCS8]), |p| *p == CertProblem::NoCertificate),
             (pem(&[RSA_CRT]), |p| *p == CertProblem::NoKey),
