@@ -20,6 +20,7 @@ mod inspect;
 mod install;
 mod logging;
 mod logs;
+mod maintenance;
 mod ops;
 mod plan;
 mod preflight;
@@ -222,6 +223,20 @@ enum Command {
         file: PathBuf,
         /// The release, e.g. v3.
         release: Option<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Maintenance mode: the load balancer answers 503 with a message (and
+    /// Retry-After) while the app servers keep running; `off` ends it.
+    Maintenance {
+        file: PathBuf,
+        #[arg(value_enum)]
+        switch: maintenance::Switch,
+        /// What visitors read (one line; default: a short notice).
+        #[arg(long)]
+        message: Option<String>,
         #[command(flatten)]
         lock: LockArgs,
         #[command(flatten)]
@@ -804,6 +819,22 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             releases::rollback(
                 &file,
                 release.as_deref(),
+                state.state.as_deref(),
+                lock.lock_timeout,
+            )
+            .await
+        }
+        Command::Maintenance {
+            file,
+            switch,
+            message,
+            lock,
+            state,
+        } => {
+            maintenance::run(
+                &file,
+                switch,
+                message,
                 state.state.as_deref(),
                 lock.lock_timeout,
             )

@@ -6,6 +6,7 @@
 //! file:line:col; only a manifest with no error becomes a [`Manifest`].
 //! Nothing here does I/O except [`load`], which reads the one file.
 
+pub mod certificate;
 mod diagnostic;
 mod schema;
 #[cfg(test)]
@@ -152,6 +153,21 @@ pub struct LoadBalancer {
     pub instance_type: String,
     pub listen: u16,
     pub allow_from: Vec<String>,
+    /// `tls_certificate` (+ `tls_port`): HTTPS at the load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+}
+
+/// HTTPS at the load balancer: the certificate chain and its key in one PEM
+/// file (relative to the manifest), checked by [`certificate::check`] when
+/// the manifest is opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tls {
+    pub certificate: String,
+    pub port: u16,
+    /// Where `tls_certificate`'s value is in the manifest (for diagnostics).
+    #[serde(skip)]
+    pub span: std::ops::Range<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,6 +337,10 @@ pub enum ManifestError {
 
 /// Read and validate the manifest at `path`.
 pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
+    load_text(path).map(|(loaded, _)| loaded)
+}
+
+fn load_text(path: &Path) -> Result<(LoadedManifest, String), ManifestError> {
     let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
         path: path.to_path_buf(),
         source,
@@ -329,11 +349,34 @@ pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
         path: path.to_path_buf(),
         diagnostics,
     })?;
-    Ok(LoadedManifest {
+    let loaded = LoadedManifest {
         path: path.to_path_buf(),
         manifest,
         source_hash: crate::hash::sha256_hex(text.as_bytes()),
-    })
+    };
+    Ok((loaded, text))
+}
+
+/// [`load`], and the files the manifest names that must be checked before
+/// anything runs: `[load_balancer] tls_certificate` (parses, has its key,
+/// not expired at `now`), each problem at its file:line:col.
+pub fn load_at(
+    path: &Path,
+    now: jiff::Timestamp,
+) -> Result<(LoadedManifest, Option<certificate::Certificate>), ManifestError> {
+    let (loaded, text) = load_text(path)?;
+    let certificate = match &loaded.manifest.load_balancer.tls {
+        None => None,
+        Some(tls) => Some(
+            certificate::check(path, &text, &tls.certificate, tls.span.clone(), now).map_err(
+                |d| ManifestError::Invalid {
+                    path: path.to_path_buf(),
+                    diagnostics: Diagnostics(vec![*d]),
+                },
+            )?,
+        ),
+    };
+    Ok((loaded, certificate))
 }
 
 /// Validate manifest text. `path` is only used to label diagnostics.

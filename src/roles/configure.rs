@@ -36,6 +36,9 @@ pub struct RoleConfigurator<F> {
     pub release_commands: tokio::sync::Mutex<BTreeMap<String, Result<(), String>>>,
     /// The app's config vars (`appgrid config set`), from state.
     pub config_vars: BTreeMap<String, secrecy::SecretString>,
+    /// Maintenance mode (`appgrid maintenance`), from state: every
+    /// configuration of the load balancer keeps it.
+    pub maintenance: Option<crate::maintenance::Maintenance>,
 }
 
 /// (busy, total) jiffies from the `cpu` line of /proc/stat: busy is everything

@@ -69,6 +69,11 @@ pub enum RoleError {
         what: String,
         answer: String,
     },
+    #[error("the TLS certificate {}: {detail}", path.display())]
+    Certificate {
+        path: std::path::PathBuf,
+        detail: String,
+    },
     #[error("slony cluster {cluster} has no node {node}")]
     UnknownNode { cluster: String, node: u32 },
     #[error("no remote given for slony node {node}")]

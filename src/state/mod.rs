@@ -55,6 +55,10 @@ pub struct State {
         skip_serializing_if = "crate::release::config_vars::ConfigVars::is_empty"
     )]
     pub config: crate::release::config_vars::ConfigVars,
+    /// `appgrid maintenance FILE on`: the load balancer answers 503 until
+    /// `off` (kept by every apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::Maintenance>,
 }
 
 /// The other machine of a database address being moved online.
@@ -141,6 +145,7 @@ impl State {
             moves: BTreeMap::new(),
             releases: Default::default(),
             config: Default::default(),
+            maintenance: None,
         }
     }
 

@@ -20,6 +20,7 @@ mod fleet;
 mod hosts_e2e;
 mod http;
 mod kill_configure;
+mod lb_day2;
 mod lease;
 mod local_cycles;
 mod local_e2e;
