@@ -185,6 +185,12 @@ impl Record {
                 }
                 warm.iter().map(|s| s.response_ms as f64).sum::<f64>() / warm.len() as f64
             }
+            Metric::QueueTimeMs => {
+                if warm.is_empty() {
+                    return None;
+                }
+                warm.iter().map(|s| s.queue_ms as f64).sum::<f64>() / warm.len() as f64
+            }
             Metric::CpuPercent => {
                 let before = std::mem::take(&mut self.cpu);
                 self.cpu = servers
@@ -307,6 +313,7 @@ mod tests {
             up,
             requests,
             response_ms: 20,
+            queue_ms: 0,
             sessions: 0,
             queued: 0,
             cpu: Some((requests, requests * 4)),

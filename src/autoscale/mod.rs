@@ -13,6 +13,7 @@ mod forecast;
 pub mod live;
 mod policy;
 mod predict;
+mod replicas;
 mod schedule;
 mod simulate;
 mod svg;
@@ -23,6 +24,10 @@ mod tz;
 mod forecast_tests;
 #[cfg(test)]
 mod props;
+#[cfg(test)]
+mod queue_time_tests;
+#[cfg(test)]
+mod replicas_tests;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +42,9 @@ pub use policy::{
     PolicyError, Predictive, Sample,
 };
 pub use predict::{Forecast, forecast};
+pub use replicas::{
+    ReplicaChange, ReplicaPolicy, ReplicaSample, decide_replicas, replicas_needed,
+};
 pub use schedule::{Bounds, LOOKBACK_DAYS, ScheduleRule};
 pub use simulate::{CapacityModel, Row, Simulation, simulate, summary, timeline_csv};
 pub use svg::svg_chart;

@@ -101,6 +101,7 @@ impl providers::OpsVisitor for Pass<'_> {
             appgrid::manifest::Metric::RequestsPerInstance => "requests_per_instance",
             appgrid::manifest::Metric::ResponseTimeMs => "response_time_ms",
             appgrid::manifest::Metric::CpuPercent => "cpu_percent",
+            appgrid::manifest::Metric::QueueTimeMs => "queue_time_ms",
         }
         .to_string();
         let mut entry = Entry {

@@ -45,6 +45,10 @@ pub struct ServerCounters {
     pub requests: u64,
     /// Average response time over the last 1,024 requests, ms.
     pub response_ms: u64,
+    /// Average time the last 1,024 requests waited in the load balancer's
+    /// queue, ms (HAProxy's `qtime`).
+    #[serde(default)]
+    pub queue_ms: u64,
     pub sessions: u64,
     pub queued: u64,
     /// (busy, total) CPU jiffies of the server's machine, when asked for.

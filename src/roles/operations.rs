@@ -275,6 +275,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                 name: s.name,
                 requests: s.req_tot,
                 response_ms: s.rtime,
+                queue_ms: s.qtime,
                 sessions: s.scur,
                 queued: s.qcur,
                 cpu,

@@ -31,6 +31,10 @@ pub(super) const AUTOSCALE: TableSpec = TableSpec {
         Key::optional("policy", "\"forecast\""),
         Key::optional("boot", "\"120s\""),
         Key::optional("forecast_quantile", "0.9"),
+        Key::optional(
+            "replicas",
+            "{ metric = \"connections\", target = 20, min = 1, max = 3 }",
+        ),
     ],
 };
 
@@ -55,12 +59,23 @@ const METRICS: &[(&str, Metric)] = &[
     ("requests_per_instance", Metric::RequestsPerInstance),
     ("response_time_ms", Metric::ResponseTimeMs),
     ("cpu_percent", Metric::CpuPercent),
+    ("queue_time_ms", Metric::QueueTimeMs),
 ];
+
+/// The longest queue time a target may be: a request queued longer than
+/// HAProxy's usual `timeout queue` is refused, not late.
+const MAX_QUEUE_TARGET_MS: f64 = 30_000.0;
 
 /// The most web servers autoscaling may ask for, as for `web.count`.
 const MAX_INSTANCES: i64 = 10_000;
 
-pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported> {
+/// `has_database`: whether the manifest has `[database]`, which
+/// `[autoscale.replicas]` needs.
+pub(super) fn check(
+    ck: &mut Checker,
+    s: &Section,
+    has_database: bool,
+) -> Result<Autoscale, Reported> {
     let metric = s.require(ck, "metric").and_then(|f| metric(ck, f));
     let target = s
         .require(ck, "target")
@@ -112,7 +127,12 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
         Some(f) => quantile(ck, f).map(Some),
         None => Ok(None),
     };
+    let replicas = match s.field("replicas") {
+        Some(f) => super::autoscale_replicas::check(ck, f, has_database).map(Some),
+        None => Ok(None),
+    };
     Ok(Autoscale {
+        replicas: replicas?,
         metric: metric?,
         target: target?,
         min: u32_from(min_value?),
@@ -183,11 +203,20 @@ fn target(ck: &mut Checker, f: Field, metric: Option<Metric>) -> Result<f64, Rep
             "a CPU target is a percentage, e.g. `target = 60`",
         ));
     }
+    if metric == Some(Metric::QueueTimeMs) && target > MAX_QUEUE_TARGET_MS {
+        return Err(ck.error(
+            f.span(),
+            format!(
+                "`target` for \"queue_time_ms\" must be at most {MAX_QUEUE_TARGET_MS} ms, found {target}"
+            ),
+            "a queue-time target is milliseconds a request waits for a server, e.g. `target = 20`",
+        ));
+    }
     Ok(target)
 }
 
 /// Reports `min > max` at `min`.
-fn min_not_above_max(ck: &mut Checker, min: Field, lo: i64, hi: i64) -> Result<(), Reported> {
+pub(super) fn min_not_above_max(ck: &mut Checker, min: Field, lo: i64, hi: i64) -> Result<(), Reported> {
     if lo <= hi {
         return Ok(());
     }
@@ -198,7 +227,7 @@ fn min_not_above_max(ck: &mut Checker, min: Field, lo: i64, hi: i64) -> Result<(
     ))
 }
 
-fn duration_or(
+pub(super) fn duration_or(
     ck: &mut Checker,
     s: &Section,
     key: &'static str,
