@@ -55,12 +55,18 @@ pub struct Record {
     /// forecast policy's `boot` when the manifest does not give one).
     #[serde(default)]
     pub boots: Vec<u64>,
+    /// The read replica tier's passes (issue 13; `metric` is
+    /// `replicas:METRIC`), see `replicas_live`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_entries: Vec<Entry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_samples: Vec<super::ReplicaSample>,
 }
 
 /// Kept at most: two weeks of demand at one point a minute, a day of entries.
 const MAX_DEMAND: usize = 20_160;
-const MAX_ENTRIES: usize = 2_880;
-const MAX_SAMPLES: usize = 240;
+pub(super) const MAX_ENTRIES: usize = 2_880;
+pub(super) const MAX_SAMPLES: usize = 240;
 const MAX_BOOTS: usize = 50;
 /// A server first seen up longer than this after the last scale-out was not
 /// started by it (or the measurement is meaningless).
@@ -242,7 +248,7 @@ impl Record {
     }
 }
 
-fn trim<T>(v: &mut Vec<T>, max: usize) {
+pub(super) fn trim<T>(v: &mut Vec<T>, max: usize) {
     if v.len() > max {
         v.drain(..v.len() - max);
     }

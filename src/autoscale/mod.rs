@@ -14,6 +14,7 @@ pub mod live;
 mod policy;
 mod predict;
 mod replicas;
+mod replicas_live;
 mod schedule;
 mod simulate;
 mod svg;
@@ -42,6 +43,7 @@ pub use policy::{
     PolicyError, Predictive, Sample,
 };
 pub use predict::{Forecast, forecast};
+pub use replicas_live::replica_metric_name;
 pub use replicas::{
     ReplicaChange, ReplicaPolicy, ReplicaSample, decide_replicas, replicas_needed,
 };

@@ -11,6 +11,7 @@
 
 mod apply;
 mod autoscale;
+mod autoscale_replicas;
 mod backup;
 mod config;
 mod doctor;

@@ -56,6 +56,17 @@ pub struct ServerCounters {
     pub cpu: Option<(u64, u64)>,
 }
 
+/// One read replica's load as the autoscaler reads it (issue 13).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaReading {
+    /// `db.replica[i]`.
+    pub address: ResourceAddress,
+    /// How far behind the origin it is (Slony-I `sl_status` `st_lag_time`), s.
+    pub lag_s: Option<f64>,
+    /// The app's client connections to it, the mean of a few looks.
+    pub connections: Option<f64>,
+}
+
 /// What an operation changed on the machines, for [`Locked`] to record and
 /// follow up.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -119,6 +130,14 @@ pub trait Operations: Send + Sync + 'static {
         resources: &Resources,
         cpu: bool,
     ) -> impl Future<Output = Result<Vec<ServerCounters>, OperationError>> + Send;
+
+    /// Every read replica's lag and, when `connections`, its client
+    /// connections (issue 13). A replica that cannot be asked is left out.
+    fn replica_load(
+        &self,
+        resources: &Resources,
+        connections: bool,
+    ) -> impl Future<Output = Result<Vec<ReplicaReading>, OperationError>> + Send;
 
     /// Make `to` (a replica) the origin of the replicated set. Returns what to
     /// record (`slony.cluster`'s origin) and what to apply again (every web
