@@ -14,7 +14,9 @@
 //!    passed since the last change.
 //! 5. **Scale-in** only when the last change is a whole `stabilization`
 //!    window ago, readings cover that window without a gap, and then only
-//!    down to the most any reading in it needed (at least `min`).
+//!    down to the most any reading in it needed (at least `min`) — the
+//!    reading in force when the window began included, as it holds until
+//!    the next (a pass that added a replica can outlast the window).
 
 use super::decide::instances_for;
 use super::policy::Decision;
@@ -190,9 +192,10 @@ pub fn decide_replicas(
              window: not scaling in, stay at {current}"
         ));
     }
+    // The reading the window starts with counts too: it holds until the
+    // next one (a pass that added a replica takes longer than the window).
     let highest = covering
         .iter()
-        .filter(|s| s.at >= from)
         .map(|s| replicas_needed(policy, s))
         .max()
         .unwrap_or(current);

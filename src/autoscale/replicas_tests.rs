@@ -108,6 +108,18 @@ fn scale_in_waits_for_a_whole_quiet_window_and_goes_to_its_highest_need() {
         d.reason,
         "connections per replica 0.0 vs target 4 needs 0, but the last change is within the 300s stabilization window (200s left): stay at 3"
     );
+    // A pass that took longer than the window (it added a replica): the
+    // reading it started with holds until the next, so no scale-in yet.
+    let busy = [at(NOW - 40, 8.0, 2), at(NOW - 4, 0.0, 3), at(NOW, 0.0, 3)];
+    let p15 = ReplicaPolicy {
+        stabilization_s: 15,
+        ..p.clone()
+    };
+    let d = decide_replicas(&p15, &[], &busy, 3, NOW);
+    assert_eq!(
+        d.reason,
+        "connections per replica 0.0 vs target 4 needs 0, but up to 4 were needed in the last 15s: stay at 3"
+    );
     // Quiet all along: down to the minimum.
     let d = decide_replicas(&p, &[], &steady(NOW, 600, 0.0, 3), 3, NOW);
     assert_eq!(d.desired, 1);
@@ -226,8 +238,9 @@ proptest! {
             }
             // Some reading at or before the window's start, and every reading
             // in the window needed no more than the new count.
-            prop_assert!(samples.iter().any(|s| s.at <= from));
-            for s in samples.iter().filter(|s| s.at >= from) {
+            let entering = samples.iter().rev().find(|s| s.at <= from);
+            prop_assert!(entering.is_some());
+            for s in entering.into_iter().chain(samples.iter().filter(|s| s.at >= from)) {
                 prop_assert!(replicas_needed(&p, s) <= d.desired, "{s:?} {}", d.reason);
             }
         }
