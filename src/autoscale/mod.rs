@@ -43,10 +43,8 @@ pub use policy::{
     PolicyError, Predictive, Sample,
 };
 pub use predict::{Forecast, forecast};
+pub use replicas::{ReplicaChange, ReplicaPolicy, ReplicaSample, decide_replicas, replicas_needed};
 pub use replicas_live::replica_metric_name;
-pub use replicas::{
-    ReplicaChange, ReplicaPolicy, ReplicaSample, decide_replicas, replicas_needed,
-};
 pub use schedule::{Bounds, LOOKBACK_DAYS, ScheduleRule};
 pub use simulate::{CapacityModel, Row, Simulation, simulate, summary, timeline_csv};
 pub use svg::svg_chart;

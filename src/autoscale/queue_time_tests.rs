@@ -54,10 +54,7 @@ fn decide_scales_out_on_queue_time_and_never_through_the_forecast() {
     };
     let d = decide(&p, &History::default(), &[sample], 2, NOW);
     assert_eq!(d.desired, 5);
-    assert_eq!(
-        d.reason,
-        "queue time 45.0 ms > target 20 ms (±10%): 2 → 5"
-    );
+    assert_eq!(d.reason, "queue time 45.0 ms > target 20 ms (±10%): 2 → 5");
     // A queue time is no load to forecast: the forecast policy reacts.
     p.forecast = Some(Default::default());
     assert_eq!(

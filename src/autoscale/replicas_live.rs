@@ -67,11 +67,7 @@ impl Record {
 
     /// Every entry, both tiers, in time order (for `autoscale history`).
     pub fn all_entries(&self) -> Vec<&Entry> {
-        let mut all: Vec<&Entry> = self
-            .entries
-            .iter()
-            .chain(&self.replica_entries)
-            .collect();
+        let mut all: Vec<&Entry> = self.entries.iter().chain(&self.replica_entries).collect();
         all.sort_by_key(|e| e.at);
         all
     }
@@ -107,7 +103,11 @@ mod tests {
             .unwrap();
         assert_eq!((c.value, c.reporting), (4.0, 2));
         assert_eq!(
-            r.observe_replicas(ReplicaMetric::Connections, &[reading(0, Some(1.0), None)], 30),
+            r.observe_replicas(
+                ReplicaMetric::Connections,
+                &[reading(0, Some(1.0), None)],
+                30
+            ),
             None
         );
         assert_eq!(r.replica_samples.len(), 2);

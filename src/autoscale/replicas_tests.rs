@@ -136,10 +136,7 @@ fn missing_or_stale_readings_hold_the_count() {
     let d = decide_replicas(&p, &[], &steady(NOW - 61, 600, 0.0, 2), 2, NOW);
     assert_eq!(
         (d.desired, d.reason.as_str()),
-        (
-            2,
-            "no replica readings for 61s: not scaling in, stay at 2"
-        )
+        (2, "no replica readings for 61s: not scaling in, stay at 2")
     );
     let d = decide_replicas(&p, &[], &[at(NOW, 0.0, 0)], 2, NOW);
     assert_eq!(d.desired, 2);
@@ -158,19 +155,21 @@ fn arb_policy() -> impl Strategy<Value = ReplicaPolicy> {
         1u64..60,
         any::<bool>(),
     )
-        .prop_map(|(min, extra, target, out, stab, interval, lag)| ReplicaPolicy {
-            metric: if lag {
-                ReplicaMetric::ReplicationLag
-            } else {
-                ReplicaMetric::Connections
+        .prop_map(
+            |(min, extra, target, out, stab, interval, lag)| ReplicaPolicy {
+                metric: if lag {
+                    ReplicaMetric::ReplicationLag
+                } else {
+                    ReplicaMetric::Connections
+                },
+                target,
+                min,
+                max: min + extra,
+                scale_out_cooldown_s: out,
+                stabilization_s: stab,
+                interval_s: interval,
             },
-            target,
-            min,
-            max: min + extra,
-            scale_out_cooldown_s: out,
-            stabilization_s: stab,
-            interval_s: interval,
-        })
+        )
 }
 
 fn arb_samples() -> impl Strategy<Value = Vec<ReplicaSample>> {

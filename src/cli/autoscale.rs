@@ -120,22 +120,21 @@ impl providers::OpsVisitor for Pass<'_> {
                 reason: decision.reason.clone(),
             };
             let lock_timeout = Duration::from_secs(policy.interval_s.max(30));
-            let failed = scale(
+            scale(
                 ws,
-                &cloud,
-                &k,
+                (&cloud, &k),
                 lock_timeout,
                 |state| state.autoscale = Some(chosen),
                 web_tier,
+                &mut entry,
             )
             .await?;
-            if let Some(failed) = failed {
-                entry.reason = format!("{}; the apply failed: {failed}", entry.reason);
-            }
         }
 
         // Issue 13: the database read tier, when `[autoscale.replicas]` asks.
-        if let Some(replicas) = super::autoscale_replicas::pass(ws, policy, &cloud, &k, &mut record, at).await? {
+        if let Some(replicas) =
+            super::autoscale_replicas::pass(ws, policy, &cloud, &k, &mut record, at).await?
+        {
             record.push_replica(replicas);
         }
 
@@ -165,15 +164,15 @@ impl providers::OpsVisitor for Pass<'_> {
 
 /// Record a count in state under the lock (`set`; a manual apply finishes
 /// first, and its state is what changes) and apply the addresses `keep`
-/// admits through the walker. `Some(why)` when the walk failed.
+/// admits through the walker; a failed walk is said in `entry`'s reason.
 pub(super) async fn scale<C: Cloud, K: Configurator>(
     ws: &Workspace,
-    cloud: &Arc<C>,
-    k: &Arc<K>,
+    (cloud, k): (&Arc<C>, &Arc<K>),
     lock_timeout: Duration,
     set: impl FnOnce(&mut appgrid::state::State),
     keep: fn(ResourceAddress) -> bool,
-) -> Result<Option<String>, Failure> {
+    entry: &mut Entry,
+) -> Result<(), Failure> {
     let lock = ws.lock("autoscale", lock_timeout)?;
     let mut state = ws
         .load_state()?
@@ -204,15 +203,15 @@ pub(super) async fn scale<C: Cloud, K: Configurator>(
     )
     .await;
     drop(lock);
-    if outcome.is_success() {
-        return Ok(None);
+    if !outcome.is_success() {
+        let failed: Vec<String> = outcome
+            .failed
+            .iter()
+            .map(|(l, e)| format!("{l}: {e}"))
+            .collect();
+        entry.reason = format!("{}; the apply failed: {}", entry.reason, failed.join("; "));
     }
-    let failed: Vec<String> = outcome
-        .failed
-        .iter()
-        .map(|(l, e)| format!("{l}: {e}"))
-        .collect();
-    Ok(Some(failed.join("; ")))
+    Ok(())
 }
 
 /// Release these web servers again, under the state lock and through the

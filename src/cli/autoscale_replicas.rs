@@ -97,18 +97,15 @@ pub(super) async fn pass<C: Cloud, K: Configurator + Operations>(
         };
         // Adding a replica copies the data: the lock may be held a while.
         let lock_timeout = Duration::from_secs(web.interval_s.max(30));
-        let failed = super::autoscale::scale(
+        super::autoscale::scale(
             ws,
-            cloud,
-            k,
+            (cloud, k),
             lock_timeout,
             |state| state.autoscale_replicas = Some(chosen),
             replica_tier,
+            &mut entry,
         )
         .await?;
-        if let Some(failed) = failed {
-            entry.reason = format!("{}; the apply failed: {failed}", entry.reason);
-        }
     }
     Ok(Some(entry))
 }

@@ -166,9 +166,11 @@ impl<F: Fleet> RoleConfigurator<F> {
             .as_ref()
             .and_then(|spec| super::configure::listed(spec, "peers", Role::DbReplica))
             .unwrap_or_else(|| (0..db.replicas).collect());
-        for machine in std::iter::once(ResourceAddress::instance(Role::DbPrimary, 0))
-            .chain(replicas.into_iter().map(|i| ResourceAddress::instance(Role::DbReplica, i)))
-        {
+        for machine in std::iter::once(ResourceAddress::instance(Role::DbPrimary, 0)).chain(
+            replicas
+                .into_iter()
+                .map(|i| ResourceAddress::instance(Role::DbReplica, i)),
+        ) {
             if let Some(addr) = self.peer_addr(job, place, machine).await? {
                 peers.push(ip(&addr)?);
             }

@@ -74,9 +74,14 @@ impl<F: Fleet> RoleConfigurator<F> {
                     if look > 0 {
                         tokio::time::sleep(BETWEEN_LOOKS).await;
                     }
-                    let rows =
-                        postgres::query(&self.templates, &c.remote, &n.node, &cluster.database, &sql)
-                            .await?;
+                    let rows = postgres::query(
+                        &self.templates,
+                        &c.remote,
+                        &n.node,
+                        &cluster.database,
+                        &sql,
+                    )
+                    .await?;
                     let seen: f64 = rows
                         .first()
                         .and_then(|r| r.first())

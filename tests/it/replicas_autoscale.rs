@@ -132,7 +132,9 @@ async fn read_replicas_follow_the_read_load_without_a_failed_request_or_a_lost_r
     let lb = blog.lb();
     blog.psql(
         "db.primary",
-        &format!("insert into notes(body) select 'seeded ' || g from generate_series(1, {SEEDED}) g"),
+        &format!(
+            "insert into notes(body) select 'seeded ' || g from generate_series(1, {SEEDED}) g"
+        ),
     )
     .unwrap();
     eventually(
@@ -278,7 +280,7 @@ async fn read_replicas_follow_the_read_load_without_a_failed_request_or_a_lost_r
     let (written, write_failures) = writer.await.unwrap();
     drop(autoscaler);
 
-    let reads = reads.lock().unwrap();
+    let reads = std::mem::take(&mut *reads.lock().unwrap());
     assert!(
         reads.failed.is_empty() && write_failures.is_empty(),
         "{} reads and {} writes failed, first: {:?} {:?}",
@@ -300,7 +302,11 @@ async fn read_replicas_follow_the_read_load_without_a_failed_request_or_a_lost_r
     eventually(
         "the remaining replica to match the origin",
         Duration::from_secs(30),
-        async || blog.psql("db.replica[0]", digest).ok().filter(|d| *d == on_primary),
+        async || {
+            blog.psql("db.replica[0]", digest)
+                .ok()
+                .filter(|d| *d == on_primary)
+        },
     )
     .await;
     assert!(
@@ -323,6 +329,12 @@ async fn read_replicas_follow_the_read_load_without_a_failed_request_or_a_lost_r
             .unwrap_or_else(|| panic!("no replica decision {from_to} in:\n{history}"))
             .to_string()
     };
-    assert!(line(" 1 -> 2 ").contains("connections per replica"), "{history}");
-    assert!(line(" 2 -> 1 ").contains("stabilized over 15s"), "{history}");
+    assert!(
+        line(" 1 -> 2 ").contains("connections per replica"),
+        "{history}"
+    );
+    assert!(
+        line(" 2 -> 1 ").contains("stabilized over 15s"),
+        "{history}"
+    );
 }

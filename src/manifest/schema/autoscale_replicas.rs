@@ -4,8 +4,7 @@
 use toml::de::DeValue;
 
 use super::Checker;
-use super::autoscale::{duration_or, min_not_above_max};
-use super::services::u32_from;
+use super::autoscale::{duration_or, min_max, one_of};
 use super::table::{Field, Key, Reported, Section, TableSpec};
 use crate::manifest::{ReplicaAutoscale, ReplicaMetric};
 
@@ -50,42 +49,23 @@ pub(super) fn check(
             "add a [database] table, or remove [autoscale.replicas]",
         ));
     }
-    let metric = s.require(ck, "metric").and_then(|f| metric(ck, f));
+    let metric = s
+        .require(ck, "metric")
+        .and_then(|f| one_of(ck, f, METRICS, "replica metric"));
     let target = s.require(ck, "target").and_then(|f| target(ck, f));
-    let min = s.require(ck, "min");
     // At least one: with none, the Slony-I cluster itself would go and come back.
-    let min_value = min.and_then(|f| f.integer(ck, 1, MAX_REPLICAS));
-    let max = s
-        .require(ck, "max")
-        .and_then(|f| f.integer(ck, 1, MAX_REPLICAS));
-    let bounds = match (min, min_value, max) {
-        (Ok(min_field), Ok(lo), Ok(hi)) => min_not_above_max(ck, min_field, lo, hi),
-        _ => Ok(()),
-    };
+    let bounds = min_max(ck, &s, MAX_REPLICAS);
     let scale_out_cooldown = duration_or(ck, &s, "scale_out_cooldown", 120);
     let stabilization = duration_or(ck, &s, "stabilization", 600);
-    bounds?;
+    let (min, max) = bounds?;
     Ok(ReplicaAutoscale {
         metric: metric?,
         target: target?,
-        min: u32_from(min_value?),
-        max: u32_from(max?),
+        min,
+        max,
         scale_out_cooldown: scale_out_cooldown?,
         stabilization: stabilization?,
     })
-}
-
-fn metric(ck: &mut Checker, f: Field) -> Result<ReplicaMetric, Reported> {
-    let written = f.str(ck)?;
-    if let Some((_, metric)) = METRICS.iter().find(|(name, _)| *name == written) {
-        return Ok(*metric);
-    }
-    let names: Vec<String> = METRICS.iter().map(|(n, _)| format!("{n:?}")).collect();
-    Err(ck.error(
-        f.span(),
-        format!("unknown replica metric {written:?}"),
-        format!("expected one of: {}", names.join(", ")),
-    ))
 }
 
 fn target(ck: &mut Checker, f: Field) -> Result<f64, Reported> {
@@ -162,10 +142,14 @@ mod tests {
 
     #[test]
     fn replicas_without_a_database_or_with_bad_values_are_refused() {
-        let text = format!("{BASE}{WEB}[autoscale.replicas]\nmetric = \"connections\"\ntarget = 3\nmin = 1\nmax = 2\n");
+        let text = format!(
+            "{BASE}{WEB}[autoscale.replicas]\nmetric = \"connections\"\ntarget = 3\nmin = 1\nmax = 2\n"
+        );
         let e = errors(&text);
         assert!(
-            e.starts_with("error: [autoscale.replicas] needs a [database] whose read replicas it scales"),
+            e.starts_with(
+                "error: [autoscale.replicas] needs a [database] whose read replicas it scales"
+            ),
             "{e}"
         );
         let text = format!(
@@ -173,8 +157,14 @@ mod tests {
         );
         let e = errors(&text);
         assert!(e.contains("error: unknown replica metric \"lag\""), "{e}");
-        assert!(e.contains("expected one of: \"replication_lag\", \"connections\""), "{e}");
-        assert!(e.contains("error: `target` must be greater than 0, found 0"), "{e}");
+        assert!(
+            e.contains("expected one of: \"replication_lag\", \"connections\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("error: `target` must be greater than 0, found 0"),
+            "{e}"
+        );
         assert!(
             e.contains("error: `min` must be at least 1, found 0\n  --> appgrid.toml:21:7"),
             "min = 0 is pointed at: {e}"
