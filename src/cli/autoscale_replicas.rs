@@ -67,9 +67,19 @@ pub(super) async fn pass<C: Cloud, K: Configurator + Operations>(
     let readings = k
         .replica_load(&state.resources, r.metric == ReplicaMetric::Connections)
         .await;
-    let (sample, unread) = match readings {
-        Ok(readings) => (record.observe_replicas(r.metric, &readings, at), None),
-        Err(e) => (None, Some(e.to_string())),
+    let sample = match readings {
+        Ok(readings) => record.observe_replicas(r.metric, &readings, at),
+        // Missing data: no decision on older readings, nothing changes.
+        Err(e) => {
+            return Ok(Some(Entry {
+                at,
+                metric: scaling::replica_metric_name(r.metric),
+                value: None,
+                from: current,
+                to: current,
+                reason: format!("the replicas could not be read ({e}): stay at {current}"),
+            }));
+        }
     };
     let decision = scaling::decide_replicas(
         &policy,
@@ -84,10 +94,7 @@ pub(super) async fn pass<C: Cloud, K: Configurator + Operations>(
         value: sample.map(|s| s.value),
         from: current,
         to: decision.desired,
-        reason: match &unread {
-            Some(e) => format!("{} (the replicas could not be read: {e})", decision.reason),
-            None => decision.reason.clone(),
-        },
+        reason: decision.reason.clone(),
     };
     if decision.desired != current {
         let chosen = AutoscaledReplicas {
