@@ -245,3 +245,58 @@ proptest! {
         }
     }
 }
+
+/// The autoscaler's replica count enters the graph (clamped to the policy's
+/// bounds) through `Workspace::effective`, with a note, like the web count.
+#[test]
+fn the_chosen_count_enters_the_graph_within_the_bounds() {
+    use crate::graph::{ResourceAddress, ResourceSpec, Role};
+    use crate::state::{AutoscaledReplicas, State};
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("appgrid.toml");
+    std::fs::write(
+        &manifest,
+        "[app]\nname = \"blog\"\n[provider]\nkind = \"local\"\n\
+         [web]\ninstance_type = \"t3.small\"\ncount = 1\n\
+         [load_balancer]\ninstance_type = \"t3.small\"\n\
+         [database]\ninstance_type = \"m5.large\"\nreplicas = 1\n\
+         [autoscale]\nmetric = \"queue_time_ms\"\ntarget = 20\nmin = 1\nmax = 2\n\
+         [autoscale.replicas]\nmetric = \"replication_lag\"\ntarget = 2\nmin = 1\nmax = 3\n",
+    )
+    .unwrap();
+    let ws = crate::engine::Workspace::open(&manifest, None).unwrap();
+    let mut state = State::new("blog", "lineage".into());
+    let peers = |state: &State| {
+        let g = ws.graph_for(Some(state)).unwrap();
+        match &g
+            .get(&ResourceAddress::config(Role::DbPrimary, 0))
+            .unwrap()
+            .spec
+        {
+            ResourceSpec::Config(c) => c.inputs["peers"].clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(peers(&state), "db.replica[0]");
+    state.autoscale_replicas = Some(AutoscaledReplicas {
+        replicas: 2,
+        at: NOW,
+        reason: "lag".into(),
+    });
+    assert_eq!(peers(&state), "db.replica[0],db.replica[1]");
+    let g = ws.graph_for(Some(&state)).unwrap();
+    assert!(
+        g.get(&ResourceAddress::config(Role::DbReplica, 1))
+            .is_some()
+    );
+    assert_eq!(
+        ws.effective(Some(&state)).1.as_deref(),
+        Some("database.replicas is 2, set by the autoscaler (lag); the manifest says 1")
+    );
+    state.autoscale_replicas.as_mut().unwrap().replicas = 9;
+    assert_eq!(
+        peers(&state),
+        "db.replica[0],db.replica[1],db.replica[2]",
+        "held to max = 3"
+    );
+}
