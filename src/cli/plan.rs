@@ -64,6 +64,10 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
             term::colour_plan(&render::text(&plan), term::term().stdout_color)
         );
     }
+    // Issue 8: `apply` refuses this plan before anything changes; say so now.
+    if let Some(lone) = appgrid::plan::lone_move::lone_move(&plan, state.as_ref()) {
+        tracing::warn!("apply will refuse this plan: {}", lone.explain());
+    }
     if let Some(out) = &o.out {
         file::save(&plan, out).map_err(|e| Failure::Message(e.to_string()))?;
         tracing::info!(
