@@ -159,21 +159,39 @@ impl Workspace {
     }
 
     /// The manifest as applied: `[web] count` replaced by the autoscaler's
-    /// choice (kept within `[autoscale]` min and max), and a note saying so.
+    /// choice (kept within `[autoscale]` min and max), `[database] replicas`
+    /// by its replica choice (within `[autoscale.replicas]`), and a note
+    /// saying so.
     pub fn effective(&self, state: Option<&State>) -> (crate::manifest::Manifest, Option<String>) {
         let mut m = self.manifest.manifest.clone();
-        let (Some(policy), Some(chosen)) = (&m.autoscale, state.and_then(|s| s.autoscale.as_ref()))
-        else {
-            return (m, None);
-        };
-        let web = chosen.web.clamp(policy.min, policy.max);
-        let note = (web != m.web.count).then(|| {
-            format!(
-                "web.count is {web}, set by the autoscaler ({}); the manifest says {}",
-                chosen.reason, m.web.count
-            )
-        });
-        m.web.count = web;
+        let mut notes = Vec::new();
+        if let (Some(policy), Some(chosen)) =
+            (&m.autoscale, state.and_then(|s| s.autoscale.as_ref()))
+        {
+            let web = chosen.web.clamp(policy.min, policy.max);
+            if web != m.web.count {
+                notes.push(format!(
+                    "web.count is {web}, set by the autoscaler ({}); the manifest says {}",
+                    chosen.reason, m.web.count
+                ));
+            }
+            m.web.count = web;
+        }
+        if let (Some(policy), Some(chosen), Some(db)) = (
+            m.autoscale.as_ref().and_then(|a| a.replicas.as_ref()),
+            state.and_then(|s| s.autoscale_replicas.as_ref()),
+            m.database.as_mut(),
+        ) {
+            let replicas = chosen.replicas.clamp(policy.min, policy.max);
+            if replicas != db.replicas {
+                notes.push(format!(
+                    "database.replicas is {replicas}, set by the autoscaler ({}); the manifest says {}",
+                    chosen.reason, db.replicas
+                ));
+            }
+            db.replicas = replicas;
+        }
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
         (m, note)
     }
 

@@ -67,6 +67,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             policy: crate::manifest::PolicyKind::Reactive,
             boot: None,
             forecast_quantile: None,
+            replicas: None,
         }),
         env: Default::default(),
         state: None,

@@ -18,6 +18,8 @@ mod forecast;
 pub mod live;
 mod policy;
 mod predict;
+mod replicas;
+mod replicas_live;
 mod schedule;
 mod simulate;
 mod svg;
@@ -28,6 +30,10 @@ mod tz;
 mod forecast_tests;
 #[cfg(test)]
 mod props;
+#[cfg(test)]
+mod queue_time_tests;
+#[cfg(test)]
+mod replicas_tests;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +52,8 @@ pub use policy::{
     PolicyError, Predictive, Sample,
 };
 pub use predict::{Forecast, forecast};
+pub use replicas::{ReplicaChange, ReplicaPolicy, ReplicaSample, decide_replicas, replicas_needed};
+pub use replicas_live::replica_metric_name;
 pub use schedule::{Bounds, LOOKBACK_DAYS, ScheduleRule};
 pub use simulate::{CapacityModel, Row, Simulation, simulate, summary, timeline_csv};
 pub use svg::{svg_chart, svg_lines};

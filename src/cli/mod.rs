@@ -13,6 +13,7 @@ mod apply;
 mod auto_failover;
 mod autoscale;
 mod autoscale_fleet;
+mod autoscale_replicas;
 mod backup;
 mod config;
 mod doctor;

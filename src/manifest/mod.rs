@@ -255,6 +255,17 @@ pub enum Metric {
     RequestsPerInstance,
     ResponseTimeMs,
     CpuPercent,
+    /// HAProxy's `qtime`: the average time (ms) the last 1,024 requests
+    /// waited in the load balancer's queue for a server.
+    QueueTimeMs,
+}
+
+impl Metric {
+    /// A time measured per request (response or queue time): it is no load
+    /// that a forecast could carry forward.
+    pub fn is_time(self) -> bool {
+        matches!(self, Metric::ResponseTimeMs | Metric::QueueTimeMs)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,6 +297,46 @@ pub struct Autoscale {
     /// margin covers (default 0.9).
     #[serde(default)]
     pub forecast_quantile: Option<f64>,
+    /// `[autoscale.replicas]`: the database read tier's policy (issue 13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<ReplicaAutoscale>,
+}
+
+/// `[autoscale.replicas]`: how many Slony-I read replicas the autoscaler
+/// keeps. When present it owns `[database] replicas`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaAutoscale {
+    pub metric: ReplicaMetric,
+    /// Seconds of lag, or client connections per replica.
+    pub target: f64,
+    pub min: u32,
+    pub max: u32,
+    #[serde(with = "duration_ms")]
+    pub scale_out_cooldown: Duration,
+    /// How long the readings must have allowed fewer replicas before one goes.
+    #[serde(with = "duration_ms")]
+    pub stabilization: Duration,
+}
+
+/// `[autoscale.replicas] metric`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaMetric {
+    /// The most any replica is behind the origin (Slony-I `sl_status`
+    /// `st_lag_time`), seconds.
+    ReplicationLag,
+    /// The app's client connections per replica (`pg_stat_activity`).
+    Connections,
+}
+
+impl ReplicaMetric {
+    /// As the manifest and the history name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaMetric::ReplicationLag => "replication_lag",
+            ReplicaMetric::Connections => "connections",
+        }
+    }
 }
 
 /// `[autoscale] policy`.

@@ -742,6 +742,7 @@ fn blog_example_validates() {
             policy: crate::manifest::PolicyKind::Reactive,
             boot: None,
             forecast_quantile: None,
+            replicas: None,
         }),
         env: Default::default(),
         state: None,

@@ -323,7 +323,11 @@ impl<F: Fleet> RoleConfigurator<F> {
             let node = |m| super::configure_db::node_in(&job.resources, m).unwrap_or(0);
             let primary = ResourceAddress::instance(Role::DbPrimary, 0);
             let mut nodes = vec![(node(primary), primary)];
-            for i in 0..db.replicas {
+            // The replicas this release's spec names: on the way out, one is
+            // still in state (and the cluster) but no longer in the spec.
+            let listed = super::configure::listed(&job.spec, "replicas", Role::DbReplica)
+                .unwrap_or_else(|| (0..db.replicas).collect());
+            for i in listed {
                 if job
                     .resources
                     .contains_key(&ResourceAddress::config(Role::DbReplica, i))

@@ -25,6 +25,7 @@ pub mod memcached;
 mod moves;
 mod operations;
 mod operations_db;
+mod operations_replicas;
 pub mod postgres;
 pub mod slony;
 pub mod web_error;

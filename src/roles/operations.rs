@@ -58,6 +58,16 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
             .map_err(|e| OperationError::new("web counters", e))
     }
 
+    async fn replica_load(
+        &self,
+        resources: &Resources,
+        connections: bool,
+    ) -> Result<Vec<crate::ops::ReplicaReading>, OperationError> {
+        self.replica_readings(resources, connections)
+            .await
+            .map_err(|e| OperationError::new("replica load", e))
+    }
+
     async fn switchover(
         &self,
         resources: &Resources,
@@ -293,6 +303,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                 name: s.name,
                 requests: s.req_tot,
                 response_ms: s.rtime,
+                queue_ms: s.qtime,
                 sessions: s.scur,
                 queued: s.qcur,
                 cpu,

@@ -31,6 +31,7 @@ mod moto;
 mod moves;
 mod preflight;
 mod releases;
+mod replicas_autoscale;
 mod roles_pg;
 mod roles_web;
 mod s3_state;
