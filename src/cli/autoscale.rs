@@ -233,7 +233,7 @@ async fn heal<C: Cloud, K: Configurator>(
     lines
 }
 
-fn show(e: &Entry) -> String {
+pub(super) fn show(e: &Entry) -> String {
     let value = e
         .value
         .map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));

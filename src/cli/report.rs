@@ -88,6 +88,12 @@ fn text(failure: &Failure, color: bool) -> (String, String) {
     }
 }
 
+/// The failure as plain text, headline then detail (the panel shows it).
+pub fn plain(failure: &Failure) -> String {
+    let (headline, detail) = text(failure, false);
+    format!("{headline}\n{detail}").trim_end().to_string()
+}
+
 pub fn print_failure(failure: &Failure) {
     if logging::format() == LogFormat::Json {
         let (headline, detail) = text(failure, false);
