@@ -131,8 +131,8 @@ pub async fn rollback(
         which,
         state_path,
         lock_timeout,
-        &mut |line| outln!("{line}"),
-        &mut |e| report::print_event(&e),
+        &mut |line: String| outln!("{line}"),
+        &mut |e: appgrid::apply::Event| report::print_event(&e),
     )
     .await
 }

@@ -246,7 +246,7 @@ pub fn svg(resources: &Resources, health: &BTreeMap<ResourceAddress, Health>) ->
         let name = escape(&a.to_string());
         let _ = write!(
             out,
-            r#"<g class="node {hs}" data-address="{name}" data-health="{hs}"><title>{name}&#10;id {id}&#10;type {t}&#10;zone {z}&#10;address {ip}&#10;health {hs}</title><rect x="{x}" y="{y}" width="{W}" height="{H}" rx="5" fill="{c}"/><text x="{tx}" y="{ty}" fill="#fff">{name}  {ip}</text></g>"#,
+            r##"<g class="node {hs}" data-address="{name}" data-health="{hs}"><title>{name}&#10;id {id}&#10;type {t}&#10;zone {z}&#10;address {ip}&#10;health {hs}</title><rect x="{x}" y="{y}" width="{W}" height="{H}" rx="5" fill="{c}"/><text x="{tx}" y="{ty}" fill="#fff">{name}  {ip}</text></g>"##,
             hs = h.as_str(),
             id = escape(&r.id),
             t = escape(itype),

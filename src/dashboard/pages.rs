@@ -18,7 +18,8 @@ pub fn tera() -> &'static Tera {
         tera.add_raw_templates(
             EMBEDDED
                 .iter()
-                .filter(|(name, _)| name.starts_with("dashboard/") && name.ends_with(".html")),
+                .filter(|(name, _)| name.starts_with("dashboard/") && name.ends_with(".html"))
+                .copied(),
         )
         .expect("the embedded dashboard templates parse");
         tera

@@ -113,7 +113,7 @@ async fn gate(Shared(panel): Shared<App>, mut req: Request, next: Next) -> Respo
             "Not signed in: open the URL `appgrid dashboard` printed (its token works once).",
         ));
     };
-    if req.method() != Method::GET && !same_origin(req.headers(), panel.tls) {
+    if *req.method() != Method::GET && !same_origin(req.headers(), panel.tls) {
         return harden(refuse(
             StatusCode::FORBIDDEN,
             "Refused: this request did not come from the panel's own pages.",
@@ -255,7 +255,11 @@ async fn health_json(Shared(panel): Shared<App>) -> Response {
                 .into_iter()
                 .map(|(a, h)| (a.to_string(), h.as_str()))
                 .collect();
-            axum::Json(h).into_response()
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                serde_json::to_string(&h).expect("health serializes"),
+            )
+                .into_response()
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e).into_response(),
     }
@@ -289,11 +293,12 @@ pub async fn watch_graph(panel: App) {
     }
 }
 
-type EventStream = axum::response::Sse<std::pin::Pin<Box<dyn Stream<Item = Result<Sse, Infallible>> + Send>>>;
+type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Sse, Infallible>> + Send>>;
+type EventStream = axum::response::Sse<axum::response::sse::KeepAliveStream<Events>>;
 
 fn sse(s: impl Stream<Item = Sse> + Send + 'static) -> EventStream {
-    axum::response::Sse::new(Box::pin(s.map(Ok)) as std::pin::Pin<Box<_>>)
-        .keep_alive(KeepAlive::default())
+    let events: Events = Box::pin(s.map(Ok::<Sse, Infallible>));
+    axum::response::Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 async fn graph_events(Shared(panel): Shared<App>) -> EventStream {

@@ -135,8 +135,8 @@ impl Ctx {
                     Some(&release),
                     state,
                     self.lock_timeout,
-                    &mut move |l| lines.push(l),
-                    &mut move |e| {
+                    &mut move |l: String| lines.push(l),
+                    &mut move |e: Event| {
                         if let Some(l) = event_line(&e) {
                             steps.push(l);
                         }
