@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::cdp::Browser;
 use super::cli::{appgrid, scratch, text};
 use super::http::{http, http_with};
-use super::local_e2e::{Blog, eventually};
+use super::local_e2e::Blog;
 
 /// A running `appgrid dashboard`: its address and login URL.
 struct Panel {
@@ -107,6 +107,16 @@ fn secrets(state: &serde_json::Value) -> Vec<String> {
     }
     out.retain(|s| s.len() >= 6);
     out
+}
+
+/// HTML text back to plain text (what tera's escaping does, undone).
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2F;", "/")
+        .replace("&amp;", "&")
 }
 
 fn form(fields: &[(&str, &str)]) -> String {
@@ -217,6 +227,7 @@ async fn the_panel_on_the_local_blog() {
         ("GET", "/logs/events"),
         ("GET", "/database"),
         ("GET", "/autoscaling"),
+        ("GET", "/scale?web=3"),
         ("POST", "/releases/rollback"),
         ("POST", "/database/query"),
     ] {
@@ -371,6 +382,24 @@ async fn the_panel_on_the_local_blog() {
         bodies.push(page);
     }
     assert_eq!(count(), notes_before, "a query wrote");
+    // Scale: the panel's plan for three web servers is the CLI's plan for a
+    // manifest that says three.
+    let (status, page) = get("/scale?web=3&replicas=1").await;
+    assert_eq!(status, 200, "{page}");
+    let shown = unescape(
+        page.split("<pre id=\"plan\">")
+            .nth(1)
+            .and_then(|p| p.split("</pre>").next())
+            .unwrap_or_else(|| panic!("no plan: {page}")),
+    );
+    blog.write(3, 1);
+    let cli = blog.ok(&["plan"]);
+    blog.write(2, 1);
+    assert_eq!(shown, cli);
+    assert!(shown.contains("web[2]"), "{shown}");
+    bodies.push(page);
+    let (status, page) = get("/scale?web=0").await;
+    assert_eq!(status, 400, "{page}");
     let (status, page) = get("/database").await;
     assert_eq!(status, 200);
     assert!(page.contains("<td>db.replica[0]</td><td>db.primary</td>"), "{page}");
@@ -480,7 +509,7 @@ async fn the_panel_on_the_local_blog() {
         );
         b.screenshot(&shots2.join("overview.png"));
         texts.push(b.eval("document.documentElement.outerHTML").to_string());
-        for page in ["database", "autoscaling"] {
+        for page in ["database", "autoscaling", "scale"] {
             b.navigate(&format!("{base}/{page}"));
             b.screenshot(&shots2.join(format!("{page}.png")));
             texts.push(b.eval("document.documentElement.outerHTML").to_string());
@@ -520,7 +549,16 @@ async fn the_panel_on_the_local_blog() {
     assert_eq!(blog.state()["releases"]["pinned"]["number"], 1);
     let listed = blog.ok(&["releases"]);
     assert!(listed.contains("v1"), "{listed}");
-    for page in ["overview", "database", "autoscaling", "logs", "releases", "rollback-confirm", "rollback"] {
+    for page in [
+        "overview",
+        "database",
+        "autoscaling",
+        "scale",
+        "logs",
+        "releases",
+        "rollback-confirm",
+        "rollback",
+    ] {
         let png = shots.join(format!("{page}.png"));
         assert!(std::fs::metadata(&png).map(|m| m.len() > 1000).unwrap_or(false), "{}", png.display());
     }

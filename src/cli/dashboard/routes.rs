@@ -59,6 +59,7 @@ pub fn router(panel: App) -> Router {
         .route("/database", get(database_page))
         .route("/database/query", post(database_query))
         .route("/autoscaling", get(autoscaling_page))
+        .route("/scale", get(scale_page))
         .route("/static/{name}", get(asset))
         .route("/login", get(login))
         .layer(middleware::from_fn_with_state(Arc::clone(&panel), gate))
@@ -66,13 +67,14 @@ pub fn router(panel: App) -> Router {
 }
 
 /// Headers on every answer: no caching, no framing, no sniffing, no referrer
-/// (the login URL carries the token).
+/// to other sites (the login URL carries the token; `no-referrer` would make
+/// the browser send `Origin: null` on the panel's own forms).
 fn harden(mut r: Response) -> Response {
     let h = r.headers_mut();
     for (k, v) in [
         (header::CACHE_CONTROL, "no-store"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (
             header::CONTENT_SECURITY_POLICY,
@@ -127,11 +129,11 @@ async fn gate(Shared(panel): Shared<App>, mut req: Request, next: Next) -> Respo
 /// a request from another site is refused even with the cookie.
 fn same_origin(h: &HeaderMap, tls: bool) -> bool {
     let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok());
-    if let Some(site) = get("sec-fetch-site")
-        && site != "same-origin"
-        && site != "none"
-    {
-        return false;
+    // A browser's own word (a page cannot set it): decisive when present.
+    match get("sec-fetch-site") {
+        Some("same-origin") => return true,
+        Some(_) => return false,
+        None => {}
     }
     match (get("origin"), get("host")) {
         (Some(origin), Some(host)) => {
@@ -655,4 +657,56 @@ async fn autoscaling_page(Shared(panel): Shared<App>, Extension(s): Extension<Se
         ctx.insert("policy", &None::<()>);
     }
     render("autoscaling", &ctx)
+}
+
+/// The Scale page: the counts as inputs; with `?web=N&replicas=M`, the plan
+/// `appgrid plan` prints for the manifest with those counts. Applying it is
+/// a manifest change (shown, not written): the manifest stays the truth.
+async fn scale_page(
+    Shared(panel): Shared<App>,
+    Extension(s): Extension<Session>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (ws, _) = match load_state(&panel).await {
+        Ok(v) => v,
+        Err(e) => return failed(&panel, &s, "Scale", &e),
+    };
+    let m = &ws.manifest.manifest;
+    let mut ctx = context(&panel, &s, "scale", "Scale");
+    ctx.insert("file", &panel.file.display().to_string());
+    ctx.insert("web", &m.web.count);
+    ctx.insert("replicas", &m.database.as_ref().map(|d| d.replicas));
+    ctx.insert(
+        "autoscale",
+        &m.autoscale
+            .as_ref()
+            .map(|a| format!("min {}, max {}, target {}", a.min, a.max, a.target)),
+    );
+    let number = |k: &str| q.get(k).and_then(|v| v.trim().parse::<u32>().ok());
+    let (web, replicas) = (number("web"), number("replicas"));
+    let web = web.filter(|_| m.autoscale.is_none());
+    let mut status = StatusCode::OK;
+    if web.is_some() || replicas.is_some() {
+        if web.is_some_and(|w| w == 0 || w > 1000) || replicas.is_some_and(|r| r > 20) {
+            ctx.insert("refused", "web is 1 to 1000 and replicas 0 to 20");
+            status = StatusCode::BAD_REQUEST;
+        } else {
+            match panel.engine.plan(web, replicas).await {
+                Ok(text) => ctx.insert("plan", &text),
+                Err(e) => {
+                    ctx.insert("refused", &e);
+                    status = StatusCode::BAD_GATEWAY;
+                }
+            }
+            if let Some(w) = web {
+                ctx.insert("asked_web", &w);
+            }
+            if let Some(r) = replicas {
+                ctx.insert("asked_replicas", &r);
+            }
+        }
+    }
+    let mut r = render("scale", &ctx);
+    *r.status_mut() = status;
+    r
 }

@@ -33,6 +33,12 @@ pub enum Work {
         release: String,
         job: Arc<Job>,
     },
+    /// The plan `appgrid plan` prints for the manifest with these counts.
+    Plan {
+        web: Option<u32>,
+        replicas: Option<u32>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
 }
 
 /// Where the engine thread takes work.
@@ -82,6 +88,16 @@ impl Engine {
         rx.await.map_err(|_| gone())?
     }
 
+    pub async fn plan(&self, web: Option<u32>, replicas: Option<u32>) -> Result<String, String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Work::Plan {
+            web,
+            replicas,
+            reply,
+        })?;
+        rx.await.map_err(|_| gone())?
+    }
+
     pub fn send(&self, work: Work) -> Result<(), String> {
         self.tx.send(work).map_err(|_| gone())
     }
@@ -127,6 +143,13 @@ impl Ctx {
             Work::Logs { after, reply } => {
                 let _ = reply.send(self.logs(after).await.map_err(|e| say(&e)));
             }
+            Work::Plan {
+                web,
+                replicas,
+                reply,
+            } => {
+                let _ = reply.send(self.plan(web, replicas).await.map_err(|e| say(&e)));
+            }
             Work::Rollback { release, job } => {
                 let lines = Arc::clone(&job);
                 let steps = Arc::clone(&job);
@@ -149,6 +172,19 @@ impl Ctx {
                 }
             }
         }
+    }
+
+    async fn plan(&self, web: Option<u32>, replicas: Option<u32>) -> Result<String, Failure> {
+        let mut ws = Workspace::open(&self.file, self.state.as_deref())?;
+        let m = &mut ws.manifest.manifest;
+        if let Some(web) = web {
+            m.web.count = web;
+        }
+        if let (Some(replicas), Some(db)) = (replicas, m.database.as_mut()) {
+            db.replicas = replicas;
+        }
+        let plan = crate::cli::plan::make(&ws, true).await?;
+        Ok(appgrid::plan::render::text(&plan))
     }
 
     async fn logs(
