@@ -14,7 +14,10 @@ use appgrid::status::{AppStatus, LbServer};
 
 fn machine(role: Role, index: u32) -> ResourceState {
     let mut attributes = std::collections::BTreeMap::new();
-    attributes.insert("private_ip".into(), format!("10.{}.{}.{}", index / 65536, index / 256 % 256, index % 256));
+    attributes.insert(
+        "private_ip".into(),
+        format!("10.{}.{}.{}", index / 65536, index / 256 % 256, index % 256),
+    );
     attributes.insert("zone".into(), "us-east-1a".into());
     ResourceState {
         spec: ResourceSpec::Instance(InstanceSpec {
@@ -37,12 +40,24 @@ fn main() {
     let mut resources = Resources::new();
     resources.insert(ResourceAddress::instance(Role::Lb, 0), machine(Role::Lb, 0));
     for i in 0..web {
-        resources.insert(ResourceAddress::instance(Role::Web, i), machine(Role::Web, i));
+        resources.insert(
+            ResourceAddress::instance(Role::Web, i),
+            machine(Role::Web, i),
+        );
     }
-    resources.insert(ResourceAddress::instance(Role::DbPrimary, 0), machine(Role::DbPrimary, 0));
+    resources.insert(
+        ResourceAddress::instance(Role::DbPrimary, 0),
+        machine(Role::DbPrimary, 0),
+    );
     for i in 0..3 {
-        resources.insert(ResourceAddress::instance(Role::DbReplica, i), machine(Role::DbReplica, i));
-        resources.insert(ResourceAddress::instance(Role::Cache, i), machine(Role::Cache, i));
+        resources.insert(
+            ResourceAddress::instance(Role::DbReplica, i),
+            machine(Role::DbReplica, i),
+        );
+        resources.insert(
+            ResourceAddress::instance(Role::Cache, i),
+            machine(Role::Cache, i),
+        );
     }
     let status = AppStatus {
         load_balancer: (0..web)
@@ -75,7 +90,10 @@ fn main() {
         let page = pages::render("overview", &ctx).expect("renders");
         times.push(start.elapsed());
         size = page.len();
-        assert_eq!(page.matches("<g class=\"node up\"").count(), web as usize + 1);
+        assert_eq!(
+            page.matches("<g class=\"node up\"").count(),
+            web as usize + 1
+        );
     }
     times.sort();
     let median: Duration = times[times.len() / 2];

@@ -92,4 +92,3 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
 async fn interrupted() {
     let _ = tokio::signal::ctrl_c().await;
 }
-

@@ -227,7 +227,9 @@ impl providers::OpsVisitor for Rollback<'_, '_> {
             specs.len()
         ));
         let outcome = locked
-            .reconfigure_to(cloud, k, &specs, &format!("rollback to v{n}"), &mut |e| progress(e))
+            .reconfigure_to(cloud, k, &specs, &format!("rollback to v{n}"), &mut |e| {
+                progress(e)
+            })
             .await
             .map_err(super::ops::locked)?;
         if !outcome.is_success() {

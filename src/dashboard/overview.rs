@@ -64,17 +64,18 @@ pub fn health(resources: &Resources, status: &AppStatus) -> BTreeMap<ResourceAdd
                     Health::Up
                 }
             }
-            Role::Web => {
-                match servers.get(format!("web{index}").as_str()) {
-                    Some(s) if s.starts_with("UP") => Health::Up,
-                    Some(s) if s.starts_with("DRAIN") || s.starts_with("NOLB") => Health::Warn,
-                    Some(_) => Health::Down,
-                    None => Health::Unknown,
-                }
-            }
+            Role::Web => match servers.get(format!("web{index}").as_str()) {
+                Some(s) if s.starts_with("UP") => Health::Up,
+                Some(s) if s.starts_with("DRAIN") || s.starts_with("NOLB") => Health::Warn,
+                Some(_) => Health::Down,
+                None => Health::Unknown,
+            },
             Role::DbPrimary | Role::DbReplica => {
                 let name = address.to_string();
-                match (&status.origin, status.replication.iter().find(|r| r.node == name)) {
+                match (
+                    &status.origin,
+                    status.replication.iter().find(|r| r.node == name),
+                ) {
                     (Some(o), _) if o.node == name => {
                         if o.answers {
                             Health::Up
@@ -87,7 +88,10 @@ pub fn health(resources: &Resources, status: &AppStatus) -> BTreeMap<ResourceAdd
                     _ => Health::Unknown,
                 }
             }
-            Role::Cache => match status.caches.iter().find(|c| c.address == address.to_string())
+            Role::Cache => match status
+                .caches
+                .iter()
+                .find(|c| c.address == address.to_string())
             {
                 Some(c) if c.items.is_some() => Health::Up,
                 Some(_) => Health::Down,
@@ -117,7 +121,9 @@ pub fn rows(resources: &Resources, health: &BTreeMap<ResourceAddress, Health>) -
         .map(|(a, h)| {
             let r = &resources[a];
             let (t, z) = match &r.spec {
-                crate::graph::ResourceSpec::Instance(i) => (i.instance_type.clone(), i.zone.clone()),
+                crate::graph::ResourceSpec::Instance(i) => {
+                    (i.instance_type.clone(), i.zone.clone())
+                }
                 _ => (String::new(), String::new()),
             };
             MachineRow {
@@ -171,7 +177,9 @@ pub fn svg(resources: &Resources, health: &BTreeMap<ResourceAddress, Health>) ->
     // Primary first in its column, then the replicas.
     let mut machines: Vec<&ResourceAddress> = health.keys().collect();
     machines.sort_by_key(|a| match a {
-        ResourceAddress::Instance { role, index } => (column(*role), *role != Role::DbPrimary, *index),
+        ResourceAddress::Instance { role, index } => {
+            (column(*role), *role != Role::DbPrimary, *index)
+        }
         _ => (9, true, 0),
     });
     for a in machines {
@@ -189,11 +197,20 @@ pub fn svg(resources: &Resources, health: &BTreeMap<ResourceAddress, Health>) ->
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" id="graph" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="13">"#
     );
-    for (x, label) in [(10, "load balancer"), (10 + COLUMN, "web"), (10 + 2 * COLUMN, "database"), (10 + 3 * COLUMN, "cache")] {
+    for (x, label) in [
+        (10, "load balancer"),
+        (10 + COLUMN, "web"),
+        (10 + 2 * COLUMN, "database"),
+        (10 + 3 * COLUMN, "cache"),
+    ] {
         let _ = write!(out, r##"<text x="{x}" y="16" fill="#555">{label}</text>"##);
     }
     // Edges first, under the nodes.
-    let of = |role: Role| place.iter().filter(move |(a, _)| matches!(a, ResourceAddress::Instance { role: r, .. } if *r == role));
+    let of = |role: Role| {
+        place.iter().filter(
+            move |(a, _)| matches!(a, ResourceAddress::Instance { role: r, .. } if *r == role),
+        )
+    };
     let mut edge = |from: (u32, u32), to: (u32, u32)| {
         let _ = write!(
             out,
@@ -283,7 +300,8 @@ mod tests {
                 depends_on: Vec::new(),
                 attributes: Default::default(),
             };
-            s.attributes.insert("private_ip".into(), format!("127.0.0.{}", index + 10));
+            s.attributes
+                .insert("private_ip".into(), format!("127.0.0.{}", index + 10));
             s.attributes.insert("zone".into(), "<zone&1>".into());
             r.insert(ResourceAddress::instance(role, index), s);
         };
@@ -356,8 +374,14 @@ mod tests {
         let s = svg(&r, &health(&r, &status));
         assert!(s.starts_with("<svg ") && s.ends_with("</svg>"));
         assert_eq!(s.matches("<g class=\"node ").count(), 6, "{s}");
-        assert!(s.contains(r#"<g class="node up" data-address="web[0]""#), "{s}");
-        assert!(s.contains(r#"<g class="node down" data-address="web[1]""#), "{s}");
+        assert!(
+            s.contains(r#"<g class="node up" data-address="web[0]""#),
+            "{s}"
+        );
+        assert!(
+            s.contains(r#"<g class="node down" data-address="web[1]""#),
+            "{s}"
+        );
         assert!(s.contains("zone &lt;zone&amp;1&gt;"), "{s}");
         assert!(!s.contains("<zone&1>"));
         // lb → 2 web, 2 web → primary, 2 web → cache: 6 lines; primary → replica: a path.

@@ -60,7 +60,10 @@ mod tests {
         ctx.insert("message", "<script>alert(1)</script>");
         ctx.insert("csrf", "t");
         let page = render("error", &ctx).unwrap();
-        assert!(page.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"),
+            "{page}"
+        );
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(asset("panel.js").is_some());
         assert!(asset("../app/run.sh").is_none());

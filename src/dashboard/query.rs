@@ -52,7 +52,13 @@ pub fn check(sql: &str) -> Result<&str, QueryRefused> {
         .collect::<String>()
         .to_ascii_uppercase();
     if !["SELECT", "WITH", "VALUES", "TABLE"].contains(&first.as_str()) {
-        let shown: String = sql.split_whitespace().next().unwrap_or("").chars().take(20).collect();
+        let shown: String = sql
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(20)
+            .collect();
         return Err(QueryRefused::NotARead(shown));
     }
     Ok(sql)
@@ -90,7 +96,11 @@ mod tests {
             ("COMMIT", "COMMIT"),
             ("(select 1)", "(select"),
         ] {
-            assert_eq!(check(sql), Err(QueryRefused::NotARead(first.into())), "{sql}");
+            assert_eq!(
+                check(sql),
+                Err(QueryRefused::NotARead(first.into())),
+                "{sql}"
+            );
         }
         assert_eq!(
             check("select 1; insert into notes(body) values ('x')"),
@@ -99,13 +109,19 @@ mod tests {
         assert_eq!(check("select 1;commit;"), Err(QueryRefused::Several));
         assert_eq!(check("select 1 \\g"), Err(QueryRefused::Backslash));
         assert_eq!(check("select '\\! id'"), Err(QueryRefused::Backslash));
-        assert_eq!(check(&format!("select {}", "1".repeat(10_001))), Err(QueryRefused::TooLong));
+        assert_eq!(
+            check(&format!("select {}", "1".repeat(10_001))),
+            Err(QueryRefused::TooLong)
+        );
     }
 
     #[test]
     fn the_script_is_a_read_only_cursor_with_a_timeout_and_a_limit() {
         let s = script("select 1");
-        assert!(s.starts_with("BEGIN READ ONLY;\nSET LOCAL statement_timeout = 5000;\n"), "{s}");
+        assert!(
+            s.starts_with("BEGIN READ ONLY;\nSET LOCAL statement_timeout = 5000;\n"),
+            "{s}"
+        );
         assert!(s.contains("CURSOR FOR\nselect 1\n;\nFETCH 200 FROM"), "{s}");
         assert!(s.ends_with("ROLLBACK;\n"), "{s}");
     }

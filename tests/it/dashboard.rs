@@ -75,9 +75,9 @@ async fn sse_until(
     let start = Instant::now();
     let mut buf = [0u8; 65536];
     while !done(&seen) {
-        let left = limit.checked_sub(start.elapsed()).unwrap_or_else(|| {
-            panic!("{path}: not there within {limit:?}; got:\n{seen}")
-        });
+        let left = limit
+            .checked_sub(start.elapsed())
+            .unwrap_or_else(|| panic!("{path}: not there within {limit:?}; got:\n{seen}"));
         match tokio::time::timeout(left, s.read(&mut buf)).await {
             Ok(Ok(0)) => panic!("{path} closed; got:\n{seen}"),
             Ok(Ok(n)) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
@@ -165,7 +165,12 @@ fn the_panel_listens_beyond_loopback_only_with_allow_remote_and_tls() {
             "--tls-cert and --tls-key go together",
         ),
         (
-            vec!["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"],
+            vec![
+                "--tls-cert",
+                "/nonexistent.pem",
+                "--tls-key",
+                "/nonexistent.key",
+            ],
             "cannot use /nonexistent.pem for TLS",
         ),
     ] {
@@ -181,6 +186,56 @@ fn the_panel_listens_beyond_loopback_only_with_allow_remote_and_tls() {
         assert!(err.contains(expected), "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}: nothing served, no URL");
     }
+
+    // With a certificate, the panel speaks TLS and its cookie is Secure.
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let mut child = appgrid()
+        .args(["dashboard", m, "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("APPGRID_LOCAL_ROOT", dir.join("machines"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no https URL in {line:?}"))
+        .to_string();
+    let root = format!("{}/", url.split("/login").next().unwrap());
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sk", "--max-time", "10"])
+            .args(args)
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    assert_eq!(curl(&["-o", "/dev/null", "-w", "%{http_code}", &root]), "401");
+    let head = curl(&["-D", "-", "-o", "/dev/null", &url]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("{head}"));
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +255,10 @@ async fn the_panel_on_the_local_blog() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let state = blog.state();
     let secrets = secrets(&state);
-    assert!(secrets.contains(&secret), "the config var is a secret to look for");
+    assert!(
+        secrets.contains(&secret),
+        "the config var is a secret to look for"
+    );
     assert!(secrets.len() >= 3, "{secrets:?}");
     let addresses: Vec<String> = state["resources"]
         .as_object()
@@ -231,16 +289,24 @@ async fn the_panel_on_the_local_blog() {
         ("POST", "/releases/rollback"),
         ("POST", "/database/query"),
     ] {
-        let (status, _, body) = http_with(&addr, method, path, &[("Cookie", "appgrid_session=forged")], "")
-            .await
-            .unwrap();
+        let (status, _, body) = http_with(
+            &addr,
+            method,
+            path,
+            &[("Cookie", "appgrid_session=forged")],
+            "",
+        )
+        .await
+        .unwrap();
         assert_eq!(status, 401, "{method} {path}: {body}");
         bodies.push(body);
     }
     // A wrong token gets nothing; the right one a session cookie, once.
     let (status, _) = http(&addr, "GET", "/login?token=0000", "").await.unwrap();
     assert_eq!(status, 401);
-    let (status, head, _) = http_with(&addr, "GET", &panel.login, &[], "").await.unwrap();
+    let (status, head, _) = http_with(&addr, "GET", &panel.login, &[], "")
+        .await
+        .unwrap();
     assert_eq!(status, 303, "{head}");
     let set_cookie = head
         .lines()
@@ -276,12 +342,20 @@ async fn the_panel_on_the_local_blog() {
     let (status, page) = get("/").await;
     assert_eq!(status, 200, "{page}");
     for a in &addresses {
-        assert!(page.contains(&format!("data-address=\"{a}\"")), "{a} not drawn");
-        let ip = state["resources"][a]["attributes"]["private_ip"].as_str().unwrap();
+        assert!(
+            page.contains(&format!("data-address=\"{a}\"")),
+            "{a} not drawn"
+        );
+        let ip = state["resources"][a]["attributes"]["private_ip"]
+            .as_str()
+            .unwrap();
         assert!(page.contains(ip), "{a}'s {ip} not shown");
     }
     assert_eq!(page.matches("<g class=\"node ").count(), 6, "{page}");
-    assert!(page.contains("<g class=\"node up\" data-address=\"web[0]\""), "{page}");
+    assert!(
+        page.contains("<g class=\"node up\" data-address=\"web[0]\""),
+        "{page}"
+    );
     let csrf = page
         .split("name=\"csrf\" value=\"")
         .nth(1)
@@ -296,10 +370,12 @@ async fn the_panel_on_the_local_blog() {
     // Releases: v2 active, v1 can be rolled back to.
     let (status, page) = get("/releases").await;
     assert_eq!(status, 200);
-    assert!(page.contains("data-release=\"v2\"") && page.contains("Roll back to v1"), "{page}");
-    let csrf = csrf.unwrap_or_else(|| {
-        page.split("name=\"csrf\" value=\"").nth(1).unwrap()[..64].to_string()
-    });
+    assert!(
+        page.contains("data-release=\"v2\"") && page.contains("Roll back to v1"),
+        "{page}"
+    );
+    let csrf = csrf
+        .unwrap_or_else(|| page.split("name=\"csrf\" value=\"").nth(1).unwrap()[..64].to_string());
     bodies.push(page);
 
     // Actions need the CSRF token and the panel's own origin.
@@ -311,24 +387,44 @@ async fn the_panel_on_the_local_blog() {
                 ("Content-Type", "application/x-www-form-urlencoded"),
             ];
             headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
-            let (status, _, body) = http_with(&addr, "POST", &path, &headers, &body).await.unwrap();
+            let (status, _, body) = http_with(&addr, "POST", &path, &headers, &body)
+                .await
+                .unwrap();
             (status, body)
         }
     };
-    let count = || blog.psql("db.primary", "select count(*) from notes").unwrap();
+    let count = || {
+        blog.psql("db.primary", "select count(*) from notes")
+            .unwrap()
+    };
     let notes_before = count();
     for (body, extra) in [
-        (form(&[("replica", "db.replica[0]"), ("sql", "select 1")]), vec![]),
         (
-            form(&[("csrf", &"0".repeat(64)), ("replica", "db.replica[0]"), ("sql", "select 1")]),
+            form(&[("replica", "db.replica[0]"), ("sql", "select 1")]),
             vec![],
         ),
         (
-            form(&[("csrf", &csrf), ("replica", "db.replica[0]"), ("sql", "select 1")]),
+            form(&[
+                ("csrf", &"0".repeat(64)),
+                ("replica", "db.replica[0]"),
+                ("sql", "select 1"),
+            ]),
+            vec![],
+        ),
+        (
+            form(&[
+                ("csrf", &csrf),
+                ("replica", "db.replica[0]"),
+                ("sql", "select 1"),
+            ]),
             vec![("Origin", "http://evil.example".to_string())],
         ),
         (
-            form(&[("csrf", &csrf), ("replica", "db.replica[0]"), ("sql", "select 1")]),
+            form(&[
+                ("csrf", &csrf),
+                ("replica", "db.replica[0]"),
+                ("sql", "select 1"),
+            ]),
             vec![("Sec-Fetch-Site", "cross-site".to_string())],
         ),
     ] {
@@ -347,7 +443,11 @@ async fn the_panel_on_the_local_blog() {
     // The query box: a read runs on the replica as the app's user ...
     let (status, page) = post(
         "/database/query",
-        form(&[("csrf", &csrf), ("replica", "db.replica[0]"), ("sql", "select current_user, count(*) from notes")]),
+        form(&[
+            ("csrf", &csrf),
+            ("replica", "db.replica[0]"),
+            ("sql", "select current_user, count(*) from notes"),
+        ]),
         vec![("Origin", format!("http://{addr}"))],
     )
     .await;
@@ -356,18 +456,42 @@ async fn the_panel_on_the_local_blog() {
     bodies.push(page);
     // ... and nothing that writes runs, however it is dressed.
     for (sql, says) in [
-        ("INSERT INTO notes(body) VALUES ('panel')", "only one statement that reads"),
-        ("update notes set body = 'x'", "only one statement that reads"),
+        (
+            "INSERT INTO notes(body) VALUES ('panel')",
+            "only one statement that reads",
+        ),
+        (
+            "update notes set body = 'x'",
+            "only one statement that reads",
+        ),
         ("DELETE FROM notes", "only one statement that reads"),
         ("DROP TABLE notes", "only one statement that reads"),
-        ("create table panel(i int primary key)", "only one statement that reads"),
-        ("SET TRANSACTION READ WRITE", "only one statement that reads"),
-        ("select 1; insert into notes(body) values ('x')", "one statement only"),
-        ("select 1; commit; insert into notes(body) values ('x')", "one statement only"),
+        (
+            "create table panel(i int primary key)",
+            "only one statement that reads",
+        ),
+        (
+            "SET TRANSACTION READ WRITE",
+            "only one statement that reads",
+        ),
+        (
+            "select 1; insert into notes(body) values ('x')",
+            "one statement only",
+        ),
+        (
+            "select 1; commit; insert into notes(body) values ('x')",
+            "one statement only",
+        ),
         ("select 1 \\g", "backslash"),
-        ("WITH d AS (DELETE FROM notes RETURNING id) SELECT count(*) FROM d", "DECLARE CURSOR"),
+        (
+            "WITH d AS (DELETE FROM notes RETURNING id) SELECT count(*) FROM d",
+            "DECLARE CURSOR",
+        ),
         ("select nextval('notes_id_seq')", "read-only transaction"),
-        ("select set_config('transaction_read_only', 'off', true)", "read-write"),
+        (
+            "select set_config('transaction_read_only', 'off', true)",
+            "read-write",
+        ),
         ("select pg_sleep(30)", "statement timeout"),
     ] {
         let (status, page) = post(
@@ -377,7 +501,10 @@ async fn the_panel_on_the_local_blog() {
         )
         .await;
         assert_eq!(status, 400, "{sql}: {page}");
-        let refused = page.split("id=\"refused\">").nth(1).unwrap_or_else(|| panic!("{sql}: {page}"));
+        let refused = page
+            .split("id=\"refused\">")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{sql}: {page}"));
         assert!(refused.contains(says), "{sql}: {refused}");
         bodies.push(page);
     }
@@ -402,7 +529,10 @@ async fn the_panel_on_the_local_blog() {
     assert_eq!(status, 400, "{page}");
     let (status, page) = get("/database").await;
     assert_eq!(status, 200);
-    assert!(page.contains("<td>db.replica[0]</td><td>db.primary</td>"), "{page}");
+    assert!(
+        page.contains("<td>db.replica[0]</td><td>db.primary</td>"),
+        "{page}"
+    );
     bodies.push(page);
     let (status, page) = get("/autoscaling").await;
     assert_eq!(status, 200);
@@ -426,7 +556,10 @@ async fn the_panel_on_the_local_blog() {
             .spawn()
             .and_then(|mut c| {
                 use std::io::Write;
-                c.stdin.take().unwrap().write_all(format!("{command}\n").as_bytes())?;
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("{command}\n").as_bytes())?;
                 c.wait_with_output()
             })
             .unwrap();
@@ -459,9 +592,13 @@ async fn the_panel_on_the_local_blog() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     });
-    let logs = sse_until(&addr, "/logs/events", &cookie, Duration::from_secs(20), |s| {
-        s.contains(&marker)
-    })
+    let logs = sse_until(
+        &addr,
+        "/logs/events",
+        &cookie,
+        Duration::from_secs(20),
+        |s| s.contains(&marker),
+    )
     .await;
     poke.abort();
     assert!(logs.contains("event: line"), "{logs}");
@@ -470,7 +607,10 @@ async fn the_panel_on_the_local_blog() {
     // No secret in anything the panel answered.
     for body in &bodies {
         for s in &secrets {
-            assert!(!body.contains(s.as_str()), "a secret reached a page:\n{body}");
+            assert!(
+                !body.contains(s.as_str()),
+                "a secret reached a page:\n{body}"
+            );
         }
     }
     drop(panel);
@@ -483,7 +623,10 @@ async fn the_panel_on_the_local_blog() {
     let base = format!("http://{}", panel.addr);
     let browser_dir = blog.dir.join("browser");
     std::fs::create_dir_all(&browser_dir).unwrap();
-    let (login, marker2) = (format!("{base}{}", panel.login), format!("browser-marker-{:08x}", fastrand::u32(..)));
+    let (login, marker2) = (
+        format!("{base}{}", panel.login),
+        format!("browser-marker-{:08x}", fastrand::u32(..)),
+    );
     let (lb2, m2) = (lb.clone(), marker2.clone());
     let poke = tokio::spawn(async move {
         loop {
@@ -524,7 +667,11 @@ async fn the_panel_on_the_local_blog() {
         b.navigate(&format!("{base}/releases"));
         b.screenshot(&shots2.join("releases.png"));
         b.eval("document.querySelector('button.rollback[data-release=\"v1\"]').click()");
-        b.wait_for("the confirmation", "document.getElementById('confirm') !== null", 10);
+        b.wait_for(
+            "the confirmation",
+            "document.getElementById('confirm') !== null",
+            10,
+        );
         b.screenshot(&shots2.join("rollback-confirm.png"));
         b.eval("document.getElementById('confirm').click()");
         b.wait_for("the job page", "location.pathname.startsWith('/jobs/')", 10);
@@ -544,7 +691,12 @@ async fn the_panel_on_the_local_blog() {
     poke.abort();
     let (texts, result, job) = page_texts;
     assert_eq!(result, "ok", "{job}");
-    assert!(job.as_str().unwrap().contains("Release v1 is active on every web server"), "{job}");
+    assert!(
+        job.as_str()
+            .unwrap()
+            .contains("Release v1 is active on every web server"),
+        "{job}"
+    );
     // Recorded where the CLI's rollback records it.
     assert_eq!(blog.state()["releases"]["pinned"]["number"], 1);
     let listed = blog.ok(&["releases"]);
@@ -560,7 +712,13 @@ async fn the_panel_on_the_local_blog() {
         "rollback",
     ] {
         let png = shots.join(format!("{page}.png"));
-        assert!(std::fs::metadata(&png).map(|m| m.len() > 1000).unwrap_or(false), "{}", png.display());
+        assert!(
+            std::fs::metadata(&png)
+                .map(|m| m.len() > 1000)
+                .unwrap_or(false),
+            "{}",
+            png.display()
+        );
     }
     for t in &texts {
         for s in &secrets {

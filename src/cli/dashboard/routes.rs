@@ -147,7 +147,8 @@ fn same_origin(h: &HeaderMap, tls: bool) -> bool {
 
 /// The CSRF token in a form, checked against the session's.
 fn csrf_ok(session: &Session, form: &HashMap<String, String>) -> bool {
-    form.get("csrf").is_some_and(|t| auth::same(t, &session.csrf))
+    form.get("csrf")
+        .is_some_and(|t| auth::same(t, &session.csrf))
 }
 
 fn forbidden_csrf() -> Response {
@@ -415,30 +416,36 @@ async fn job_events(Shared(panel): Shared<App>, UrlPath(id): UrlPath<usize>) -> 
         return StatusCode::NOT_FOUND.into_response();
     };
     // (job, lines sent, finished)
-    sse(stream::unfold((job, 0usize, false), |(job, sent, finished)| async move {
-        if finished {
-            return None;
-        }
-        loop {
-            let (lines, done) = job.since(sent);
-            if !lines.is_empty() {
-                let n = sent + lines.len();
-                return Some((
-                    stream::iter(lines.into_iter().map(|l| Sse::default().event("line").data(l)))
+    sse(
+        stream::unfold((job, 0usize, false), |(job, sent, finished)| async move {
+            if finished {
+                return None;
+            }
+            loop {
+                let (lines, done) = job.since(sent);
+                if !lines.is_empty() {
+                    let n = sent + lines.len();
+                    return Some((
+                        stream::iter(
+                            lines
+                                .into_iter()
+                                .map(|l| Sse::default().event("line").data(l)),
+                        )
                         .boxed(),
-                    (job, n, false),
-                ));
+                        (job, n, false),
+                    ));
+                }
+                if let Some(done) = done {
+                    return Some((
+                        stream::iter([Sse::default().event("done").data(done)]).boxed(),
+                        (job, sent, true),
+                    ));
+                }
+                job.changed().await;
             }
-            if let Some(done) = done {
-                return Some((
-                    stream::iter([Sse::default().event("done").data(done)]).boxed(),
-                    (job, sent, true),
-                ));
-            }
-            job.changed().await;
-        }
-    })
-    .flatten())
+        })
+        .flatten(),
+    )
     .into_response()
 }
 
@@ -468,7 +475,11 @@ async fn log_events(Shared(panel): Shared<App>) -> EventStream {
             }
             let (events, next) = match panel.engine.logs(offsets.clone()).await {
                 Ok(chunks) => {
-                    let width = chunks.iter().map(|(m, _)| m.to_string().len()).max().unwrap_or(0);
+                    let width = chunks
+                        .iter()
+                        .map(|(m, _)| m.to_string().len())
+                        .max()
+                        .unwrap_or(0);
                     let mut events = Vec::new();
                     for (m, c) in &chunks {
                         for line in c.text.lines() {
@@ -479,7 +490,10 @@ async fn log_events(Shared(panel): Shared<App>) -> EventStream {
                             );
                         }
                     }
-                    (events, Some(chunks.iter().map(|(m, c)| (*m, c.end)).collect()))
+                    (
+                        events,
+                        Some(chunks.iter().map(|(m, c)| (*m, c.end)).collect()),
+                    )
                 }
                 Err(e) => (vec![Sse::default().event("problem").data(e)], offsets),
             };
@@ -493,7 +507,15 @@ fn replicas(state: &State) -> Vec<String> {
     state
         .resources
         .keys()
-        .filter(|a| matches!(a, ResourceAddress::Instance { role: Role::DbReplica, .. }))
+        .filter(|a| {
+            matches!(
+                a,
+                ResourceAddress::Instance {
+                    role: Role::DbReplica,
+                    ..
+                }
+            )
+        })
         .filter(|a| {
             !state.resources[*a]
                 .attributes
@@ -561,13 +583,19 @@ async fn database_query(
 
 /// Run a checked query on `replica` as the app's user (psql from here, the
 /// password in its environment, never on a command line or a page).
-async fn run_query(panel: &Panel, replica: &str, checked: &str) -> Result<Vec<Vec<String>>, String> {
+async fn run_query(
+    panel: &Panel,
+    replica: &str,
+    checked: &str,
+) -> Result<Vec<Vec<String>>, String> {
     let (ws, state) = load_state(panel).await?;
     let state = state.ok_or("nothing applied yet")?;
     if !replicas(&state).iter().any(|r| r == replica) {
         return Err(format!("{replica} is not a replica of this app"));
     }
-    let address: ResourceAddress = replica.parse().map_err(|e: appgrid::graph::address::BadAddress| e.to_string())?;
+    let address: ResourceAddress = replica
+        .parse()
+        .map_err(|e: appgrid::graph::address::BadAddress| e.to_string())?;
     let ip = state.resources[&address]
         .attributes
         .get("private_ip")
@@ -577,7 +605,13 @@ async fn run_query(panel: &Panel, replica: &str, checked: &str) -> Result<Vec<Ve
         .resources
         .get(&ResourceAddress::config(Role::DbPrimary, 0))
         .ok_or("the database is not configured yet")?;
-    let attr = |k: &str| config.attributes.get(k).cloned().ok_or(format!("the database's {k} is not in state"));
+    let attr = |k: &str| {
+        config
+            .attributes
+            .get(k)
+            .cloned()
+            .ok_or(format!("the database's {k} is not in state"))
+    };
     let (user, db, password) = (attr("user")?, attr("database")?, attr("password")?);
     let port = ws
         .manifest
@@ -588,7 +622,17 @@ async fn run_query(panel: &Panel, replica: &str, checked: &str) -> Result<Vec<Ve
     let redactor = appgrid::remote::Redactor::new();
     redactor.add(&password);
     let mut child = tokio::process::Command::new("psql")
-        .args(["-X", "-q", "-A", "-F", "\t", "-P", "footer=off", "-v", "ON_ERROR_STOP=1"])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-F",
+            "\t",
+            "-P",
+            "footer=off",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
         .args(["-h", &ip, "-p", &port.to_string(), "-U", &user, "-d", &db])
         .env("PGPASSWORD", &password)
         .env("PGCONNECT_TIMEOUT", "5")
@@ -621,7 +665,10 @@ async fn run_query(panel: &Panel, replica: &str, checked: &str) -> Result<Vec<Ve
         .collect())
 }
 
-async fn autoscaling_page(Shared(panel): Shared<App>, Extension(s): Extension<Session>) -> Response {
+async fn autoscaling_page(
+    Shared(panel): Shared<App>,
+    Extension(s): Extension<Session>,
+) -> Response {
     let (ws, state) = match load_state(&panel).await {
         Ok(v) => v,
         Err(e) => return failed(&panel, &s, "Autoscaling", &e),
@@ -637,10 +684,25 @@ async fn autoscaling_page(Shared(panel): Shared<App>, Extension(s): Extension<Se
                 "target": a.target, "min": a.min, "max": a.max,
             }),
         );
-        ctx.insert("chosen", &state.as_ref().and_then(|s| s.autoscale.as_ref()).map(|c| c.web));
-        let record = appgrid::autoscale::live::load(&appgrid::autoscale::live::record_path(&ws.store_path))
-            .map(|r| r.entries)
-            .unwrap_or_default();
+        ctx.insert(
+            "chosen",
+            &state
+                .as_ref()
+                .and_then(|s| s.autoscale.as_ref())
+                .map(|c| c.web),
+        );
+        let record =
+            appgrid::autoscale::live::load(&appgrid::autoscale::live::record_path(&ws.store_path))
+                .unwrap_or_default();
+        ctx.insert(
+            "chart",
+            &appgrid::dashboard::autoscaling::chart(
+                &record,
+                a.target,
+                &format!("{}: load and servers", panel.app),
+            ),
+        );
+        let record = record.entries;
         let history: Vec<(String, String)> = record
             .iter()
             .rev()
@@ -652,7 +714,6 @@ async fn autoscaling_page(Shared(panel): Shared<App>, Extension(s): Extension<Se
             })
             .collect();
         ctx.insert("history", &history);
-        ctx.insert("chart", "");
     } else {
         ctx.insert("policy", &None::<()>);
     }
