@@ -227,9 +227,7 @@ impl providers::OpsVisitor for Rollback<'_, '_> {
             specs.len()
         ));
         let outcome = locked
-            .reconfigure_to(cloud, k, &specs, &format!("rollback to v{n}"), &mut |e| {
-                progress(e)
-            })
+            .reconfigure_to(cloud, k, &specs, &format!("rollback to v{n}"), progress)
             .await
             .map_err(super::ops::locked)?;
         if !outcome.is_success() {

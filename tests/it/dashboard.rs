@@ -190,7 +190,14 @@ fn the_panel_listens_beyond_loopback_only_with_allow_remote_and_tls() {
     // With a certificate, the panel speaks TLS and its cookie is Secure.
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout"])
         .arg(&key)
         .arg("-out")
@@ -226,7 +233,10 @@ fn the_panel_listens_beyond_loopback_only_with_allow_remote_and_tls() {
             .unwrap();
         text(&out.stdout)
     };
-    assert_eq!(curl(&["-o", "/dev/null", "-w", "%{http_code}", &root]), "401");
+    assert_eq!(
+        curl(&["-o", "/dev/null", "-w", "%{http_code}", &root]),
+        "401"
+    );
     let head = curl(&["-D", "-", "-o", "/dev/null", &url]);
     let _ = child.kill();
     let _ = child.wait();
@@ -235,7 +245,10 @@ fn the_panel_listens_beyond_loopback_only_with_allow_remote_and_tls() {
         .lines()
         .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
         .unwrap_or_else(|| panic!("{head}"));
-    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
