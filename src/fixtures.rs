@@ -44,6 +44,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             port: 5432,
             schema: None,
             backup: None,
+            failover: None,
         }),
         cache: cache.map(|nodes| Cache {
             instance_type: "r5.large".into(),

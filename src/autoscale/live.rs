@@ -55,6 +55,9 @@ pub struct Record {
     /// forecast policy's `boot` when the manifest does not give one).
     #[serde(default)]
     pub boots: Vec<u64>,
+    /// The database origin's checks by `failover = "auto"` (issue 8), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origin: Vec<super::failover::OriginCheck>,
 }
 
 /// Kept at most: two weeks of demand at one point a minute, a day of entries.
@@ -62,6 +65,7 @@ const MAX_DEMAND: usize = 20_160;
 const MAX_ENTRIES: usize = 2_880;
 const MAX_SAMPLES: usize = 240;
 const MAX_BOOTS: usize = 50;
+const MAX_ORIGIN_CHECKS: usize = 100;
 /// A server first seen up longer than this after the last scale-out was not
 /// started by it (or the measurement is meaningless).
 const MAX_BOOT_S: u64 = 3_600;
@@ -233,6 +237,12 @@ impl Record {
     pub fn push(&mut self, entry: Entry) {
         self.entries.push(entry);
         trim(&mut self.entries, MAX_ENTRIES);
+    }
+
+    /// Keep one check of the database origin (`failover = "auto"`).
+    pub fn push_origin_check(&mut self, check: super::failover::OriginCheck) {
+        self.origin.push(check);
+        trim(&mut self.origin, MAX_ORIGIN_CHECKS);
     }
 }
 

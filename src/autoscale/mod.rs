@@ -9,6 +9,7 @@
 mod cron;
 mod decide;
 mod elasticity;
+pub mod failover;
 mod forecast;
 pub mod live;
 mod policy;

@@ -148,6 +148,10 @@ impl Walk<'_> {
             drop(lock);
             return Ok(ExitCode::SUCCESS);
         }
+        // Issue 8: a primary moves only through a Slony-I cluster.
+        if let Some(lone) = appgrid::plan::lone_move::lone_move(&plan, existing.as_ref()) {
+            return Err(Failure::Message(lone.explain()));
+        }
         // Issue 8: the database is never lost by itself.
         let loss = appgrid::plan::data_loss::data_loss(&plan);
         let final_backup = match &loss {

@@ -59,6 +59,9 @@ fn web_tier(address: ResourceAddress) -> bool {
 struct Pass<'a> {
     ws: &'a Workspace,
     policy: &'a Policy,
+    /// The database origin is down (`failover = "auto"` checked it): web
+    /// servers failing their health check for that reason are not restarted.
+    origin_down: bool,
 }
 
 impl providers::OpsVisitor for Pass<'_> {
@@ -69,7 +72,11 @@ impl providers::OpsVisitor for Pass<'_> {
         cloud: Arc<C>,
         k: Arc<K>,
     ) -> Result<Entry, Failure> {
-        let Pass { ws, policy } = self;
+        let Pass {
+            ws,
+            policy,
+            origin_down,
+        } = self;
         let at = now();
         let state = ws.load_state()?.ok_or_else(|| {
             Failure::Message("nothing applied yet: run `appgrid apply` first".into())
@@ -171,6 +178,7 @@ impl providers::OpsVisitor for Pass<'_> {
             .map(|i| ResourceAddress::config(Role::Web, i))
             .collect();
         let lock_timeout = Duration::from_secs(policy.interval_s.max(30));
+        let twice = if origin_down { Vec::new() } else { twice };
         let healed = heal(ws, &cloud, &k, &twice, lock_timeout).await;
         record.down = down;
         if !healed.is_empty() {
@@ -265,12 +273,28 @@ pub async fn run(file: &Path, once: bool, state: Option<&Path>) -> Result<ExitCo
         tracing::info!("stopping after the pass in flight");
         let _ = stop_tx.send(true);
     });
+    let lock_timeout = Duration::from_secs(policy.interval_s.max(30));
     loop {
+        // Issue 8: `[database] failover = "auto"` checks the origin first.
+        let origin_down = match super::auto_failover::check(&ws, now(), lock_timeout).await {
+            Ok(checked) => {
+                if let Some(line) = checked.line {
+                    outln!("{line}");
+                }
+                checked.down
+            }
+            Err(failure) if once => return Err(failure),
+            Err(failure) => {
+                report::print_failure(&failure);
+                false
+            }
+        };
         match providers::with_operations(
             &ws,
             Pass {
                 ws: &ws,
                 policy: &policy,
+                origin_down,
             },
         )
         .await

@@ -377,7 +377,8 @@ pub fn scheduled_line(b: &BackupInfo) -> String {
     format!("Scheduled backup taken: {}", describe(b))
 }
 
-fn failure_text(f: &Failure) -> String {
+/// A failure's text, for a line that goes on after it.
+pub(super) fn failure_text(f: &Failure) -> String {
     match f {
         Failure::Message(m) => m.clone(),
         Failure::Engine(e) => e.to_string(),

@@ -10,6 +10,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod apply;
+mod auto_failover;
 mod autoscale;
 mod backup;
 mod config;

@@ -14,7 +14,9 @@ use appgrid::apply::{Configurator, Outcome};
 use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::ResourceAddress;
-use appgrid::ops::{Locked, LockedError, MigrationReport, OperationError, Operations};
+use appgrid::ops::{
+    FailoverOutcome, Locked, LockedError, MigrationReport, OperationError, Operations,
+};
 use appgrid::state::State;
 
 use super::term::outln;
@@ -280,40 +282,53 @@ impl providers::OpsVisitor for Failover<'_> {
         cloud: Arc<C>,
         k: Arc<K>,
     ) -> Result<ExitCode, Failure> {
-        let Failover { mut locked } = self;
-        let (changed, outcome) = k
-            .failover(&locked.state().resources)
+        fail_over(self.locked, cloud, k)
             .await
-            .map_err(operation)?;
-        // The cluster has a new origin: recorded before anything else can fail.
-        locked.record(&changed.attributes).map_err(self::locked)?;
-        let (failed, to) = (&outcome.failed, &outcome.to);
-        outln!(
-            "{failed} did not answer; {to} is the origin now (Slony-I FAILOVER, {:.1} s).",
-            outcome.took_seconds
-        );
-        outln!(
-            "Lost: replication lag at the moment of failure was {} event(s), {:.1} s: writes {failed} committed after {} are not on {to} (last event heard of: {}).",
-            outcome.lag_events,
-            outcome.lag_seconds,
-            outcome
-                .applied_at
-                .as_deref()
-                .unwrap_or("its last replicated SYNC"),
-            outcome.seen_at.as_deref().unwrap_or("unknown"),
-        );
-        outln!(
-            "{failed} was dropped from the cluster; the next `appgrid apply` replaces its machine with a new replica."
-        );
-        outln!("Pointing the app servers at {to}…");
-        let outcome_walk = locked
-            .reconfigure(cloud, k, &changed.reconfigure, &changed.reason, &mut |e| {
-                report::print_event(&e)
-            })
-            .await
-            .map_err(self::locked)?;
-        app_servers_follow(&outcome_walk, to)
+            .map(|_| ExitCode::SUCCESS)
     }
+}
+
+/// Fail the dead origin over under the state lock (`db failover`, and the
+/// autoscale runner with `failover = "auto"`): FAILOVER, the new origin
+/// recorded, every app server released against it.
+pub(super) async fn fail_over<C: Cloud, K: Configurator + Operations>(
+    mut locked: Locked<'_>,
+    cloud: Arc<C>,
+    k: Arc<K>,
+) -> Result<FailoverOutcome, Failure> {
+    let (changed, outcome) = k
+        .failover(&locked.state().resources)
+        .await
+        .map_err(operation)?;
+    // The cluster has a new origin: recorded before anything else can fail.
+    locked.record(&changed.attributes).map_err(self::locked)?;
+    let (failed, to) = (&outcome.failed, &outcome.to);
+    outln!(
+        "{failed} did not answer; {to} is the origin now (Slony-I FAILOVER, {:.1} s).",
+        outcome.took_seconds
+    );
+    outln!(
+        "Lost: replication lag at the moment of failure was {} event(s), {:.1} s: writes {failed} committed after {} are not on {to} (last event heard of: {}).",
+        outcome.lag_events,
+        outcome.lag_seconds,
+        outcome
+            .applied_at
+            .as_deref()
+            .unwrap_or("its last replicated SYNC"),
+        outcome.seen_at.as_deref().unwrap_or("unknown"),
+    );
+    outln!(
+        "{failed} was dropped from the cluster; the next `appgrid apply` replaces its machine with a new replica."
+    );
+    outln!("Pointing the app servers at {to}…");
+    let outcome_walk = locked
+        .reconfigure(cloud, k, &changed.reconfigure, &changed.reason, &mut |e| {
+            report::print_event(&e)
+        })
+        .await
+        .map_err(self::locked)?;
+    app_servers_follow(&outcome_walk, to)?;
+    Ok(outcome)
 }
 
 pub async fn failover(

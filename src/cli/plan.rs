@@ -28,7 +28,8 @@ pub struct Options {
 
 pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(&o.file, o.state.as_deref())?;
-    let plan = make(&ws, o.refresh).await?;
+    let state = ws.load_state()?;
+    let plan = make(&ws, state.as_ref(), o.refresh).await?;
     if o.json {
         let json = serde_json::to_string_pretty(&plan).expect("plans always serialize");
         outln!("{json}");
@@ -37,6 +38,10 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
             "{}",
             term::colour_plan(&render::text(&plan), term::term().stdout_color)
         );
+    }
+    // Issue 8: `apply` refuses this plan before anything changes; say so now.
+    if let Some(lone) = appgrid::plan::lone_move::lone_move(&plan, state.as_ref()) {
+        tracing::warn!("apply will refuse this plan: {}", lone.explain());
     }
     if let Some(out) = &o.out {
         file::save(&plan, out).map_err(|e| Failure::Message(e.to_string()))?;
@@ -55,9 +60,8 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
 
 /// The plan `appgrid plan` shows for a workspace (the panel's Scale page
 /// passes one whose manifest carries the counts asked for).
-pub async fn make(ws: &Workspace, refresh: bool) -> Result<Plan, Failure> {
-    let state = ws.load_state()?;
-    let graph = ws.graph_for(state.as_ref())?;
+pub async fn make(ws: &Workspace, state: Option<&State>, refresh: bool) -> Result<Plan, Failure> {
+    let graph = ws.graph_for(state)?;
     // A plan never refuses: what apply would refuse is a warning here. The
     // cloud's checks (credentials, image) are made only for a first plan
     // that may ask the cloud: a plan with state refreshes, and the refresh
@@ -76,12 +80,12 @@ pub async fn make(ws: &Workspace, refresh: bool) -> Result<Plan, Failure> {
             Refresh {
                 ws,
                 graph: &graph,
-                state: state.as_ref(),
+                state,
             },
         )
         .await?
     } else {
-        ws.plan_from_state(&graph, state.as_ref())
+        ws.plan_from_state(&graph, state)
     })
 }
 

@@ -175,6 +175,20 @@ pub struct Database {
     /// `[database.backup]`: where backups go, how many are kept, when they run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<Backup>,
+    /// `failover = "auto"`: the autoscale runner fails a dead origin over by
+    /// itself. `None`: only `appgrid db failover` does (`"manual"`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<AutoFailover>,
+}
+
+/// `failover = "auto"` (issue 8 §3): when the autoscale runner fails the
+/// database's origin over by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoFailover {
+    /// `failover_checks`: this many checks in a row found the origin down…
+    pub checks: u32,
+    /// `failover_window`: …the first of them at least this long ago.
+    pub window: Duration,
 }
 
 /// `[database.backup]` (issue 8): pgBackRest backups of the database origin.

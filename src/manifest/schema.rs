@@ -24,6 +24,7 @@ mod cidr;
 pub(super) mod cron;
 pub(super) mod duration;
 mod env;
+mod failover;
 mod names;
 mod provider;
 mod services;
@@ -252,8 +253,11 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
         Section::required(ck, root, &services::WEB, &misspelt).and_then(|s| services::web(ck, &s));
     let load_balancer = Section::required(ck, root, &services::LOAD_BALANCER, &misspelt)
         .and_then(|s| services::load_balancer(ck, &s));
-    let database = Section::optional(ck, root, &services::DATABASE)
-        .and_then(|s| s.map(|s| services::database(ck, &s)).transpose());
+    let autoscaled = root.iter().any(|(k, _)| k.get_ref() == "autoscale");
+    let database = Section::optional(ck, root, &services::DATABASE).and_then(|s| {
+        s.map(|s| services::database(ck, &s, autoscaled))
+            .transpose()
+    });
     let cache = Section::optional(ck, root, &services::CACHE)
         .and_then(|s| s.map(|s| services::cache(ck, &s)).transpose());
     let autoscale = Section::optional(ck, root, &autoscale::AUTOSCALE)

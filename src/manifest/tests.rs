@@ -713,6 +713,7 @@ fn blog_example_validates() {
             port: 5432,
             schema: Some("../app/schema.sql".into()),
             backup: None,
+            failover: None,
         }),
         cache: Some(Cache {
             instance_type: "r5.large".into(),
@@ -770,6 +771,7 @@ fn shop_example_validates() {
             port: 5432,
             schema: Some("../app/schema.sql".into()),
             backup: None,
+            failover: None,
         })
     );
     assert_eq!(

@@ -8,6 +8,7 @@
 pub mod data_loss;
 mod diff;
 pub mod file;
+pub mod lone_move;
 pub mod render;
 
 use serde::{Deserialize, Serialize};

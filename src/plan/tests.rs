@@ -394,3 +394,53 @@ fn an_interrupted_move_is_resumed() {
         ]
     );
 }
+
+/// A primary without replicas has no Slony-I cluster to move through: the
+/// plan still says "move", and `lone_move` is what makes `apply` refuse it
+/// before anything changes; with a replica the move goes ahead.
+#[test]
+fn moving_a_primary_without_replicas_is_refused_with_a_way_out() {
+    let plan_for = |replicas: u32| {
+        let m = manifest(1, Some(replicas), None);
+        let state = recorded(&expand(&m).unwrap());
+        let mut changed = m.clone();
+        changed.database.as_mut().unwrap().instance_type = "m5.xlarge".into();
+        let g = expand(&changed).unwrap();
+        let plan = make(source(&changed), &g, Some(&state), Some(&observed(&state)));
+        (plan, state)
+    };
+    let (plan, mut state) = plan_for(0);
+    let lone = lone_move::lone_move(&plan, Some(&state)).expect("refused");
+    assert_eq!(
+        lone.reason,
+        "m5.large → m5.xlarge (new node, subscribe, switch over, retire the old one)"
+    );
+    let text = lone.explain();
+    assert!(
+        text.starts_with("db.primary needs a new machine (m5.large → m5.xlarge (new node")
+            && text.contains("nothing was changed")
+            && text.contains("set `replicas = 1` in [database] and apply"),
+        "{text}"
+    );
+    // A move already under way is left to resume.
+    let primary = crate::graph::ResourceAddress::instance(crate::graph::Role::DbPrimary, 0);
+    let machine = state.resources[&primary].clone();
+    state.moves.insert(
+        primary,
+        crate::state::Moving {
+            direction: crate::state::MoveDirection::Incoming,
+            machine,
+            node: 100,
+        },
+    );
+    assert_eq!(lone_move::lone_move(&plan, Some(&state)), None);
+
+    let (plan, state) = plan_for(1);
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| a.address == primary && a.kind == ActionKind::Move)
+    );
+    assert_eq!(lone_move::lone_move(&plan, Some(&state)), None);
+    assert_eq!(lone_move::lone_move(&plan, None), None);
+}

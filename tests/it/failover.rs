@@ -208,7 +208,6 @@ fn a_dead_origin_fails_over_to_the_most_advanced_subscriber_and_the_app_writes_a
 #[test]
 fn blog_fails_over_a_dead_primary() {
     use super::cli::text;
-    use super::http::{http, json_field};
     use super::local_e2e::{Blog, db, eventually};
 
     // Postgres servers of this process: one test at a time.
@@ -296,32 +295,12 @@ fn blog_fails_over_a_dead_primary() {
         assert_eq!(blog.attr("slony.cluster", "origin"), "1");
 
         // Notes written through the app, continuously; every acknowledged id kept.
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-        let failed = Arc::new(Mutex::new(0u64));
-        let writer = {
-            let (lb, stop, acked, failed) = (
-                lb.clone(),
-                Arc::clone(&stop),
-                Arc::clone(&acked),
-                Arc::clone(&failed),
-            );
-            tokio::spawn(async move {
-                let deadline = Instant::now() + Duration::from_secs(400);
-                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    match http(&lb, "POST", "/notes", "under failover").await {
-                        Ok((201, body)) => acked
-                            .lock()
-                            .unwrap()
-                            .push(json_field(&body, "id").to_string()),
-                        _ => {
-                            *failed.lock().unwrap() += 1;
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                }
-            })
-        };
+        let AppWriter {
+            stop,
+            acked,
+            failed,
+            task: writer,
+        } = AppWriter::spawn(&lb);
         eventually(
             "writes through the app",
             Duration::from_secs(20),
@@ -330,15 +309,7 @@ fn blog_fails_over_a_dead_primary() {
         .await;
 
         // The primary's Postgres dies: its whole process group, killed.
-        let id = blog.state()["resources"]["db.primary"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let root = blog.machines.join("itlocal/machines").join(&id);
-        let pid =
-            pid_in(&root.join("var/lib/appgrid/postgres/postmaster.pid")).expect("the primary runs");
-        let killed_at = Instant::now();
-        kill_and_wait(-pid, libc::SIGKILL);
+        let killed_at = kill_primary_postgres(&blog);
         let acked_before = acked.lock().unwrap().len();
 
         let status = blog.ok(&["status"]);
@@ -404,21 +375,7 @@ fn blog_fails_over_a_dead_primary() {
         let recovered = killed_at.elapsed();
         stop.store(true, Ordering::SeqCst);
         writer.await.unwrap();
-        let acked: Vec<String> = acked.lock().unwrap().clone();
-        let present: BTreeSet<String> = blog
-            .psql(to, "select string_agg(id::text, ',') from notes")
-            .unwrap()
-            .split(',')
-            .map(str::to_string)
-            .collect();
-        let lost = acked[..acked_before]
-            .iter()
-            .filter(|i| !present.contains(*i))
-            .count();
-        let lost_after = acked[acked_before..]
-            .iter()
-            .filter(|i| !present.contains(*i))
-            .count();
+        let (lost, lost_after) = lost_on(&blog, to, &acked.lock().unwrap(), acked_before);
         assert_eq!(
             lost_after, 0,
             "writes acknowledged after the kill are missing"
@@ -474,5 +431,267 @@ fn blog_fails_over_a_dead_primary() {
             !blog.printed.contains(&password) && !blog.printed.contains(&slony),
             "a password was printed"
         );
+    });
+}
+
+/// Notes POSTed through the load balancer until `stop`: the ids acknowledged
+/// (in order) and the requests that failed.
+struct AppWriter {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+    failed: Arc<Mutex<u64>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AppWriter {
+    fn spawn(lb: &str) -> AppWriter {
+        use super::http::{http, json_field};
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+        let failed = Arc::new(Mutex::new(0u64));
+        let task = {
+            let (lb, stop, acked, failed) = (
+                lb.to_string(),
+                Arc::clone(&stop),
+                Arc::clone(&acked),
+                Arc::clone(&failed),
+            );
+            tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(400);
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    match http(&lb, "POST", "/notes", "under failover").await {
+                        Ok((201, body)) => acked
+                            .lock()
+                            .unwrap()
+                            .push(json_field(&body, "id").to_string()),
+                        _ => {
+                            *failed.lock().unwrap() += 1;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            })
+        };
+        AppWriter {
+            stop,
+            acked,
+            failed,
+            task,
+        }
+    }
+}
+
+/// The acknowledged notes missing on `machine`: (of the first
+/// `acked_before`, of those after them).
+fn lost_on(
+    blog: &super::local_e2e::Blog,
+    machine: &str,
+    acked: &[String],
+    acked_before: usize,
+) -> (usize, usize) {
+    let present: BTreeSet<String> = blog
+        .psql(machine, "select string_agg(id::text, ',') from notes")
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let missing = |ids: &[String]| ids.iter().filter(|i| !present.contains(*i)).count();
+    (
+        missing(&acked[..acked_before]),
+        missing(&acked[acked_before..]),
+    )
+}
+
+/// Kill the blog primary's Postgres, its whole process group, and wait for it to go.
+fn kill_primary_postgres(blog: &super::local_e2e::Blog) -> Instant {
+    let id = blog.state()["resources"]["db.primary"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let root = blog.machines.join("itlocal/machines").join(&id);
+    let pid =
+        pid_in(&root.join("var/lib/appgrid/postgres/postmaster.pid")).expect("the primary runs");
+    let killed_at = Instant::now();
+    kill_and_wait(-pid, libc::SIGKILL);
+    killed_at
+}
+
+/// The autoscale loop of a test, ended (SIGTERM, then KILL) when dropped.
+struct Runner(Option<std::process::Child>);
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `[database] failover = "auto"`: passes while the primary answers change
+/// nothing; with the primary's Postgres killed under writes through the app,
+/// one `autoscale --once` check finds it down and waits, and the autoscale
+/// loop's next check (2 checks over 2 s, the first kept in the record) fails
+/// over by itself (the same code as `db failover`, under the state lock), says so in
+/// the autoscale history, and the app writes again on the new origin with
+/// every write acknowledged after the kill kept.
+#[test]
+fn the_autoscale_runner_fails_a_dead_primary_over_by_itself() {
+    use super::cli::appgrid;
+    use super::local_e2e::{Blog, eventually};
+
+    let _serial = super::roles_pg::serial();
+    rt().block_on(async {
+        let mut blog = Blog::new("autofail");
+        let manifest = std::fs::read_to_string(&blog.manifest).unwrap();
+        assert!(manifest.contains("replicas = 1\n"), "{manifest}");
+        let manifest = manifest.replacen(
+            "replicas = 1\n",
+            "replicas = 1\nfailover = \"auto\"\nfailover_checks = 2\nfailover_window = \"2s\"\n",
+            1,
+        ) + "[autoscale]\nmetric = \"requests_per_instance\"\ntarget = 100000\nmin = 2\nmax = 2\n\
+             warmup = \"1s\"\ninterval = \"2s\"\n";
+        std::fs::write(&blog.manifest, manifest).unwrap();
+        let started = Instant::now();
+        blog.ok(&["apply", "--yes"]);
+        eprintln!("measure: blog up (2 web, primary + 1 replica): {:?}", started.elapsed());
+        let lb = blog.lb();
+
+        // The primary answers: passes over more than the window fail nothing over.
+        for _ in 0..3 {
+            blog.ok(&["autoscale", "--once"]);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(blog.attr("slony.cluster", "origin"), "1");
+        let history = blog.ok(&["autoscale", "history"]);
+        assert!(!history.contains("db_origin"), "{history}");
+
+        let writer = AppWriter::spawn(&lb);
+        eventually(
+            "writes through the app",
+            Duration::from_secs(20),
+            async || (writer.acked.lock().unwrap().len() > 20).then_some(()),
+        )
+        .await;
+
+        let killed_at = kill_primary_postgres(&blog);
+        let acked_before = writer.acked.lock().unwrap().len();
+        // One check (`--once`, as from cron) finds it down: not enough yet.
+        let once = blog.ok(&["autoscale", "--once"]);
+        assert!(
+            once.contains(
+                "database origin db.primary did not answer 1 check(s) in a row over 0 s: \
+                 failing over after 2 checks over 2 s (its Postgres does not answer)"
+            ),
+            "{once}"
+        );
+        assert_eq!(blog.attr("slony.cluster", "origin"), "1");
+
+        // The loop's next check is the second, over the window: it fails over.
+        let out_path = blog.dir.join("runner.out");
+        let runner = Runner(Some(
+            appgrid()
+                .arg("autoscale")
+                .arg(&blog.manifest)
+                .env("APPGRID_LOCAL_ROOT", &blog.machines)
+                .stdout(std::fs::File::create(&out_path).unwrap())
+                .stderr(std::fs::File::create(blog.dir.join("runner.err")).unwrap())
+                .spawn()
+                .unwrap(),
+        ));
+        let runner_said = || std::fs::read_to_string(&out_path).unwrap_or_default();
+        let to = eventually(
+            "the runner to fail the primary over",
+            Duration::from_secs(240),
+            async || {
+                let origin = blog.state()["resources"]["slony.cluster"]["attributes"]["origin"]
+                    .as_str()
+                    .map(str::to_string);
+                origin.filter(|o| o != "1")
+            },
+        )
+        .await;
+        let failed_over = killed_at.elapsed();
+        assert_eq!(to, "2", "db.replica[0] is node 2");
+        eventually(
+            "the failover in the runner's output",
+            Duration::from_secs(120),
+            async || runner_said().contains("db.replica[0] is the origin now").then_some(()),
+        )
+        .await;
+        let count_before = writer.acked.lock().unwrap().len();
+        eventually(
+            "writes through the app after the failover",
+            Duration::from_secs(120),
+            async || (writer.acked.lock().unwrap().len() > count_before + 5).then_some(()),
+        )
+        .await;
+        let recovered = killed_at.elapsed();
+        writer.stop.store(true, Ordering::SeqCst);
+        writer.task.await.unwrap();
+        drop(runner);
+
+        let said = runner_said();
+        // The failover came at 2 checks or more, the first at least the window before.
+        let line = said
+            .lines()
+            .find(|l| l.contains("failing over ("))
+            .unwrap_or_else(|| panic!("no failover line in:\n{said}"));
+        assert!(
+            line.contains(
+                "(failover = \"auto\": 2 checks over 2 s): failing over (its Postgres does not \
+                 answer); db.replica[0] is the origin now (Slony-I FAILOVER "
+            ),
+            "{line}"
+        );
+        let (checks, over) = line
+            .strip_prefix("database origin db.primary did not answer ")
+            .and_then(|r| r.split_once(" checks in a row over "))
+            .and_then(|(n, r)| {
+                let seconds = r.split_once(" s")?.0;
+                Some((n.parse::<u32>().ok()?, seconds.parse::<u64>().ok()?))
+            })
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(checks >= 2 && over >= 2, "{line}");
+        assert!(said.contains("Every app server writes to db.replica[0]"), "{said}");
+        let history = blog.ok(&["autoscale", "history"]);
+        assert!(
+            history.contains(
+                "db_origin -  2 -> 2  database origin db.primary did not answer 1 check(s) in a row"
+            ) && history.contains(&line[..line.find(" (Slony-I FAILOVER").unwrap()]),
+            "{history}"
+        );
+        assert!(
+            blog.attr("db.primary", "failed_over")
+                .contains("dropped from the Slony-I cluster"),
+            "{}",
+            blog.state()["resources"]["db.primary"]
+        );
+
+        let (lost, lost_after) = lost_on(
+            &blog,
+            "db.replica[0]",
+            &writer.acked.lock().unwrap(),
+            acked_before,
+        );
+        assert_eq!(lost_after, 0, "writes acknowledged after the kill are missing");
+        eprintln!(
+            "measure: auto failover (2 checks over 2 s, interval 2 s): origin moved {:.1} s after the kill, \
+             the app writes again {:.1} s after it; {} requests failed meanwhile; {acked_before} notes \
+             acknowledged before the kill, {lost} lost",
+            failed_over.as_secs_f64(),
+            recovered.as_secs_f64(),
+            *writer.failed.lock().unwrap(),
+        );
+        let status = blog.ok(&["status"]);
+        assert!(!status.contains("DOWN"), "{status}");
     });
 }

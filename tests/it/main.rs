@@ -22,6 +22,7 @@ mod kill_configure;
 mod lease;
 mod local_cycles;
 mod local_e2e;
+mod lone_move;
 mod manifest_fuzz;
 mod migrate;
 mod moto;

@@ -183,7 +183,8 @@ impl Ctx {
         if let (Some(replicas), Some(db)) = (replicas, m.database.as_mut()) {
             db.replicas = replicas;
         }
-        let plan = crate::cli::plan::make(&ws, true).await?;
+        let state = ws.load_state()?;
+        let plan = crate::cli::plan::make(&ws, state.as_ref(), true).await?;
         Ok(appgrid::plan::render::text(&plan))
     }
 

@@ -198,7 +198,7 @@ fn min_not_above_max(ck: &mut Checker, min: Field, lo: i64, hi: i64) -> Result<(
     ))
 }
 
-fn duration_or(
+pub(super) fn duration_or(
     ck: &mut Checker,
     s: &Section,
     key: &'static str,

@@ -51,6 +51,9 @@ pub(super) const DATABASE: TableSpec = TableSpec {
         Key::optional("port", "5432"),
         Key::optional("schema", "\"../app/schema.sql\""),
         Key::optional("backup", "{ to = \"s3://my-bucket/blog\" }"),
+        Key::optional("failover", "\"auto\""),
+        Key::optional("failover_checks", "3"),
+        Key::optional("failover_window", "\"30s\""),
     ],
 };
 
@@ -146,7 +149,13 @@ pub(super) fn load_balancer(ck: &mut Checker, s: &Section) -> Result<LoadBalance
     })
 }
 
-pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Reported> {
+/// `autoscale`: whether the manifest has an `[autoscale]` table (where
+/// `failover = "auto"` runs).
+pub(super) fn database(
+    ck: &mut Checker,
+    s: &Section,
+    autoscale: bool,
+) -> Result<Database, Reported> {
     let instance_type = s
         .require(ck, "instance_type")
         .and_then(|f| instance_type(ck, f));
@@ -181,6 +190,7 @@ pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Report
         .field("backup")
         .map(|f| super::backup::check(ck, f))
         .transpose();
+    let failover = super::failover::check(ck, s, replicas.as_ref().ok().copied(), autoscale);
     Ok(Database {
         instance_type: instance_type?,
         version: u32_from(version?),
@@ -189,6 +199,7 @@ pub(super) fn database(ck: &mut Checker, s: &Section) -> Result<Database, Report
         port: port?,
         schema: schema?,
         backup: backup?,
+        failover: failover?,
     })
 }
 
