@@ -88,10 +88,13 @@ fn text(failure: &Failure, color: bool) -> (String, String) {
     }
 }
 
-/// The failure as plain text, headline then detail (the panel shows it).
-pub fn plain(failure: &Failure) -> String {
+/// The failure as one uncoloured text (headline, then detail), for files.
+pub fn plain_text(failure: &Failure) -> String {
     let (headline, detail) = text(failure, false);
-    format!("{headline}\n{detail}").trim_end().to_string()
+    match detail.trim() {
+        "" => headline,
+        detail => format!("{headline}: {detail}"),
+    }
 }
 
 pub fn print_failure(failure: &Failure) {

@@ -369,7 +369,7 @@ async fn rollback(
     }
     let release = form.get("release").cloned().unwrap_or_default();
     if let Err(e) = crate::cli::releases::parse_number(&release) {
-        let mut r = failed(&panel, &s, "Roll back", &crate::cli::report::plain(&e));
+        let mut r = failed(&panel, &s, "Roll back", &crate::cli::report::plain_text(&e));
         *r.status_mut() = StatusCode::BAD_REQUEST;
         return r;
     }

@@ -114,7 +114,7 @@ struct Ctx {
 }
 
 fn say(f: &Failure) -> String {
-    report::plain(f)
+    report::plain_text(f)
 }
 
 /// A step's progress as one line (what `appgrid rollback` logs).
