@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod autoscale;
 pub mod cloud;
+pub mod dashboard;
 pub mod durable;
 pub mod endpoint;
 pub mod engine;

@@ -16,6 +16,7 @@ mod autoscale_fleet;
 mod autoscale_replicas;
 mod backup;
 mod config;
+mod dashboard;
 mod doctor;
 mod inspect;
 mod install;
@@ -298,6 +299,30 @@ enum Command {
         address: String,
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Serve the control panel for the app (prints its URL with a one-time
+    /// login token): overview, releases and rollback, logs, database, autoscaling.
+    Dashboard {
+        file: PathBuf,
+        /// Where to listen; an address beyond loopback needs --allow-remote and TLS.
+        #[arg(long, default_value = "127.0.0.1:7070", value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+        /// Allow listening on an address other than loopback (needs --tls-cert and --tls-key).
+        #[arg(long)]
+        allow_remote: bool,
+        /// The TLS certificate chain (PEM).
+        #[arg(long, value_name = "PEM")]
+        tls_cert: Option<PathBuf>,
+        /// The TLS certificate's private key (PEM).
+        #[arg(long, value_name = "PEM")]
+        tls_key: Option<PathBuf>,
+        /// How often the overview asks the machines for their status while watched.
+        #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+        interval: Duration,
+        #[command(flatten)]
+        lock: LockArgs,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -918,6 +943,28 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             command,
             state,
         } => ssh::ssh(&file, &address, command, state.state.as_deref()).await,
+        Command::Dashboard {
+            file,
+            listen,
+            allow_remote,
+            tls_cert,
+            tls_key,
+            interval,
+            lock,
+            state,
+        } => {
+            dashboard::run(dashboard::Options {
+                file,
+                listen,
+                allow_remote,
+                tls_cert,
+                tls_key,
+                state: state.state,
+                lock_timeout: lock.lock_timeout,
+                interval,
+            })
+            .await
+        }
         Command::State { command } => match command {
             StateCommand::List { file, json, state } => {
                 inspect::state_list(&file, state.state.as_deref(), json.json)

@@ -66,11 +66,7 @@ impl providers::OpsVisitor for Status {
             certificate,
         } = self;
         let (app, serial, count) = (&state.app, state.serial, state.resources.len());
-        let mut status = k.status(&state.resources).await.map_err(operation)?;
-        if let Some(origin) = status.origin.as_mut().filter(|o| !o.answers) {
-            origin.command = Some(format!("appgrid db failover {manifest}"));
-        }
-        status.maintenance = state.maintenance.clone();
+        let mut status = status_of(k.as_ref(), &state, &manifest).await?;
         status.tls = certificate;
         if json {
             let mut value = serde_json::to_value(&status).expect("status serializes");
@@ -86,6 +82,50 @@ impl providers::OpsVisitor for Status {
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// What `appgrid status` reports: the roles' [`AppStatus`], with the
+/// failover command filled in when the origin does not answer.
+async fn status_of<K: Operations>(
+    k: &K,
+    state: &State,
+    manifest: &str,
+) -> Result<appgrid::status::AppStatus, Failure> {
+    let mut status = k.status(&state.resources).await.map_err(operation)?;
+    if let Some(origin) = status.origin.as_mut().filter(|o| !o.answers) {
+        origin.command = Some(format!("appgrid db failover {manifest}"));
+    }
+    status.maintenance = state.maintenance.clone();
+    Ok(status)
+}
+
+struct StatusData {
+    state: State,
+    manifest: String,
+}
+
+impl providers::OpsVisitor for StatusData {
+    type Output = (State, appgrid::status::AppStatus);
+    async fn visit<C: Cloud, K: Configurator + Operations>(
+        self,
+        _: Arc<C>,
+        k: Arc<K>,
+    ) -> Result<Self::Output, Failure> {
+        let status = status_of(k.as_ref(), &self.state, &self.manifest).await?;
+        Ok((self.state, status))
+    }
+}
+
+/// `appgrid status` as data: the state it was read from and the report (the
+/// panel draws its overview from these).
+pub async fn status_data(
+    file: &Path,
+    state: Option<&Path>,
+) -> Result<(State, appgrid::status::AppStatus), Failure> {
+    let ws = Workspace::open(file, state)?;
+    let state = applied(&ws)?;
+    let manifest = file.display().to_string();
+    providers::with_operations(&ws, StatusData { state, manifest }).await
 }
 
 /// `json`: the same facts as one JSON object.

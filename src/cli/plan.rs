@@ -29,32 +29,7 @@ pub struct Options {
 pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(&o.file, o.state.as_deref())?;
     let state = ws.load_state()?;
-    let graph = ws.graph_for(state.as_ref())?;
-    // A plan never refuses: what apply would refuse is a warning here. The
-    // cloud's checks (credentials, image) are made only for a first plan
-    // that may ask the cloud: a plan with state refreshes, and the refresh
-    // reports a credential or endpoint problem itself (the image is checked
-    // when applying); `--refresh=false` asks no cloud at all.
-    let reach = if o.refresh && state.is_none() {
-        Reach::Cloud
-    } else {
-        Reach::Offline
-    };
-    preflight::warn(&ws, reach).await;
-    // With no state, nothing of this deployment can exist yet: no call is needed.
-    let plan = if o.refresh && state.is_some() {
-        providers::with_provider(
-            &ws,
-            Refresh {
-                ws: &ws,
-                graph: &graph,
-                state: state.as_ref(),
-            },
-        )
-        .await?
-    } else {
-        ws.plan_from_state(&graph, state.as_ref())
-    };
+    let plan = make(&ws, state.as_ref(), o.refresh).await?;
     if o.json {
         let json = serde_json::to_string_pretty(&plan).expect("plans always serialize");
         outln!("{json}");
@@ -80,6 +55,37 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// The plan `appgrid plan` shows for a workspace (the panel's Scale page
+/// passes one whose manifest carries the counts asked for).
+pub async fn make(ws: &Workspace, state: Option<&State>, refresh: bool) -> Result<Plan, Failure> {
+    let graph = ws.graph_for(state)?;
+    // A plan never refuses: what apply would refuse is a warning here. The
+    // cloud's checks (credentials, image) are made only for a first plan
+    // that may ask the cloud: a plan with state refreshes, and the refresh
+    // reports a credential or endpoint problem itself (the image is checked
+    // when applying); `--refresh=false` asks no cloud at all.
+    let reach = if refresh && state.is_none() {
+        Reach::Cloud
+    } else {
+        Reach::Offline
+    };
+    preflight::warn(ws, reach).await;
+    // With no state, nothing of this deployment can exist yet: no call is needed.
+    Ok(if refresh && state.is_some() {
+        providers::with_provider(
+            ws,
+            Refresh {
+                ws,
+                graph: &graph,
+                state,
+            },
+        )
+        .await?
+    } else {
+        ws.plan_from_state(&graph, state)
     })
 }
 

@@ -132,6 +132,27 @@ pub async fn rollback(
     state_path: Option<&Path>,
     lock_timeout: Duration,
 ) -> Result<ExitCode, Failure> {
+    rollback_reporting(
+        file,
+        which,
+        state_path,
+        lock_timeout,
+        &mut |line: String| outln!("{line}"),
+        &mut |e: appgrid::apply::Event| report::print_event(&e),
+    )
+    .await
+}
+
+/// [`rollback`], saying what it does to `say` and each step's progress to
+/// `progress` (the panel streams both to the browser).
+pub async fn rollback_reporting(
+    file: &Path,
+    which: Option<&str>,
+    state_path: Option<&Path>,
+    lock_timeout: Duration,
+    say: &mut (dyn FnMut(String) + Send),
+    progress: &mut (dyn FnMut(appgrid::apply::Event) + Send),
+) -> Result<ExitCode, Failure> {
     let which = which.map(parse_number).transpose()?;
     let ws = Workspace::open(file, state_path)?;
     let manifest = ws.manifest_release()?.ok_or_else(|| {
@@ -183,19 +204,23 @@ pub async fn rollback(
             target,
             specs,
             manifest,
+            say,
+            progress,
         },
     )
     .await
 }
 
-struct Rollback<'w> {
+struct Rollback<'w, 's> {
     locked: Locked<'w>,
     target: ReleaseRecord,
     specs: Vec<(ResourceAddress, ResourceSpec)>,
     manifest: release::ReleaseContent,
+    say: &'s mut (dyn FnMut(String) + Send),
+    progress: &'s mut (dyn FnMut(appgrid::apply::Event) + Send),
 }
 
-impl providers::OpsVisitor for Rollback<'_> {
+impl providers::OpsVisitor for Rollback<'_, '_> {
     type Output = ExitCode;
     async fn visit<C: Cloud, K: Configurator + Operations>(
         self,
@@ -207,17 +232,17 @@ impl providers::OpsVisitor for Rollback<'_> {
             target,
             specs,
             manifest,
+            say,
+            progress,
         } = self;
         let n = target.number;
         let started = std::time::Instant::now();
-        outln!(
+        say(format!(
             "Rolling back to v{n} on {} web server(s), one at a time…",
             specs.len()
-        );
+        ));
         let outcome = locked
-            .reconfigure_to(cloud, k, &specs, &format!("rollback to v{n}"), &mut |e| {
-                report::print_event(&e)
-            })
+            .reconfigure_to(cloud, k, &specs, &format!("rollback to v{n}"), progress)
             .await
             .map_err(super::ops::locked)?;
         if !outcome.is_success() {
@@ -237,11 +262,11 @@ impl providers::OpsVisitor for Rollback<'_> {
         locked
             .update(|s| s.releases.rolled_back(n, &manifest, &when))
             .map_err(super::ops::locked)?;
-        outln!(
+        say(format!(
             "Release v{n} is active on every web server ({:.1}s). The manifest is unchanged: \
              `appgrid apply --roll-forward` releases it again.",
             started.elapsed().as_secs_f64()
-        );
+        ));
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -13,12 +13,29 @@ pub async fn http(
     path: &str,
     body: &str,
 ) -> Result<(u16, String), String> {
+    http_with(target, method, path, &[], body)
+        .await
+        .map(|(status, _, body)| (status, body))
+}
+
+/// [`http`] with request headers: (status, response head, body).
+pub async fn http_with(
+    target: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String, String), String> {
     let io = async {
         let mut s = TcpStream::connect(target)
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
         s.write_all(req.as_bytes())
@@ -34,11 +51,11 @@ pub async fn http(
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("no status line in {text:?}"))?;
-        let body = text
+        let (head, body) = text
             .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
+            .map(|(h, b)| (h.to_string(), b.to_string()))
             .unwrap_or_default();
-        Ok((status, body))
+        Ok((status, head, body))
     };
     tokio::time::timeout(Duration::from_secs(10), io)
         .await

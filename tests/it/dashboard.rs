@@ -1,0 +1,742 @@
+//! The control panel (issue 14) on the local blog: every endpoint refuses a
+//! request without the session (401) and a state-changing one without its
+//! CSRF token or from another site (403); the pages show the machines; the
+//! query box reads and never writes; a rollback through the panel is the
+//! CLI's rollback; no secret of the state reaches any page; and a real
+//! headless Chromium clicks through it, saving a screenshot of each page.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::cdp::Browser;
+use super::cli::{appgrid, scratch, text};
+use super::http::{http, http_with};
+use super::local_e2e::Blog;
+
+/// A running `appgrid dashboard`: its address and login URL.
+struct Panel {
+    child: Child,
+    addr: String,
+    login: String,
+}
+
+impl Drop for Panel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(manifest: &Path, machines: &Path) -> Panel {
+    let mut child = appgrid()
+        .args(["dashboard", "--listen", "127.0.0.1:0", "--interval", "1s"])
+        .arg(manifest)
+        .env("APPGRID_LOCAL_ROOT", machines)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_string();
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_once('/').unwrap();
+    Panel {
+        child,
+        addr: addr.to_string(),
+        login: format!("/{path}"),
+    }
+}
+
+/// Read an event stream until `done` says the text so far is enough.
+async fn sse_until(
+    addr: &str,
+    path: &str,
+    cookie: &str,
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    let start = Instant::now();
+    let mut buf = [0u8; 65536];
+    while !done(&seen) {
+        let left = limit
+            .checked_sub(start.elapsed())
+            .unwrap_or_else(|| panic!("{path}: not there within {limit:?}; got:\n{seen}"));
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Ok(Ok(0)) => panic!("{path} closed; got:\n{seen}"),
+            Ok(Ok(n)) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Ok(Err(e)) => panic!("{path}: {e}"),
+            Err(_) => panic!("{path}: not there within {limit:?}; got:\n{seen}"),
+        }
+    }
+    seen
+}
+
+/// Every secret the state holds: sensitive attributes and config var values.
+fn secrets(state: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in state["resources"].as_object().unwrap().values() {
+        if let Some(attrs) = r["attributes"].as_object() {
+            for (k, v) in attrs {
+                if appgrid::state::is_sensitive(k)
+                    && let Some(v) = v.as_str()
+                {
+                    out.push(v.to_string());
+                }
+            }
+        }
+    }
+    if let Some(vars) = state["config"]["vars"].as_object() {
+        out.extend(vars.values().filter_map(|v| v.as_str().map(str::to_string)));
+    }
+    out.retain(|s| s.len() >= 6);
+    out
+}
+
+/// HTML text back to plain text (what tera's escaping does, undone).
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2F;", "/")
+        .replace("&amp;", "&")
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        (b as char).to_string()
+                    }
+                    b' ' => "+".to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[test]
+fn the_panel_listens_beyond_loopback_only_with_allow_remote_and_tls() {
+    let dir = scratch("dash-listen");
+    let manifest = dir.join("appgrid.toml");
+    std::fs::write(
+        &manifest,
+        "[app]\nname = \"dash\"\n[provider]\nkind = \"local\"\n\
+         [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n\
+         [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n",
+    )
+    .unwrap();
+    let m = manifest.to_str().unwrap();
+    for (args, expected) in [
+        (
+            vec!["--listen", "0.0.0.0:7071"],
+            "refusing to serve the panel on 0.0.0.0:7071: it is not a loopback address",
+        ),
+        (
+            vec!["--listen", "0.0.0.0:7071", "--allow-remote"],
+            "refusing to serve the panel on 0.0.0.0:7071 without TLS: --allow-remote needs --tls-cert PEM and --tls-key PEM",
+        ),
+        (
+            vec!["--tls-cert", "/nonexistent.pem"],
+            "--tls-cert and --tls-key go together",
+        ),
+        (
+            vec![
+                "--tls-cert",
+                "/nonexistent.pem",
+                "--tls-key",
+                "/nonexistent.key",
+            ],
+            "cannot use /nonexistent.pem for TLS",
+        ),
+    ] {
+        let out = appgrid()
+            .arg("dashboard")
+            .arg(m)
+            .args(&args)
+            .env("APPGRID_LOCAL_ROOT", dir.join("machines"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing served, no URL");
+    }
+
+    // With a certificate, the panel speaks TLS and its cookie is Secure.
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let mut child = appgrid()
+        .args(["dashboard", m, "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("APPGRID_LOCAL_ROOT", dir.join("machines"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no https URL in {line:?}"))
+        .to_string();
+    let root = format!("{}/", url.split("/login").next().unwrap());
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-sk", "--max-time", "10"])
+            .args(args)
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    assert_eq!(
+        curl(&["-o", "/dev/null", "-w", "%{http_code}", &root]),
+        "401"
+    );
+    let head = curl(&["-D", "-", "-o", "/dev/null", &url]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("{head}"));
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panel_on_the_local_blog() {
+    let mut blog = Blog::new("dash-blog");
+    blog.ok(&["apply", "--yes"]);
+    // A second release (a config var changes), so there is one to roll back to.
+    let secret = format!("panel-secret-{:016x}", fastrand::u64(..));
+    let var = format!("SECRET_TOKEN={secret}");
+    let out = appgrid()
+        .args(["config", "set"])
+        .arg(&blog.manifest)
+        .arg(&var)
+        .env("APPGRID_LOCAL_ROOT", &blog.machines)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let state = blog.state();
+    let secrets = secrets(&state);
+    assert!(
+        secrets.contains(&secret),
+        "the config var is a secret to look for"
+    );
+    assert!(secrets.len() >= 3, "{secrets:?}");
+    let addresses: Vec<String> = state["resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["attributes"]["private_ip"].is_string())
+        .filter(|(a, _)| !a.ends_with(".config") && !a.contains(".release"))
+        .map(|(a, _)| a.clone())
+        .collect();
+    assert_eq!(addresses.len(), 6, "{addresses:?}");
+
+    let panel = start(&blog.manifest, &blog.machines);
+    let addr = panel.addr.clone();
+    let mut bodies = Vec::new();
+
+    // Without a session: 401 everywhere (pages, streams, the API, actions).
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/events"),
+        ("GET", "/api/health"),
+        ("GET", "/releases"),
+        ("GET", "/jobs/0"),
+        ("GET", "/logs"),
+        ("GET", "/logs/events"),
+        ("GET", "/database"),
+        ("GET", "/autoscaling"),
+        ("GET", "/scale?web=3"),
+        ("POST", "/releases/rollback"),
+        ("POST", "/database/query"),
+    ] {
+        let (status, _, body) = http_with(
+            &addr,
+            method,
+            path,
+            &[("Cookie", "appgrid_session=forged")],
+            "",
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 401, "{method} {path}: {body}");
+        bodies.push(body);
+    }
+    // A wrong token gets nothing; the right one a session cookie, once.
+    let (status, _) = http(&addr, "GET", "/login?token=0000", "").await.unwrap();
+    assert_eq!(status, 401);
+    let (status, head, _) = http_with(&addr, "GET", &panel.login, &[], "")
+        .await
+        .unwrap();
+    assert_eq!(status, 303, "{head}");
+    let set_cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(cookie.len(), "appgrid_session=".len() + 64, "{cookie}");
+    let (again, _) = http(&addr, "GET", &panel.login, "").await.unwrap();
+    assert_eq!(again, 401, "the login token works once");
+    let get = |path: &str| {
+        let (addr, cookie, path) = (addr.clone(), cookie.clone(), path.to_string());
+        async move {
+            let (status, _, body) = http_with(&addr, "GET", &path, &[("Cookie", &cookie)], "")
+                .await
+                .unwrap();
+            (status, body)
+        }
+    };
+
+    // The overview: every machine, with its address, drawn and listed.
+    let (status, page) = get("/").await;
+    assert_eq!(status, 200, "{page}");
+    for a in &addresses {
+        assert!(
+            page.contains(&format!("data-address=\"{a}\"")),
+            "{a} not drawn"
+        );
+        let ip = state["resources"][a]["attributes"]["private_ip"]
+            .as_str()
+            .unwrap();
+        assert!(page.contains(ip), "{a}'s {ip} not shown");
+    }
+    assert_eq!(page.matches("<g class=\"node ").count(), 6, "{page}");
+    assert!(
+        page.contains("<g class=\"node up\" data-address=\"web[0]\""),
+        "{page}"
+    );
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .map(|s| s[..64].to_string());
+    bodies.push(page);
+    let (status, health) = get("/api/health").await;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["web[1]"], "up", "{health}");
+    assert_eq!(health["db.replica[0]"], "up", "{health}");
+
+    // Releases: v2 active, v1 can be rolled back to.
+    let (status, page) = get("/releases").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("data-release=\"v2\"") && page.contains("Roll back to v1"),
+        "{page}"
+    );
+    let csrf = csrf
+        .unwrap_or_else(|| page.split("name=\"csrf\" value=\"").nth(1).unwrap()[..64].to_string());
+    bodies.push(page);
+
+    // Actions need the CSRF token and the panel's own origin.
+    let post = |path: &str, body: String, extra: Vec<(&'static str, String)>| {
+        let (addr, cookie, path) = (addr.clone(), cookie.clone(), path.to_string());
+        async move {
+            let mut headers: Vec<(&str, &str)> = vec![
+                ("Cookie", cookie.as_str()),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ];
+            headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+            let (status, _, body) = http_with(&addr, "POST", &path, &headers, &body)
+                .await
+                .unwrap();
+            (status, body)
+        }
+    };
+    let count = || {
+        blog.psql("db.primary", "select count(*) from notes")
+            .unwrap()
+    };
+    let notes_before = count();
+    for (body, extra) in [
+        (
+            form(&[("replica", "db.replica[0]"), ("sql", "select 1")]),
+            vec![],
+        ),
+        (
+            form(&[
+                ("csrf", &"0".repeat(64)),
+                ("replica", "db.replica[0]"),
+                ("sql", "select 1"),
+            ]),
+            vec![],
+        ),
+        (
+            form(&[
+                ("csrf", &csrf),
+                ("replica", "db.replica[0]"),
+                ("sql", "select 1"),
+            ]),
+            vec![("Origin", "http://evil.example".to_string())],
+        ),
+        (
+            form(&[
+                ("csrf", &csrf),
+                ("replica", "db.replica[0]"),
+                ("sql", "select 1"),
+            ]),
+            vec![("Sec-Fetch-Site", "cross-site".to_string())],
+        ),
+    ] {
+        let (status, page) = post("/database/query", body.clone(), extra.clone()).await;
+        assert_eq!(status, 403, "{body} {extra:?}: {page}");
+        bodies.push(page);
+    }
+    let (status, page) = post(
+        "/releases/rollback",
+        form(&[("release", "v1"), ("confirm", "yes")]),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 403, "{page}");
+
+    // The query box: a read runs on the replica as the app's user ...
+    let (status, page) = post(
+        "/database/query",
+        form(&[
+            ("csrf", &csrf),
+            ("replica", "db.replica[0]"),
+            ("sql", "select current_user, count(*) from notes"),
+        ]),
+        vec![("Origin", format!("http://{addr}"))],
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<td>itlocal</td>"), "{page}");
+    bodies.push(page);
+    // ... and nothing that writes runs, however it is dressed.
+    for (sql, says) in [
+        (
+            "INSERT INTO notes(body) VALUES ('panel')",
+            "only one statement that reads",
+        ),
+        (
+            "update notes set body = 'x'",
+            "only one statement that reads",
+        ),
+        ("DELETE FROM notes", "only one statement that reads"),
+        ("DROP TABLE notes", "only one statement that reads"),
+        (
+            "create table panel(i int primary key)",
+            "only one statement that reads",
+        ),
+        (
+            "SET TRANSACTION READ WRITE",
+            "only one statement that reads",
+        ),
+        (
+            "select 1; insert into notes(body) values ('x')",
+            "one statement only",
+        ),
+        (
+            "select 1; commit; insert into notes(body) values ('x')",
+            "one statement only",
+        ),
+        ("select 1 \\g", "backslash"),
+        (
+            "WITH d AS (DELETE FROM notes RETURNING id) SELECT count(*) FROM d",
+            "DECLARE CURSOR",
+        ),
+        ("select nextval('notes_id_seq')", "read-only transaction"),
+        (
+            "select set_config('transaction_read_only', 'off', true)",
+            "read-write",
+        ),
+        ("select pg_sleep(30)", "statement timeout"),
+    ] {
+        let (status, page) = post(
+            "/database/query",
+            form(&[("csrf", &csrf), ("replica", "db.replica[0]"), ("sql", sql)]),
+            vec![],
+        )
+        .await;
+        assert_eq!(status, 400, "{sql}: {page}");
+        let refused = page
+            .split("id=\"refused\">")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{sql}: {page}"));
+        assert!(refused.contains(says), "{sql}: {refused}");
+        bodies.push(page);
+    }
+    assert_eq!(count(), notes_before, "a query wrote");
+    // Scale: the panel's plan for three web servers is the CLI's plan for a
+    // manifest that says three.
+    let (status, page) = get("/scale?web=3&replicas=1").await;
+    assert_eq!(status, 200, "{page}");
+    let shown = unescape(
+        page.split("<pre id=\"plan\">")
+            .nth(1)
+            .and_then(|p| p.split("</pre>").next())
+            .unwrap_or_else(|| panic!("no plan: {page}")),
+    );
+    blog.write(3, 1);
+    let cli = blog.ok(&["plan"]);
+    blog.write(2, 1);
+    assert_eq!(shown, cli);
+    assert!(shown.contains("web[2]"), "{shown}");
+    bodies.push(page);
+    let (status, page) = get("/scale?web=0").await;
+    assert_eq!(status, 400, "{page}");
+    let (status, page) = get("/database").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<td>db.replica[0]</td><td>db.primary</td>"),
+        "{page}"
+    );
+    bodies.push(page);
+    let (status, page) = get("/autoscaling").await;
+    assert_eq!(status, 200);
+    bodies.push(page);
+    let (status, page) = get("/logs").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("web[0], web[1]"), "{page}");
+    bodies.push(page);
+
+    // The overview's stream tells a HAProxy state change: web[1] put in
+    // maintenance through the runtime API shows as down.
+    let lb_id = state["resources"]["lb"]["id"].as_str().unwrap().to_string();
+    let sock = appgrid::cloud::local::LocalCloud::new(&blog.machines, "itlocal")
+        .root_of(&lb_id)
+        .join("run/appgrid/haproxy.sock");
+    let haproxy = |command: &str| {
+        let out = std::process::Command::new("socat")
+            .args(["-", &format!("UNIX-CONNECT:{}", sock.display())])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("{command}\n").as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "{command}");
+    };
+    sse_until(&addr, "/events", &cookie, Duration::from_secs(20), |s| {
+        s.contains("data-address=\"web[1]\" data-health=\"up\"")
+    })
+    .await;
+    let changed = Instant::now();
+    haproxy("set server web/web1 state maint");
+    let seen = sse_until(&addr, "/events", &cookie, Duration::from_secs(20), |s| {
+        s.contains("data-address=\"web[1]\" data-health=\"down\"")
+    })
+    .await;
+    eprintln!(
+        "panel: HAProxy state change to the page's stream in {:.2}s",
+        changed.elapsed().as_secs_f64()
+    );
+    bodies.push(seen);
+    haproxy("set server web/web1 state ready");
+
+    // A log line arrives live.
+    let marker = format!("panel-marker-{:08x}", fastrand::u32(..));
+    let lb = blog.lb();
+    let (m, lb2) = (marker.clone(), lb.clone());
+    let poke = tokio::spawn(async move {
+        for _ in 0..20 {
+            let _ = http(&lb2, "GET", &format!("/?{m}"), "").await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let logs = sse_until(
+        &addr,
+        "/logs/events",
+        &cookie,
+        Duration::from_secs(20),
+        |s| s.contains(&marker),
+    )
+    .await;
+    poke.abort();
+    assert!(logs.contains("event: line"), "{logs}");
+    bodies.push(logs);
+
+    // No secret in anything the panel answered.
+    for body in &bodies {
+        for s in &secrets {
+            assert!(
+                !body.contains(s.as_str()),
+                "a secret reached a page:\n{body}"
+            );
+        }
+    }
+    drop(panel);
+
+    // A real browser: each page, the live graph, a live log line, and a
+    // rollback clicked through its confirmation.
+    let shots = blog.dir.join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let panel = start(&blog.manifest, &blog.machines);
+    let base = format!("http://{}", panel.addr);
+    let browser_dir = blog.dir.join("browser");
+    std::fs::create_dir_all(&browser_dir).unwrap();
+    let (login, marker2) = (
+        format!("{base}{}", panel.login),
+        format!("browser-marker-{:08x}", fastrand::u32(..)),
+    );
+    let (lb2, m2) = (lb.clone(), marker2.clone());
+    let poke = tokio::spawn(async move {
+        loop {
+            let _ = http(&lb2, "GET", &format!("/?{m2}"), "").await;
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    });
+    let shots2 = shots.clone();
+    let page_texts = tokio::task::spawn_blocking(move || {
+        let mut b = Browser::start(&browser_dir);
+        let mut texts = Vec::new();
+        b.navigate(&login);
+        b.wait_for("the overview", "location.pathname === '/'", 10);
+        b.wait_for(
+            "six machines drawn",
+            "document.querySelectorAll('#graph g.node').length === 6",
+            10,
+        );
+        b.wait_for(
+            "the live graph",
+            "document.getElementById('updated').textContent !== ''",
+            20,
+        );
+        b.screenshot(&shots2.join("overview.png"));
+        texts.push(b.eval("document.documentElement.outerHTML").to_string());
+        for page in ["database", "autoscaling", "scale"] {
+            b.navigate(&format!("{base}/{page}"));
+            b.screenshot(&shots2.join(format!("{page}.png")));
+            texts.push(b.eval("document.documentElement.outerHTML").to_string());
+        }
+        b.navigate(&format!("{base}/logs"));
+        b.wait_for(
+            "a log line",
+            &format!("document.getElementById('log').textContent.includes('{marker2}')"),
+            20,
+        );
+        b.screenshot(&shots2.join("logs.png"));
+        b.navigate(&format!("{base}/releases"));
+        b.screenshot(&shots2.join("releases.png"));
+        b.eval("document.querySelector('button.rollback[data-release=\"v1\"]').click()");
+        b.wait_for(
+            "the confirmation",
+            "document.getElementById('confirm') !== null",
+            10,
+        );
+        b.screenshot(&shots2.join("rollback-confirm.png"));
+        b.eval("document.getElementById('confirm').click()");
+        b.wait_for("the job page", "location.pathname.startsWith('/jobs/')", 10);
+        b.wait_for(
+            "the rollback to finish",
+            "document.getElementById('job-result').textContent !== ''",
+            180,
+        );
+        b.screenshot(&shots2.join("rollback.png"));
+        let result = b.eval("document.getElementById('job-result').textContent");
+        let job = b.eval("document.getElementById('job').textContent");
+        texts.push(job.to_string());
+        (texts, result, job)
+    })
+    .await
+    .unwrap();
+    poke.abort();
+    let (texts, result, job) = page_texts;
+    assert_eq!(result, "ok", "{job}");
+    assert!(
+        job.as_str()
+            .unwrap()
+            .contains("Release v1 is active on every web server"),
+        "{job}"
+    );
+    // Recorded where the CLI's rollback records it.
+    assert_eq!(blog.state()["releases"]["pinned"]["number"], 1);
+    let listed = blog.ok(&["releases"]);
+    assert!(listed.contains("v1"), "{listed}");
+    for page in [
+        "overview",
+        "database",
+        "autoscaling",
+        "scale",
+        "logs",
+        "releases",
+        "rollback-confirm",
+        "rollback",
+    ] {
+        let png = shots.join(format!("{page}.png"));
+        assert!(
+            std::fs::metadata(&png)
+                .map(|m| m.len() > 1000)
+                .unwrap_or(false),
+            "{}",
+            png.display()
+        );
+    }
+    for t in &texts {
+        for s in &secrets {
+            assert!(!t.contains(s.as_str()), "a secret reached the browser");
+        }
+    }
+    eprintln!("panel screenshots: {}", shots.display());
+}
