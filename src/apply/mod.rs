@@ -267,6 +267,30 @@ pub fn removed_machines(
         .collect()
 }
 
+/// The record `db restore` (into a new primary, issue 8) puts in
+/// `State::moves` for `address` before the apply that carries it out: an
+/// incoming machine not launched yet (no id), the Slony-I node it will be,
+/// and the backup it is restored from. `None` when state does not hold
+/// `address`.
+pub fn restore_move(
+    state: &crate::state::State,
+    address: ResourceAddress,
+    restore: crate::state::MoveRestore,
+) -> Option<crate::state::Moving> {
+    let current = state.resources.get(&address)?;
+    Some(crate::state::Moving {
+        direction: crate::state::MoveDirection::Incoming,
+        machine: ResourceState {
+            spec: current.spec.clone(),
+            id: String::new(),
+            depends_on: current.depends_on.clone(),
+            attributes: BTreeMap::new(),
+        },
+        node: execute::next_node(state),
+        restore: Some(restore),
+    })
+}
+
 /// Kept here for the callers that knew it as `apply::ServerCounters`.
 pub use crate::ops::ServerCounters;
 

@@ -19,6 +19,7 @@
 //! before it stops anything when the backup is unknown or of another machine.
 
 mod info;
+mod onto;
 pub mod schedule;
 
 use std::collections::BTreeMap;
@@ -240,8 +241,9 @@ fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.f]` with a zone offset, checked with jiff.
-fn check_time(t: &str) -> Result<String, BackupError> {
+/// `YYYY-MM-DD HH:MM:SS[.f]` with a zone offset, checked with jiff;
+/// normalised to UTC as pgBackRest takes it.
+pub fn check_time(t: &str) -> Result<String, BackupError> {
     let parsed: Result<jiff::Timestamp, _> = t.parse();
     match parsed {
         Ok(ts) => Ok(ts.strftime("%Y-%m-%d %H:%M:%S%.6f+00").to_string()),
