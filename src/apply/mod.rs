@@ -242,7 +242,8 @@ pub fn machines_of(state: &crate::state::State) -> BTreeMap<ResourceAddress, Vec
     for (a, r) in &state.resources {
         out.entry(*a).or_default().push(r.clone());
     }
-    for (a, m) in &state.moves {
+    // A restore's incoming machine before its launch has no id: no machine.
+    for (a, m) in state.moves.iter().filter(|(_, m)| !m.machine.id.is_empty()) {
         out.entry(*a).or_default().push(m.machine.clone());
     }
     out

@@ -16,9 +16,11 @@
 use std::collections::BTreeMap;
 
 use super::RoleError;
-use super::configure::{Fleet, RoleConfigurator, machine_addr};
-use super::configure_db::{ip, node_in};
-use super::postgres::{self, query};
+use secrecy::ExposeSecret;
+
+use super::configure::{Fleet, RoleConfigurator, applied, machine_addr, secret_attribute};
+use super::configure_db::{ip, node_in, sql_name};
+use super::postgres::{self, AppDatabase, query};
 use super::slony::{self, SlonyCluster, SlonyNode};
 use crate::apply::{ConfigJob, MoveJob, MovedIn};
 use crate::graph::{ResourceAddress, Role};
@@ -59,6 +61,19 @@ impl<F: Fleet> RoleConfigurator<F> {
         let (clients, mut peers) = self.pg_access(&view, &new.place).await?;
         peers.push(old_addr);
         postgres::ensure_server(t, &new.remote, &node, &clients, &peers).await?;
+        // The app's database, so the check below can ask it (a fresh server
+        // has none); the restore replaces it.
+        let primary_config = ResourceAddress::config(Role::DbPrimary, 0);
+        let primary = applied(&job.resources, primary_config, job.config)?;
+        let password = secret_attribute(primary, primary_config, "password")?;
+        self.redactor.add(password.expose_secret());
+        let name = sql_name(&self.manifest.app.name);
+        let db = AppDatabase {
+            name: name.clone(),
+            user: name,
+            password,
+        };
+        postgres::ensure_app_database(t, &new.remote, &node, &db).await?;
 
         // The cluster as state knows it: the old origin and the replicas.
         let (old_cluster, connections) = self.cluster(&job.resources, None).await?;
