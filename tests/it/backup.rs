@@ -379,7 +379,11 @@ fn restore_into_a_new_primary_resubscribes_the_replica_and_retires_the_old_one()
             text(&out.stderr)
         );
         eprintln!("measure: restore into a new primary (1 replica) {took:?}");
-        eprintln!("{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains(&format!("restore backup {id} into a new machine")),
+            "{}",
+            text(&out.stdout)
+        );
 
         let after = blog.state();
         assert!(after["moves"].is_null(), "{}", after["moves"]);
