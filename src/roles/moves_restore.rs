@@ -88,9 +88,15 @@ impl<F: Fleet> RoleConfigurator<F> {
         );
         let done = slony::set_origin(t, &cluster, &new.remote, &node).await?;
         if done != Some(incoming.node) {
+            let restoring = |e| RoleError::Restore(Box::new(e));
+            if restore.to_time.is_some() {
+                self.archive_now(&job.resources, &restore.stanza)
+                    .await
+                    .map_err(restoring)?;
+            }
             self.restore_onto(&new.remote, &node, restore)
                 .await
-                .map_err(|e| RoleError::Restore(Box::new(e)))?;
+                .map_err(restoring)?;
             // The restored database still holds the old cluster's schema
             // and its triggers: they go with it.
             query(

@@ -349,11 +349,18 @@ fn restore_into_a_new_primary_resubscribes_the_replica_and_retires_the_old_one()
         for i in 0..20 {
             post(&format!("after the backup {i}")).await;
         }
-        assert_ne!(blog.psql("db.primary", sum).unwrap(), snapshot);
-        let old = blog.state()["resources"]["db.primary"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let after_b = blog.psql("db.primary", sum).unwrap();
+        let at = blog
+            .psql(
+                "db.primary",
+                "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        for i in 0..10 {
+            post(&format!("after the point in time {i}")).await;
+        }
+        assert_ne!(blog.psql("db.primary", sum).unwrap(), after_b);
 
         // An unknown backup: a clear error, and nothing changed.
         let serial = blog.state()["serial"].as_u64().unwrap();
@@ -369,6 +376,38 @@ fn restore_into_a_new_primary_resubscribes_the_replica_and_retires_the_old_one()
         assert_eq!(blog.state()["serial"].as_u64().unwrap(), serial);
         assert!(blog.state()["moves"].is_null());
 
+        // A point in time first (the origin's WAL after `at` is archived
+        // on the way): exactly the notes committed before it, on both nodes.
+        let first = blog.state()["resources"]["db.primary"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let started = Instant::now();
+        let out = db(&mut blog, &["restore"], &[&id, "--to-time", &at]);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        eprintln!(
+            "measure: PITR restore into a new primary (1 replica) {:?}",
+            started.elapsed()
+        );
+        assert_ne!(blog.state()["resources"]["db.primary"]["id"], first.as_str());
+        assert_eq!(blog.psql("db.primary", sum).unwrap(), after_b, "PITR to {at}");
+        eventually(
+            "the replica holds the point in time",
+            Duration::from_secs(60),
+            async || blog.psql("db.replica[0]", sum).ok().filter(|s| *s == after_b),
+        )
+        .await;
+
+        // Then the backup itself, whose machine is gone by now.
+        let old = blog.state()["resources"]["db.primary"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let started = Instant::now();
         let out = db(&mut blog, &["restore"], &[&id]);
         let took = started.elapsed();
@@ -422,7 +461,9 @@ fn restore_into_a_new_primary_resubscribes_the_replica_and_retires_the_old_one()
             .filter(|i| i.starts_with("local-"))
             .map(str::to_string)
             .collect();
-        assert!(!existing.contains(&old), "the old primary {old} still exists");
+        for gone in [&first, &old] {
+            assert!(!existing.contains(gone), "the old primary {gone} still exists");
+        }
         assert_eq!(named, existing, "state names exactly the machines that exist");
 
         // The app writes again, to the new origin, and the rows reach the replica.

@@ -5,7 +5,11 @@
 //! for its own stanza (the restored settings would archive into the old
 //! machine's).
 
-use super::{BackupError, Repo, conf_value};
+use std::collections::BTreeMap;
+
+use super::{BackupError, Repo, conf_value, stanza};
+use crate::graph::ResourceAddress;
+use crate::state::ResourceState;
 use crate::ops::backup::RepoAccess;
 use crate::remote::Remote;
 use crate::roles::configure::{Fleet, RoleConfigurator};
@@ -13,6 +17,28 @@ use crate::roles::postgres::PgNode;
 use crate::state::MoveRestore;
 
 impl<F: Fleet> RoleConfigurator<F> {
+    /// Before a point-in-time restore from the origin's own stanza: its WAL
+    /// up to now is switched and archived, so the time asked for can be
+    /// reached. A stanza of a machine that is gone is complete already.
+    pub(in crate::roles) async fn archive_now(
+        &self,
+        resources: &BTreeMap<ResourceAddress, ResourceState>,
+        of: &str,
+    ) -> Result<(), BackupError> {
+        let (repo, keep) = self.repo(&RepoAccess::default())?;
+        let (machine, id, c, node) = self.origin_node(resources).await?;
+        if stanza(&self.manifest.app.name, &id) != of {
+            return Ok(());
+        }
+        let ctx = self.backup_context(&node, &repo, keep, of)?;
+        let script = self.templates.render("backup/archive-now.sh", &ctx)?;
+        c.remote
+            .run(&format!("backup: archive {machine}'s WAL up to now"), &script)
+            .await
+            .map_err(|e| super::explain(&repo, e))?;
+        Ok(())
+    }
+
     /// Replace the Postgres on `remote` (`node`) with `restore`'s backup,
     /// promoted. Only directory repositories: the walker that runs a move
     /// holds no S3 credentials (`db restore` refuses an S3 target first).
