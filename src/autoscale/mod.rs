@@ -10,6 +10,8 @@ mod cron;
 mod decide;
 mod elasticity;
 pub mod failover;
+pub mod fleet;
+pub mod fleet_units;
 mod forecast;
 pub mod live;
 mod policy;

@@ -241,7 +241,7 @@ async fn heal<C: Cloud, K: Configurator>(
     lines
 }
 
-fn show(e: &Entry) -> String {
+pub(super) fn show(e: &Entry) -> String {
     let value = e
         .value
         .map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
@@ -256,7 +256,32 @@ fn show(e: &Entry) -> String {
     )
 }
 
-pub async fn run(file: &Path, once: bool, state: Option<&Path>) -> Result<ExitCode, Failure> {
+/// Where the runner on the fleet says it is alive (issue 12): after every
+/// pass, [`appgrid::autoscale::fleet::Heartbeat`] in `path` (0600, atomic).
+fn beat(path: &Path, passes: u64, last: Result<Entry, String>, policy: &Policy) {
+    let heartbeat = appgrid::autoscale::fleet::Heartbeat {
+        at: now(),
+        pid: std::process::id(),
+        passes,
+        last,
+        interval_s: policy.interval_s,
+    };
+    let json = serde_json::to_vec(&heartbeat).expect("heartbeats serialize");
+    if let Err(e) = appgrid::durable::replace(path, &json, 0o600) {
+        tracing::warn!(
+            "cannot write the heartbeat {}: {}",
+            path.display(),
+            e.source
+        );
+    }
+}
+
+pub async fn run(
+    file: &Path,
+    once: bool,
+    state: Option<&Path>,
+    heartbeat: Option<&Path>,
+) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state)?;
     let policy = policy(&ws)?;
     let (stop_tx, mut stop) = watch::channel(false);
@@ -274,6 +299,7 @@ pub async fn run(file: &Path, once: bool, state: Option<&Path>) -> Result<ExitCo
         let _ = stop_tx.send(true);
     });
     let lock_timeout = Duration::from_secs(policy.interval_s.max(30));
+    let mut passes = 0u64;
     loop {
         // Issue 8: `[database] failover = "auto"` checks the origin first.
         let origin_down = match super::auto_failover::check(&ws, now(), lock_timeout).await {
@@ -289,7 +315,7 @@ pub async fn run(file: &Path, once: bool, state: Option<&Path>) -> Result<ExitCo
                 false
             }
         };
-        match providers::with_operations(
+        let pass = providers::with_operations(
             &ws,
             Pass {
                 ws: &ws,
@@ -297,8 +323,16 @@ pub async fn run(file: &Path, once: bool, state: Option<&Path>) -> Result<ExitCo
                 origin_down,
             },
         )
-        .await
-        {
+        .await;
+        passes += 1;
+        if let Some(path) = heartbeat {
+            let last = match &pass {
+                Ok(entry) => Ok(entry.clone()),
+                Err(failure) => Err(report::plain_text(failure)),
+            };
+            beat(path, passes, last, &policy);
+        }
+        match pass {
             Ok(entry) => outln!("{}", show(&entry)),
             Err(failure) if once => return Err(failure),
             // The loop goes on: a failed pass is reported and retried next interval.

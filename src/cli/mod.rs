@@ -12,6 +12,7 @@
 mod apply;
 mod auto_failover;
 mod autoscale;
+mod autoscale_fleet;
 mod backup;
 mod config;
 mod doctor;
@@ -191,6 +192,10 @@ enum Command {
         /// One pass, then exit.
         #[arg(long)]
         once: bool,
+        /// After every pass, write the runner's heartbeat here (what
+        /// `autoscale install` sets up on the fleet).
+        #[arg(long, value_name = "PATH", hide = true)]
+        heartbeat: Option<PathBuf>,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -295,6 +300,41 @@ enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 enum AutoscaleCommand {
+    /// Run the autoscaler on a machine of the app (default: the load
+    /// balancer): copies this binary, the manifest and what it references,
+    /// and starts it (systemd on aws, appgrid's supervisor on local and hosts).
+    Install {
+        file: PathBuf,
+        /// The machine: `lb`, or a resource address such as `web[0]`.
+        #[arg(long, default_value = "lb", value_name = "lb|ADDRESS")]
+        on: String,
+        /// An AWS shared credentials file for the runner (copied, mode 0600);
+        /// without it, the machine's own (an instance role on aws).
+        #[arg(long, value_name = "FILE")]
+        credentials: Option<PathBuf>,
+        /// `loop` (one process, a pass every interval) or `timer` (a systemd
+        /// timer starting `autoscale --once`; aws only).
+        #[arg(long, value_enum, default_value = "loop")]
+        mode: FleetMode,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Where the installed autoscaler runs, its version, last pass and heartbeat.
+    Status {
+        file: PathBuf,
+        #[arg(long, default_value = "lb", value_name = "lb|ADDRESS")]
+        on: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Stop the installed autoscaler and remove it (nothing when it is not there).
+    Uninstall {
+        file: PathBuf,
+        #[arg(long, default_value = "lb", value_name = "lb|ADDRESS")]
+        on: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// The decisions so far: time, metric, from -> to, reason.
     History {
         file: PathBuf,
@@ -472,6 +512,13 @@ enum StateCommand {
     },
 }
 
+/// `autoscale install --mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FleetMode {
+    Loop,
+    Timer,
+}
+
 /// `autoscale simulate --policy`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum SimulatedPolicy {
@@ -578,8 +625,37 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             command,
             file,
             once,
+            heartbeat,
             state,
         } => match (command, file) {
+            (
+                Some(AutoscaleCommand::Install {
+                    file,
+                    on,
+                    credentials,
+                    mode,
+                    state,
+                }),
+                _,
+            ) => {
+                autoscale_fleet::install(autoscale_fleet::InstallOptions {
+                    file,
+                    on,
+                    credentials,
+                    mode: match mode {
+                        FleetMode::Loop => appgrid::autoscale::fleet::RunnerMode::Loop,
+                        FleetMode::Timer => appgrid::autoscale::fleet::RunnerMode::Timer,
+                    },
+                    state: state.state,
+                })
+                .await
+            }
+            (Some(AutoscaleCommand::Status { file, on, state }), _) => {
+                autoscale_fleet::status(&file, &on, state.state.as_deref()).await
+            }
+            (Some(AutoscaleCommand::Uninstall { file, on, state }), _) => {
+                autoscale_fleet::uninstall(&file, &on, state.state.as_deref()).await
+            }
             (Some(AutoscaleCommand::History { file, state }), _) => {
                 autoscale::history(&file, state.state.as_deref())
             }
@@ -610,7 +686,9 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                     SimulatedPolicy::Forecast => appgrid::manifest::PolicyKind::Forecast,
                 }),
             }),
-            (None, Some(file)) => autoscale::run(&file, once, state.state.as_deref()).await,
+            (None, Some(file)) => {
+                autoscale::run(&file, once, state.state.as_deref(), heartbeat.as_deref()).await
+            }
             (None, None) => Err(Failure::Message(
                 "usage: appgrid autoscale FILE [--once] | history FILE | simulate FILE --trace CSV"
                     .into(),

@@ -179,3 +179,40 @@ async fn offer<O: Offer>(ws: &Workspace, offer: O) -> Result<O::Output, Failure>
         }
     })
 }
+
+/// For commands that reach one machine without changing the app (the
+/// autoscaler's install, status, uninstall): the provider's [`Fleet`] alone,
+/// no cloud API asked.
+pub trait FleetVisitor {
+    type Output;
+    fn visit<F: Fleet>(self, fleet: F) -> impl Future<Output = Result<Self::Output, Failure>>;
+}
+
+pub async fn with_fleet<V: FleetVisitor>(ws: &Workspace, visitor: V) -> Result<V::Output, Failure> {
+    let m = &ws.manifest.manifest;
+    let redactor = Redactor::new();
+    match m.provider.kind {
+        ProviderKind::Aws | ProviderKind::Hosts => {
+            let mut fleet = SshFleet::new(
+                &m.provider,
+                resolve_path(&m.provider.ssh_key, &ws.base_dir),
+                redactor,
+                Some(log_sink()),
+            );
+            fleet.id_is_endpoint = m.provider.kind == ProviderKind::Hosts;
+            // A machine that does not answer is an error now, not after two minutes.
+            fleet.connect_timeout = std::time::Duration::from_secs(15);
+            visitor.visit(fleet).await
+        }
+        ProviderKind::Local => {
+            let cloud = Arc::new(LocalCloud::new(&LocalCloud::default_base(), &m.app.name));
+            visitor
+                .visit(LocalFleet {
+                    cloud,
+                    redactor,
+                    log: Some(log_sink()),
+                })
+                .await
+        }
+    }
+}

@@ -88,6 +88,15 @@ fn text(failure: &Failure, color: bool) -> (String, String) {
     }
 }
 
+/// The failure as one uncoloured text (headline, then detail), for files.
+pub fn plain_text(failure: &Failure) -> String {
+    let (headline, detail) = text(failure, false);
+    match detail.trim() {
+        "" => headline,
+        detail => format!("{headline}: {detail}"),
+    }
+}
+
 pub fn print_failure(failure: &Failure) {
     if logging::format() == LogFormat::Json {
         let (headline, detail) = text(failure, false);

@@ -14,6 +14,7 @@ mod farm;
 mod fault_trials;
 mod faultproxy;
 mod faults;
+mod fleet;
 mod hosts_e2e;
 mod http;
 mod kill_configure;

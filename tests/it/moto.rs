@@ -64,15 +64,23 @@ pub fn free_port() -> u16 {
 impl Moto {
     /// A server of its own, stopped when dropped (or when the process exits).
     pub fn dedicated() -> Moto {
+        Moto::dedicated_at("127.0.0.1")
+    }
+
+    /// A server of its own listening on `host`: an address of this machine
+    /// that a test made (the host farm's bridge, for the farm's hosts to reach).
+    pub fn dedicated_at(host: &str) -> Moto {
+        let host = host.to_string();
         let program = moto_server();
         let port = free_port();
         // PR_SET_PDEATHSIG fires when the *thread* that forked exits, so fork
         // from a thread that never ends.
         let (tx, rx) = mpsc::channel();
+        let bind = host.clone();
         std::thread::spawn(move || {
             let mut command = Command::new(&program);
             command
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-H", &bind, "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -95,18 +103,18 @@ impl Moto {
             .expect("moto spawner thread")
             .unwrap_or_else(|e| panic!("cannot start moto_server: {e}"));
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((host.as_str(), port)).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("moto_server exited before listening on 127.0.0.1:{port}: {status}");
+                panic!("moto_server exited before listening on {host}:{port}: {status}");
             }
             assert!(
                 Instant::now() < deadline,
-                "moto_server did not listen on 127.0.0.1:{port} within 60 s"
+                "moto_server did not listen on {host}:{port} within 60 s"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
         Moto {
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("http://{host}:{port}"),
             child: Some(child),
         }
     }

@@ -35,7 +35,7 @@ fn bucket(test: &str) -> String {
 }
 
 /// A plain S3 client, to look at what appgrid wrote independently.
-fn sdk(endpoint: &str) -> aws_sdk_s3::Client {
+pub(super) fn sdk(endpoint: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new(REGION))
