@@ -750,15 +750,24 @@ fn a_failed_restore_keeps_the_old_primary_and_resumes_without_a_second_launch() 
         )
         .await;
         assert!(!outcome.is_success(), "{outcome:?}");
-        assert_eq!(state.resources[&primary].id, old, "the old primary serves on");
+        assert_eq!(
+            state.resources[&primary].id, old,
+            "the old primary serves on"
+        );
         let incoming = state.moves[&primary].clone();
         assert_eq!(incoming.direction, crate::state::MoveDirection::Incoming);
-        assert!(!incoming.machine.id.is_empty(), "the launched machine is named");
+        assert!(
+            !incoming.machine.id.is_empty(),
+            "the launched machine is named"
+        );
         assert!(incoming.restore.is_some());
         let listed = cloud.refresh(&owner(&state)).await.unwrap();
         for id in [&old, &incoming.machine.id] {
             assert!(
-                listed.instances.iter().any(|i| &i.id == id && i.status.is_alive()),
+                listed
+                    .instances
+                    .iter()
+                    .any(|i| &i.id == id && i.status.is_alive()),
                 "{id} is not running"
             );
         }
@@ -778,6 +787,11 @@ fn a_failed_restore_keeps_the_old_primary_and_resumes_without_a_second_launch() 
         assert_eq!(state.resources[&primary].id, incoming.machine.id);
         assert!(state.moves.is_empty());
         let listed = cloud.refresh(&owner(&state)).await.unwrap();
-        assert!(!listed.instances.iter().any(|i| i.id == old && i.status.is_alive()));
+        assert!(
+            !listed
+                .instances
+                .iter()
+                .any(|i| i.id == old && i.status.is_alive())
+        );
     });
 }

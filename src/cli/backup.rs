@@ -22,10 +22,10 @@ use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::{ResourceAddress, Role};
 use appgrid::manifest::BackupTarget;
+use appgrid::ops::Locked;
 use appgrid::ops::backup::{BackupInfo, RepoAccess, RestoreRequest, RestoreTarget, S3Credentials};
 use appgrid::ops::{Operations, Resources};
 use appgrid::plan::data_loss::DataLoss;
-use appgrid::ops::Locked;
 use appgrid::roles::backup::{check_time, schedule};
 use appgrid::state::MoveRestore;
 use appgrid::state::State;
@@ -294,7 +294,8 @@ async fn restore_new_primary(
     if let Some(t) = &to_time {
         check_time(t).map_err(|e| Failure::Message(e.to_string()))?;
     }
-    let mut locked = Locked::acquire(&ws, "db restore", lock_timeout).map_err(super::ops::locked)?;
+    let mut locked =
+        Locked::acquire(&ws, "db restore", lock_timeout).map_err(super::ops::locked)?;
     let s = locked.state().clone();
     let primary = ResourceAddress::instance(Role::DbPrimary, 0);
     if !s.resources.contains_key(&primary) {

@@ -625,7 +625,10 @@ mod tests {
         let mut resources = BTreeMap::new();
         let primary = ResourceAddress::instance(Role::DbPrimary, 0);
         resources.insert(primary, record(&[]));
-        resources.insert(ResourceAddress::config(Role::DbPrimary, 0), record(&[("node", "100")]));
+        resources.insert(
+            ResourceAddress::config(Role::DbPrimary, 0),
+            record(&[("node", "100")]),
+        );
         resources.insert(ResourceAddress::instance(Role::DbReplica, 0), record(&[]));
         resources.insert(ResourceAddress::SlonyCluster, record(&[("origin", "100")]));
         assert_eq!(origin(&resources), primary);

@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 
 use super::{BackupError, Repo, conf_value, stanza};
 use crate::graph::ResourceAddress;
-use crate::state::ResourceState;
 use crate::ops::backup::RepoAccess;
 use crate::remote::Remote;
 use crate::roles::configure::{Fleet, RoleConfigurator};
 use crate::roles::postgres::PgNode;
 use crate::state::MoveRestore;
+use crate::state::ResourceState;
 
 impl<F: Fleet> RoleConfigurator<F> {
     /// Before a point-in-time restore from the origin's own stanza: its WAL
@@ -33,7 +33,10 @@ impl<F: Fleet> RoleConfigurator<F> {
         let ctx = self.backup_context(&node, &repo, keep, of)?;
         let script = self.templates.render("backup/archive-now.sh", &ctx)?;
         c.remote
-            .run(&format!("backup: archive {machine}'s WAL up to now"), &script)
+            .run(
+                &format!("backup: archive {machine}'s WAL up to now"),
+                &script,
+            )
             .await
             .map_err(|e| super::explain(&repo, e))?;
         Ok(())
