@@ -6,7 +6,8 @@
 //! interval 30 s), reactive, with the predictive option and with the forecast
 //! policy, and prints the
 //! elasticity figures and scale events of each; then times one `decide` call
-//! (median of batches) and a whole-fortnight simulation.
+//! (median of batches) and a whole-fortnight simulation, and the HPA and
+//! target-tracking emulations of `simulate --compare` over the fortnight.
 //!
 //! The peak (405 requests in a minute ×60 = 405 req/s) needs 9 instances, so
 //! max = 20 is kept. Writes the timelines and charts to
@@ -17,8 +18,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use appgrid::autoscale::{
-    CapacityModel, DemandPoint, ForecastSettings, History, Policy, Predictive, Sample, Simulation,
-    decide, parse_trace, simulate, summary, svg_chart, timeline_csv,
+    CapacityModel, DemandPoint, ForecastSettings, History, Model, Policy, Predictive, Sample,
+    Simulation, decide, hpa, minute_rates, parse_trace, simulate, summary, svg_chart,
+    target_tracking, timeline_csv,
 };
 use appgrid::manifest::Metric;
 
@@ -106,6 +108,27 @@ fn main() -> ExitCode {
             summary(&sim)
         );
         write(&out_dir, name, &sim);
+    }
+
+    // The emulations `simulate --compare` runs, over the fortnight.
+    let (_, rates) = minute_rates(&trace, SCALE);
+    let emulated = Model {
+        per_instance: model.requests_per_instance_per_sec_at_target,
+        boot_s: model.boot_time_s,
+        min: reactive.min,
+        max: reactive.max,
+    };
+    for (name, run) in [
+        ("HPA", hpa as fn(&[f64], Model) -> _),
+        ("target tracking", target_tracking),
+    ] {
+        let started = Instant::now();
+        let e = std::hint::black_box(run(&rates, emulated));
+        println!(
+            "emulated {name} over the fortnight in {:.2?} ({} scale events)",
+            started.elapsed(),
+            e.events
+        );
     }
 
     // One decide call: a fortnight of demand history and a full window of samples.

@@ -68,6 +68,8 @@ pub struct Workspace {
     pub base_dir: PathBuf,
     /// The embedded templates, with `[app] templates` in place of their namesakes.
     pub templates: Templates,
+    /// `[load_balancer] tls_certificate`, checked when the workspace was opened.
+    pub certificate: Option<manifest::certificate::Certificate>,
 }
 
 /// The templates of a manifest: its `[app] templates` directory (relative
@@ -84,7 +86,7 @@ fn templates_for(
 
 impl Workspace {
     pub fn open(manifest_path: &Path, state_path: Option<&Path>) -> Result<Self, EngineError> {
-        let manifest = manifest::load(manifest_path)?;
+        let (manifest, certificate) = manifest::load_at(manifest_path, jiff::Timestamp::now())?;
         let templates = templates_for(
             &manifest.manifest,
             manifest_path.parent().unwrap_or(Path::new("")),
@@ -105,6 +107,7 @@ impl Workspace {
             state_location,
             base_dir,
             templates,
+            certificate,
         })
     }
 
@@ -156,21 +159,39 @@ impl Workspace {
     }
 
     /// The manifest as applied: `[web] count` replaced by the autoscaler's
-    /// choice (kept within `[autoscale]` min and max), and a note saying so.
+    /// choice (kept within `[autoscale]` min and max), `[database] replicas`
+    /// by its replica choice (within `[autoscale.replicas]`), and a note
+    /// saying so.
     pub fn effective(&self, state: Option<&State>) -> (crate::manifest::Manifest, Option<String>) {
         let mut m = self.manifest.manifest.clone();
-        let (Some(policy), Some(chosen)) = (&m.autoscale, state.and_then(|s| s.autoscale.as_ref()))
-        else {
-            return (m, None);
-        };
-        let web = chosen.web.clamp(policy.min, policy.max);
-        let note = (web != m.web.count).then(|| {
-            format!(
-                "web.count is {web}, set by the autoscaler ({}); the manifest says {}",
-                chosen.reason, m.web.count
-            )
-        });
-        m.web.count = web;
+        let mut notes = Vec::new();
+        if let (Some(policy), Some(chosen)) =
+            (&m.autoscale, state.and_then(|s| s.autoscale.as_ref()))
+        {
+            let web = chosen.web.clamp(policy.min, policy.max);
+            if web != m.web.count {
+                notes.push(format!(
+                    "web.count is {web}, set by the autoscaler ({}); the manifest says {}",
+                    chosen.reason, m.web.count
+                ));
+            }
+            m.web.count = web;
+        }
+        if let (Some(policy), Some(chosen), Some(db)) = (
+            m.autoscale.as_ref().and_then(|a| a.replicas.as_ref()),
+            state.and_then(|s| s.autoscale_replicas.as_ref()),
+            m.database.as_mut(),
+        ) {
+            let replicas = chosen.replicas.clamp(policy.min, policy.max);
+            if replicas != db.replicas {
+                notes.push(format!(
+                    "database.replicas is {replicas}, set by the autoscaler ({}); the manifest says {}",
+                    chosen.reason, db.replicas
+                ));
+            }
+            db.replicas = replicas;
+        }
+        let note = (!notes.is_empty()).then(|| notes.join("; "));
         (m, note)
     }
 
@@ -197,6 +218,7 @@ impl Workspace {
                 detail: e.to_string(),
             })?);
         }
+        inputs.tls = self.certificate.as_ref().map(|c| c.digest.clone());
         Ok(inputs)
     }
 
@@ -250,6 +272,16 @@ impl Workspace {
             && let Some((pin, record)) = self.pinned(state, &inputs)
         {
             plan.notes.push(crate::release::pin_note(pin, record));
+        }
+        if let Some(m) = state.and_then(|s| s.maintenance.as_ref()) {
+            plan.notes.push(crate::maintenance::note(m));
+        }
+        if let Some(warning) = self
+            .certificate
+            .as_ref()
+            .and_then(|c| c.warning(jiff::Timestamp::now()))
+        {
+            plan.notes.push(warning);
         }
         plan
     }
@@ -403,7 +435,26 @@ impl Workspace {
             store::default_path(&manifest_path, &plan.app),
             state_path,
         )?;
+        // The certificate is read again: its digest is checked against the
+        // plan's when the load balancer is configured.
+        let certificate = match &plan.manifest.load_balancer.tls {
+            None => None,
+            Some(tls) => Some(
+                manifest::certificate::check(
+                    &manifest_path,
+                    "",
+                    &tls.certificate,
+                    0..0,
+                    jiff::Timestamp::now(),
+                )
+                .map_err(|d| ManifestError::Invalid {
+                    path: manifest_path.clone(),
+                    diagnostics: manifest::Diagnostics(vec![*d]),
+                })?,
+            ),
+        };
         Ok(Workspace {
+            certificate,
             templates,
             store_path,
             state_location,

@@ -35,6 +35,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             instance_type: "t3.small".into(),
             listen: 80,
             allow_from: vec!["0.0.0.0/0".into()],
+            tls: None,
         },
         database: replicas.map(|replicas| Database {
             instance_type: "m5.large".into(),
@@ -66,6 +67,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             policy: crate::manifest::PolicyKind::Reactive,
             boot: None,
             forecast_quantile: None,
+            replicas: None,
         }),
         env: Default::default(),
         state: None,

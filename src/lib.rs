@@ -13,6 +13,8 @@ pub mod endpoint;
 pub mod engine;
 pub mod graph;
 pub mod hash;
+pub mod log_merge;
+pub mod maintenance;
 pub mod manifest;
 pub mod ops;
 pub mod plan;

@@ -17,6 +17,36 @@ pub struct AppStatus {
     /// The replicated set's origin, when there is a cluster.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<OriginHealth>,
+    /// Maintenance mode, from state (set by the caller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::Maintenance>,
+    /// The load balancer's certificate (set by the caller, from the manifest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsStatus>,
+}
+
+/// HTTPS at the load balancer: when its certificate expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsStatus {
+    pub subject: String,
+    /// RFC 3339.
+    pub not_after: String,
+    pub days_left: i64,
+    /// Set within [`crate::manifest::certificate::WARN_DAYS`] of expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+impl TlsStatus {
+    /// The status of `cert` at `now`.
+    pub fn of(cert: &crate::manifest::certificate::Certificate, now: jiff::Timestamp) -> Self {
+        TlsStatus {
+            subject: cert.subject.clone(),
+            not_after: cert.not_after.to_string(),
+            days_left: cert.days_left(now),
+            warning: cert.warning(now),
+        }
+    }
 }
 
 /// Whether the database's origin answers; when it does not, what to do.
@@ -78,6 +108,18 @@ impl AppStatus {
     /// A line per machine, server, cache node and replica.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
+        if let Some(m) = &self.maintenance {
+            lines.push(format!("maintenance on since {}: {:?}", m.since, m.message));
+        }
+        if let Some(t) = &self.tls {
+            lines.push(format!(
+                "tls certificate {} expires {} ({} days left)",
+                t.subject, t.not_after, t.days_left
+            ));
+            if let Some(w) = &t.warning {
+                lines.push(format!("warning: {w}"));
+            }
+        }
         for m in &self.machines {
             lines.push(format!(
                 "{:<16} {:<10} {}",
@@ -161,6 +203,7 @@ mod tests {
                 problem: None,
                 command: None,
             }),
+            ..AppStatus::default()
         };
         assert_eq!(
             s.lines(),
@@ -200,5 +243,33 @@ mod tests {
             serde_json::to_value(&s).unwrap()["origin"]["answers"],
             false
         );
+    }
+
+    #[test]
+    fn maintenance_and_a_certificate_near_expiry_are_shown_first() {
+        let s = AppStatus {
+            maintenance: Some(crate::maintenance::Maintenance {
+                since: "2026-12-02T17:00:00Z".into(),
+                message: "Back at 18:00".into(),
+            }),
+            tls: Some(TlsStatus {
+                subject: "CN=localhost".into(),
+                not_after: "2026-12-10T00:00:00Z".into(),
+                days_left: 7,
+                warning: Some("renew".into()),
+            }),
+            ..AppStatus::default()
+        };
+        assert_eq!(
+            s.lines(),
+            [
+                "maintenance on since 2026-12-02T17:00:00Z: \"Back at 18:00\"",
+                "tls certificate CN=localhost expires 2026-12-10T00:00:00Z (7 days left)",
+                "warning: renew",
+            ]
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["maintenance"]["since"], "2026-12-02T17:00:00Z");
+        assert_eq!(json["tls"]["days_left"], 7);
     }
 }

@@ -11,8 +11,11 @@ constants) and 101 and 102 (held out: not looked at until the table was made).
 Usage (from the repository root, after `cargo build`):
   scripts/autoscale/compare.py [--appgrid target/debug/appgrid] [--work DIR]
 Prints a Markdown table; the bar is τU ≤ ½ × min(HPA, TT) and θO ≤ 0.75 × HPA.
+The last columns are the forecast policy's figures as `simulate --compare`
+computes them itself (its own HPA and target-tracking emulations), to set
+beside the yardstick's.
 """
-import argparse, json, os, subprocess, sys
+import argparse, csv, json, os, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -45,15 +48,16 @@ def main():
             traces.append((f"{shape} seed {seed}{held}", os.path.join(traces_dir, f"{shape}-{seed}.csv")))
     yardstick = os.path.join(SHARED, "bench", "elasticity.py")
     rows = []
-    print("| trace | HPA τU / θO | TT τU / θO | appgrid reactive τU / θO | appgrid forecast τU / θO | bar τU / θO | met |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| trace | HPA τU / θO | TT τU / θO | appgrid reactive τU / θO | appgrid forecast τU / θO | bar τU / θO | met "
+          "| `simulate --compare`: forecast / HPA / TT τU, θO |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, path in traces:
         scores = {}
         for policy in ("reactive", "forecast"):
             out = os.path.join(a.work, "runs", os.path.basename(path)[:-4] + "-" + policy)
             run([a.appgrid, "autoscale", "simulate", os.path.join(HERE, "bench.toml"),
                  "--trace", path, "--scale", "60", "--capacity", "50", "--boot", "120",
-                 "--policy", policy, "--out", out])
+                 "--policy", policy, "--out", out] + (["--compare"] if policy == "forecast" else []))
             js = json.loads(run([sys.executable, yardstick, path, *MODEL,
                                  "--project", os.path.join(out, "timeline.csv"), "--json"]))
             scores[policy] = js["project"]
@@ -65,8 +69,12 @@ def main():
                else "τU only" if u("forecast") <= bar_u
                else "θO only" if o("forecast") <= bar_o else "no")
         cell = lambda k: f"{u(k):.2f} % / {o(k):.1f} %"
+        ours = {r["policy"]: r for r in csv.DictReader(open(os.path.join(
+            a.work, "runs", os.path.basename(path)[:-4] + "-forecast", "compare.csv")))}
+        own = " / ".join(f"{float(ours[k]['under_timeshare_pct']):.2f}, {float(ours[k]['over_accuracy_pct']):.1f}"
+                         for k in ("appgrid", "HPA", "target tracking"))
         print(f"| {label} | {cell('hpa')} | {cell('tt')} | {cell('reactive')} | {cell('forecast')} "
-              f"| ≤ {bar_u:.2f} % / ≤ {bar_o:.1f} % | {met} |", flush=True)
+              f"| ≤ {bar_u:.2f} % / ≤ {bar_o:.1f} % | {met} | {own} |", flush=True)
 
 
 if __name__ == "__main__":

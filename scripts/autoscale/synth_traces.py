@@ -15,8 +15,11 @@ index D of 3–5 (the NASA trace's, measured around its 31-minute moving mean,
 is 4–6; `diurnal` uses 6 for "heavy" noise). Same seed → same trace, byte for
 byte (Python's `random`, no other dependency).
 
-Usage: synth_traces.py OUTDIR --seeds 1 2 101 102 [--days 14]
-writes OUTDIR/{shape}-{seed}.csv
+Usage: synth_traces.py OUTDIR --seeds 1 2 101 102 [--days 14] [--rates]
+writes OUTDIR/{shape}-{seed}.csv; with --rates also OUTDIR/{shape}-{seed}.rate.csv,
+the mean each minute's count was drawn from and its dispersion index
+(`minute,rate,dispersion`), for `bound.py --rates`: what no policy can know
+beyond is the draw itself.
 """
 import argparse, math, os, random
 
@@ -37,8 +40,13 @@ def poisson(rng, lam):
         k += 1
 
 
+# (mean, dispersion) of every draw of the trace being made, for --rates.
+DRAWN = []
+
+
 def noisy(rng, lam, dispersion):
     """Poisson around a gamma-distributed rate: variance = dispersion × lam."""
+    DRAWN.append((lam, dispersion))
     if lam <= 0:
         return 0
     shape = max(lam / (dispersion - 1), 0.5)
@@ -125,14 +133,25 @@ def diurnal(rng, days):
 SHAPES = {"flash": flash, "business": business, "growth": growth, "diurnal": diurnal}
 
 
-def write(path, counts):
+def label(m):
     y, mo, d = (int(x) for x in START.split("-"))
+    day, rest = divmod(m, DAY)
+    # July has 31 days; traces stay within it.
+    return f"{y:04d}-{mo:02d}-{d + day:02d}T{rest // 60:02d}:{rest % 60:02d}"
+
+
+def write(path, counts):
     with open(path, "w") as f:
         f.write("minute,requests\n")
         for m, c in enumerate(counts):
-            day, rest = divmod(m, DAY)
-            # July has 31 days; traces stay within it.
-            f.write(f"{y:04d}-{mo:02d}-{d + day:02d}T{rest // 60:02d}:{rest % 60:02d},{c}\n")
+            f.write(f"{label(m)},{c}\n")
+
+
+def write_rates(path, drawn):
+    with open(path, "w") as f:
+        f.write("minute,rate,dispersion\n")
+        for m, (lam, dispersion) in enumerate(drawn):
+            f.write(f"{label(m)},{lam:.4f},{dispersion}\n")
 
 
 def main():
@@ -141,6 +160,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 101, 102])
     ap.add_argument("--days", type=int, default=14)
     ap.add_argument("--shapes", nargs="+", default=list(SHAPES))
+    ap.add_argument("--rates", action="store_true", help="also write {shape}-{seed}.rate.csv")
     a = ap.parse_args()
     if a.days > 30:
         raise SystemExit("at most 30 days (the labels stay within one month)")
@@ -148,7 +168,10 @@ def main():
     for shape in a.shapes:
         for seed in a.seeds:
             rng = random.Random(f"{shape}-{seed}")
+            DRAWN.clear()
             write(os.path.join(a.out, f"{shape}-{seed}.csv"), SHAPES[shape](rng, a.days))
+            if a.rates:
+                write_rates(os.path.join(a.out, f"{shape}-{seed}.rate.csv"), DRAWN)
 
 
 if __name__ == "__main__":

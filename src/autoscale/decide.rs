@@ -63,7 +63,7 @@ pub fn decide(
         }
     }
     let proposal = match &policy.forecast {
-        Some(f) if policy.metric != Metric::ResponseTimeMs => {
+        Some(f) if !policy.metric.is_time() => {
             let (stay, to, why) = forecast::propose(policy, f, history, samples, current, now);
             return bounded(policy, &bounds, current, stay, to, why);
         }
@@ -197,6 +197,10 @@ pub(super) fn describe(policy: &Policy, value: f64) -> (String, String) {
             format!("target {t} ms"),
         ),
         Metric::CpuPercent => (format!("CPU {value:.1}%"), format!("target {t}%")),
+        Metric::QueueTimeMs => (
+            format!("queue time {value:.1} ms"),
+            format!("target {t} ms"),
+        ),
     }
 }
 

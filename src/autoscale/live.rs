@@ -55,6 +55,12 @@ pub struct Record {
     /// forecast policy's `boot` when the manifest does not give one).
     #[serde(default)]
     pub boots: Vec<u64>,
+    /// The read replica tier's passes (issue 13; `metric` is
+    /// `replicas:METRIC`), see `replicas_live`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_entries: Vec<Entry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_samples: Vec<super::ReplicaSample>,
     /// The database origin's checks by `failover = "auto"` (issue 8), newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub origin: Vec<super::failover::OriginCheck>,
@@ -62,8 +68,8 @@ pub struct Record {
 
 /// Kept at most: two weeks of demand at one point a minute, a day of entries.
 const MAX_DEMAND: usize = 20_160;
-const MAX_ENTRIES: usize = 2_880;
-const MAX_SAMPLES: usize = 240;
+pub(super) const MAX_ENTRIES: usize = 2_880;
+pub(super) const MAX_SAMPLES: usize = 240;
 const MAX_BOOTS: usize = 50;
 const MAX_ORIGIN_CHECKS: usize = 100;
 /// A server first seen up longer than this after the last scale-out was not
@@ -189,6 +195,12 @@ impl Record {
                 }
                 warm.iter().map(|s| s.response_ms as f64).sum::<f64>() / warm.len() as f64
             }
+            Metric::QueueTimeMs => {
+                if warm.is_empty() {
+                    return None;
+                }
+                warm.iter().map(|s| s.queue_ms as f64).sum::<f64>() / warm.len() as f64
+            }
             Metric::CpuPercent => {
                 let before = std::mem::take(&mut self.cpu);
                 self.cpu = servers
@@ -246,7 +258,7 @@ impl Record {
     }
 }
 
-fn trim<T>(v: &mut Vec<T>, max: usize) {
+pub(super) fn trim<T>(v: &mut Vec<T>, max: usize) {
     if v.len() > max {
         v.drain(..v.len() - max);
     }
@@ -317,6 +329,7 @@ mod tests {
             up,
             requests,
             response_ms: 20,
+            queue_ms: 0,
             sessions: 0,
             queued: 0,
             cpu: Some((requests, requests * 4)),

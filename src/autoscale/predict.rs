@@ -123,7 +123,7 @@ pub(super) fn apply(
     now: u64,
     parts: Parts,
 ) -> Parts {
-    if policy.metric == Metric::ResponseTimeMs || fresh_sample(policy, samples, now).is_err() {
+    if policy.metric.is_time() || fresh_sample(policy, samples, now).is_err() {
         return parts;
     }
     let Some(f) = forecast(p, &history.demand, now) else {

@@ -1,5 +1,6 @@
-//! An SVG chart of demand vs supply over a simulated run: two polylines,
-//! axes with day and instance ticks, and a legend; 1200×400.
+//! An SVG chart of demand vs supply over a simulated run: a polyline each
+//! (demand, and the supply of each policy compared), axes with day and
+//! instance ticks, and a legend; 1200×400.
 //!
 //! Long runs are reduced to one bucket per horizontal pixel; each bucket
 //! draws its minimum then its maximum, so short spikes stay visible.
@@ -16,7 +17,21 @@ const BOTTOM: f64 = 40.0;
 
 /// The chart as an SVG document.
 pub fn svg_chart(sim: &Simulation, title: &str) -> String {
-    let rows = &sim.timeline;
+    let times: Vec<u64> = sim.timeline.iter().map(|r| r.t).collect();
+    let demand: Vec<u32> = sim.timeline.iter().map(demand).collect();
+    let supplied: Vec<u32> = sim.timeline.iter().map(supplied).collect();
+    svg_lines(
+        &times,
+        &[("demand", &demand), ("supplied", &supplied)],
+        title,
+    )
+}
+
+/// Line colours, in the order of the series.
+const COLORS: [&str; 5] = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd"];
+
+/// A chart of named series of counts over the same `times`.
+pub fn svg_lines(times: &[u64], series: &[(&str, &[u32])], title: &str) -> String {
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
          viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"12\">\n\
@@ -24,14 +39,14 @@ pub fn svg_chart(sim: &Simulation, title: &str) -> String {
          <text x=\"{LEFT}\" y=\"22\" font-size=\"15\">{}</text>\n",
         escape(title)
     );
-    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+    let (Some(&first), Some(&last)) = (times.first(), times.last()) else {
         out.push_str("</svg>\n");
         return out;
     };
-    let (t0, t1) = (first.t, last.t.max(first.t + 1));
-    let top_value = rows
+    let (t0, t1) = (first, last.max(first + 1));
+    let top_value = series
         .iter()
-        .map(|r| r.demand_instances.max(r.supplied_instances))
+        .flat_map(|(_, values)| values.iter().copied())
         .max()
         .unwrap_or(1)
         .max(1);
@@ -95,20 +110,22 @@ pub fn svg_chart(sim: &Simulation, title: &str) -> String {
     ));
 
     let buckets = plot_w as usize;
-    for (pick, color, label, legend_x) in [
-        (demand as fn(&Row) -> u32, "#d62728", "demand", 0.0),
-        (supplied as fn(&Row) -> u32, "#1f77b4", "supplied", 110.0),
-    ] {
+    let n = times.len();
+    let chunk = n.div_ceil(buckets).max(1);
+    let legend_left = WIDTH - RIGHT - 120.0 * series.len() as f64;
+    for (i, (label, values)) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
         let mut points = String::new();
-        for bucket in rows.chunks(rows.len().div_ceil(buckets).max(1)) {
-            let lo = bucket.iter().map(pick).min().unwrap_or(0);
-            let hi = bucket.iter().map(pick).max().unwrap_or(0);
-            let xx = x(bucket[0].t);
+        for start in (0..n.min(values.len())).step_by(chunk) {
+            let bucket = &values[start..(start + chunk).min(values.len())];
+            let lo = bucket.iter().copied().min().unwrap_or(0);
+            let hi = bucket.iter().copied().max().unwrap_or(0);
+            let xx = x(times[start]);
             for value in [lo, hi] {
                 points.push_str(&format!("{xx:.1},{:.1} ", y(f64::from(value))));
             }
         }
-        let lx = WIDTH - RIGHT - 230.0 + legend_x;
+        let lx = legend_left + 120.0 * i as f64;
         out.push_str(&format!(
             "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.2\" points=\"{}\"/>\n\
              <line x1=\"{lx:.1}\" y1=\"18\" x2=\"{:.1}\" y2=\"18\" stroke=\"{color}\" stroke-width=\"3\"/>\n\
@@ -116,6 +133,7 @@ pub fn svg_chart(sim: &Simulation, title: &str) -> String {
             points.trim_end(),
             lx + 24.0,
             lx + 30.0,
+            label = escape(label),
         ));
     }
     out.push_str("</svg>\n");

@@ -495,6 +495,7 @@ fn policy_from_the_manifest() {
         policy: crate::manifest::PolicyKind::Reactive,
         boot: None,
         forecast_quantile: None,
+        replicas: None,
     };
     let p = Policy::load(&a).unwrap();
     assert!(

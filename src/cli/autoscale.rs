@@ -108,6 +108,7 @@ impl providers::OpsVisitor for Pass<'_> {
             appgrid::manifest::Metric::RequestsPerInstance => "requests_per_instance",
             appgrid::manifest::Metric::ResponseTimeMs => "response_time_ms",
             appgrid::manifest::Metric::CpuPercent => "cpu_percent",
+            appgrid::manifest::Metric::QueueTimeMs => "queue_time_ms",
         }
         .to_string();
         let mut entry = Entry {
@@ -120,49 +121,28 @@ impl providers::OpsVisitor for Pass<'_> {
         };
 
         if decision.desired != current {
-            // Under the lock: a manual apply finishes first, and its state is what we change.
-            let lock = ws.lock("autoscale", Duration::from_secs(policy.interval_s.max(30)))?;
-            let mut state = ws
-                .load_state()?
-                .ok_or_else(|| Failure::Message("the state went away".into()))?;
-            state.autoscale = Some(AutoscaledCount {
+            let chosen = AutoscaledCount {
                 web: decision.desired,
                 at,
                 reason: decision.reason.clone(),
-            });
-            let mut store = ws.store().fenced_by(&lock);
-            store
-                .save(&mut state)
-                .map_err(|e| Failure::Message(e.to_string()))?;
-            let graph = ws.graph_for(Some(&state))?;
-            let mut plan = ws.plan(&graph, Some(&state), cloud.as_ref()).await?;
-            plan.actions.retain(|a| web_tier(a.address));
-            plan.orphans.retain(|o| o.address.is_some_and(web_tier));
-            let (_tx, rx) = watch::channel(false);
-            let options = ApplyOptions {
-                parallelism: 10,
-                base_dir: ws.base_dir.clone(),
             };
-            let outcome = apply::walk(
-                Arc::clone(&cloud),
-                Arc::clone(&k),
-                &plan,
-                &mut state,
-                &mut store,
-                &options,
-                rx,
-                &mut |e| report::print_event(&e),
+            let lock_timeout = Duration::from_secs(policy.interval_s.max(30));
+            scale(
+                ws,
+                (&cloud, &k),
+                lock_timeout,
+                |state| state.autoscale = Some(chosen),
+                web_tier,
+                &mut entry,
             )
-            .await;
-            drop(lock);
-            if !outcome.is_success() {
-                let failed: Vec<String> = outcome
-                    .failed
-                    .iter()
-                    .map(|(l, e)| format!("{l}: {e}"))
-                    .collect();
-                entry.reason = format!("{}; the apply failed: {}", entry.reason, failed.join("; "));
-            }
+            .await?;
+        }
+
+        // Issue 13: the database read tier, when `[autoscale.replicas]` asks.
+        if let Some(replicas) =
+            super::autoscale_replicas::pass(ws, policy, &cloud, &k, &mut record, at).await?
+        {
+            record.push_replica(replicas);
         }
 
         // Self-healing: a server down at this pass and the last one is released again.
@@ -188,6 +168,58 @@ impl providers::OpsVisitor for Pass<'_> {
         live::save(&path, &record).map_err(|e| Failure::Message(e.to_string()))?;
         Ok(entry)
     }
+}
+
+/// Record a count in state under the lock (`set`; a manual apply finishes
+/// first, and its state is what changes) and apply the addresses `keep`
+/// admits through the walker; a failed walk is said in `entry`'s reason.
+pub(super) async fn scale<C: Cloud, K: Configurator>(
+    ws: &Workspace,
+    (cloud, k): (&Arc<C>, &Arc<K>),
+    lock_timeout: Duration,
+    set: impl FnOnce(&mut appgrid::state::State),
+    keep: fn(ResourceAddress) -> bool,
+    entry: &mut Entry,
+) -> Result<(), Failure> {
+    let lock = ws.lock("autoscale", lock_timeout)?;
+    let mut state = ws
+        .load_state()?
+        .ok_or_else(|| Failure::Message("the state went away".into()))?;
+    set(&mut state);
+    let mut store = ws.store().fenced_by(&lock);
+    store
+        .save(&mut state)
+        .map_err(|e| Failure::Message(e.to_string()))?;
+    let graph = ws.graph_for(Some(&state))?;
+    let mut plan = ws.plan(&graph, Some(&state), cloud.as_ref()).await?;
+    plan.actions.retain(|a| keep(a.address));
+    plan.orphans.retain(|o| o.address.is_some_and(keep));
+    let (_tx, rx) = watch::channel(false);
+    let options = ApplyOptions {
+        parallelism: 10,
+        base_dir: ws.base_dir.clone(),
+    };
+    let outcome = apply::walk(
+        Arc::clone(cloud),
+        Arc::clone(k),
+        &plan,
+        &mut state,
+        &mut store,
+        &options,
+        rx,
+        &mut |e| report::print_event(&e),
+    )
+    .await;
+    drop(lock);
+    if !outcome.is_success() {
+        let failed: Vec<String> = outcome
+            .failed
+            .iter()
+            .map(|(l, e)| format!("{l}: {e}"))
+            .collect();
+        entry.reason = format!("{}; the apply failed: {}", entry.reason, failed.join("; "));
+    }
+    Ok(())
 }
 
 /// Release these web servers again, under the state lock and through the
@@ -359,13 +391,13 @@ pub fn history(file: &Path, state: Option<&Path>) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state)?;
     let record = live::load(&live::record_path(&ws.store_path))
         .map_err(|e| Failure::Message(e.to_string()))?;
-    if record.entries.is_empty() {
+    if record.entries.is_empty() && record.replica_entries.is_empty() {
         outln!(
             "No autoscale passes recorded yet for {}.",
             ws.manifest.manifest.app.name
         );
     }
-    for e in &record.entries {
+    for e in record.all_entries() {
         outln!("{}", show(e));
     }
     Ok(ExitCode::SUCCESS)
@@ -383,6 +415,8 @@ pub struct SimulateOptions {
     pub policy: Option<appgrid::manifest::PolicyKind>,
     /// Overrides the forecast policy's margin quantile.
     pub quantile: Option<f64>,
+    /// Also HPA and target tracking on the same model.
+    pub compare: bool,
 }
 
 pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
@@ -422,5 +456,43 @@ pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
         .map_err(|e| Failure::Message(format!("{}: {e}", svg.display())))?;
     out!("{}", scaling::summary(&sim));
     outln!("timeline: {}\nchart:    {}", csv.display(), svg.display());
+    if o.compare {
+        compare(&o, &policy, &sim, &trace, &title)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `simulate --compare`: the table, compare.csv and compare.svg.
+fn compare(
+    o: &SimulateOptions,
+    policy: &scaling::Policy,
+    sim: &scaling::Simulation,
+    trace: &[scaling::TracePoint],
+    title: &str,
+) -> Result<(), Failure> {
+    let model = scaling::Model {
+        per_instance: o.capacity,
+        boot_s: o.boot,
+        min: policy.min,
+        max: policy.max,
+    };
+    let c = scaling::compare(sim, trace, o.scale, model);
+    let csv = o.out.join("compare.csv");
+    let svg = o.out.join("compare.svg");
+    std::fs::write(&csv, scaling::comparison_csv(&c))
+        .map_err(|e| Failure::Message(format!("{}: {e}", csv.display())))?;
+    let mut series: Vec<(&str, &[u32])> = vec![("demand", &c.demand)];
+    series.extend(c.policies.iter().map(|p| (p.policy, &p.supply[..])));
+    std::fs::write(&svg, scaling::svg_lines(&c.minutes, &series, title))
+        .map_err(|e| Failure::Message(format!("{}: {e}", svg.display())))?;
+    outln!(
+        "\nOn one model (an instance serves {}s after it is asked for, {} req/s each, {}..{}):",
+        o.boot,
+        o.capacity,
+        policy.min,
+        policy.max
+    );
+    out!("{}", scaling::comparison_table(&c));
+    outln!("compared: {}\nchart:    {}", csv.display(), svg.display());
+    Ok(())
 }

@@ -203,12 +203,7 @@ impl providers::OpsVisitor for Rerelease<'_> {
         let mut booked = None;
         if let Some(wanted) = wanted {
             locked
-                .update(|s| {
-                    let running = release::running(&s.resources);
-                    booked = s
-                        .releases
-                        .book(&wanted, &running, failure.as_deref(), &when);
-                })
+                .update(|s| booked = release::book_state(s, &wanted, failure.as_deref(), &when))
                 .map_err(super::ops::locked)?;
         }
         if !outcome.is_success() {

@@ -1,28 +1,42 @@
-//! `appgrid logs FILE [ADDRESS…] [-n N] [-f]`: the last lines of the app's
-//! log on every web server (or those named), each line prefixed with its
-//! machine's address; `-f` then follows them (every second) until Ctrl-C.
-//! Secrets redacted. Read-only: no lock.
+//! `appgrid logs FILE [ADDRESS…] [-n N] [--since 10m] [-f]`: the last lines
+//! of the app's log on every web server (or of the machines named: `web[i]`
+//! the app, `lb` HAProxy, `db.primary` / `db.replica[i]` Postgres and slon,
+//! `cache[i]` memcached), merged by the time written in the lines
+//! (`appgrid::log_merge`), each prefixed with where it comes from; `-f`
+//! then follows them (every second) until Ctrl-C. Secrets redacted.
+//! Read-only: no lock. Nothing keeps running on a machine between two reads
+//! (no remote `tail -f`), so an interrupted `-f` leaves nothing behind.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use appgrid::apply::Configurator;
 use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
-use appgrid::graph::ResourceAddress;
+use appgrid::graph::{ResourceAddress, Role};
+use appgrid::log_merge::{self, Source};
 use appgrid::ops::Operations;
-use appgrid::roles::app::{LogChunk, LogFrom};
+use appgrid::roles::console::{LogFile, LogRequest, log_prefixes};
 use appgrid::state::State;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 
 use super::run::{applied, web_server, web_servers};
 use super::term::outln;
 use super::{Failure, providers};
 
+/// Lines read from each log when `--since` is given and `-n` is not: enough
+/// to reach back a while on a busy server.
+const SINCE_LINES: usize = 10_000;
+
 pub async fn run(
     file: &Path,
     addresses: &[String],
-    lines: usize,
+    lines: Option<usize>,
+    since: Option<Duration>,
     follow: bool,
     state_path: Option<&Path>,
 ) -> Result<ExitCode, Failure> {
@@ -33,32 +47,122 @@ pub async fn run(
     } else {
         addresses
             .iter()
-            .map(|a| web_server(&state, a))
+            .map(|a| logged_machine(&state, a))
             .collect::<Result<Vec<_>, _>>()?
     };
+    let since = since
+        .map(|d| {
+            jiff::SignedDuration::try_from(d)
+                .ok()
+                .and_then(|d| Timestamp::now().checked_sub(d).ok())
+                .ok_or_else(|| Failure::Message("--since reaches too far back".into()))
+        })
+        .transpose()?;
+    let lines = lines.unwrap_or(if since.is_some() { SINCE_LINES } else { 100 });
     providers::with_operations(
         &ws,
         Logs {
             state,
             machines,
             lines,
+            since,
             follow,
         },
     )
     .await
 }
 
+/// An address whose logs appgrid reads, checked against state.
+fn logged_machine(state: &State, written: &str) -> Result<ResourceAddress, Failure> {
+    let address: ResourceAddress = written
+        .parse()
+        .map_err(|e: appgrid::graph::address::BadAddress| Failure::Message(e.to_string()))?;
+    if let ResourceAddress::Instance {
+        role: Role::Web, ..
+    } = address
+    {
+        return web_server(state, written);
+    }
+    if log_prefixes(address).is_none() || !state.resources.contains_key(&address) {
+        let machines: Vec<String> = state
+            .resources
+            .keys()
+            .filter(|a| log_prefixes(**a).is_some())
+            .map(ToString::to_string)
+            .collect();
+        return Err(Failure::Message(format!(
+            "{address} is not a machine of this app with logs; name one of: {}",
+            if machines.is_empty() {
+                "none yet".to_string()
+            } else {
+                machines.join(", ")
+            }
+        )));
+    }
+    Ok(address)
+}
+
 struct Logs {
     state: State,
     machines: Vec<ResourceAddress>,
     lines: usize,
+    since: Option<Timestamp>,
     follow: bool,
 }
 
-/// Print the lines of a piece of a log, prefixed with its machine.
-fn print_lines(machine: &ResourceAddress, width: usize, text: &str) {
-    for line in text.lines() {
-        outln!("{:<width$} | {line}", machine.to_string());
+/// What a file's lines are prefixed with: the machine, and on machines with
+/// several logs (database: Postgres and slon) the log's name.
+fn label(machine: ResourceAddress, file: &str) -> String {
+    match log_prefixes(machine) {
+        Some(p) if p.len() > 1 => {
+            format!("{machine} {}", file.strip_suffix(".log").unwrap_or(file))
+        }
+        _ => machine.to_string(),
+    }
+}
+
+/// The files read, as merge sources, in the order of the machines.
+fn sources(machines: &[ResourceAddress], read: &[Vec<LogFile>]) -> Vec<Source> {
+    machines
+        .iter()
+        .zip(read)
+        .flat_map(|(m, files)| {
+            files.iter().map(|f| Source {
+                label: label(*m, &f.name),
+                lines: f.text.lines().map(ToString::to_string).collect(),
+                modified: Timestamp::from_second(f.modified).ok(),
+            })
+        })
+        .collect()
+}
+
+/// The zone for times written without one: this machine's (`/etc/localtime`),
+/// else UTC. Servers keep UTC as a rule; a machine in another zone that
+/// writes local times without saying so is placed by this machine's zone.
+fn local_zone() -> TimeZone {
+    std::fs::read("/etc/localtime")
+        .ok()
+        .and_then(|b| TimeZone::tzif("localtime", &b).ok())
+        .unwrap_or(TimeZone::UTC)
+}
+
+/// Print merged lines, each prefixed with its source (aligned to the widest
+/// label seen so far).
+fn print(sources: &[Source], since: Option<Timestamp>, width: &mut usize) {
+    let zone = local_zone();
+    *width = sources
+        .iter()
+        .map(|s| s.label.len())
+        .max()
+        .unwrap_or(0)
+        .max(*width);
+    for line in log_merge::merge(sources, &zone, since) {
+        outln!(
+            "{:<w$} | {}",
+            sources[line.source].label,
+            line.text,
+            w = *width
+        );
     }
 }
 
@@ -73,56 +177,57 @@ impl providers::OpsVisitor for Logs {
             state,
             machines,
             lines,
+            since,
             follow,
         } = self;
-        let read = |from: Vec<(ResourceAddress, LogFrom)>| {
+        let request = |offsets: Option<&Vec<BTreeMap<String, u64>>>| -> Vec<LogRequest> {
+            machines
+                .iter()
+                .enumerate()
+                .map(|(i, m)| LogRequest {
+                    machine: *m,
+                    prefixes: log_prefixes(*m).unwrap_or_default(),
+                    lines,
+                    offsets: offsets.map(|o| o[i].clone()),
+                })
+                .collect()
+        };
+        let read = |requests: Vec<LogRequest>| {
             let k = Arc::clone(&k);
             let resources = &state.resources;
             async move {
-                k.app_logs(resources, &from)
+                k.logs(resources, &requests)
                     .await
                     .map_err(|e| Failure::Message(e.to_string()))
             }
         };
-        let width = machines
-            .iter()
-            .map(|a| a.to_string().len())
-            .max()
-            .unwrap_or(0);
-        let first: Vec<LogChunk> = read(
-            machines
-                .iter()
-                .map(|m| (*m, LogFrom::Last(lines)))
-                .collect(),
-        )
-        .await?;
-        let mut offsets = Vec::new();
-        for (machine, chunk) in machines.iter().zip(&first) {
-            print_lines(machine, width, &chunk.text);
-            offsets.push(chunk.end);
-        }
+        let first = read(request(None)).await?;
+        let mut width = 0;
+        print(&sources(&machines, &first), since, &mut width);
         if !follow {
             return Ok(ExitCode::SUCCESS);
         }
+        // Offsets are the files' sizes, not the printed text's (redaction
+        // changes lengths); a line still being written shows in two parts.
+        let offsets_of = |read: &[Vec<LogFile>]| -> Vec<BTreeMap<String, u64>> {
+            read.iter()
+                .map(|files| files.iter().map(|f| (f.name.clone(), f.end)).collect())
+                .collect()
+        };
+        let mut offsets = offsets_of(&first);
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);
         loop {
             tokio::select! {
                 _ = &mut interrupted => return Ok(ExitCode::SUCCESS),
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            let from = machines
-                .iter()
-                .zip(&offsets)
-                .map(|(m, o)| (*m, LogFrom::Offset(*o)))
-                .collect();
-            let chunks = read(from).await?;
-            // Offsets are the log's sizes, not the printed text's (redaction
-            // changes lengths); a line still being written shows in two parts.
-            for ((machine, chunk), offset) in machines.iter().zip(chunks).zip(offsets.iter_mut()) {
-                print_lines(machine, width, &chunk.text);
-                *offset = chunk.end;
-            }
+            let more = tokio::select! {
+                _ = &mut interrupted => return Ok(ExitCode::SUCCESS),
+                more = read(request(Some(&offsets))) => more?,
+            };
+            print(&sources(&machines, &more), None, &mut width);
+            offsets = offsets_of(&more);
         }
     }
 }

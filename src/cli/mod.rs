@@ -13,6 +13,7 @@ mod apply;
 mod auto_failover;
 mod autoscale;
 mod autoscale_fleet;
+mod autoscale_replicas;
 mod backup;
 mod config;
 mod doctor;
@@ -20,6 +21,7 @@ mod inspect;
 mod install;
 mod logging;
 mod logs;
+mod maintenance;
 mod ops;
 mod plan;
 mod preflight;
@@ -28,6 +30,8 @@ mod providers;
 mod releases;
 mod report;
 mod run;
+mod session;
+mod ssh;
 mod state;
 pub(crate) mod term;
 
@@ -225,6 +229,20 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Maintenance mode: the load balancer answers 503 with a message (and
+    /// Retry-After) while the app servers keep running; `off` ends it.
+    Maintenance {
+        file: PathBuf,
+        #[arg(value_enum)]
+        switch: maintenance::Switch,
+        /// What visitors read (one line; default: a short notice).
+        #[arg(long)]
+        message: Option<String>,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// The app's config vars: list them (values hidden unless --show), or
     /// `config set FILE KEY=VALUE…` / `config set FILE KEY` (value from
     /// stdin) / `config unset FILE KEY…`; a change re-releases every web server.
@@ -251,18 +269,35 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// The app's log from every web server (or those named), each line
-    /// prefixed with its address.
+    /// The app's log from every web server (or the logs of the machines
+    /// named: lb, db.primary, db.replica[i], cache[i]), merged by time, each
+    /// line prefixed with its address.
     Logs {
         file: PathBuf,
-        /// Web servers, e.g. 'web[1]' (default: all).
+        /// Machines, e.g. 'web[1]', lb, db.primary (default: every web server).
         addresses: Vec<String>,
-        /// Lines from each server.
-        #[arg(short = 'n', long = "lines", default_value_t = 100)]
-        lines: usize,
+        /// Lines from each log (default 100; 10000 with --since).
+        #[arg(short = 'n', long = "lines")]
+        lines: Option<usize>,
+        /// Only lines written in this last while, e.g. 10m, 2h.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<Duration>,
         /// Keep printing new lines until Ctrl-C.
         #[arg(short = 'f', long)]
         follow: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// A shell on one of the app's machines (`ssh FILE web[0]`), or one
+    /// command (`ssh FILE db.primary -- uptime`), through the same transport
+    /// as apply with the pinned host key; `local` provider: a shell in the
+    /// machine's directory.
+    Ssh {
+        file: PathBuf,
+        /// The machine, e.g. 'web[0]', lb, db.primary.
+        address: String,
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -365,6 +400,10 @@ enum AutoscaleCommand {
         /// margin covers (0.5 to 0.999; higher is more cautious).
         #[arg(long, value_parser = parse_quantile)]
         quantile: Option<f64>,
+        /// Also replay Kubernetes HPA and AWS target tracking on the same
+        /// model; print the three side by side (compare.csv, compare.svg).
+        #[arg(long)]
+        compare: bool,
         /// Where timeline.csv and timeline.svg go.
         #[arg(long, default_value = "autoscale-simulation")]
         out: PathBuf,
@@ -383,6 +422,18 @@ enum DbCommand {
         dry_run: bool,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// psql as the app's user to the primary (or `--replica N`); arguments
+    /// after `--` go to psql: `db psql FILE -- -c 'select 1'`.
+    Psql {
+        file: PathBuf,
+        /// The replica, e.g. 0 for db.replica[0].
+        #[arg(long, value_name = "N")]
+        replica: Option<u32>,
+        #[arg(last = true, value_name = "PSQL_ARGS")]
+        args: Vec<String>,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -669,10 +720,12 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                     predictive,
                     policy,
                     quantile,
+                    compare,
                     out,
                 }),
                 _,
             ) => autoscale::simulate(autoscale::SimulateOptions {
+                compare,
                 file,
                 trace,
                 scale,
@@ -717,6 +770,12 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 lock,
                 state,
             } => ops::switchover(&file, &replica, state.state.as_deref(), lock.lock_timeout).await,
+            DbCommand::Psql {
+                file,
+                replica,
+                args,
+                state,
+            } => ssh::psql(&file, replica, args, state.state.as_deref()).await,
             DbCommand::Failover { file, lock, state } => {
                 ops::failover(&file, state.state.as_deref(), lock.lock_timeout).await
             }
@@ -763,6 +822,22 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             releases::rollback(
                 &file,
                 release.as_deref(),
+                state.state.as_deref(),
+                lock.lock_timeout,
+            )
+            .await
+        }
+        Command::Maintenance {
+            file,
+            switch,
+            message,
+            lock,
+            state,
+        } => {
+            maintenance::run(
+                &file,
+                switch,
+                message,
                 state.state.as_deref(),
                 lock.lock_timeout,
             )
@@ -825,9 +900,26 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             file,
             addresses,
             lines,
+            since,
             follow,
             state,
-        } => logs::run(&file, &addresses, lines, follow, state.state.as_deref()).await,
+        } => {
+            logs::run(
+                &file,
+                &addresses,
+                lines,
+                since,
+                follow,
+                state.state.as_deref(),
+            )
+            .await
+        }
+        Command::Ssh {
+            file,
+            address,
+            command,
+            state,
+        } => ssh::ssh(&file, &address, command, state.state.as_deref()).await,
         Command::State { command } => match command {
             StateCommand::List { file, json, state } => {
                 inspect::state_list(&file, state.state.as_deref(), json.json)

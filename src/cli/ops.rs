@@ -49,6 +49,7 @@ struct Status {
     json: bool,
     /// The manifest as the user named it, for the commands status suggests.
     manifest: String,
+    certificate: Option<appgrid::status::TlsStatus>,
 }
 
 impl providers::OpsVisitor for Status {
@@ -62,12 +63,15 @@ impl providers::OpsVisitor for Status {
             state,
             json,
             manifest,
+            certificate,
         } = self;
         let (app, serial, count) = (&state.app, state.serial, state.resources.len());
         let mut status = k.status(&state.resources).await.map_err(operation)?;
         if let Some(origin) = status.origin.as_mut().filter(|o| !o.answers) {
             origin.command = Some(format!("appgrid db failover {manifest}"));
         }
+        status.maintenance = state.maintenance.clone();
+        status.tls = certificate;
         if json {
             let mut value = serde_json::to_value(&status).expect("status serializes");
             value["app"] = app.as_str().into();
@@ -95,6 +99,10 @@ pub async fn status(file: &Path, state: Option<&Path>, json: bool) -> Result<Exi
             state,
             json,
             manifest,
+            certificate: ws
+                .certificate
+                .as_ref()
+                .map(|c| appgrid::status::TlsStatus::of(c, jiff::Timestamp::now())),
         },
     )
     .await

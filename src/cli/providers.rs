@@ -101,6 +101,7 @@ fn log_sink() -> LogSink {
 }
 
 fn roles<F: Fleet>(ws: &Workspace, fleet: F, redactor: Redactor) -> Arc<RoleConfigurator<F>> {
+    let state = ws.load_state().ok().flatten();
     Arc::new(RoleConfigurator {
         fleet,
         manifest: ws.manifest.manifest.clone(),
@@ -109,13 +110,13 @@ fn roles<F: Fleet>(ws: &Workspace, fleet: F, redactor: Redactor) -> Arc<RoleConf
         redactor,
         archives: Default::default(),
         release_commands: Default::default(),
-        // Read when the configurator is made: `config set` saves first.
-        config_vars: ws
-            .load_state()
-            .ok()
-            .flatten()
+        // Read when the configurator is made: `config set` and `maintenance`
+        // save first.
+        config_vars: state
+            .as_ref()
             .map(|s| s.config.secrets())
             .unwrap_or_default(),
+        maintenance: state.and_then(|s| s.maintenance),
     })
 }
 

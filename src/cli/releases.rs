@@ -31,9 +31,15 @@ pub fn parse_number(s: &str) -> Result<u32, Failure> {
         })
 }
 
+/// The releases to show: without the config vars each record keeps (their
+/// values are secrets; they stay in the state file).
 fn load(file: &Path, state_path: Option<&Path>) -> Result<Releases, Failure> {
     let ws = Workspace::open(file, state_path)?;
-    Ok(ws.load_state()?.map(|s| s.releases).unwrap_or_default())
+    let mut releases = ws.load_state()?.map(|s| s.releases).unwrap_or_default();
+    for r in &mut releases.records {
+        r.config_vars = None;
+    }
+    Ok(releases)
 }
 
 pub fn run(
@@ -134,7 +140,7 @@ pub async fn rollback(
             file.display()
         ))
     })?;
-    let locked = Locked::acquire(&ws, "rollback", lock_timeout).map_err(super::ops::locked)?;
+    let mut locked = Locked::acquire(&ws, "rollback", lock_timeout).map_err(super::ops::locked)?;
     let target = locked
         .state()
         .releases
@@ -160,6 +166,15 @@ pub async fn rollback(
         return Err(Failure::Message(
             "no web server is in state: nothing to roll back".to_string(),
         ));
+    }
+    // The config vars of the release's time go back into state first: the
+    // configurator reads them from there when it is made, for the env files.
+    if let Some(vars) = &target.config_vars
+        && *vars != locked.state().config
+    {
+        locked
+            .update(|s| s.config = vars.clone())
+            .map_err(super::ops::locked)?;
     }
     providers::with_operations(
         &ws,

@@ -1,20 +1,18 @@
 //! `appgrid run FILE [--on web[1]] -- CMD ARGS…`: a one-off process on a web
 //! server, in the current release's directory with the app's env; its output
-//! (redacted) and its exit status are appgrid's. Read-only for state: no lock.
+//! streamed as it comes (redacted) and its exit status are appgrid's; on a
+//! terminal, an interactive session (see `session`). Read-only for state: no
+//! lock.
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use appgrid::apply::Configurator;
-use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::{ResourceAddress, Role};
-use appgrid::ops::Operations;
+use appgrid::roles::console::ConsoleWhat;
 use appgrid::state::State;
 
-use super::term::{self, out};
-use super::{Failure, providers};
+use super::Failure;
 
 /// The web servers state holds whose release is applied, in order.
 pub fn web_servers(state: &State) -> Vec<ResourceAddress> {
@@ -85,47 +83,5 @@ pub async fn run(
             "no command: write it after `--`, e.g. `appgrid run FILE -- printenv`".into(),
         ));
     }
-    providers::with_operations(
-        &ws,
-        Run {
-            state,
-            machine,
-            argv,
-        },
-    )
-    .await
-}
-
-struct Run {
-    state: State,
-    machine: ResourceAddress,
-    argv: Vec<String>,
-}
-
-impl providers::OpsVisitor for Run {
-    type Output = ExitCode;
-    async fn visit<C: Cloud, K: Configurator + Operations>(
-        self,
-        _: Arc<C>,
-        k: Arc<K>,
-    ) -> Result<ExitCode, Failure> {
-        let done = k
-            .run_command(&self.state.resources, self.machine, &self.argv)
-            .await
-            .map_err(|e| Failure::Message(e.to_string()))?;
-        out!("{}", done.stdout);
-        if !done.stderr.is_empty() {
-            term::write_stderr(format_args!("{}", done.stderr));
-            if !done.stderr.ends_with('\n') {
-                term::write_stderr(format_args!("\n"));
-            }
-        }
-        match done.status {
-            Some(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
-            None => Err(Failure::Message(format!(
-                "{}: no release runs there yet",
-                self.machine
-            ))),
-        }
-    }
+    super::ssh::session(&ws, state, machine, ConsoleWhat::App { argv }).await
 }

@@ -30,6 +30,10 @@ pub struct Inputs {
     /// a `config` input of every `web[i].release`, so a change re-releases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    /// The digest of `[load_balancer] tls_certificate`'s file: a `tls` input
+    /// of `lb.config`, so a renewed certificate updates the load balancer only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
 }
 
 impl Inputs {
@@ -184,19 +188,21 @@ pub(super) fn add(g: &mut ResourceGraph, m: &Manifest, inputs: &Inputs) {
     }
 
     let lb = ResourceAddress::config(Role::Lb, 0);
-    g.add(
-        lb,
-        spec(&[
-            ("templates", inputs.template("haproxy")),
-            ("listen", m.load_balancer.listen.to_string()),
-            ("health", health),
-            ("port", m.web.port.to_string()),
-            (
-                "servers",
-                list((0..m.web.count).map(|i| ResourceAddress::instance(Role::Web, i))),
-            ),
-        ]),
-    );
+    let mut lb_inputs = vec![
+        ("templates", inputs.template("haproxy")),
+        ("listen", m.load_balancer.listen.to_string()),
+        ("health", health),
+        ("port", m.web.port.to_string()),
+        (
+            "servers",
+            list((0..m.web.count).map(|i| ResourceAddress::instance(Role::Web, i))),
+        ),
+    ];
+    if let Some(tls) = &m.load_balancer.tls {
+        lb_inputs.push(("tls_port", tls.port.to_string()));
+        lb_inputs.push(("tls", inputs.tls.clone().unwrap_or_default()));
+    }
+    g.add(lb, spec(&lb_inputs));
     g.depend(lb, ResourceAddress::instance(Role::Lb, 0));
     for b in backends {
         g.depend(lb, b);

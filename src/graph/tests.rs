@@ -208,3 +208,38 @@ proptest! {
         }
     }
 }
+
+/// A renewed certificate (a new digest) is an update of `lb.config` alone.
+#[test]
+fn the_certificate_digest_is_an_input_of_the_load_balancer_only() {
+    let mut m = manifest(2, Some(1), Some(1));
+    m.load_balancer.tls = Some(crate::manifest::Tls {
+        certificate: "tls.pem".into(),
+        port: 8443,
+        span: 0..0,
+    });
+    let embedded = crate::templates::Templates::embedded();
+    let with = |digest: &str| Inputs {
+        tls: Some(digest.into()),
+        ..Inputs::default()
+    };
+    let before = expand_with(&m, &with("aaa"), &embedded).unwrap();
+    let after = expand_with(&m, &with("bbb"), &embedded).unwrap();
+    let changed: Vec<String> = after
+        .resources()
+        .filter(|r| before.get(&r.address).map(|b| &b.spec) != Some(&r.spec))
+        .map(|r| r.address.to_string())
+        .collect();
+    assert_eq!(changed, ["lb.config"]);
+    match &after
+        .get(&ResourceAddress::config(Role::Lb, 0))
+        .unwrap()
+        .spec
+    {
+        ResourceSpec::Config(c) => {
+            assert_eq!(c.inputs["tls"], "bbb");
+            assert_eq!(c.inputs["tls_port"], "8443");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -6,6 +6,7 @@
 //! file:line:col; only a manifest with no error becomes a [`Manifest`].
 //! Nothing here does I/O except [`load`], which reads the one file.
 
+pub mod certificate;
 mod diagnostic;
 mod schema;
 #[cfg(test)]
@@ -152,6 +153,21 @@ pub struct LoadBalancer {
     pub instance_type: String,
     pub listen: u16,
     pub allow_from: Vec<String>,
+    /// `tls_certificate` (+ `tls_port`): HTTPS at the load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+}
+
+/// HTTPS at the load balancer: the certificate chain and its key in one PEM
+/// file (relative to the manifest), checked by [`certificate::check`] when
+/// the manifest is opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tls {
+    pub certificate: String,
+    pub port: u16,
+    /// Where `tls_certificate`'s value is in the manifest (for diagnostics).
+    #[serde(skip)]
+    pub span: std::ops::Range<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +255,17 @@ pub enum Metric {
     RequestsPerInstance,
     ResponseTimeMs,
     CpuPercent,
+    /// HAProxy's `qtime`: the average time (ms) the last 1,024 requests
+    /// waited in the load balancer's queue for a server.
+    QueueTimeMs,
+}
+
+impl Metric {
+    /// A time measured per request (response or queue time): it is no load
+    /// that a forecast could carry forward.
+    pub fn is_time(self) -> bool {
+        matches!(self, Metric::ResponseTimeMs | Metric::QueueTimeMs)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -270,6 +297,46 @@ pub struct Autoscale {
     /// margin covers (default 0.9).
     #[serde(default)]
     pub forecast_quantile: Option<f64>,
+    /// `[autoscale.replicas]`: the database read tier's policy (issue 13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<ReplicaAutoscale>,
+}
+
+/// `[autoscale.replicas]`: how many Slony-I read replicas the autoscaler
+/// keeps. When present it owns `[database] replicas`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaAutoscale {
+    pub metric: ReplicaMetric,
+    /// Seconds of lag, or client connections per replica.
+    pub target: f64,
+    pub min: u32,
+    pub max: u32,
+    #[serde(with = "duration_ms")]
+    pub scale_out_cooldown: Duration,
+    /// How long the readings must have allowed fewer replicas before one goes.
+    #[serde(with = "duration_ms")]
+    pub stabilization: Duration,
+}
+
+/// `[autoscale.replicas] metric`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicaMetric {
+    /// The most any replica is behind the origin (Slony-I `sl_status`
+    /// `st_lag_time`), seconds.
+    ReplicationLag,
+    /// The app's client connections per replica (`pg_stat_activity`).
+    Connections,
+}
+
+impl ReplicaMetric {
+    /// As the manifest and the history name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaMetric::ReplicationLag => "replication_lag",
+            ReplicaMetric::Connections => "connections",
+        }
+    }
 }
 
 /// `[autoscale] policy`.
@@ -321,6 +388,10 @@ pub enum ManifestError {
 
 /// Read and validate the manifest at `path`.
 pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
+    load_text(path).map(|(loaded, _)| loaded)
+}
+
+fn load_text(path: &Path) -> Result<(LoadedManifest, String), ManifestError> {
     let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
         path: path.to_path_buf(),
         source,
@@ -329,11 +400,34 @@ pub fn load(path: &Path) -> Result<LoadedManifest, ManifestError> {
         path: path.to_path_buf(),
         diagnostics,
     })?;
-    Ok(LoadedManifest {
+    let loaded = LoadedManifest {
         path: path.to_path_buf(),
         manifest,
         source_hash: crate::hash::sha256_hex(text.as_bytes()),
-    })
+    };
+    Ok((loaded, text))
+}
+
+/// [`load`], and the files the manifest names that must be checked before
+/// anything runs: `[load_balancer] tls_certificate` (parses, has its key,
+/// not expired at `now`), each problem at its file:line:col.
+pub fn load_at(
+    path: &Path,
+    now: jiff::Timestamp,
+) -> Result<(LoadedManifest, Option<certificate::Certificate>), ManifestError> {
+    let (loaded, text) = load_text(path)?;
+    let certificate = match &loaded.manifest.load_balancer.tls {
+        None => None,
+        Some(tls) => Some(
+            certificate::check(path, &text, &tls.certificate, tls.span.clone(), now).map_err(
+                |d| ManifestError::Invalid {
+                    path: path.to_path_buf(),
+                    diagnostics: Diagnostics(vec![*d]),
+                },
+            )?,
+        ),
+    };
+    Ok((loaded, certificate))
 }
 
 /// Validate manifest text. `path` is only used to label diagnostics.

@@ -19,6 +19,7 @@
 //!   not also as the missing key it was meant to be.
 
 mod autoscale;
+mod autoscale_replicas;
 mod backup;
 mod cidr;
 pub(super) mod cron;
@@ -260,8 +261,10 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
     });
     let cache = Section::optional(ck, root, &services::CACHE)
         .and_then(|s| s.map(|s| services::cache(ck, &s)).transpose());
-    let autoscale = Section::optional(ck, root, &autoscale::AUTOSCALE)
-        .and_then(|s| s.map(|s| autoscale::check(ck, &s)).transpose());
+    let autoscale = Section::optional(ck, root, &autoscale::AUTOSCALE).and_then(|s| {
+        s.map(|s| autoscale::check(ck, &s, root.get("database").is_some()))
+            .transpose()
+    });
     let env = env::check(ck, root);
     let state = Section::optional(ck, root, &state::STATE)
         .and_then(|s| s.map(|s| state::check(ck, &s)).transpose());

@@ -704,6 +704,7 @@ fn blog_example_validates() {
             instance_type: "t3.small".into(),
             listen: 80,
             allow_from: vec!["0.0.0.0/0".into()],
+            tls: None,
         },
         database: Some(Database {
             instance_type: "m5.large".into(),
@@ -741,6 +742,7 @@ fn blog_example_validates() {
             policy: crate::manifest::PolicyKind::Reactive,
             boot: None,
             forecast_quantile: None,
+            replicas: None,
         }),
         env: Default::default(),
         state: None,
@@ -896,4 +898,35 @@ error: `boot` is too long: "99999999999h" is longer than the longest duration ac
    = help: write at most "8784h"; boot is usually seconds or minutes
 "#
     );
+}
+
+#[test]
+fn tls_certificate_and_port_in_load_balancer() {
+    let lb = "[load_balancer]\ninstance_type = \"t3.small\"\n";
+    let m = check(&edit(
+        MINIMAL,
+        lb,
+        &format!("{lb}tls_certificate = \"tls/site.pem\"\n"),
+    ))
+    .unwrap();
+    let tls = m.load_balancer.tls.unwrap();
+    assert_eq!((tls.certificate.as_str(), tls.port), ("tls/site.pem", 443));
+    let at = MINIMAL.len() + "tls_certificate = ".len();
+    assert_eq!(tls.span, at..at + "\"tls/site.pem\"".len());
+    assert!(check(MINIMAL).unwrap().load_balancer.tls.is_none());
+
+    let e = errors(&edit(MINIMAL, lb, &format!("{lb}tls_port = 8443\n")));
+    assert!(e.contains("`tls_port` without `tls_certificate`"), "{e}");
+    assert!(e.contains("appgrid.toml:17:12"), "{e}");
+    let e = errors(&edit(
+        MINIMAL,
+        lb,
+        &format!("{lb}listen = 8443\ntls_certificate = \"a.pem\"\ntls_port = 8443\n"),
+    ));
+    assert!(
+        e.contains("`tls_port` 8443 is the HTTP port `listen` too"),
+        "{e}"
+    );
+    let e = errors(&edit(MINIMAL, lb, &format!("{lb}tls_certificate = \"\"\n")));
+    assert!(e.contains("`tls_certificate` must not be empty"), "{e}");
 }

@@ -45,11 +45,26 @@ pub struct ServerCounters {
     pub requests: u64,
     /// Average response time over the last 1,024 requests, ms.
     pub response_ms: u64,
+    /// Average time the last 1,024 requests waited in the load balancer's
+    /// queue, ms (HAProxy's `qtime`).
+    #[serde(default)]
+    pub queue_ms: u64,
     pub sessions: u64,
     pub queued: u64,
     /// (busy, total) CPU jiffies of the server's machine, when asked for.
     #[serde(default)]
     pub cpu: Option<(u64, u64)>,
+}
+
+/// One read replica's load as the autoscaler reads it (issue 13).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaReading {
+    /// `db.replica[i]`.
+    pub address: ResourceAddress,
+    /// How far behind the origin it is (Slony-I `sl_status` `st_lag_time`), s.
+    pub lag_s: Option<f64>,
+    /// The app's client connections to it, the mean of a few looks.
+    pub connections: Option<f64>,
 }
 
 /// What an operation changed on the machines, for [`Locked`] to record and
@@ -116,6 +131,14 @@ pub trait Operations: Send + Sync + 'static {
         cpu: bool,
     ) -> impl Future<Output = Result<Vec<ServerCounters>, OperationError>> + Send;
 
+    /// Every read replica's lag and, when `connections`, its client
+    /// connections (issue 13). A replica that cannot be asked is left out.
+    fn replica_load(
+        &self,
+        resources: &Resources,
+        connections: bool,
+    ) -> impl Future<Output = Result<Vec<ReplicaReading>, OperationError>> + Send;
+
     /// Make `to` (a replica) the origin of the replicated set. Returns what to
     /// record (`slony.cluster`'s origin) and what to apply again (every web
     /// release: the app's `DATABASE_URL` names the origin).
@@ -170,11 +193,21 @@ pub trait Operations: Send + Sync + 'static {
         argv: &[String],
     ) -> impl Future<Output = Result<crate::roles::app::CommandRun, OperationError>> + Send;
 
-    /// `appgrid logs`: the app's log on each of these web servers, in that
-    /// order, from where `from` says (one entry per machine). Redacted.
-    fn app_logs(
+    /// `appgrid logs`: the logs each request names, in that order (one
+    /// entry per request). Redacted.
+    fn logs(
         &self,
         resources: &Resources,
-        machines: &[(ResourceAddress, crate::roles::app::LogFrom)],
-    ) -> impl Future<Output = Result<Vec<crate::roles::app::LogChunk>, OperationError>> + Send;
+        requests: &[crate::roles::console::LogRequest],
+    ) -> impl Future<Output = Result<Vec<Vec<crate::roles::console::LogFile>>, OperationError>> + Send;
+
+    /// `appgrid run` (streamed or on a terminal), `ssh`, `db psql`: a process
+    /// here that runs `what` on `machine` (see [`crate::remote::console`]).
+    fn console(
+        &self,
+        resources: &Resources,
+        machine: ResourceAddress,
+        what: &crate::roles::console::ConsoleWhat,
+        tty: bool,
+    ) -> impl Future<Output = Result<crate::remote::console::Console, OperationError>> + Send;
 }

@@ -71,6 +71,10 @@ pub struct ReleaseRecord {
     /// Why it failed or was rolled back.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// The app's config vars when it was released (in the 0600 state only):
+    /// what a rollback to it restores. `None` in records older than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_vars: Option<config_vars::ConfigVars>,
 }
 
 /// The releases state keeps.
@@ -190,6 +194,13 @@ impl Releases {
         });
     }
 
+    /// Keep the config vars release `number` was made with.
+    pub fn keep_config(&mut self, number: u32, vars: config_vars::ConfigVars) {
+        if let Some(r) = self.records.iter_mut().find(|r| r.number == number) {
+            r.config_vars = Some(vars);
+        }
+    }
+
     /// The pinned release, while the manifest still says what it said when
     /// the rollback was made.
     pub fn pinned_for(&self, manifest: &ReleaseContent) -> Option<(&Pin, &ReleaseRecord)> {
@@ -221,6 +232,7 @@ impl Releases {
             by: when.by.clone(),
             status,
             note,
+            config_vars: None,
         });
         number
     }
@@ -343,6 +355,16 @@ pub fn pinned_spec(spec: &ResourceSpec, record: &ReleaseRecord) -> ResourceSpec 
         if let Some(dir) = &record.dir {
             c.inputs.insert("dir".into(), dir.clone());
         }
+        // Its config vars' digest, when the record kept them (the rollback
+        // puts them back in state before the servers are released).
+        if let Some(vars) = &record.config_vars {
+            let digest = vars.digest();
+            if digest.is_empty() {
+                c.inputs.remove("config");
+            } else {
+                c.inputs.insert("config".into(), digest);
+            }
+        }
     }
     spec
 }
@@ -411,10 +433,22 @@ pub fn book_apply(
                 .map_or(first, |(s, _)| s);
             format!("{}: {short}", label.trim_end_matches(": configure"))
         });
+    book_state(state, &wanted, failure.as_deref(), when)
+}
+
+/// [`Releases::book`] against what state says every web server runs, the
+/// record keeping the config vars in state (what a rollback to it restores).
+pub fn book_state(
+    state: &mut crate::state::State,
+    wanted: &ReleaseContent,
+    failure: Option<&str>,
+    when: &When,
+) -> Option<u32> {
     let running = running(&state.resources);
-    state
-        .releases
-        .book(&wanted, &running, failure.as_deref(), when)
+    let booked = state.releases.book(wanted, &running, failure, when)?;
+    let config = state.config.clone();
+    state.releases.keep_config(booked, config);
+    Some(booked)
 }
 
 /// Now and this user, for a record: RFC 3339 and `user@host`.

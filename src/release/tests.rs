@@ -93,3 +93,54 @@ fn status_reads_as_words_and_records_round_trip_through_json() {
     let back: Releases = serde_json::from_str(&json).unwrap();
     assert_eq!(back, r);
 }
+
+#[test]
+fn a_booked_release_keeps_the_config_vars_of_its_time_and_a_rollback_spec_carries_their_digest() {
+    use secrecy::SecretString;
+    let mut vars = config_vars::ConfigVars::default();
+    vars.set(vec![("A".to_string(), SecretString::from("1"))], || {
+        "salt".to_string()
+    })
+    .unwrap();
+    let mut r = Releases::default();
+    // Released with those vars: their digest is an input of its spec.
+    let a = content_of(&ResourceSpec::Config(ConfigSpec {
+        inputs: BTreeMap::from([
+            ("release".to_string(), "aaa".to_string()),
+            ("start".to_string(), "./run".to_string()),
+            ("health".to_string(), "/health".to_string()),
+            ("config".to_string(), vars.digest()),
+        ]),
+    }))
+    .unwrap();
+    let n = r.book(&a, &[on(&a, "d1")], None, &when("t1")).unwrap();
+    r.keep_config(n, vars.clone());
+    let record = r.get(n).unwrap().clone();
+    assert_eq!(record.config_vars.as_ref(), Some(&vars));
+    // Kept in state as JSON (the 0600 file), read back the same.
+    let json = serde_json::to_string(&r).unwrap();
+    let back: Releases = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.get(n).unwrap().config_vars.as_ref(), Some(&vars));
+
+    // A spec made with other vars goes back to this release's.
+    let spec = ResourceSpec::Config(ConfigSpec {
+        inputs: BTreeMap::from([
+            ("release".to_string(), "bbb".to_string()),
+            ("start".to_string(), "./run".to_string()),
+            ("health".to_string(), "/health".to_string()),
+            ("config".to_string(), "other-digest".to_string()),
+        ]),
+    });
+    let pinned = pinned_spec(&spec, &record);
+    let ResourceSpec::Config(c) = &pinned else {
+        panic!()
+    };
+    assert_eq!(c.inputs.get("config"), Some(&vars.digest()));
+    assert_eq!(content_of(&pinned).unwrap().config, record.content.config);
+    // A release made without vars takes them away.
+    r.keep_config(n, config_vars::ConfigVars::default());
+    let ResourceSpec::Config(c) = pinned_spec(&spec, r.get(n).unwrap()) else {
+        panic!()
+    };
+    assert!(!c.inputs.contains_key("config"));
+}

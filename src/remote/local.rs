@@ -38,6 +38,23 @@ impl LocalTransport {
         self
     }
 
+    /// The script in a private temporary file, run by `sh` with the
+    /// machine's environment. This process's terminal is the machine's.
+    fn console_here(&self, script: &str) -> Result<super::console::Console, RemoteError> {
+        use super::console::{Console, private_dir, script_file_text, write_private};
+        let dir = private_dir().map_err(|e| self.io("cannot make a temporary directory", e))?;
+        write_private(dir.path(), "console.sh", &script_file_text(script))
+            .map_err(|e| self.io("cannot write the console script", e))?;
+        let mut command = tokio::process::Command::new("sh");
+        command
+            .arg(dir.path().join("console.sh"))
+            .kill_on_drop(true);
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        Ok(Console::new(command, self.redactor.clone(), vec![dir]))
+    }
+
     fn io(&self, what: &str, e: impl std::fmt::Display) -> RemoteError {
         RemoteError::Io {
             host: self.host.clone(),
@@ -69,6 +86,14 @@ async fn collect(
 impl Remote for LocalTransport {
     fn host(&self) -> &str {
         &self.host
+    }
+
+    async fn console(
+        &self,
+        script: &str,
+        _tty: bool,
+    ) -> Result<super::console::Console, RemoteError> {
+        self.console_here(script)
     }
 
     async fn run(&self, step: &str, script: &str) -> Result<ScriptOutput, RemoteError> {

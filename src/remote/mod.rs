@@ -5,9 +5,13 @@
 //! `sh -s` on standard input, so no command line is ever built by hand; every
 //! value inside a script comes from a template whose engine shell-quotes it.
 //!
+//! An interactive process ([`console`]: `run`, `ssh`, `db psql`) gets its
+//! script as a 0600 file run by `sh FILE`, for the same reason.
+//!
 //! Secrets never reach a log or an error: every line of output and every
 //! error detail passes through the transport's [`Redactor`].
 
+pub mod console;
 pub mod local;
 pub mod reap;
 mod redact;
@@ -94,6 +98,17 @@ pub trait Remote: Send + Sync {
         contents: &[u8],
         mode: u32,
     ) -> impl Future<Output = Result<(), RemoteError>> + Send;
+
+    /// A process here that runs `script` (POSIX shell) on the machine with
+    /// the caller's choice of standard streams: `appgrid run`, `ssh`,
+    /// `db psql`. With `tty`, the machine gives it a terminal (a PTY over
+    /// SSH; the `local` transport hands it this process's own). The script
+    /// goes in a 0600 file that removes itself ([`console`]).
+    fn console(
+        &self,
+        script: &str,
+        tty: bool,
+    ) -> impl Future<Output = Result<console::Console, RemoteError>> + Send;
 }
 
 /// The last `n` lines of `s`.

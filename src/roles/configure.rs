@@ -36,6 +36,9 @@ pub struct RoleConfigurator<F> {
     pub release_commands: tokio::sync::Mutex<BTreeMap<String, Result<(), String>>>,
     /// The app's config vars (`appgrid config set`), from state.
     pub config_vars: BTreeMap<String, secrecy::SecretString>,
+    /// Maintenance mode (`appgrid maintenance`), from state: every
+    /// configuration of the load balancer keeps it.
+    pub maintenance: Option<crate::maintenance::Maintenance>,
 }
 
 /// (busy, total) jiffies from the `cpu` line of /proc/stat: busy is everything
@@ -57,20 +60,22 @@ pub fn cpu_jiffies(line: &str) -> Option<(u64, u64)> {
 /// The indices of the web machines a configuration's input `key` lists
 /// (`web[0],web[2]`).
 pub fn web_indices(spec: &crate::graph::ConfigSpec, key: &str) -> Vec<u32> {
-    spec.inputs
-        .get(key)
-        .map(|list| {
-            list.split(',')
-                .filter_map(|a| match a.parse::<ResourceAddress>() {
-                    Ok(ResourceAddress::Instance {
-                        role: Role::Web,
-                        index,
-                    }) => Some(index),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    listed(spec, key, Role::Web).unwrap_or_default()
+}
+
+/// The indices of `role`'s machines a configuration's input `key` lists
+/// (`db.replica[0],db.replica[1]`); `None` when the spec has no such input.
+/// The spec, not the manifest, says which machines: the autoscaler's counts
+/// reach the graph, never the configurator's copy of the manifest.
+pub fn listed(spec: &crate::graph::ConfigSpec, key: &str, role: Role) -> Option<Vec<u32>> {
+    spec.inputs.get(key).map(|list| {
+        list.split(',')
+            .filter_map(|a| match a.parse::<ResourceAddress>() {
+                Ok(ResourceAddress::Instance { role: r, index }) if r == role => Some(index),
+                _ => None,
+            })
+            .collect()
+    })
 }
 
 /// The address a machine's services listen on, from state: the `bind_addr`

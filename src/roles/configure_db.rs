@@ -150,7 +150,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                 }),
         };
         let web: Vec<u32> = primary_spec
-            .map(|spec| super::configure::web_indices(&spec, "clients"))
+            .as_ref()
+            .map(|spec| super::configure::web_indices(spec, "clients"))
             .unwrap_or_else(|| (0..self.manifest.web.count).collect());
         for i in web {
             let web = ResourceAddress::instance(Role::Web, i);
@@ -160,9 +161,16 @@ impl<F: Fleet> RoleConfigurator<F> {
         }
         let mut peers = Vec::new();
         let db = self.db()?;
-        for machine in std::iter::once(ResourceAddress::instance(Role::DbPrimary, 0))
-            .chain((0..db.replicas).map(|i| ResourceAddress::instance(Role::DbReplica, i)))
-        {
+        // The replicas the primary's spec names (the autoscaler may have chosen them).
+        let replicas = primary_spec
+            .as_ref()
+            .and_then(|spec| super::configure::listed(spec, "peers", Role::DbReplica))
+            .unwrap_or_else(|| (0..db.replicas).collect());
+        for machine in std::iter::once(ResourceAddress::instance(Role::DbPrimary, 0)).chain(
+            replicas
+                .into_iter()
+                .map(|i| ResourceAddress::instance(Role::DbReplica, i)),
+        ) {
             if let Some(addr) = self.peer_addr(job, place, machine).await? {
                 peers.push(ip(&addr)?);
             }

@@ -219,6 +219,8 @@ impl<F: Fleet> RoleConfigurator<F> {
                         listen: self.manifest.load_balancer.listen,
                         health_path: health,
                         servers: self.backends(job)?,
+                        maintenance: self.maintenance.clone(),
+                        tls: self.tls(job)?,
                     },
                     haproxy::Bounds {
                         healthy: Duration::from_secs(60),
@@ -226,13 +228,14 @@ impl<F: Fleet> RoleConfigurator<F> {
                     },
                 )
                 .await?;
-                configured.attributes.insert(
-                    "url".into(),
-                    format!(
+                let url = match &self.manifest.load_balancer.tls {
+                    Some(tls) => format!("https://{}:{}/", place.addr, tls.port),
+                    None => format!(
                         "http://{}:{}/",
                         place.addr, self.manifest.load_balancer.listen
                     ),
-                );
+                };
+                configured.attributes.insert("url".into(), url);
             }
             other => {
                 return Err(RoleError::WrongAddress {
@@ -320,7 +323,11 @@ impl<F: Fleet> RoleConfigurator<F> {
             let node = |m| super::configure_db::node_in(&job.resources, m).unwrap_or(0);
             let primary = ResourceAddress::instance(Role::DbPrimary, 0);
             let mut nodes = vec![(node(primary), primary)];
-            for i in 0..db.replicas {
+            // The replicas this release's spec names: on the way out, one is
+            // still in state (and the cluster) but no longer in the spec.
+            let listed = super::configure::listed(&job.spec, "replicas", Role::DbReplica)
+                .unwrap_or_else(|| (0..db.replicas).collect());
+            for i in listed {
                 if job
                     .resources
                     .contains_key(&ResourceAddress::config(Role::DbReplica, i))
@@ -413,6 +420,30 @@ impl<F: Fleet> RoleConfigurator<F> {
         let lb = ResourceAddress::instance(Role::Lb, 0);
         let record = applied(&job.resources, lb, job.address)?;
         Ok(Some(self.fleet.connect(lb, record).await?))
+    }
+
+    /// HTTPS at the load balancer: the PEM file read now, and refused when
+    /// it is not the one the plan was made with (its digest, the spec's `tls`).
+    fn tls(&self, job: &ConfigJob) -> Result<Option<haproxy::LbTls>, RoleError> {
+        let Some(tls) = &self.manifest.load_balancer.tls else {
+            return Ok(None);
+        };
+        let path = self.base_dir.join(&tls.certificate);
+        let pem = std::fs::read(&path).map_err(|e| RoleError::Certificate {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let planned = job.spec.inputs.get("tls").cloned().unwrap_or_default();
+        if crate::hash::sha256_hex(&pem) != planned {
+            return Err(RoleError::Certificate {
+                path,
+                detail: "the file changed since the plan was made; plan again".to_string(),
+            });
+        }
+        Ok(Some(haproxy::LbTls {
+            port: tls.port,
+            pem,
+        }))
     }
 
     /// The web servers the load balancer should send traffic to: every web

@@ -16,6 +16,7 @@ pub mod backup;
 pub mod configure;
 mod configure_db;
 mod configure_web;
+pub mod console;
 pub mod fleet;
 pub mod fleet_local;
 pub mod fleet_ssh;
@@ -25,6 +26,7 @@ mod moves;
 mod moves_restore;
 mod operations;
 mod operations_db;
+mod operations_replicas;
 pub mod postgres;
 pub mod slony;
 pub mod web_error;
@@ -68,6 +70,11 @@ pub enum RoleError {
         host: String,
         what: String,
         answer: String,
+    },
+    #[error("the TLS certificate {}: {detail}", path.display())]
+    Certificate {
+        path: std::path::PathBuf,
+        detail: String,
     },
     #[error("slony cluster {cluster} has no node {node}")]
     UnknownNode { cluster: String, node: u32 },

@@ -58,6 +58,16 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
             .map_err(|e| OperationError::new("web counters", e))
     }
 
+    async fn replica_load(
+        &self,
+        resources: &Resources,
+        connections: bool,
+    ) -> Result<Vec<crate::ops::ReplicaReading>, OperationError> {
+        self.replica_readings(resources, connections)
+            .await
+            .map_err(|e| OperationError::new("replica load", e))
+    }
+
     async fn switchover(
         &self,
         resources: &Resources,
@@ -125,24 +135,42 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
             .map_err(|e| OperationError::new("run", RoleError::from(e)))
     }
 
-    async fn app_logs(
+    async fn logs(
         &self,
         resources: &Resources,
-        machines: &[(ResourceAddress, super::app::LogFrom)],
-    ) -> Result<Vec<super::app::LogChunk>, OperationError> {
+        requests: &[super::console::LogRequest],
+    ) -> Result<Vec<Vec<super::console::LogFile>>, OperationError> {
         self.redact_app_secrets(resources);
+        // Service logs may quote any password state holds (Slony-I's too).
+        for record in resources.values() {
+            for (key, value) in &record.attributes {
+                if key.contains("password") {
+                    self.redactor.add(value);
+                }
+            }
+        }
         let mut out = Vec::new();
-        for &(machine, from) in machines {
-            let c = self
-                .connect_to(resources, machine)
-                .await
-                .map_err(|e| OperationError::new("logs", e))?;
-            let chunk = super::app::read_log(&self.templates, &c.remote, &c.place.root, from)
-                .await
-                .map_err(|e| OperationError::new("logs", RoleError::from(e)))?;
-            out.push(chunk);
+        for request in requests {
+            out.push(
+                self.read_logs(resources, request)
+                    .await
+                    .map_err(|e| OperationError::new("logs", e))?,
+            );
         }
         Ok(out)
+    }
+
+    async fn console(
+        &self,
+        resources: &Resources,
+        machine: ResourceAddress,
+        what: &super::console::ConsoleWhat,
+        tty: bool,
+    ) -> Result<crate::remote::console::Console, OperationError> {
+        self.redact_app_secrets(resources);
+        self.open_console(resources, machine, what, tty)
+            .await
+            .map_err(|e| OperationError::new(what.operation(), e))
     }
 }
 
@@ -275,6 +303,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                 name: s.name,
                 requests: s.req_tot,
                 response_ms: s.rtime,
+                queue_ms: s.qtime,
                 sessions: s.scur,
                 queued: s.qcur,
                 cpu,

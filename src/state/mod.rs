@@ -35,6 +35,10 @@ pub struct State {
     /// it wins over `[web] count`, so a manual plan does not call it drift.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<AutoscaledCount>,
+    /// The read replica count the autoscaler chose (issue 13); with
+    /// `[autoscale.replicas]` in the manifest it wins over `[database] replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale_replicas: Option<AutoscaledReplicas>,
     /// How many times the instance at each address was replaced or removed:
     /// part of the launch token, so launching an address again is a new
     /// launch while retrying the same launch is not.
@@ -55,6 +59,10 @@ pub struct State {
         skip_serializing_if = "crate::release::config_vars::ConfigVars::is_empty"
     )]
     pub config: crate::release::config_vars::ConfigVars,
+    /// `appgrid maintenance FILE on`: the load balancer answers 503 until
+    /// `off` (kept by every apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::Maintenance>,
 }
 
 /// The other machine of a database address being moved online.
@@ -100,6 +108,15 @@ pub enum MoveDirection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AutoscaledCount {
     pub web: u32,
+    /// Unix seconds of the decision.
+    pub at: u64,
+    pub reason: String,
+}
+
+/// The autoscaler's choice of read replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoscaledReplicas {
+    pub replicas: u32,
     /// Unix seconds of the decision.
     pub at: u64,
     pub reason: String,
@@ -154,10 +171,12 @@ impl State {
             app: app.to_string(),
             resources: BTreeMap::new(),
             autoscale: None,
+            autoscale_replicas: None,
             generations: BTreeMap::new(),
             moves: BTreeMap::new(),
             releases: Default::default(),
             config: Default::default(),
+            maintenance: None,
         }
     }
 

@@ -1,5 +1,6 @@
-# Install haproxy.cfg.new, then {{ action }}: start | reload | install (the
-# running process already matches it, through the runtime API).
+# Install haproxy.cfg.new (and maintenance.map.new, tls.pem.new when
+# uploaded), then {{ action }}: start | reload | install (the running process
+# already matches it, through the runtime API).
 set -eu
 ROOT={{ root }}
 {% include "lib/service.sh" %}
@@ -12,10 +13,24 @@ cli() { printf '%s\n' "$1" | socat -t 5 - "UNIX-CONNECT:$sock"; }
 worker_pid() { cli 'show info' 2>/dev/null | sed -n 's/^Pid: //p'; }
 has_worker() { [ -n "$(worker_pid)" ]; }
 new_worker() { _p=$(worker_pid); [ -n "$_p" ] && [ "$_p" != "$old" ]; }
+# The map and the certificate are read at (re)start: in place before the check.
+for f in maintenance.map tls.pem; do
+    if [ -f "$dir/$f.new" ]; then
+        if [ -f "$dir/$f" ]; then cp -p "$dir/$f" "$dir/$f.old"; fi
+        mv "$dir/$f.new" "$dir/$f"
+    fi
+done
+{%- if not tls %}
+rm -f "$dir/tls.pem" "$dir/tls.pem.old"
+{%- endif %}
 if ! haproxy -c -q -f "$dir/haproxy.cfg.new" >&2; then
+    for f in maintenance.map tls.pem; do
+        if [ -f "$dir/$f.old" ]; then mv "$dir/$f.old" "$dir/$f"; fi
+    done
     echo "the new haproxy.cfg was rejected by haproxy -c" >&2
     exit 1
 fi
+rm -f "$dir/maintenance.map.old" "$dir/tls.pem.old"
 if [ "$action" = start ] && svc_running haproxy; then action=reload; fi
 if [ "$action" != start ] && ! svc_running haproxy; then action=start; fi
 case "$action" in

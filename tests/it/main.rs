@@ -5,10 +5,12 @@
 #![allow(unsafe_code)]
 
 mod apply_moto;
+mod autoscale_compare;
 mod autoscale_e2e;
 mod aws_provider;
 mod backup;
 mod cli;
+mod console;
 mod failover;
 mod farm;
 mod fault_trials;
@@ -18,6 +20,7 @@ mod fleet;
 mod hosts_e2e;
 mod http;
 mod kill_configure;
+mod lb_day2;
 mod lease;
 mod local_cycles;
 mod local_e2e;
@@ -28,6 +31,7 @@ mod moto;
 mod moves;
 mod preflight;
 mod releases;
+mod replicas_autoscale;
 mod roles_pg;
 mod roles_web;
 mod s3_state;

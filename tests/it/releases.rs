@@ -75,7 +75,7 @@ fn tiny_app(dir: &Path, healthy: bool) {
 /// How many of `args` name the command (`config set` is two words).
 fn command_words(args: &[&str]) -> usize {
     match args {
-        ["config", "set" | "unset", ..] => 2,
+        ["config", "set" | "unset", ..] | ["db", ..] => 2,
         _ => 1,
     }
 }
@@ -225,15 +225,16 @@ async fn a_release_that_fails_its_health_check_or_exits_goes_back_to_the_previou
 }
 
 /// The blog (primary, two app servers, HAProxy) on the `local` provider.
-struct Blog {
-    dir: PathBuf,
-    manifest: PathBuf,
-    machines: PathBuf,
-    printed: String,
+pub(super) struct Blog {
+    pub(super) dir: PathBuf,
+    pub(super) manifest: PathBuf,
+    pub(super) machines: PathBuf,
+    /// Everything appgrid printed through [`Blog::run`].
+    pub(super) printed: String,
 }
 
 impl Blog {
-    fn new(name: &str) -> Blog {
+    pub(super) fn new(name: &str) -> Blog {
         let dir = scratch(name);
         Blog {
             manifest: dir.join("appgrid.toml"),
@@ -243,7 +244,7 @@ impl Blog {
         }
     }
 
-    fn write(&self, app: &str, start: &str) {
+    pub(super) fn write(&self, app: &str, start: &str) {
         let schema = examples().join("app/schema.sql");
         let text = format!(
             "[app]\nname = \"itrel\"\n[provider]\nkind = \"local\"\n\
@@ -264,7 +265,7 @@ impl Blog {
     }
 
     /// `appgrid COMMAND MANIFEST ARGS…`.
-    fn run(&mut self, args: &[&str]) -> Output {
+    pub(super) fn run(&mut self, args: &[&str]) -> Output {
         let words = command_words(args);
         let out = appgrid()
             .args(&args[..words])
@@ -278,19 +279,19 @@ impl Blog {
         out
     }
 
-    fn state(&self) -> serde_json::Value {
+    pub(super) fn state(&self) -> serde_json::Value {
         let path = self.dir.join(".appgrid/itrel/state.json");
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    fn attr(&self, address: &str, key: &str) -> String {
+    pub(super) fn attr(&self, address: &str, key: &str) -> String {
         self.state()["resources"][address]["attributes"][key]
             .as_str()
             .unwrap_or_else(|| panic!("{address}.{key} not in state"))
             .to_string()
     }
 
-    fn machine_id(&self, web: usize) -> String {
+    pub(super) fn machine_id(&self, web: usize) -> String {
         self.state()["resources"][format!("web[{web}]")]["id"]
             .as_str()
             .unwrap()
@@ -439,7 +440,7 @@ async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_servin
 
 impl Blog {
     /// `appgrid COMMAND MANIFEST ARGS…` with `input` on stdin.
-    fn run_with_stdin(&mut self, args: &[&str], input: &str) -> Output {
+    pub(super) fn run_with_stdin(&mut self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
         let words = command_words(args);
         let mut child = appgrid()
@@ -556,36 +557,7 @@ impl Blog {
             assert!(logs.lines().any(|l| l.starts_with(w)), "{logs}");
         }
         assert!(logs.lines().filter(|l| l.starts_with("web[0] | ")).count() <= 20);
-        // `logs -f` prints what is written after it started, and ends on SIGINT.
-        let follow = appgrid()
-            .args(["logs"])
-            .arg(&self.manifest)
-            .args(["-f", "-n", "0"])
-            .env("APPGRID_LOCAL_ROOT", &self.machines)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let lb = format!("{}:8000", self.attr("lb", "private_ip"));
-        for _ in 0..4 {
-            http(&lb, "GET", "/notes/987654", "").await.unwrap();
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        // SAFETY: a signal to the child this test started.
-        unsafe {
-            libc::kill(follow.id() as i32, libc::SIGINT);
-        }
-        let out = follow.wait_with_output().unwrap();
-        let followed = text(&out.stdout);
-        assert!(out.status.success(), "{followed}{}", text(&out.stderr));
-        assert!(
-            followed
-                .lines()
-                .any(|l| l.starts_with("web[") && l.contains("GET /notes/987654")),
-            "{followed}"
-        );
-        self.printed.push_str(&followed);
+        // `logs -f`, `--since`, service logs: tests/it/console.rs.
 
         let out = self.run(&["config", "set", "PORT=9999", "OTHER=1"]);
         let stderr = text(&out.stderr);
@@ -611,7 +583,7 @@ impl Blog {
         }
     }
 
-    fn ok(&mut self, args: &[&str]) -> String {
+    pub(super) fn ok(&mut self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -729,4 +701,90 @@ impl Blog {
         let out = self.run(&["plan", "--detailed-exitcode"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     }
+}
+
+/// A rollback puts back the config vars of the release it goes to: set
+/// A=1 (v2), A=2 (v3), roll back to v2 → the app sees A=1 again, and `plan`
+/// has nothing to do; back to v1 → no A at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_restores_the_config_vars_of_its_release() {
+    let mut blog = Blog::new("rel-config");
+    blog.write("app", "/usr/bin/python3 app.py");
+    blog.ok(&["apply", "--yes"]);
+    let a1 = format!("one-{:016x}", fastrand::u64(..));
+    let a2 = format!("two-{:016x}", fastrand::u64(..));
+    blog.ok(&["config", "set", &format!("A={a1}")]);
+    blog.ok(&["config", "set", &format!("A={a2}")]);
+    let printenv = |blog: &mut Blog, on: &str| {
+        let out = appgrid()
+            .args(["run", "--on", on])
+            .arg(&blog.manifest)
+            .args(["--", "printenv", "A"])
+            .env("APPGRID_LOCAL_ROOT", &blog.machines)
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout))
+    };
+    // Values are redacted in `run`'s output: compare the env files instead,
+    // and the exit status of `printenv`.
+    assert_eq!(printenv(&mut blog, "web[0]").0, Some(0));
+    let env_has = |blog: &Blog, value: &str| {
+        (0..2).all(|i| {
+            let id = blog.machine_id(i);
+            std::fs::read_to_string(
+                blog.machines
+                    .join("itrel/machines")
+                    .join(id)
+                    .join("etc/appgrid/app/env"),
+            )
+            .unwrap()
+            .contains(value)
+        })
+    };
+    assert!(env_has(&blog, &a2));
+
+    let out = blog.ok(&["rollback", "v2"]);
+    assert!(
+        out.contains("Release v2 is active on every web server"),
+        "{out}"
+    );
+    assert!(env_has(&blog, &a1) && !env_has(&blog, &a2));
+    // The app itself sees it: `run` compares inside the machine.
+    for on in ["web[0]", "web[1]"] {
+        let out = appgrid()
+            .args(["run", "--on", on])
+            .arg(&blog.manifest)
+            .args(["--", "sh", "-c", &format!("test \"$A\" = {a1}")])
+            .env("APPGRID_LOCAL_ROOT", &blog.machines)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{on}: {}", text(&out.stderr));
+    }
+    let shown = appgrid()
+        .args(["config", "--show"])
+        .arg(&blog.manifest)
+        .output()
+        .unwrap();
+    assert_eq!(text(&shown.stdout), format!("A={a1}\n"));
+    let out = blog.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let listed = blog.ok(&["releases"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("v3 ") && l.contains(" rolled back ")),
+        "{listed}"
+    );
+    // What each release keeps is never shown (`printed` is checked below).
+    blog.ok(&["releases", "--json"]);
+    blog.ok(&["releases", "v2", "--json"]);
+
+    // v1 had no config vars: A goes away.
+    blog.ok(&["rollback", "v1"]);
+    assert_eq!(printenv(&mut blog, "web[1]").0, Some(1));
+    let listed = blog.ok(&["config"]);
+    assert!(listed.starts_with("No config vars"), "{listed}");
+    let out = blog.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(!blog.printed.contains(&a1) && !blog.printed.contains(&a2));
 }

@@ -343,6 +343,8 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
         listen: 8000,
         health_path: "/health".to_string(),
         servers: vec![backend(0), backend(1)],
+        maintenance: None,
+        tls: None,
     };
     let bounds = Bounds {
         healthy: Duration::from_secs(20),

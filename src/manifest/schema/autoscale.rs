@@ -31,6 +31,10 @@ pub(super) const AUTOSCALE: TableSpec = TableSpec {
         Key::optional("policy", "\"forecast\""),
         Key::optional("boot", "\"120s\""),
         Key::optional("forecast_quantile", "0.9"),
+        Key::optional(
+            "replicas",
+            "{ metric = \"connections\", target = 20, min = 1, max = 3 }",
+        ),
     ],
 };
 
@@ -55,25 +59,28 @@ const METRICS: &[(&str, Metric)] = &[
     ("requests_per_instance", Metric::RequestsPerInstance),
     ("response_time_ms", Metric::ResponseTimeMs),
     ("cpu_percent", Metric::CpuPercent),
+    ("queue_time_ms", Metric::QueueTimeMs),
 ];
+
+/// The longest queue time a target may be: a request queued longer than
+/// HAProxy's usual `timeout queue` is refused, not late.
+const MAX_QUEUE_TARGET_MS: f64 = 30_000.0;
 
 /// The most web servers autoscaling may ask for, as for `web.count`.
 const MAX_INSTANCES: i64 = 10_000;
 
-pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported> {
+/// `has_database`: whether the manifest has `[database]`, which
+/// `[autoscale.replicas]` needs.
+pub(super) fn check(
+    ck: &mut Checker,
+    s: &Section,
+    has_database: bool,
+) -> Result<Autoscale, Reported> {
     let metric = s.require(ck, "metric").and_then(|f| metric(ck, f));
     let target = s
         .require(ck, "target")
         .and_then(|f| target(ck, f, metric.ok()));
-    let min = s.require(ck, "min");
-    let min_value = min.and_then(|f| f.integer(ck, 1, MAX_INSTANCES));
-    let max = s
-        .require(ck, "max")
-        .and_then(|f| f.integer(ck, 1, MAX_INSTANCES));
-    let bounds = match (min, min_value, max) {
-        (Ok(min_field), Ok(lo), Ok(hi)) => min_not_above_max(ck, min_field, lo, hi),
-        _ => Ok(()),
-    };
+    let bounds = min_max(ck, s, MAX_INSTANCES);
     let scale_out_cooldown = duration_or(ck, s, "scale_out_cooldown", 60);
     let scale_in_cooldown = duration_or(ck, s, "scale_in_cooldown", 300);
     let warmup = duration_or(ck, s, "warmup", 120);
@@ -95,7 +102,7 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
         Some(f) => schedules(ck, f),
         None => Ok(Vec::new()),
     };
-    bounds?;
+    let (min, max) = bounds?;
     let predictive = match s.field("predictive") {
         Some(f) => f.bool(ck),
         None => Ok(false),
@@ -112,11 +119,16 @@ pub(super) fn check(ck: &mut Checker, s: &Section) -> Result<Autoscale, Reported
         Some(f) => quantile(ck, f).map(Some),
         None => Ok(None),
     };
+    let replicas = match s.field("replicas") {
+        Some(f) => super::autoscale_replicas::check(ck, f, has_database).map(Some),
+        None => Ok(None),
+    };
     Ok(Autoscale {
+        replicas: replicas?,
         metric: metric?,
         target: target?,
-        min: u32_from(min_value?),
-        max: u32_from(max?),
+        min,
+        max,
         scale_out_cooldown: scale_out_cooldown?,
         scale_in_cooldown: scale_in_cooldown?,
         warmup: warmup?,
@@ -142,29 +154,41 @@ fn quantile(ck: &mut Checker, f: Field) -> Result<f64, Reported> {
 }
 
 fn policy_kind(ck: &mut Checker, f: Field) -> Result<PolicyKind, Reported> {
+    one_of(ck, f, POLICIES, "policy")
+}
+
+fn metric(ck: &mut Checker, f: Field) -> Result<Metric, Reported> {
+    one_of(ck, f, METRICS, "metric")
+}
+
+/// The value of the string `f` names among `choices`, else "unknown `what`"
+/// listing them.
+pub(super) fn one_of<T: Copy>(
+    ck: &mut Checker,
+    f: Field,
+    choices: &[(&str, T)],
+    what: &str,
+) -> Result<T, Reported> {
     let written = f.str(ck)?;
-    if let Some((_, kind)) = POLICIES.iter().find(|(name, _)| *name == written) {
-        return Ok(*kind);
+    if let Some((_, value)) = choices.iter().find(|(name, _)| *name == written) {
+        return Ok(*value);
     }
-    let names: Vec<String> = POLICIES.iter().map(|(n, _)| format!("{n:?}")).collect();
+    let names: Vec<String> = choices.iter().map(|(n, _)| format!("{n:?}")).collect();
     Err(ck.error(
         f.span(),
-        format!("unknown policy {written:?}"),
+        format!("unknown {what} {written:?}"),
         format!("expected one of: {}", names.join(", ")),
     ))
 }
 
-fn metric(ck: &mut Checker, f: Field) -> Result<Metric, Reported> {
-    let written = f.str(ck)?;
-    if let Some((_, metric)) = METRICS.iter().find(|(name, _)| *name == written) {
-        return Ok(*metric);
-    }
-    let names: Vec<String> = METRICS.iter().map(|(n, _)| format!("{n:?}")).collect();
-    Err(ck.error(
-        f.span(),
-        format!("unknown metric {written:?}"),
-        format!("expected one of: {}", names.join(", ")),
-    ))
+/// `min` and `max` (required, from 1 to `limit`), `min > max` reported at `min`.
+pub(super) fn min_max(ck: &mut Checker, s: &Section, limit: i64) -> Result<(u32, u32), Reported> {
+    let min = s.require(ck, "min");
+    let min_value = min.and_then(|f| f.integer(ck, 1, limit));
+    let max = s.require(ck, "max").and_then(|f| f.integer(ck, 1, limit));
+    let (min, lo, hi) = (min?, min_value?, max?);
+    min_not_above_max(ck, min, lo, hi)?;
+    Ok((u32_from(lo), u32_from(hi)))
 }
 
 fn target(ck: &mut Checker, f: Field, metric: Option<Metric>) -> Result<f64, Reported> {
@@ -181,6 +205,15 @@ fn target(ck: &mut Checker, f: Field, metric: Option<Metric>) -> Result<f64, Rep
             f.span(),
             format!("`target` for \"cpu_percent\" must be at most 100, found {target}"),
             "a CPU target is a percentage, e.g. `target = 60`",
+        ));
+    }
+    if metric == Some(Metric::QueueTimeMs) && target > MAX_QUEUE_TARGET_MS {
+        return Err(ck.error(
+            f.span(),
+            format!(
+                "`target` for \"queue_time_ms\" must be at most {MAX_QUEUE_TARGET_MS} ms, found {target}"
+            ),
+            "a queue-time target is milliseconds a request waits for a server, e.g. `target = 20`",
         ));
     }
     Ok(target)

@@ -37,6 +37,8 @@ pub(super) const LOAD_BALANCER: TableSpec = TableSpec {
         Key::required("instance_type", "\"t3.small\""),
         Key::optional("listen", "80"),
         Key::optional("allow_from", "[\"0.0.0.0/0\"]"),
+        Key::optional("tls_certificate", "\"tls/fullchain-and-key.pem\""),
+        Key::optional("tls_port", "443"),
     ],
 };
 
@@ -142,10 +144,46 @@ pub(super) fn load_balancer(ck: &mut Checker, s: &Section) -> Result<LoadBalance
         Some(f) => cidrs(ck, f),
         None => Ok(vec!["0.0.0.0/0".to_string()]),
     };
+    let tls_port = port(ck, s, "tls_port", 443);
+    let tls = match s.field("tls_certificate") {
+        Some(f) => non_empty(ck, f).map(|certificate| Some((certificate, f.span()))),
+        None => {
+            if let Some(f) = s.field("tls_port") {
+                ck.error(
+                    f.span(),
+                    "`tls_port` without `tls_certificate`",
+                    "add `tls_certificate = \"tls/fullchain-and-key.pem\"` (the chain and its key, relative to the manifest), or remove `tls_port`",
+                );
+            }
+            Ok(None)
+        }
+    };
+    let (listen, tls_port) = (listen?, tls_port?);
+    let tls = match tls? {
+        Some((certificate, span)) => {
+            if tls_port == listen {
+                let f = s
+                    .field("tls_port")
+                    .unwrap_or_else(|| s.field("tls_certificate").expect("present"));
+                return Err(ck.error(
+                    f.span(),
+                    format!("`tls_port` {tls_port} is the HTTP port `listen` too"),
+                    "give HTTPS its own port, e.g. `tls_port = 443` with `listen = 80`",
+                ));
+            }
+            Some(crate::manifest::Tls {
+                certificate,
+                port: tls_port,
+                span,
+            })
+        }
+        None => None,
+    };
     Ok(LoadBalancer {
         instance_type: instance_type?,
-        listen: listen?,
+        listen,
         allow_from: allow_from?,
+        tls,
     })
 }
 

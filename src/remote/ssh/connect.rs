@@ -142,6 +142,7 @@ pub(super) fn connect_until(
                     .unwrap_or_else(|_| fingerprint(&c.presented));
                 Ok(SshTransport {
                     host: target.host.clone(),
+                    target: target.clone(),
                     handle: Arc::new(c.handle),
                     redactor: redactor.clone(),
                     log,

@@ -9,6 +9,7 @@
 //! into place.
 
 mod connect;
+mod console;
 mod exec;
 mod put;
 
@@ -77,6 +78,8 @@ impl SshTarget {
 /// An authenticated connection to one machine.
 pub struct SshTransport {
     host: String,
+    /// How it was reached: what OpenSSH is told for a console.
+    target: SshTarget,
     handle: Arc<Handle<connect::Client>>,
     redactor: Redactor,
     log: Option<LogSink>,
@@ -167,5 +170,13 @@ impl Remote for SshTransport {
 
     async fn put(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), RemoteError> {
         put::put(self, path, contents, mode).await
+    }
+
+    async fn console(
+        &self,
+        script: &str,
+        tty: bool,
+    ) -> Result<super::console::Console, RemoteError> {
+        console::openssh(self, script, tty).await
     }
 }

@@ -14,6 +14,19 @@ pub(super) fn check_lb(lb: &LbConfig, host: &str) -> Result<(), WebRoleError> {
     if lb.listen == 0 {
         return Err(WebRoleError::invalid(host, "listen port", "must not be 0"));
     }
+    if let Some(tls) = &lb.tls
+        && (tls.port == 0 || tls.port == lb.listen)
+    {
+        return Err(WebRoleError::invalid(
+            host,
+            "TLS port",
+            "must not be 0 nor the HTTP port",
+        ));
+    }
+    if let Some(m) = &lb.maintenance {
+        crate::maintenance::check_message(&m.message)
+            .map_err(|e| WebRoleError::invalid(host, "maintenance message", e.to_string()))?;
+    }
     let mut names = std::collections::BTreeSet::new();
     for s in &lb.servers {
         check_backend(host, s)?;
@@ -77,6 +90,11 @@ pub fn render_config(t: &Templates, lb: &LbConfig) -> Result<String, TemplateErr
     ctx.insert("health_path", &lb.health_path);
     ctx.insert("server_options", SERVER_OPTIONS);
     ctx.insert("servers", &servers);
+    ctx.insert("tls_port", &lb.tls.as_ref().map(|t| t.port));
+    ctx.insert("retry_after", &crate::maintenance::RETRY_AFTER_SECS);
+    // The acl matches the path alone (a query in the health path is not part of it).
+    let health_acl = lb.health_path.split('?').next().unwrap_or("/");
+    ctx.insert("health_acl", health_acl);
     let mut cfg = t.render("haproxy/haproxy.cfg", &ctx)?;
     if !cfg.ends_with('\n') {
         cfg.push('\n');
@@ -106,6 +124,8 @@ mod tests {
                     port: 8080,
                 },
             ],
+            maintenance: None,
+            tls: None,
         }
     }
 
@@ -124,6 +144,51 @@ mod tests {
             "stats socket /tmp/x/run/appgrid/haproxy.sock mode 600 level admin expose-fd listeners"
         ));
         assert!(cfg.contains("bind 127.0.0.9:8000"));
+    }
+
+    #[test]
+    fn tls_and_maintenance_are_rendered_around_the_health_path() {
+        let mut with = lb();
+        with.health_path = "/health?full=1".into();
+        with.tls = Some(super::super::LbTls {
+            port: 8443,
+            pem: b"secret".to_vec(),
+        });
+        let cfg = render_config(&Templates::embedded(), &with).unwrap();
+        assert!(
+            cfg.contains("bind 127.0.0.9:8443 ssl crt /tmp/x/etc/appgrid/haproxy/tls.pem"),
+            "{cfg}"
+        );
+        assert!(cfg.contains("acl appgrid_health path /health\n"), "{cfg}");
+        assert!(
+            cfg.contains(":8443%[capture.req.uri] if !{ ssl_fc } !appgrid_health"),
+            "{cfg}"
+        );
+        assert!(cfg.contains("hdr Retry-After 120"), "{cfg}");
+        assert!(!cfg.contains("secret"));
+        with.tls.as_mut().unwrap().port = 443;
+        let cfg = render_config(&Templates::embedded(), &with).unwrap();
+        assert!(cfg.contains(")]%[capture.req.uri]"), "{cfg}");
+        let plain = render_config(&Templates::embedded(), &lb()).unwrap();
+        assert!(
+            !plain.contains(" ssl ") && !plain.contains("http-request redirect"),
+            "{plain}"
+        );
+        // Maintenance lives in the map, never in the file.
+        let mut on = lb();
+        on.maintenance = Some(crate::maintenance::Maintenance {
+            since: "t".into(),
+            message: "Back soon".into(),
+        });
+        assert_eq!(render_config(&Templates::embedded(), &on).unwrap(), plain);
+        on.maintenance.as_mut().unwrap().message = "a\nb".into();
+        assert!(check_lb(&on, "h").is_err());
+        let mut clash = lb();
+        clash.tls = Some(super::super::LbTls {
+            port: 8000,
+            pem: Vec::new(),
+        });
+        assert!(check_lb(&clash, "h").is_err());
     }
 
     #[test]

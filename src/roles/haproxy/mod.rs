@@ -11,6 +11,7 @@
 //! and `show servers state` parsed).
 
 mod config;
+mod maintenance;
 mod runtime;
 mod stats;
 
@@ -56,6 +57,27 @@ pub struct LbConfig {
     /// The app's health path, e.g. `/health`.
     pub health_path: String,
     pub servers: Vec<Backend>,
+    /// Maintenance mode, from state: HAProxy answers 503 while it is on.
+    pub maintenance: Option<crate::maintenance::Maintenance>,
+    /// HTTPS: the port, and the certificate with its key (PEM) uploaded 0600.
+    pub tls: Option<LbTls>,
+}
+
+/// HTTPS at the load balancer.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LbTls {
+    pub port: u16,
+    /// The certificate chain and its key, as one PEM file: never printed.
+    pub pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for LbTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LbTls")
+            .field("port", &self.port)
+            .field("pem", &"[REDACTED]")
+            .finish()
+    }
 }
 
 /// How long scaling operations may take.
@@ -90,6 +112,8 @@ pub enum LbOutcome {
         added: Vec<String>,
         drained: Vec<String>,
     },
+    /// Only maintenance mode changed: done at runtime, no reload.
+    MaintenanceChanged,
     Unchanged,
 }
 
@@ -117,6 +141,18 @@ pub async fn ensure_haproxy(
         .put(&format!("{dir}/haproxy.cfg.new"), cfg.as_bytes(), 0o644)
         .await
         .map_err(|e| WebRoleError::remote(host, "uploading haproxy.cfg", e))?;
+    let map = crate::maintenance::map_file(lb.maintenance.as_ref());
+    remote
+        .put(&format!("{dir}/maintenance.map.new"), map.as_bytes(), 0o644)
+        .await
+        .map_err(|e| WebRoleError::remote(host, "uploading the maintenance map", e))?;
+    if let Some(tls) = &lb.tls {
+        // The key is in this file: 0600 from its creation, never printed.
+        remote
+            .put(&format!("{dir}/tls.pem.new"), &tls.pem, 0o600)
+            .await
+            .map_err(|e| WebRoleError::remote(host, "uploading the TLS certificate", e))?;
+    }
     let out = run_template(
         t,
         remote,
@@ -125,9 +161,15 @@ pub async fn ensure_haproxy(
         "comparing haproxy.cfg",
     )
     .await?;
-    let verdict = out.stdout.trim().to_string();
+    let mut lines = out.stdout.lines().map(str::trim);
+    let verdict = lines.next().unwrap_or_default().to_string();
+    let map_changed = lines.next() == Some("map changed");
+    let pem_changed = lines.next() == Some("pem changed");
     let action = match verdict.as_str() {
         "absent" => "start",
+        // A new certificate is read by a new process: a seamless reload.
+        "same" | "servers" if pem_changed => "reload",
+        "same" if map_changed => "install",
         "same" => return Ok(LbOutcome::Unchanged),
         "servers" => "install",
         "config" => "reload",
@@ -139,6 +181,9 @@ pub async fn ensure_haproxy(
             ));
         }
     };
+    if map_changed && action == "install" {
+        maintenance::set(t, remote, &lb.root, lb.maintenance.as_ref()).await?;
+    }
     let (mut added, mut drained) = (Vec::new(), Vec::new());
     if action != "start" {
         let running = servers(t, remote, &lb.root).await?;
@@ -166,11 +211,13 @@ pub async fn ensure_haproxy(
     }
     let mut ctx = root_ctx(&lb.root);
     ctx.insert("action", action);
+    ctx.insert("tls", &lb.tls.is_some());
     let what = format!("{action} HAProxy");
     let out = run_template(t, remote, "haproxy/ensure.sh", &ctx, &what).await?;
     Ok(match out.stdout.lines().last().unwrap_or_default() {
         "start" => LbOutcome::Started,
         "reload" => LbOutcome::Reloaded { added, drained },
+        _ if verdict == "same" => LbOutcome::MaintenanceChanged,
         _ => LbOutcome::ServersChanged { added, drained },
     })
 }

@@ -31,6 +31,8 @@ pub struct ServerStat {
     pub rate: u64,
     /// Average response time (ms) over the last 1024 requests.
     pub rtime: u64,
+    /// Average time (ms) the last 1024 requests waited in the queue.
+    pub qtime: u64,
     /// e.g. `L7OK`, `L4CON`, `* L7OK` while a check runs.
     pub check_status: String,
     pub addr: String,
@@ -111,6 +113,7 @@ pub fn parse_show_stat(csv: &str) -> Option<Vec<ServerStat>> {
             hrsp_5xx: n("hrsp_5xx"),
             rate: n("rate"),
             rtime: n("rtime"),
+            qtime: n("qtime"),
             check_status: s("check_status"),
             addr: s("addr"),
         });
@@ -122,6 +125,18 @@ pub fn parse_show_stat(csv: &str) -> Option<Vec<ServerStat>> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Issue 13: `qtime` (the queue-time metric) is read from its own column,
+    /// wherever HAProxy puts it, and is not confused with `rtime`.
+    #[test]
+    fn reads_queue_time_from_its_column() {
+        let csv = "# pxname,svname,qcur,scur,status,qtime,ctime,rtime,ttime,\n\
+                   web,web0,3,8,UP,42,1,17,60,\n\
+                   web,web1,0,1,UP,,0,9,9,\n";
+        let rows = parse_show_stat(csv).unwrap();
+        let times: Vec<(u64, u64, u64)> = rows.iter().map(|r| (r.qcur, r.qtime, r.rtime)).collect();
+        assert_eq!(times, vec![(3, 42, 17), (0, 0, 9)]);
+    }
 
     #[test]
     fn parses_stat_csv_and_servers_state() {

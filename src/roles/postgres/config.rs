@@ -47,7 +47,7 @@ pub fn pg_conf_quote(what: &'static str, s: &str) -> Result<String, RoleError> {
 }
 
 /// `s` as an SQL string literal (standard_conforming_strings is on).
-pub(super) fn sql_literal(s: &str) -> String {
+pub(crate) fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

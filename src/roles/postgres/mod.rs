@@ -13,7 +13,7 @@
 //! caller registers every password with the transport's
 //! [`Redactor`](crate::remote::Redactor) (see [`AppDatabase::generate`]).
 
-mod config;
+pub(crate) mod config;
 
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
