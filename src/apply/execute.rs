@@ -347,7 +347,7 @@ fn config_of_move(
 /// A Slony-I node id no node of the cluster has had: above every id state
 /// knows (configurations' `node`, moves) and above the range replicas take
 /// by index (`index + 2`), so it never meets one.
-fn next_node(state: &State) -> u32 {
+pub(crate) fn next_node(state: &State) -> u32 {
     let recorded = state
         .resources
         .values()
@@ -386,8 +386,11 @@ fn prepare_move_in(
         ));
     }
     let (launch, moving) = match state.moves.get(&address) {
-        Some(m) => (None, m.clone()),
-        None => {
+        // Launched already (an id recorded): resume.
+        Some(m) if !m.machine.id.is_empty() => (None, m.clone()),
+        // None, or a restore `db restore` asked for whose machine is not
+        // launched yet.
+        pending => {
             let Some(ResourceSpec::Instance(spec)) = &a.desired else {
                 return Err(format!("{address}: not an instance"));
             };
@@ -429,7 +432,8 @@ fn prepare_move_in(
                     depends_on: a.depends_on.clone(),
                     attributes: BTreeMap::new(),
                 },
-                node: next_node(state),
+                node: pending.map_or_else(|| next_node(state), |m| m.node),
+                restore: pending.and_then(|m| m.restore.clone()),
             };
             (Some(launch), placeholder)
         }
@@ -829,6 +833,7 @@ async fn move_in<C: Cloud, K: Configurator>(
                 direction: MoveDirection::Outgoing,
                 machine: old_machine.clone(),
                 node: moved.old_node,
+                restore: incoming.restore.clone(),
             })),
         ),
         StateChange::Put(

@@ -242,7 +242,8 @@ pub fn machines_of(state: &crate::state::State) -> BTreeMap<ResourceAddress, Vec
     for (a, r) in &state.resources {
         out.entry(*a).or_default().push(r.clone());
     }
-    for (a, m) in &state.moves {
+    // A restore's incoming machine before its launch has no id: no machine.
+    for (a, m) in state.moves.iter().filter(|(_, m)| !m.machine.id.is_empty()) {
         out.entry(*a).or_default().push(m.machine.clone());
     }
     out
@@ -265,6 +266,30 @@ pub fn removed_machines(
         })
         .map(|(a, r)| (a, r.clone()))
         .collect()
+}
+
+/// The record `db restore` (into a new primary, issue 8) puts in
+/// `State::moves` for `address` before the apply that carries it out: an
+/// incoming machine not launched yet (no id), the Slony-I node it will be,
+/// and the backup it is restored from. `None` when state does not hold
+/// `address`.
+pub fn restore_move(
+    state: &crate::state::State,
+    address: ResourceAddress,
+    restore: crate::state::MoveRestore,
+) -> Option<crate::state::Moving> {
+    let current = state.resources.get(&address)?;
+    Some(crate::state::Moving {
+        direction: crate::state::MoveDirection::Incoming,
+        machine: ResourceState {
+            spec: current.spec.clone(),
+            id: String::new(),
+            depends_on: current.depends_on.clone(),
+            attributes: BTreeMap::new(),
+        },
+        node: execute::next_node(state),
+        restore: Some(restore),
+    })
 }
 
 /// Kept here for the callers that knew it as `apply::ServerCounters`.

@@ -641,3 +641,157 @@ fn a_database_move_releases_the_app_servers_before_an_old_node_goes() {
         );
     });
 }
+
+/// `db restore` into a new primary records a move whose machine has no id
+/// yet; the next apply launches it, moves in and out, and retires the old
+/// primary. Until the launch, the record is no machine (nothing to sweep).
+#[test]
+fn a_pending_restore_launches_a_new_primary_and_retires_the_old_one() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let m = manifest(1, Some(1), None);
+        converge(&cloud, &m, &mut state).await;
+        let primary: crate::graph::ResourceAddress = "db.primary".parse().unwrap();
+        let old = state.resources[&primary].id.clone();
+        let restore = crate::state::MoveRestore {
+            backup: "20261202-120000F".into(),
+            stanza: format!("blog.{old}"),
+            to_time: None,
+        };
+        let pending = super::restore_move(&state, primary, restore.clone()).unwrap();
+        assert!(pending.machine.id.is_empty());
+        assert!(pending.node >= 100, "{}", pending.node);
+        state.moves.insert(primary, pending);
+        assert_eq!(
+            super::machines_of(&state)[&primary].len(),
+            1,
+            "a restore not launched yet is no machine"
+        );
+
+        let plan = make_plan(&m, &state, &cloud).await;
+        assert_eq!(plan.summary().moved, 1, "{plan:?}");
+        let text = plan::render::text(&plan);
+        assert!(
+            text.contains(&format!(
+                "restore backup 20261202-120000F into a new machine (node {}); the replicas subscribe to it, then {old} is retired",
+                state.moves[&primary].node
+            )),
+            "{text}"
+        );
+        let start = cloud.calls().len();
+        let (outcome, _, configured) = run_recording(&cloud, &plan, &mut state).await;
+        assert!(outcome.is_success(), "{outcome:?}");
+        let calls = &cloud.calls()[start..];
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.operation == "launch" && c.subject.starts_with("db.primary")),
+            "{calls:?}"
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.operation == "terminate" && c.subject.starts_with(&old)),
+            "{calls:?}"
+        );
+        for op in ["move-in", "move-out"] {
+            assert!(
+                configured
+                    .iter()
+                    .any(|c| c.operation == op && c.address == primary),
+                "no {op} in {configured:?}"
+            );
+        }
+        assert!(state.moves.is_empty(), "{:?}", state.moves);
+        assert_ne!(state.resources[&primary].id, old);
+        assert!(!make_plan(&m, &state, &cloud).await.has_changes());
+    });
+}
+
+/// A restore whose move-in fails (Postgres, pgBackRest, Slony-I) leaves the
+/// old primary in service and state naming the launched machine as the
+/// incoming one; the next apply resumes without launching another.
+#[test]
+fn a_failed_restore_keeps_the_old_primary_and_resumes_without_a_second_launch() {
+    rt().block_on(async {
+        let cloud = Arc::new(FakeCloud::new());
+        let mut state = new_state();
+        let m = manifest(1, Some(1), None);
+        converge(&cloud, &m, &mut state).await;
+        let primary: crate::graph::ResourceAddress = "db.primary".parse().unwrap();
+        let old = state.resources[&primary].id.clone();
+        let restore = crate::state::MoveRestore {
+            backup: "20261202-120000F".into(),
+            stanza: format!("blog.{old}"),
+            to_time: None,
+        };
+        let pending = super::restore_move(&state, primary, restore).unwrap();
+        state.moves.insert(primary, pending);
+
+        let plan = make_plan(&m, &state, &cloud).await;
+        let configurator = Arc::new(FakeConfigurator::with_clock(cloud.clock()));
+        configurator.fail_on(primary);
+        let mut checkpoint = MemoryCheckpoint::default();
+        let options = ApplyOptions {
+            parallelism: 4,
+            base_dir: key_dir(),
+        };
+        let (_tx, rx) = watch::channel(false);
+        let outcome = walk(
+            Arc::clone(&cloud),
+            Arc::clone(&configurator),
+            &plan,
+            &mut state,
+            &mut checkpoint,
+            &options,
+            rx,
+            &mut |_| {},
+        )
+        .await;
+        assert!(!outcome.is_success(), "{outcome:?}");
+        assert_eq!(
+            state.resources[&primary].id, old,
+            "the old primary serves on"
+        );
+        let incoming = state.moves[&primary].clone();
+        assert_eq!(incoming.direction, crate::state::MoveDirection::Incoming);
+        assert!(
+            !incoming.machine.id.is_empty(),
+            "the launched machine is named"
+        );
+        assert!(incoming.restore.is_some());
+        let listed = cloud.refresh(&owner(&state)).await.unwrap();
+        for id in [&old, &incoming.machine.id] {
+            assert!(
+                listed
+                    .instances
+                    .iter()
+                    .any(|i| &i.id == id && i.status.is_alive()),
+                "{id} is not running"
+            );
+        }
+
+        let launches = |cloud: &FakeCloud| {
+            cloud
+                .calls()
+                .iter()
+                .filter(|c| c.operation == "launch" && c.subject.starts_with("db.primary"))
+                .count()
+        };
+        let before = launches(&cloud);
+        let resumed = make_plan(&m, &state, &cloud).await;
+        let (outcome, _, _) = run_recording(&cloud, &resumed, &mut state).await;
+        assert!(outcome.is_success(), "{outcome:?}");
+        assert_eq!(launches(&cloud), before, "no second machine launched");
+        assert_eq!(state.resources[&primary].id, incoming.machine.id);
+        assert!(state.moves.is_empty());
+        let listed = cloud.refresh(&owner(&state)).await.unwrap();
+        assert!(
+            !listed
+                .instances
+                .iter()
+                .any(|i| i.id == old && i.status.is_alive())
+        );
+    });
+}

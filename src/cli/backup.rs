@@ -22,10 +22,12 @@ use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::{ResourceAddress, Role};
 use appgrid::manifest::BackupTarget;
+use appgrid::ops::Locked;
 use appgrid::ops::backup::{BackupInfo, RepoAccess, RestoreRequest, RestoreTarget, S3Credentials};
 use appgrid::ops::{Operations, Resources};
 use appgrid::plan::data_loss::DataLoss;
-use appgrid::roles::backup::schedule;
+use appgrid::roles::backup::{check_time, schedule};
+use appgrid::state::MoveRestore;
 use appgrid::state::State;
 
 use super::term::{errln, outln};
@@ -236,11 +238,7 @@ pub async fn restore(
     lock_timeout: Duration,
 ) -> Result<ExitCode, Failure> {
     if !in_place {
-        return Err(Failure::Message(
-            "restoring into a new primary is not supported yet: pass --in-place to restore \
-             over the running origin (its current data is replaced; take a backup first)"
-                .into(),
-        ));
+        return restore_new_primary(file, id, to_time, state, lock_timeout).await;
     }
     let ws = Workspace::open(file, state)?;
     let _lock = ws.lock("db restore", lock_timeout)?;
@@ -262,6 +260,117 @@ pub async fn restore(
         None => outln!("Restored {} in place to backup {}.", b.origin, b.id),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `appgrid db restore FILE BACKUP [--to-time T]`: into a new primary. Every
+/// check (the backup is known, the cluster is there, no move under way)
+/// comes before state changes; then the restore is recorded as a move of
+/// `db.primary` (`State::moves`, with the backup) and an apply carries it
+/// out: launch, restore, new cluster, replicas subscribed again, app servers
+/// released against it, the old primary retired. An apply that is
+/// interrupted resumes the restore.
+async fn restore_new_primary(
+    file: &Path,
+    id: &str,
+    to_time: Option<String>,
+    state: Option<&Path>,
+    lock_timeout: Duration,
+) -> Result<ExitCode, Failure> {
+    let ws = Workspace::open(file, state)?;
+    if let Some(BackupTarget::S3 { .. }) = ws
+        .manifest
+        .manifest
+        .database
+        .as_ref()
+        .and_then(|d| d.backup.as_ref())
+        .map(|b| &b.to)
+    {
+        return Err(Failure::Message(
+            "restoring into a new primary from an S3 repository is not supported yet; \
+             nothing was changed: pass --in-place to restore over the running origin"
+                .into(),
+        ));
+    }
+    if let Some(t) = &to_time {
+        check_time(t).map_err(|e| Failure::Message(e.to_string()))?;
+    }
+    let mut locked =
+        Locked::acquire(&ws, "db restore", lock_timeout).map_err(super::ops::locked)?;
+    let s = locked.state().clone();
+    let primary = ResourceAddress::instance(Role::DbPrimary, 0);
+    if !s.resources.contains_key(&primary) {
+        return Err(Failure::Message(format!(
+            "state holds no {primary}: there is nothing to restore into; nothing was changed"
+        )));
+    }
+    if !s.moves.is_empty() {
+        let names: Vec<String> = s.moves.keys().map(|a| a.to_string()).collect();
+        return Err(Failure::Message(format!(
+            "a move of {} is under way: run `appgrid apply` to finish it first; nothing was changed",
+            names.join(", ")
+        )));
+    }
+    if !s.resources.contains_key(&ResourceAddress::SlonyCluster) {
+        return Err(Failure::Message(
+            "restoring into a new primary needs the Slony-I cluster (`[database] replicas` of 1 \
+             or more); nothing was changed: pass --in-place to restore over the running origin"
+                .into(),
+        ));
+    }
+    let Done::Many(known) = run(&ws, s.resources.clone(), Run::List).await? else {
+        return Err(Failure::Message(
+            "a listing answered with one backup".into(),
+        ));
+    };
+    let Some(backup) = known.iter().find(|b| b.id == id) else {
+        let ids: Vec<&str> = known.iter().map(|b| b.id.as_str()).collect();
+        return Err(Failure::Message(format!(
+            "no backup {id} of {}; `appgrid db backups` lists them{}; nothing was changed",
+            ws.manifest.manifest.app.name,
+            if ids.is_empty() {
+                " (there are none yet)".to_string()
+            } else {
+                format!(" (known: {})", ids.join(", "))
+            }
+        )));
+    };
+    let restore = MoveRestore {
+        backup: backup.id.clone(),
+        stanza: backup.stanza.clone(),
+        to_time: to_time.clone(),
+    };
+    let moving = appgrid::apply::restore_move(&s, primary, restore)
+        .ok_or_else(|| Failure::Message(format!("state holds no {primary}")))?;
+    let node = moving.node;
+    locked
+        .update(|st| {
+            st.moves.insert(primary, moving);
+        })
+        .map_err(super::ops::locked)?;
+    locked.release();
+    match &to_time {
+        Some(t) => outln!(
+            "Restoring backup {} (taken from {}) to {t} into a new primary (Slony-I node {node})…",
+            backup.id,
+            backup.origin
+        ),
+        None => outln!(
+            "Restoring backup {} (taken from {}) into a new primary (Slony-I node {node})…",
+            backup.id,
+            backup.origin
+        ),
+    }
+    super::apply::run(super::apply::Options {
+        file: file.to_path_buf(),
+        parallelism: 10,
+        yes: true,
+        lock_timeout,
+        state: state.map(Path::to_path_buf),
+        destroy: false,
+        data_loss: DataLossFlags::default(),
+        roll_forward: false,
+    })
+    .await
 }
 
 /// The guard `apply` and `destroy` run once the plan is known and before

@@ -500,7 +500,9 @@ enum DbCommand {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// Restore a backup (or a point in time after it) over the origin (--in-place).
+    /// Restore a backup (or a point in time after it) into a new primary (the
+    /// replicas subscribe to it, the old one is retired), or over the origin
+    /// (--in-place).
     Restore {
         file: PathBuf,
         /// The backup's id, as `appgrid db backups` lists it.

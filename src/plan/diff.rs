@@ -132,18 +132,25 @@ fn resume_move(
     desired: &ResourceSpec,
 ) -> Option<Action> {
     let moving = state.moves.get(&address)?;
-    let reason = match moving.direction {
-        MoveDirection::Incoming if address.machine() == ResourceAddress::SlonyCluster.machine() => {
+    let reason = match (moving.direction, &moving.restore) {
+        // `db restore` into a new primary (issue 8).
+        (MoveDirection::Incoming, Some(r)) => format!(
+            "restore backup {} into a new machine (node {}); the replicas subscribe to it, then {} is retired",
+            r.backup, moving.node, prior.id
+        ),
+        (MoveDirection::Incoming, None)
+            if address.machine() == ResourceAddress::SlonyCluster.machine() =>
+        {
             format!(
                 "resume the interrupted move: {} (node {}) is joining; subscribe it, switch over, retire {}",
                 moving.machine.id, moving.node, prior.id
             )
         }
-        MoveDirection::Incoming => format!(
+        (MoveDirection::Incoming, None) => format!(
             "resume the interrupted move: {} (node {}) is joining; subscribe it, then {} leaves",
             moving.machine.id, moving.node, prior.id
         ),
-        MoveDirection::Outgoing => format!(
+        (MoveDirection::Outgoing, _) => format!(
             "finish the interrupted move: {} took over; drop {} (node {}) from the cluster and terminate it",
             prior.id, moving.machine.id, moving.node
         ),

@@ -362,6 +362,7 @@ fn an_interrupted_move_is_resumed() {
             direction: crate::state::MoveDirection::Incoming,
             machine: incoming.clone(),
             node: 100,
+            restore: None,
         },
     );
     let mut o = observed(&state);
@@ -431,6 +432,7 @@ fn moving_a_primary_without_replicas_is_refused_with_a_way_out() {
             direction: crate::state::MoveDirection::Incoming,
             machine,
             node: 100,
+            restore: None,
         },
     );
     assert_eq!(lone_move::lone_move(&plan, Some(&state)), None);

@@ -56,6 +56,10 @@ impl Fleet for LocalFleet {
         machine: &ResourceState,
         _: &Templates,
     ) -> Result<Vec<Process>, FleetError> {
+        // No id, no machine (its root would be every machine's parent).
+        if machine.id.is_empty() {
+            return Ok(Vec::new());
+        }
         let root = self.cloud.root_of(&machine.id);
         Ok(tokio::task::spawn_blocking(move || {
             reap::reap(&root, std::time::Duration::from_secs(10))

@@ -23,6 +23,7 @@ pub mod fleet_ssh;
 pub mod haproxy;
 pub mod memcached;
 mod moves;
+mod moves_restore;
 mod operations;
 mod operations_db;
 mod operations_replicas;
@@ -132,4 +133,7 @@ pub enum RoleError {
     /// A failover refused, or what it could not do.
     #[error(transparent)]
     Failover(#[from] slony::FailoverError),
+    /// A restore onto a new primary failed (boxed: the two errors hold each other).
+    #[error(transparent)]
+    Restore(Box<backup::BackupError>),
 }

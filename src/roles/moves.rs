@@ -22,6 +22,9 @@ use crate::graph::{ResourceAddress, ResourceSpec, Role};
 
 impl<F: Fleet> RoleConfigurator<F> {
     pub(super) async fn move_in_db(&self, job: &MoveJob) -> Result<MovedIn, RoleError> {
+        if let Some(restore) = &job.moving.restore {
+            return self.move_in_restored(job, restore).await;
+        }
         let t = &self.templates;
         let incoming = &job.moving;
         let is_primary = job.address == ResourceAddress::instance(Role::DbPrimary, 0);
@@ -95,7 +98,7 @@ impl<F: Fleet> RoleConfigurator<F> {
 
     /// Let `connected` (a node of the cluster) admit `peer` in its pg_hba:
     /// its server ensured again with the peers state names and the new one.
-    async fn admit(
+    pub(super) async fn admit(
         &self,
         job: &MoveJob,
         id: u32,

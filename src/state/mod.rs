@@ -79,6 +79,23 @@ pub struct Moving {
     pub machine: ResourceState,
     /// Its Slony-I node id.
     pub node: u32,
+    /// Set when the move is `db restore` into a new primary (issue 8): the
+    /// incoming machine is restored from this backup rather than
+    /// subscribed, and becomes the origin of a new Slony-I cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<MoveRestore>,
+}
+
+/// The backup a restoring move brings up on its incoming machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveRestore {
+    /// pgBackRest's label of the backup.
+    pub backup: String,
+    /// The stanza it is in (the old machine's cluster).
+    pub stanza: String,
+    /// Replay WAL up to this time (as the user wrote it, checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -265,8 +265,12 @@ fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
         err.contains("no backup 20990101-000000F of itbackup") && err.contains(&id),
         "{err}"
     );
+    // Into a new primary needs the Slony-I cluster (replicas = 0 here).
     let err = app.fails(&["db", "restore", &id]);
-    assert!(err.contains("pass --in-place"), "{err}");
+    assert!(
+        err.contains("needs the Slony-I cluster") && err.contains("pass --in-place"),
+        "{err}"
+    );
     let err = app.fails(&["db", "restore", &id, "--in-place", "--to-time", "soon"]);
     assert!(err.contains("is not a time"), "{err}");
     let now = app.checksum();
@@ -302,6 +306,184 @@ fn destroy_guard_backup_restore_and_pitr_on_real_postgres() {
         password.len() >= 16 && !app.printed.contains(&password),
         "the database password was printed"
     );
+}
+
+/// `db restore ID` into a new primary (issue 8): the blog with one replica
+/// on real Postgres + Slony-I + pgBackRest (directory repository). Backup →
+/// more notes through the app → an unknown id is refused with nothing
+/// changed → restore: the new primary and the replica hold exactly the
+/// backup's notes, the old machine is gone, state names exactly the machines
+/// that exist, and notes written through the load balancer reach the replica.
+#[test]
+fn restore_into_a_new_primary_resubscribes_the_replica_and_retires_the_old_one() {
+    use super::http::{http, json_field};
+    use super::local_e2e::{Blog, db, eventually};
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    let sum = "select count(*) || ':' || md5(coalesce(string_agg(id || ',' || body, ';' order by id), '')) from notes";
+    let _serial = super::roles_pg::serial();
+    super::roles_pg::rt().block_on(async {
+        let mut blog = Blog::new("restore-new");
+        blog.write(1, 1);
+        let mut manifest = std::fs::read_to_string(&blog.manifest).unwrap();
+        manifest.push_str("[database.backup]\nto = \"backups\"\nkeep = 3\n");
+        std::fs::write(&blog.manifest, &manifest).unwrap();
+        blog.ok(&["apply", "--yes"]);
+        let lb = blog.lb();
+        let post = async |body: &str| {
+            let (status, answer) = http(&lb, "POST", "/notes", body).await.unwrap();
+            assert_eq!(status, 201, "{answer}");
+            json_field(&answer, "id").to_string()
+        };
+        for i in 0..30 {
+            post(&format!("before {i}")).await;
+        }
+        let snapshot = blog.psql("db.primary", sum).unwrap();
+        assert!(snapshot.starts_with("30:"), "{snapshot}");
+
+        let out = db(&mut blog, &["backup"], &["--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let backup: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+        let id = backup["id"].as_str().unwrap().to_string();
+        for i in 0..20 {
+            post(&format!("after the backup {i}")).await;
+        }
+        let after_b = blog.psql("db.primary", sum).unwrap();
+        let at = blog
+            .psql(
+                "db.primary",
+                "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'",
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+        for i in 0..10 {
+            post(&format!("after the point in time {i}")).await;
+        }
+        assert_ne!(blog.psql("db.primary", sum).unwrap(), after_b);
+
+        // An unknown backup: a clear error, and nothing changed.
+        let serial = blog.state()["serial"].as_u64().unwrap();
+        let out = db(&mut blog, &["restore"], &["20990101-000000F"]);
+        let err = text(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains("no backup 20990101-000000F of itlocal")
+                && err.contains(&id)
+                && err.contains("nothing was changed"),
+            "{err}"
+        );
+        assert_eq!(blog.state()["serial"].as_u64().unwrap(), serial);
+        assert!(blog.state()["moves"].is_null());
+
+        // A point in time first (the origin's WAL after `at` is archived
+        // on the way): exactly the notes committed before it, on both nodes.
+        let first = blog.state()["resources"]["db.primary"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let started = Instant::now();
+        let out = db(&mut blog, &["restore"], &[&id, "--to-time", &at]);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        eprintln!(
+            "measure: PITR restore into a new primary (1 replica) {:?}",
+            started.elapsed()
+        );
+        assert_ne!(blog.state()["resources"]["db.primary"]["id"], first.as_str());
+        assert_eq!(blog.psql("db.primary", sum).unwrap(), after_b, "PITR to {at}");
+        eventually(
+            "the replica holds the point in time",
+            Duration::from_secs(60),
+            async || blog.psql("db.replica[0]", sum).ok().filter(|s| *s == after_b),
+        )
+        .await;
+
+        // Then the backup itself, whose machine is gone by now.
+        let old = blog.state()["resources"]["db.primary"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let started = Instant::now();
+        let out = db(&mut blog, &["restore"], &[&id]);
+        let took = started.elapsed();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        eprintln!("measure: restore into a new primary (1 replica) {took:?}");
+        assert!(
+            text(&out.stdout).contains(&format!("restore backup {id} into a new machine")),
+            "{}",
+            text(&out.stdout)
+        );
+
+        let after = blog.state();
+        assert!(after["moves"].is_null(), "{}", after["moves"]);
+        let new = after["resources"]["db.primary"]["id"].as_str().unwrap();
+        assert_ne!(new, old, "a new machine is the primary");
+        assert_eq!(
+            blog.attr("slony.cluster", "origin"),
+            blog.attr("db.primary.config", "node")
+        );
+        // The restored data: exactly the backup's snapshot, on both nodes.
+        assert_eq!(blog.psql("db.primary", sum).unwrap(), snapshot);
+        eventually(
+            "the replica holds the backup's snapshot",
+            Duration::from_secs(60),
+            async || blog.psql("db.replica[0]", sum).ok().filter(|s| *s == snapshot),
+        )
+        .await;
+
+        // The old machine is gone, and state names exactly the machines that exist.
+        let registry: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(blog.machines.join("itlocal/machines.json")).unwrap(),
+        )
+        .unwrap();
+        let existing: BTreeSet<String> = registry["machines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect();
+        // Machines (and the records on them) carry the local provider's ids.
+        let named: BTreeSet<String> = after["resources"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|r| r["id"].as_str())
+            .filter(|i| i.starts_with("local-"))
+            .map(str::to_string)
+            .collect();
+        for gone in [&first, &old] {
+            assert!(!existing.contains(gone), "the old primary {gone} still exists");
+        }
+        assert_eq!(named, existing, "state names exactly the machines that exist");
+
+        // The app writes again, to the new origin, and the rows reach the replica.
+        let note = post("after the restore").await;
+        eventually(
+            "a note written after the restore on the replica",
+            Duration::from_secs(30),
+            async || {
+                blog.psql(
+                    "db.replica[0]",
+                    &format!("select count(*) from notes where id = {note}"),
+                )
+                .ok()
+                .filter(|c| c == "1")
+            },
+        )
+        .await;
+        let password = blog.attr("db.primary.config", "password");
+        assert!(!blog.printed.contains(&password), "the password was printed");
+    });
 }
 
 /// socat terminating TLS in front of moto (pgBackRest speaks S3 over TLS

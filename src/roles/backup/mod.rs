@@ -19,6 +19,7 @@
 //! before it stops anything when the backup is unknown or of another machine.
 
 mod info;
+mod onto;
 pub mod schedule;
 
 use std::collections::BTreeMap;
@@ -206,14 +207,30 @@ pub fn stanza(app: &str, machine_id: &str) -> String {
 }
 
 /// The node the replicated set's origin is on (where writes go), from
-/// `slony.cluster`'s `origin` attribute (none: the primary).
+/// `slony.cluster`'s `origin` attribute (none: the primary): the database
+/// machine whose node id that is (a machine that came through an online
+/// move or a restore has an id of 100 or more), else by the ids replicas
+/// take by index.
 fn origin(resources: &BTreeMap<ResourceAddress, ResourceState>) -> ResourceAddress {
-    origin_of(
-        resources
-            .get(&ResourceAddress::SlonyCluster)
-            .and_then(|r| r.attributes.get("origin"))
-            .map(String::as_str),
-    )
+    let attribute = resources
+        .get(&ResourceAddress::SlonyCluster)
+        .and_then(|r| r.attributes.get("origin"))
+        .map(String::as_str);
+    if let Some(id) = attribute.and_then(|o| o.parse::<u32>().ok()) {
+        let machine = resources.keys().copied().find(|a| {
+            matches!(
+                a,
+                ResourceAddress::Instance {
+                    role: Role::DbPrimary | Role::DbReplica,
+                    ..
+                }
+            ) && crate::roles::configure_db::node_in(resources, *a) == Some(id)
+        });
+        if let Some(m) = machine {
+            return m;
+        }
+    }
+    origin_of(attribute)
 }
 
 fn origin_of(attribute: Option<&str>) -> ResourceAddress {
@@ -240,8 +257,9 @@ fn sql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.f]` with a zone offset, checked with jiff.
-fn check_time(t: &str) -> Result<String, BackupError> {
+/// `YYYY-MM-DD HH:MM:SS[.f]` with a zone offset, checked with jiff;
+/// normalised to UTC as pgBackRest takes it.
+pub fn check_time(t: &str) -> Result<String, BackupError> {
     let parsed: Result<jiff::Timestamp, _> = t.parse();
     match parsed {
         Ok(ts) => Ok(ts.strftime("%Y-%m-%d %H:%M:%S%.6f+00").to_string()),
@@ -587,6 +605,35 @@ mod tests {
         assert_eq!(origin(&BTreeMap::new()).to_string(), "db.primary");
         assert_eq!(origin_of(Some("1")).to_string(), "db.primary");
         assert_eq!(origin_of(Some("3")).to_string(), "db.replica[1]");
+    }
+
+    #[test]
+    fn the_origin_is_found_by_its_node_id_after_a_move() {
+        use crate::graph::{KeyPairSpec, ResourceSpec};
+        let record = |attributes: &[(&str, &str)]| ResourceState {
+            spec: ResourceSpec::KeyPair(KeyPairSpec {
+                name: "unused".into(),
+                public_key_path: "unused.pub".into(),
+            }),
+            id: "local-9".into(),
+            depends_on: Vec::new(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let mut resources = BTreeMap::new();
+        let primary = ResourceAddress::instance(Role::DbPrimary, 0);
+        resources.insert(primary, record(&[]));
+        resources.insert(
+            ResourceAddress::config(Role::DbPrimary, 0),
+            record(&[("node", "100")]),
+        );
+        resources.insert(ResourceAddress::instance(Role::DbReplica, 0), record(&[]));
+        resources.insert(ResourceAddress::SlonyCluster, record(&[("origin", "100")]));
+        assert_eq!(origin(&resources), primary);
+        resources.insert(ResourceAddress::SlonyCluster, record(&[("origin", "2")]));
+        assert_eq!(origin(&resources).to_string(), "db.replica[0]");
     }
 
     #[test]
