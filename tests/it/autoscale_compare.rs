@@ -7,13 +7,19 @@ use std::process::Command;
 
 use super::cli::{appgrid, scratch, text};
 
-/// `shared/` beside the checkout or beside a worktree's parent, or `APPGRID_SHARED`.
+/// `shared/` beside the checkout or beside a worktree's parent, or
+/// `APPGRID_SHARED`; otherwise the copy of the yardstick kept in
+/// `tests/it/yardstick/bench/` (CI's fresh clone has no `shared/` beside it).
 fn shared() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::env::var_os("APPGRID_SHARED")
         .map(PathBuf::from)
         .into_iter()
-        .chain([root.join("../shared"), root.join("../../shared")])
+        .chain([
+            root.join("../shared"),
+            root.join("../../shared"),
+            root.join("tests/it/yardstick"),
+        ])
         .find(|p| p.join("bench/elasticity.py").is_file())
         .expect("the yardstick shared/bench/elasticity.py beside the checkout (or APPGRID_SHARED)")
 }

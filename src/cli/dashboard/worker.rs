@@ -16,9 +16,9 @@ use appgrid::graph::ResourceAddress;
 use appgrid::ops::Operations;
 use appgrid::roles::app::{LogChunk, LogFrom};
 use appgrid::roles::console::LogRequest;
-use std::collections::BTreeMap;
 use appgrid::state::State;
 use appgrid::status::AppStatus;
+use std::collections::BTreeMap;
 
 use super::jobs::Job;
 use crate::cli::{Failure, ops, providers, releases, report, run};
