@@ -15,7 +15,8 @@ use secrecy::ExposeSecret;
 use super::RoleError;
 use super::configure::{Fleet, RoleConfigurator, applied, machine_addr, secret_attribute};
 use super::configure_db::{ip, node_in, sql_name};
-use super::postgres::{self, AppDatabase};
+use super::fleet::Connected;
+use super::postgres::{self, AppDatabase, PgNode};
 use super::slony::{self, SlonyNode};
 use crate::apply::{ConfigJob, MoveJob, MovedIn};
 use crate::graph::{ResourceAddress, ResourceSpec, Role};
@@ -28,40 +29,13 @@ impl<F: Fleet> RoleConfigurator<F> {
         let t = &self.templates;
         let incoming = &job.moving;
         let is_primary = job.address == ResourceAddress::instance(Role::DbPrimary, 0);
-        let old_node = node_in(&job.resources, job.address).ok_or(RoleError::WrongAddress {
-            address: job.address,
-            expected: "not a database machine (db.primary or db.replica[i])",
-        })?;
-        let new = self.fleet.connect(job.address, &incoming.machine).await?;
-        let node = self.pg_node(&new.place)?;
-        let old_addr = ip(&machine_addr(&job.resources, job.address)?)?;
-
-        // What the cluster will look like: the new machine at the address.
-        let mut after = job.resources.clone();
-        let mut machine = incoming.machine.clone();
-        machine.attributes.extend(new.learned.clone());
-        after.insert(job.address, machine);
-        let view = ConfigJob {
-            address: job.config,
-            spec: job.spec.clone(),
-            prior: job.resources.get(&job.config).cloned(),
-            resources: after,
-        };
-        let (clients, mut peers) = self.pg_access(&view, &new.place).await?;
-        // The old machine stays a peer until it leaves.
-        peers.push(old_addr);
-        postgres::ensure_server(t, &new.remote, &node, &clients, &peers).await?;
-        let primary_config = ResourceAddress::config(Role::DbPrimary, 0);
-        let primary = applied(&job.resources, primary_config, job.config)?;
-        let password = secret_attribute(primary, primary_config, "password")?;
-        self.redactor.add(password.expose_secret());
-        let name = sql_name(&self.manifest.app.name);
-        let db = AppDatabase {
-            name: name.clone(),
-            user: name,
-            password,
-        };
-        postgres::ensure_app_database(t, &new.remote, &node, &db).await?;
+        let Incoming {
+            new,
+            node,
+            old_node,
+        } = self
+            .incoming_postgres(job, "not a database machine (db.primary or db.replica[i])")
+            .await?;
 
         let (mut cluster, connections) = self.cluster(&job.resources, None).await?;
         // Every node admits the new one before it is stored in the cluster.
@@ -171,5 +145,65 @@ impl<F: Fleet> RoleConfigurator<F> {
         // Refuses when the outgoing node is still the origin: nothing leaves with the data.
         slony::drop_subscriber(t, &mut cluster, outgoing.node, &remotes).await?;
         postgres::stop_server(t, &old.remote, &old_pg).await
+    }
+}
+
+/// [`RoleConfigurator::incoming_postgres`]'s result.
+pub(super) struct Incoming<R> {
+    pub new: Connected<R>,
+    pub node: PgNode,
+    /// The node id the outgoing machine has in the cluster.
+    pub old_node: u32,
+}
+
+impl<F: Fleet> RoleConfigurator<F> {
+    /// The incoming machine of a move (or a restore) with Postgres and the
+    /// app's database: its pg_hba admits the app's clients and peers as the
+    /// cluster will be with it at the address, plus the outgoing machine,
+    /// which stays a peer until it leaves.
+    pub(super) async fn incoming_postgres(
+        &self,
+        job: &MoveJob,
+        not_a_database: &'static str,
+    ) -> Result<Incoming<F::Remote>, RoleError> {
+        let t = &self.templates;
+        let old_node = node_in(&job.resources, job.address).ok_or(RoleError::WrongAddress {
+            address: job.address,
+            expected: not_a_database,
+        })?;
+        let new = self.fleet.connect(job.address, &job.moving.machine).await?;
+        let node = self.pg_node(&new.place)?;
+        let old_addr = ip(&machine_addr(&job.resources, job.address)?)?;
+
+        // What the cluster will look like: the new machine at the address.
+        let mut after = job.resources.clone();
+        let mut machine = job.moving.machine.clone();
+        machine.attributes.extend(new.learned.clone());
+        after.insert(job.address, machine);
+        let view = ConfigJob {
+            address: job.config,
+            spec: job.spec.clone(),
+            prior: job.resources.get(&job.config).cloned(),
+            resources: after,
+        };
+        let (clients, mut peers) = self.pg_access(&view, &new.place).await?;
+        peers.push(old_addr);
+        postgres::ensure_server(t, &new.remote, &node, &clients, &peers).await?;
+        let primary_config = ResourceAddress::config(Role::DbPrimary, 0);
+        let primary = applied(&job.resources, primary_config, job.config)?;
+        let password = secret_attribute(primary, primary_config, "password")?;
+        self.redactor.add(password.expose_secret());
+        let name = sql_name(&self.manifest.app.name);
+        let db = AppDatabase {
+            name: name.clone(),
+            user: name,
+            password,
+        };
+        postgres::ensure_app_database(t, &new.remote, &node, &db).await?;
+        Ok(Incoming {
+            new,
+            node,
+            old_node,
+        })
     }
 }

@@ -16,13 +16,13 @@
 use std::collections::BTreeMap;
 
 use super::RoleError;
-use secrecy::ExposeSecret;
+use super::moves::Incoming;
 
-use super::configure::{Fleet, RoleConfigurator, applied, machine_addr, secret_attribute};
-use super::configure_db::{ip, node_in, sql_name};
-use super::postgres::{self, AppDatabase, query};
+use super::configure::{Fleet, RoleConfigurator};
+use super::configure_db::ip;
+use super::postgres::query;
 use super::slony::{self, SlonyCluster, SlonyNode};
-use crate::apply::{ConfigJob, MoveJob, MovedIn};
+use crate::apply::{MoveJob, MovedIn};
 use crate::graph::{ResourceAddress, Role};
 use crate::state::MoveRestore;
 
@@ -40,40 +40,15 @@ impl<F: Fleet> RoleConfigurator<F> {
                 expected: "only db.primary is restored into a new machine",
             });
         }
-        let old_node = node_in(&job.resources, job.address).ok_or(RoleError::WrongAddress {
-            address: job.address,
-            expected: "not a database machine",
-        })?;
-        let new = self.fleet.connect(job.address, &incoming.machine).await?;
-        let node = self.pg_node(&new.place)?;
-        let old_addr = ip(&machine_addr(&job.resources, job.address)?)?;
-
-        let mut after = job.resources.clone();
-        let mut machine = incoming.machine.clone();
-        machine.attributes.extend(new.learned.clone());
-        after.insert(job.address, machine);
-        let view = ConfigJob {
-            address: job.config,
-            spec: job.spec.clone(),
-            prior: job.resources.get(&job.config).cloned(),
-            resources: after,
-        };
-        let (clients, mut peers) = self.pg_access(&view, &new.place).await?;
-        peers.push(old_addr);
-        postgres::ensure_server(t, &new.remote, &node, &clients, &peers).await?;
-        // The app's database, so the check below can ask it (a fresh server
-        // has none); the restore replaces it.
-        let primary_config = ResourceAddress::config(Role::DbPrimary, 0);
-        let primary = applied(&job.resources, primary_config, job.config)?;
-        let password = secret_attribute(primary, primary_config, "password")?;
-        self.redactor.add(password.expose_secret());
-        let name = sql_name(&self.manifest.app.name);
-        let db = AppDatabase {
-            name: name.clone(),
-            user: name,
-            password,
-        };
-        postgres::ensure_app_database(t, &new.remote, &node, &db).await?;
+        // The app's database too, so the check below can ask it (a fresh
+        // server has none); the restore replaces it.
+        let Incoming {
+            new,
+            node,
+            old_node,
+        } = self
+            .incoming_postgres(job, "not a database machine")
+            .await?;
 
         // The cluster as state knows it: the old origin and the replicas.
         let (old_cluster, connections) = self.cluster(&job.resources, None).await?;
