@@ -184,15 +184,6 @@ pub trait Operations: Send + Sync + 'static {
         request: &backup::RestoreRequest,
     ) -> impl Future<Output = Result<backup::BackupInfo, OperationError>> + Send;
 
-    /// `appgrid run`: a one-off command on the web server `machine`, in its
-    /// current release with the app's env. Output redacted.
-    fn run_command(
-        &self,
-        resources: &Resources,
-        machine: ResourceAddress,
-        argv: &[String],
-    ) -> impl Future<Output = Result<crate::roles::app::CommandRun, OperationError>> + Send;
-
     /// `appgrid logs`: the logs each request names, in that order (one
     /// entry per request). Redacted.
     fn logs(

@@ -380,21 +380,7 @@ pub async fn release(
     })
 }
 
-/// The last `lines` lines of the app's log (redacted by the transport).
-pub async fn log_tail(
-    t: &Templates,
-    remote: &impl Remote,
-    root: &str,
-    lines: usize,
-) -> Result<String, WebRoleError> {
-    Ok(read_log(t, remote, root, LogFrom::Last(lines))
-        .await?
-        .text
-        .trim_end()
-        .to_string())
-}
-
-/// Which part of the app's log [`read_log`] reads.
+/// Which part of the app's log a reader asks for (the panel's log view).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFrom {
     /// The last N lines.
@@ -411,86 +397,29 @@ pub struct LogChunk {
     pub end: u64,
 }
 
-/// Read the app's log on one machine (redacted by the transport).
-pub async fn read_log(
+/// The last `lines` lines of the app's log (redacted by the transport).
+pub async fn log_tail(
     t: &Templates,
     remote: &impl Remote,
     root: &str,
-    from: LogFrom,
-) -> Result<LogChunk, WebRoleError> {
+    lines: usize,
+) -> Result<String, WebRoleError> {
     check_root(remote.host(), root)?;
     let mut ctx = Context::new();
     ctx.insert("root", root);
-    match from {
-        LogFrom::Last(n) => {
-            ctx.insert("lines", &n);
-            ctx.insert("offset", "");
-        }
-        LogFrom::Offset(o) => {
-            ctx.insert("lines", &0);
-            ctx.insert("offset", &o.to_string());
-        }
-    }
+    ctx.insert("lines", &lines);
+    ctx.insert("offset", "");
     let out = run_template(t, remote, "app/logtail.sh", &ctx, "reading the app's log").await?;
+    // The first line is the log's size, for a reader that reads on from it.
     let (first, text) = out.stdout.split_once('\n').unwrap_or((&out.stdout, ""));
-    let end = first
-        .strip_prefix("@@size=")
-        .and_then(|s| s.trim().parse().ok())
-        .ok_or_else(|| {
-            WebRoleError::unexpected(remote.host(), "reading the app's log", "no size line")
-        })?;
-    Ok(LogChunk {
-        text: text.to_string(),
-        end,
-    })
-}
-
-/// What a one-off command ([`run_command`]) did: its exit status (`None`:
-/// no release runs on the machine) and its output (redacted by the transport).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandRun {
-    pub status: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Run `argv` on a web server: in the current release's directory, with the
-/// app's env, as the app's user (each argument shell-quoted by the template).
-pub async fn run_command(
-    t: &Templates,
-    remote: &impl Remote,
-    root: &str,
-    argv: &[String],
-) -> Result<CommandRun, WebRoleError> {
-    check_root(remote.host(), root)?;
-    if argv.is_empty() {
-        return Err(WebRoleError::invalid(
+    if !first.starts_with("@@size=") {
+        return Err(WebRoleError::unexpected(
             remote.host(),
-            "command",
-            "is empty: write it after `--`, e.g. `appgrid run FILE -- printenv`",
+            "reading the app's log",
+            "no size line",
         ));
     }
-    let mut ctx = Context::new();
-    ctx.insert("root", root);
-    ctx.insert("argv", argv);
-    let out = run_template(t, remote, "app/run.sh", &ctx, "running a one-off command").await?;
-    let (body, last) = out
-        .stdout
-        .trim_end_matches('\n')
-        .rsplit_once('\n')
-        .map_or(("", out.stdout.trim_end_matches('\n')), |(b, l)| (b, l));
-    let status = last.strip_prefix("@@appgrid-exit=").ok_or_else(|| {
-        WebRoleError::unexpected(remote.host(), "running a one-off command", "no exit status")
-    })?;
-    let mut stdout = body.to_string();
-    if !stdout.is_empty() {
-        stdout.push('\n');
-    }
-    Ok(CommandRun {
-        status: status.parse().ok(),
-        stdout,
-        stderr: out.stderr,
-    })
+    Ok(text.trim_end().to_string())
 }
 
 /// Stop the app (TERM, then KILL after 10 s).

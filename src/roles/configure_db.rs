@@ -86,6 +86,15 @@ fn moved_origin(resources: &BTreeMap<ResourceAddress, ResourceState>) -> Option<
         .filter(|o| *o != primary)
 }
 
+/// What state records of the Slony-I cluster ([`RoleConfigurator::recorded_cluster`]).
+pub(super) struct RecordedCluster {
+    pub password: SecretString,
+    /// The origin's node id.
+    pub origin: u32,
+    /// `db.primary[0]`, then every replica state holds.
+    pub members: Vec<ResourceAddress>,
+}
+
 impl<F: Fleet> RoleConfigurator<F> {
     fn db(&self) -> Result<&crate::manifest::Database, RoleError> {
         self.manifest
@@ -178,13 +187,13 @@ impl<F: Fleet> RoleConfigurator<F> {
         Ok((clients, peers))
     }
 
-    /// The cluster as state records it (`resources`): the origin and every
-    /// subscribed replica (but `except`), each connected.
-    pub(super) async fn cluster(
+    /// The Slony-I cluster as state records it: its password (from now on
+    /// redacted), the origin's node id, and every database machine, the
+    /// primary first (failed-over ones too: each caller decides).
+    pub(super) fn recorded_cluster(
         &self,
         resources: &BTreeMap<ResourceAddress, ResourceState>,
-        except: Option<u32>,
-    ) -> Result<(SlonyCluster, Vec<(u32, Connected<F::Remote>)>), RoleError> {
+    ) -> Result<RecordedCluster, RoleError> {
         let record =
             resources
                 .get(&ResourceAddress::SlonyCluster)
@@ -209,6 +218,25 @@ impl<F: Fleet> RoleConfigurator<F> {
                 members.push(ResourceAddress::instance(Role::DbReplica, *index));
             }
         }
+        Ok(RecordedCluster {
+            password,
+            origin,
+            members,
+        })
+    }
+
+    /// The cluster as state records it (`resources`): the origin and every
+    /// subscribed replica (but `except`), each connected.
+    pub(super) async fn cluster(
+        &self,
+        resources: &BTreeMap<ResourceAddress, ResourceState>,
+        except: Option<u32>,
+    ) -> Result<(SlonyCluster, Vec<(u32, Connected<F::Remote>)>), RoleError> {
+        let RecordedCluster {
+            password,
+            origin,
+            members,
+        } = self.recorded_cluster(resources)?;
         let mut nodes = Vec::new();
         let mut connections = Vec::new();
         for machine in members {

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use super::RoleError;
 use super::configure::{Fleet, RoleConfigurator, cpu_jiffies};
 use super::configure_db::node_in;
+use super::operations_db::web_releases;
 use super::{haproxy, memcached, slony};
 use crate::graph::{ResourceAddress, Role};
 use crate::ops::backup::{BackupInfo, RepoAccess, RestoreRequest};
@@ -117,22 +118,6 @@ impl<F: Fleet> Operations for RoleConfigurator<F> {
         self.restore_backup(resources, access, request)
             .await
             .map_err(|e| OperationError::new("restore", e))
-    }
-
-    async fn run_command(
-        &self,
-        resources: &Resources,
-        machine: ResourceAddress,
-        argv: &[String],
-    ) -> Result<super::app::CommandRun, OperationError> {
-        self.redact_app_secrets(resources);
-        let c = self
-            .connect_to(resources, machine)
-            .await
-            .map_err(|e| OperationError::new("run", e))?;
-        super::app::run_command(&self.templates, &c.remote, &c.place.root, argv)
-            .await
-            .map_err(|e| OperationError::new("run", RoleError::from(e)))
     }
 
     async fn logs(
@@ -329,19 +314,7 @@ impl<F: Fleet> RoleConfigurator<F> {
             connections.iter().map(|(n, c)| (*n, &c.remote)).collect();
         slony::move_set(&self.templates, &mut cluster, id, &remotes).await?;
         // The app's DATABASE_URL names the origin: every web server is released again.
-        let web = resources
-            .keys()
-            .copied()
-            .filter(|a| {
-                matches!(
-                    a,
-                    ResourceAddress::Config {
-                        role: Role::Web,
-                        ..
-                    }
-                )
-            })
-            .collect();
+        let web = web_releases(resources);
         Ok(Changed {
             attributes: BTreeMap::from([(
                 ResourceAddress::SlonyCluster,

@@ -6,14 +6,13 @@
 use std::collections::BTreeMap;
 
 use super::RoleError;
-use super::configure::{Connected, Fleet, RoleConfigurator, machine_addr, secret_attribute};
-use super::configure_db::{node_in, sql_name};
+use super::configure::{Connected, Fleet, RoleConfigurator, machine_addr};
+use super::configure_db::{RecordedCluster, node_in, sql_name};
 use super::slony::{self, SlonyCluster, SlonyNode};
 use crate::graph::{ResourceAddress, Role};
 use crate::ops::{
     Changed, FAILED_OVER, FailoverOutcome, MigrationReport, MigrationStep, Resources,
 };
-use secrecy::ExposeSecret;
 
 /// The machine of a Slony-I node id, as state records it (a machine that
 /// joined through an online move has a new id; otherwise 1 is the primary
@@ -61,6 +60,24 @@ impl<R> ReachableCluster<R> {
     }
 }
 
+/// Every web release state holds: what is released again when the origin
+/// moves (the app's `DATABASE_URL` names it).
+pub(super) fn web_releases(resources: &Resources) -> Vec<ResourceAddress> {
+    resources
+        .keys()
+        .copied()
+        .filter(|a| {
+            matches!(
+                a,
+                ResourceAddress::Config {
+                    role: Role::Web,
+                    ..
+                }
+            )
+        })
+        .collect()
+}
+
 /// `machine` was dropped from the cluster by a failover (until the next apply replaces it).
 pub(super) fn failed_over(resources: &Resources, machine: ResourceAddress) -> bool {
     resources
@@ -74,30 +91,11 @@ impl<F: Fleet> RoleConfigurator<F> {
         &self,
         resources: &Resources,
     ) -> Result<ReachableCluster<F::Remote>, RoleError> {
-        let record =
-            resources
-                .get(&ResourceAddress::SlonyCluster)
-                .ok_or(RoleError::NotInState {
-                    address: ResourceAddress::SlonyCluster,
-                    needed_by: None,
-                })?;
-        let password = secret_attribute(record, ResourceAddress::SlonyCluster, "password")?;
-        self.redactor.add(password.expose_secret());
-        let origin: u32 = record
-            .attributes
-            .get("origin")
-            .and_then(|o| o.parse().ok())
-            .unwrap_or(1);
-        let mut members = vec![ResourceAddress::instance(Role::DbPrimary, 0)];
-        for address in resources.keys() {
-            if let ResourceAddress::Config {
-                role: Role::DbReplica,
-                index,
-            } = address
-            {
-                members.push(ResourceAddress::instance(Role::DbReplica, *index));
-            }
-        }
+        let RecordedCluster {
+            password,
+            origin,
+            mut members,
+        } = self.recorded_cluster(resources)?;
         members.retain(|m| !failed_over(resources, *m));
         let mut nodes = Vec::new();
         let mut connections = Vec::new();
@@ -279,19 +277,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                 )]),
             );
         }
-        let web = resources
-            .keys()
-            .copied()
-            .filter(|a| {
-                matches!(
-                    a,
-                    ResourceAddress::Config {
-                        role: Role::Web,
-                        ..
-                    }
-                )
-            })
-            .collect();
+        let web = web_releases(resources);
         let changed = Changed {
             attributes,
             reconfigure: web,
