@@ -8,19 +8,17 @@
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use appgrid::apply::Configurator;
-use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::{ResourceAddress, ResourceSpec, Role};
-use appgrid::ops::{Locked, Operations};
+use appgrid::ops::Locked;
 use appgrid::release::{self, config_vars::ConfigVars};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::reconfigure::{self, Configurations};
 use super::term::{self, outln};
-use super::{Failure, providers, report};
+use super::{Failure, report};
 
 /// `config FILE [--show]`.
 pub fn list(file: &Path, state_path: Option<&Path>, show: bool) -> Result<ExitCode, Failure> {
@@ -154,75 +152,40 @@ pub async fn change(
         outln!("No web server is in state yet: the next `appgrid apply` uses them.");
         return Ok(ExitCode::SUCCESS);
     }
-    providers::with_operations(
+    let started = std::time::Instant::now();
+    outln!(
+        "Releasing {} web server(s) with the new config, one at a time…",
+        specs.len()
+    );
+    let wanted = release::content_of(&specs[0].1);
+    let (mut locked, outcome) = reconfigure::under_lock(
         &ws,
-        Rerelease {
-            locked,
-            specs,
-            what,
-        },
+        locked,
+        Configurations::Changed(specs),
+        &format!("config {what}"),
+        &mut |e| report::print_event(&e),
     )
-    .await
-}
-
-struct Rerelease<'w> {
-    locked: Locked<'w>,
-    specs: Vec<(ResourceAddress, ResourceSpec)>,
-    what: String,
-}
-
-impl providers::OpsVisitor for Rerelease<'_> {
-    type Output = ExitCode;
-    async fn visit<C: Cloud, K: Configurator + Operations>(
-        self,
-        cloud: Arc<C>,
-        k: Arc<K>,
-    ) -> Result<ExitCode, Failure> {
-        let Rerelease {
-            mut locked,
-            specs,
-            what,
-        } = self;
-        let started = std::time::Instant::now();
-        outln!(
-            "Releasing {} web server(s) with the new config, one at a time…",
-            specs.len()
-        );
-        let outcome = locked
-            .reconfigure_to(cloud, k, &specs, &format!("config {what}"), &mut |e| {
-                report::print_event(&e)
-            })
-            .await
+    .await?;
+    let failure = outcome
+        .failed
+        .first()
+        .map(|(l, e)| format!("{l}: {}", e.lines().next().unwrap_or("")));
+    let when = release::now_by_this_user();
+    let mut booked = None;
+    if let Some(wanted) = wanted {
+        locked
+            .update(|s| booked = release::book_state(s, &wanted, failure.as_deref(), &when))
             .map_err(super::ops::locked)?;
-        let wanted = release::content_of(&specs[0].1);
-        let failure = outcome
-            .failed
-            .first()
-            .map(|(l, e)| format!("{l}: {}", e.lines().next().unwrap_or("")));
-        let when = release::now_by_this_user();
-        let mut booked = None;
-        if let Some(wanted) = wanted {
-            locked
-                .update(|s| booked = release::book_state(s, &wanted, failure.as_deref(), &when))
-                .map_err(super::ops::locked)?;
-        }
-        if !outcome.is_success() {
-            let failed: Vec<String> = outcome
-                .failed
-                .iter()
-                .map(|(l, e)| format!("{l}: {e}"))
-                .chain(outcome.skipped.iter().map(|l| format!("{l}: not done")))
-                .collect();
-            return Err(Failure::Message(format!(
-                "the new config is saved, but not every web server runs it: {}; `appgrid apply` tries again",
-                failed.join("; ")
-            )));
-        }
-        let n = booked.map_or_else(String::new, |n| format!("release v{n}, "));
-        outln!(
-            "Every web server runs the new config ({n}{:.1}s).",
-            started.elapsed().as_secs_f64()
-        );
-        Ok(ExitCode::SUCCESS)
     }
+    if let Some(undone) = reconfigure::undone(&outcome, "not done") {
+        return Err(Failure::Message(format!(
+            "the new config is saved, but not every web server runs it: {undone}; `appgrid apply` tries again"
+        )));
+    }
+    let n = booked.map_or_else(String::new, |n| format!("release v{n}, "));
+    outln!(
+        "Every web server runs the new config ({n}{:.1}s).",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }

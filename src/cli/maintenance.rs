@@ -6,18 +6,16 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use appgrid::apply::Configurator;
-use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::{ResourceAddress, Role};
 use appgrid::maintenance::{self, Maintenance};
-use appgrid::ops::{Locked, Operations};
+use appgrid::ops::Locked;
 
+use super::reconfigure::{self, Configurations};
 use super::term::outln;
-use super::{Failure, providers, report};
+use super::{Failure, report};
 
 /// `on` or `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,46 +75,20 @@ pub async fn run(
     locked
         .update(|s| s.maintenance = record)
         .map_err(super::ops::locked)?;
-    providers::with_operations(&ws, Reconfigure { locked, what, lb }).await
-}
-
-struct Reconfigure<'w> {
-    locked: Locked<'w>,
-    what: String,
-    lb: ResourceAddress,
-}
-
-impl providers::OpsVisitor for Reconfigure<'_> {
-    type Output = ExitCode;
-    async fn visit<C: Cloud, K: Configurator + Operations>(
-        self,
-        cloud: Arc<C>,
-        k: Arc<K>,
-    ) -> Result<ExitCode, Failure> {
-        let Reconfigure {
-            mut locked,
-            what,
-            lb,
-        } = self;
-        let outcome = locked
-            .reconfigure(cloud, k, &[lb], &format!("maintenance {what}"), &mut |e| {
-                report::print_event(&e)
-            })
-            .await
-            .map_err(super::ops::locked)?;
-        if !outcome.is_success() {
-            let failed: Vec<String> = outcome
-                .failed
-                .iter()
-                .map(|(l, e)| format!("{l}: {e}"))
-                .collect();
-            return Err(Failure::Message(format!(
-                "maintenance {what} is recorded in state, but the load balancer was not changed: {}; \
-                 run the command again (or `appgrid apply`)",
-                failed.join("; ")
-            )));
-        }
-        outln!("Maintenance {what}.");
-        Ok(ExitCode::SUCCESS)
+    let (_locked, outcome) = reconfigure::under_lock(
+        &ws,
+        locked,
+        Configurations::Recorded(vec![lb]),
+        &format!("maintenance {what}"),
+        &mut |e| report::print_event(&e),
+    )
+    .await?;
+    if let Some(undone) = reconfigure::undone(&outcome, "not done") {
+        return Err(Failure::Message(format!(
+            "maintenance {what} is recorded in state, but the load balancer was not changed: {undone}; \
+             run the command again (or `appgrid apply`)"
+        )));
     }
+    outln!("Maintenance {what}.");
+    Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,7 @@ mod plan;
 mod preflight;
 mod progress;
 mod providers;
+mod reconfigure;
 mod releases;
 mod report;
 mod run;

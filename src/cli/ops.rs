@@ -20,7 +20,7 @@ use appgrid::ops::{
 use appgrid::state::State;
 
 use super::term::outln;
-use super::{Failure, providers, report};
+use super::{Failure, providers, reconfigure, report};
 
 /// The workspace's state, which these commands need to exist.
 fn applied(ws: &Workspace) -> Result<State, Failure> {
@@ -44,76 +44,35 @@ pub(super) fn locked(e: LockedError) -> Failure {
     }
 }
 
-struct Status {
+/// The roles' [`AppStatus`](appgrid::status::AppStatus) with the state it
+/// was read from, the failover command filled in when the origin does not
+/// answer.
+struct StatusOf {
     state: State,
-    json: bool,
     /// The manifest as the user named it, for the commands status suggests.
     manifest: String,
-    certificate: Option<appgrid::status::TlsStatus>,
 }
 
-impl providers::OpsVisitor for Status {
-    type Output = ExitCode;
-    async fn visit<C: Cloud, K: Configurator + Operations>(
-        self,
-        _: Arc<C>,
-        k: Arc<K>,
-    ) -> Result<ExitCode, Failure> {
-        let Status {
-            state,
-            json,
-            manifest,
-            certificate,
-        } = self;
-        let (app, serial, count) = (&state.app, state.serial, state.resources.len());
-        let mut status = status_of(k.as_ref(), &state, &manifest).await?;
-        status.tls = certificate;
-        if json {
-            let mut value = serde_json::to_value(&status).expect("status serializes");
-            value["app"] = app.as_str().into();
-            value["serial"] = serial.into();
-            value["resources"] = count.into();
-            outln!("{}", serde_json::to_string_pretty(&value).expect("json"));
-            return Ok(ExitCode::SUCCESS);
+impl providers::Ask for StatusOf {
+    type Answer = (State, appgrid::status::AppStatus);
+    async fn ask<K: Operations>(self, k: &K) -> Result<Self::Answer, OperationError> {
+        let StatusOf { state, manifest } = self;
+        let mut status = k.status(&state.resources).await?;
+        if let Some(origin) = status.origin.as_mut().filter(|o| !o.answers) {
+            origin.command = Some(format!("appgrid db failover {manifest}"));
         }
-        outln!("{app} (state serial {serial}, {count} resources)");
-        for line in status.lines() {
-            outln!("{line}");
-        }
-        Ok(ExitCode::SUCCESS)
+        status.maintenance = state.maintenance.clone();
+        Ok((state, status))
     }
 }
 
-/// What `appgrid status` reports: the roles' [`AppStatus`], with the
-/// failover command filled in when the origin does not answer.
-async fn status_of<K: Operations>(
-    k: &K,
-    state: &State,
-    manifest: &str,
-) -> Result<appgrid::status::AppStatus, Failure> {
-    let mut status = k.status(&state.resources).await.map_err(operation)?;
-    if let Some(origin) = status.origin.as_mut().filter(|o| !o.answers) {
-        origin.command = Some(format!("appgrid db failover {manifest}"));
-    }
-    status.maintenance = state.maintenance.clone();
-    Ok(status)
-}
-
-struct StatusData {
-    state: State,
-    manifest: String,
-}
-
-impl providers::OpsVisitor for StatusData {
-    type Output = (State, appgrid::status::AppStatus);
-    async fn visit<C: Cloud, K: Configurator + Operations>(
-        self,
-        _: Arc<C>,
-        k: Arc<K>,
-    ) -> Result<Self::Output, Failure> {
-        let status = status_of(k.as_ref(), &self.state, &self.manifest).await?;
-        Ok((self.state, status))
-    }
+async fn status_in(
+    ws: &Workspace,
+    file: &Path,
+) -> Result<(State, appgrid::status::AppStatus), Failure> {
+    let state = applied(ws)?;
+    let manifest = file.display().to_string();
+    providers::ask(ws, StatusOf { state, manifest }).await
 }
 
 /// `appgrid status` as data: the state it was read from and the report (the
@@ -122,30 +81,31 @@ pub async fn status_data(
     file: &Path,
     state: Option<&Path>,
 ) -> Result<(State, appgrid::status::AppStatus), Failure> {
-    let ws = Workspace::open(file, state)?;
-    let state = applied(&ws)?;
-    let manifest = file.display().to_string();
-    providers::with_operations(&ws, StatusData { state, manifest }).await
+    status_in(&Workspace::open(file, state)?, file).await
 }
 
 /// `json`: the same facts as one JSON object.
 pub async fn status(file: &Path, state: Option<&Path>, json: bool) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state)?;
-    let state = applied(&ws)?;
-    let manifest = file.display().to_string();
-    providers::with_operations(
-        &ws,
-        Status {
-            state,
-            json,
-            manifest,
-            certificate: ws
-                .certificate
-                .as_ref()
-                .map(|c| appgrid::status::TlsStatus::of(c, jiff::Timestamp::now())),
-        },
-    )
-    .await
+    let (state, mut status) = status_in(&ws, file).await?;
+    status.tls = ws
+        .certificate
+        .as_ref()
+        .map(|c| appgrid::status::TlsStatus::of(c, jiff::Timestamp::now()));
+    let (app, serial, count) = (&state.app, state.serial, state.resources.len());
+    if json {
+        let mut value = serde_json::to_value(&status).expect("status serializes");
+        value["app"] = app.as_str().into();
+        value["serial"] = serial.into();
+        value["resources"] = count.into();
+        outln!("{}", serde_json::to_string_pretty(&value).expect("json"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("{app} (state serial {serial}, {count} resources)");
+    for line in status.lines() {
+        outln!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 struct Migrate {
@@ -154,21 +114,11 @@ struct Migrate {
     dry_run: bool,
 }
 
-impl providers::OpsVisitor for Migrate {
-    type Output = ExitCode;
-    async fn visit<C: Cloud, K: Configurator + Operations>(
-        self,
-        _: Arc<C>,
-        k: Arc<K>,
-    ) -> Result<ExitCode, Failure> {
-        let report = k
-            .migrate(&self.state.resources, &self.sql, self.dry_run)
+impl providers::Ask for Migrate {
+    type Answer = MigrationReport;
+    async fn ask<K: Operations>(self, k: &K) -> Result<MigrationReport, OperationError> {
+        k.migrate(&self.state.resources, &self.sql, self.dry_run)
             .await
-            .map_err(operation)?;
-        for line in migration_lines(&report) {
-            outln!("{line}");
-        }
-        Ok(ExitCode::SUCCESS)
     }
 }
 
@@ -224,7 +174,7 @@ pub async fn migrate(
     let s = applied(&ws)?;
     let text = std::fs::read_to_string(sql)
         .map_err(|e| Failure::Message(format!("cannot read {}: {e}", sql.display())))?;
-    providers::with_operations(
+    let report = providers::ask(
         &ws,
         Migrate {
             state: s,
@@ -232,7 +182,11 @@ pub async fn migrate(
             dry_run,
         },
     )
-    .await
+    .await?;
+    for line in migration_lines(&report) {
+        outln!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 struct Switchover<'w> {
@@ -352,17 +306,10 @@ pub async fn failover(
 /// After the origin moved to `to` (switchover or failover): success when the
 /// walk re-released every app server against it, else what is left to do.
 fn app_servers_follow(outcome: &Outcome, to: &dyn std::fmt::Display) -> Result<ExitCode, Failure> {
-    if !outcome.is_success() {
-        let failed: Vec<String> = outcome
-            .failed
-            .iter()
-            .map(|(l, e)| format!("{l}: {e}"))
-            .chain(outcome.skipped.iter().map(|l| format!("{l}: skipped")))
-            .collect();
+    if let Some(undone) = reconfigure::undone(outcome, "skipped") {
         return Err(Failure::Message(format!(
-            "{to} is the origin, but not every app server points at it yet ({}); \
-             `appgrid apply` releases them again",
-            failed.join("; ")
+            "{to} is the origin, but not every app server points at it yet ({undone}); \
+             `appgrid apply` releases them again"
         )));
     }
     outln!(

@@ -16,7 +16,7 @@ use appgrid::cloud::hosts::HostsCloud;
 use appgrid::cloud::local::LocalCloud;
 use appgrid::engine::Workspace;
 use appgrid::manifest::ProviderKind;
-use appgrid::ops::Operations;
+use appgrid::ops::{OperationError, Operations};
 use appgrid::remote::{LogSink, Redactor};
 use appgrid::roles::configure::{Fleet, RoleConfigurator};
 use appgrid::roles::fleet_local::LocalFleet;
@@ -41,6 +41,33 @@ pub trait OpsVisitor {
         cloud: Arc<C>,
         roles: Arc<K>,
     ) -> impl Future<Output = Result<Self::Output, Failure>>;
+}
+
+/// A day-two question the roles answer alone, no cloud call (status, a
+/// migration, a console): [`ask`] runs it.
+pub trait Ask {
+    type Answer;
+    fn ask<K: Operations>(
+        self,
+        roles: &K,
+    ) -> impl Future<Output = Result<Self::Answer, OperationError>>;
+}
+
+/// An [`Ask`] as an [`OpsVisitor`].
+struct Asking<Q>(Q);
+
+impl<Q: Ask> OpsVisitor for Asking<Q> {
+    type Output = Q::Answer;
+    async fn visit<C: Cloud, K: Configurator + Operations>(
+        self,
+        _: Arc<C>,
+        roles: Arc<K>,
+    ) -> Result<Q::Answer, Failure> {
+        self.0
+            .ask(roles.as_ref())
+            .await
+            .map_err(|e| Failure::Message(e.to_string()))
+    }
 }
 
 /// What a provider offers: its machines configured by the roles, or not.
@@ -134,6 +161,11 @@ pub async fn with_operations<V: OpsVisitor>(
     visitor: V,
 ) -> Result<V::Output, Failure> {
     offer(ws, Day2(visitor)).await?
+}
+
+/// Ask the roles `question`; refused like [`with_operations`].
+pub async fn ask<Q: Ask>(ws: &Workspace, question: Q) -> Result<Q::Answer, Failure> {
+    with_operations(ws, Asking(question)).await
 }
 
 async fn offer<O: Offer>(ws: &Workspace, offer: O) -> Result<O::Output, Failure> {

@@ -4,18 +4,16 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use appgrid::apply::Configurator;
-use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::{ResourceAddress, ResourceSpec, Role};
-use appgrid::ops::{Locked, Operations};
+use appgrid::ops::Locked;
 use appgrid::release::{self, ReleaseRecord, Releases};
 
+use super::reconfigure::{self, Configurations};
 use super::term::outln;
-use super::{Failure, providers, report};
+use super::{Failure, report};
 
 /// `v3` or `3` → 3.
 pub fn parse_number(s: &str) -> Result<u32, Failure> {
@@ -197,76 +195,34 @@ pub async fn rollback_reporting(
             .update(|s| s.config = vars.clone())
             .map_err(super::ops::locked)?;
     }
-    providers::with_operations(
+    let n = target.number;
+    let started = std::time::Instant::now();
+    say(format!(
+        "Rolling back to v{n} on {} web server(s), one at a time…",
+        specs.len()
+    ));
+    let (mut locked, outcome) = reconfigure::under_lock(
         &ws,
-        Rollback {
-            locked,
-            target,
-            specs,
-            manifest,
-            say,
-            progress,
-        },
+        locked,
+        Configurations::Changed(specs),
+        &format!("rollback to v{n}"),
+        progress,
     )
-    .await
-}
-
-struct Rollback<'w, 's> {
-    locked: Locked<'w>,
-    target: ReleaseRecord,
-    specs: Vec<(ResourceAddress, ResourceSpec)>,
-    manifest: release::ReleaseContent,
-    say: &'s mut (dyn FnMut(String) + Send),
-    progress: &'s mut (dyn FnMut(appgrid::apply::Event) + Send),
-}
-
-impl providers::OpsVisitor for Rollback<'_, '_> {
-    type Output = ExitCode;
-    async fn visit<C: Cloud, K: Configurator + Operations>(
-        self,
-        cloud: Arc<C>,
-        k: Arc<K>,
-    ) -> Result<ExitCode, Failure> {
-        let Rollback {
-            mut locked,
-            target,
-            specs,
-            manifest,
-            say,
-            progress,
-        } = self;
-        let n = target.number;
-        let started = std::time::Instant::now();
-        say(format!(
-            "Rolling back to v{n} on {} web server(s), one at a time…",
-            specs.len()
-        ));
-        let outcome = locked
-            .reconfigure_to(cloud, k, &specs, &format!("rollback to v{n}"), progress)
-            .await
-            .map_err(super::ops::locked)?;
-        if !outcome.is_success() {
-            let failed: Vec<String> = outcome
-                .failed
-                .iter()
-                .map(|(l, e)| format!("{l}: {e}"))
-                .chain(outcome.skipped.iter().map(|l| format!("{l}: not done")))
-                .collect();
-            return Err(Failure::Message(format!(
-                "the rollback to v{n} stopped: {}; the servers not rolled back still run the \
-                 release they ran (`appgrid plan` shows which)",
-                failed.join("; ")
-            )));
-        }
-        let when = release::now_by_this_user();
-        locked
-            .update(|s| s.releases.rolled_back(n, &manifest, &when))
-            .map_err(super::ops::locked)?;
-        say(format!(
-            "Release v{n} is active on every web server ({:.1}s). The manifest is unchanged: \
-             `appgrid apply --roll-forward` releases it again.",
-            started.elapsed().as_secs_f64()
-        ));
-        Ok(ExitCode::SUCCESS)
+    .await?;
+    if let Some(undone) = reconfigure::undone(&outcome, "not done") {
+        return Err(Failure::Message(format!(
+            "the rollback to v{n} stopped: {undone}; the servers not rolled back still run the \
+             release they ran (`appgrid plan` shows which)"
+        )));
     }
+    let when = release::now_by_this_user();
+    locked
+        .update(|s| s.releases.rolled_back(n, &manifest, &when))
+        .map_err(super::ops::locked)?;
+    say(format!(
+        "Release v{n} is active on every web server ({:.1}s). The manifest is unchanged: \
+         `appgrid apply --roll-forward` releases it again.",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(ExitCode::SUCCESS)
 }

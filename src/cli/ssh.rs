@@ -7,13 +7,10 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use appgrid::apply::Configurator;
-use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
 use appgrid::graph::{ResourceAddress, Role};
-use appgrid::ops::Operations;
+use appgrid::ops::{OperationError, Operations};
 use appgrid::roles::console::ConsoleWhat;
 use appgrid::state::State;
 
@@ -106,36 +103,31 @@ pub(super) async fn session(
     machine: ResourceAddress,
     what: ConsoleWhat,
 ) -> Result<ExitCode, Failure> {
-    providers::with_operations(
+    let tty = session::on_terminal();
+    let console = providers::ask(
         ws,
-        Session {
+        Console {
             state,
             machine,
-            what,
+            what: &what,
+            tty,
         },
     )
-    .await
+    .await?;
+    session::attach(console, tty, &format!("{} on {machine}", what.operation())).await
 }
 
-struct Session {
+struct Console<'a> {
     state: State,
     machine: ResourceAddress,
-    what: ConsoleWhat,
+    what: &'a ConsoleWhat,
+    tty: bool,
 }
 
-impl providers::OpsVisitor for Session {
-    type Output = ExitCode;
-    async fn visit<C: Cloud, K: Configurator + Operations>(
-        self,
-        _: Arc<C>,
-        k: Arc<K>,
-    ) -> Result<ExitCode, Failure> {
-        let tty = session::on_terminal();
-        let session = k
-            .console(&self.state.resources, self.machine, &self.what, tty)
+impl providers::Ask for Console<'_> {
+    type Answer = appgrid::remote::console::Console;
+    async fn ask<K: Operations>(self, k: &K) -> Result<Self::Answer, OperationError> {
+        k.console(&self.state.resources, self.machine, self.what, self.tty)
             .await
-            .map_err(|e| Failure::Message(e.to_string()))?;
-        let what = format!("{} on {}", self.what.operation(), self.machine);
-        session::attach(session, tty, &what).await
     }
 }
