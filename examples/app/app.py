@@ -8,7 +8,7 @@ Environment (written by appgrid into the app's env file):
   DATABASE_REPLICA_URLS   replicas, comma-separated (reads); may be empty
   MEMCACHE_SERVERS        host:port,... ; may be empty (no cache)
 
-  GET  /health      200 "ok" when the primary answers
+  GET  /health      200 "ok" when the primary answers (500 with --broken-health)
   GET  /            a line saying which instance answered
   POST /notes       body = the note's text -> 201 {"id": ...}
   GET  /notes/<id>  {"note": {...}, "cached": bool, "source": ..., "served_by": ...}
@@ -33,6 +33,9 @@ PRIMARY = os.environ["DATABASE_URL"]
 REPLICAS = [u for u in os.environ.get("DATABASE_REPLICA_URLS", "").split(",") if u.strip()]
 CACHE_TTL = 300
 HERE = os.path.dirname(os.path.abspath(__file__))
+# `app.py --broken-health` (the rollback tests): GET /health answers 500, all
+# else works, so appgrid must refuse the release and go back.
+BROKEN_HEALTH = "--broken-health" in sys.argv[1:]
 
 
 def host_of(dsn):
@@ -137,6 +140,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         try:
             if path == "/health":
+                if BROKEN_HEALTH:
+                    return self.reply(500, "broken on purpose\n", "text/plain")
                 POOLS.run(PRIMARY, lambda cur: cur.execute("SELECT 1"))
                 return self.reply(200, "ok\n", "text/plain")
             if path == "/":

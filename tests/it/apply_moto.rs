@@ -105,21 +105,12 @@ impl App {
 
     /// Live instances of this app by address tag, seen by a client of the test's own.
     fn instances(&self) -> Vec<(String, String, String, String)> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let client = super::moto::shared().sdk();
             let mut out = Vec::new();
             let mut pages = client
                 .describe_instances()
-                .filters(
-                    Filter::builder()
-                        .name("tag:appgrid:app")
-                        .values(&self.name)
-                        .build(),
-                )
+                .filters(app_tag(&self.name))
                 .filters(
                     Filter::builder()
                         .name("instance-state-name")
@@ -177,20 +168,11 @@ impl App {
     }
 
     fn terminate(&self, address: &str) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        block_on(async {
             let client = super::moto::shared().sdk();
             let r = client
                 .describe_instances()
-                .filters(
-                    Filter::builder()
-                        .name("tag:appgrid:app")
-                        .values(&self.name)
-                        .build(),
-                )
+                .filters(app_tag(&self.name))
                 .filters(
                     Filter::builder()
                         .name("tag:appgrid:address")
@@ -233,6 +215,23 @@ impl EndsWithSection for String {
             .find(|l| l.trim_start().starts_with('['))
             .is_some_and(|l| l.trim() == section)
     }
+}
+
+/// Run `f` to its end on a runtime of its own (the tests here are not async).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// What EC2 lists of the app `name`: what its tag says.
+fn app_tag(name: &str) -> Filter {
+    Filter::builder()
+        .name("tag:appgrid:app")
+        .values(name)
+        .build()
 }
 
 fn blog_addresses(web: u32) -> Vec<String> {
@@ -333,20 +332,11 @@ fn blog_lifecycle_on_moto() {
     let out = app.run(&["destroy", "--yes", "--allow-data-loss"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(app.instances().is_empty());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let client = super::moto::shared().sdk();
         let groups = client
             .describe_security_groups()
-            .filters(
-                Filter::builder()
-                    .name("tag:appgrid:app")
-                    .values("itblog")
-                    .build(),
-            )
+            .filters(app_tag("itblog"))
             .send()
             .await
             .unwrap();

@@ -75,6 +75,30 @@ fn app_filter(owner: &Owner) -> Filter {
         .build()
 }
 
+/// A web security group for `owner`'s launches.
+async fn web_group(cloud: &AwsCloud, owner: &Owner) -> String {
+    cloud
+        .create_security_group(owner, Group::Web, &group_spec(owner, Group::Web))
+        .await
+        .unwrap()
+}
+
+/// Every instance tagged with `owner`'s app, as an independent client sees them.
+async fn app_instances(moto: &Moto, owner: &Owner) -> Vec<aws_sdk_ec2::types::Instance> {
+    let out = moto
+        .sdk()
+        .describe_instances()
+        .filters(app_filter(owner))
+        .send()
+        .await
+        .unwrap();
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .cloned()
+        .collect()
+}
+
 #[tokio::test]
 async fn refresh_of_an_app_with_nothing_is_empty() {
     let moto = moto::shared();
@@ -98,10 +122,7 @@ async fn five_identical_instances_are_one_run_instances_call() {
     let moto = moto::shared();
     let cloud = moto.cloud().await;
     let owner = owner("launch5");
-    let group_id = cloud
-        .create_security_group(&owner, Group::Web, &group_spec(&owner, Group::Web))
-        .await
-        .unwrap();
+    let group_id = web_group(&cloud, &owner).await;
     let addresses = web(&[0, 3, 6, 9, 12]);
     let before = cloud.calls();
     let launched = cloud
@@ -122,18 +143,7 @@ async fn five_identical_instances_are_one_run_instances_call() {
     assert!(launched.iter().all(|l| l.zone == "us-east-1b"));
 
     // What an independent client sees.
-    let out = moto
-        .sdk()
-        .describe_instances()
-        .filters(app_filter(&owner))
-        .send()
-        .await
-        .unwrap();
-    let instances: Vec<_> = out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .collect();
+    let instances = app_instances(moto, &owner).await;
     assert_eq!(instances.len(), 5);
     let mut seen = BTreeSet::new();
     for instance in instances {
@@ -482,10 +492,7 @@ async fn set_ingress_authorizes_and_revokes_exactly() {
         .create_security_group(&owner, Group::Db, &group_spec(&owner, Group::Db))
         .await
         .unwrap();
-    let web = cloud
-        .create_security_group(&owner, Group::Web, &group_spec(&owner, Group::Web))
-        .await
-        .unwrap();
+    let web = web_group(&cloud, &owner).await;
     let ssh = ResolvedRule {
         port: 22,
         from: ResolvedSource::Cidr("0.0.0.0/0".into()),
@@ -650,10 +657,7 @@ async fn terminate_skips_ids_that_are_gone() {
         .await
         .unwrap();
 
-    let group_id = cloud
-        .create_security_group(&owner, Group::Web, &group_spec(&owner, Group::Web))
-        .await
-        .unwrap();
+    let group_id = web_group(&cloud, &owner).await;
     let launched = cloud
         .launch(&request(&owner, web(&[0, 1]), &group_id))
         .await
@@ -662,17 +666,9 @@ async fn terminate_skips_ids_that_are_gone() {
     ids.insert(1, "i-0fedcba9876543210".to_string());
     cloud.terminate(&ids).await.unwrap();
     assert!(cloud.refresh(&owner).await.unwrap().instances.is_empty());
-    let out = moto
-        .sdk()
-        .describe_instances()
-        .filters(app_filter(&owner))
-        .send()
+    let states: Vec<_> = app_instances(moto, &owner)
         .await
-        .unwrap();
-    let states: Vec<_> = out
-        .reservations()
         .iter()
-        .flat_map(|r| r.instances())
         .map(|i| {
             i.state()
                 .and_then(|s| s.name())
@@ -693,10 +689,7 @@ async fn image_names_resolve_once_and_unknown_names_fail_clearly() {
     let moto = moto::shared();
     let cloud = moto.cloud().await;
     let owner = owner("images");
-    let group_id = cloud
-        .create_security_group(&owner, Group::Web, &group_spec(&owner, Group::Web))
-        .await
-        .unwrap();
+    let group_id = web_group(&cloud, &owner).await;
     let name = format!("appgrid-img-{}", owner.app);
     let registered = moto
         .sdk()

@@ -356,7 +356,7 @@ async fn a_bad_release_under_load_fails_no_request_and_leaves_the_old_one_servin
     };
 
     // /health answers 500: the first server tries it, goes back, the rollout stops.
-    blog.write("app-broken", "/usr/bin/python3 app.py");
+    blog.write("app", "/usr/bin/python3 app.py --broken-health");
     let out = blog.run(&["apply", "--yes"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
