@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use appgrid::engine::Workspace;
-use appgrid::graph::{ResourceAddress, ResourceSpec, Role};
+use appgrid::graph::ResourceSpec;
 use appgrid::ops::Locked;
 use appgrid::release::{self, config_vars::ConfigVars};
 use secrecy::{ExposeSecret, SecretString};
@@ -119,31 +119,17 @@ pub async fn change(
         (None, None) => return Err(Failure::Message("nothing to set or unset".to_string())),
     };
     let digest = vars.digest();
-    let specs: Vec<(ResourceAddress, ResourceSpec)> = locked
-        .state()
-        .resources
-        .iter()
-        .filter(|(a, _)| {
-            matches!(
-                a,
-                ResourceAddress::Config {
-                    role: Role::Web,
-                    ..
-                }
-            )
-        })
-        .map(|(a, r)| {
-            let mut spec = r.spec.clone();
-            if let ResourceSpec::Config(c) = &mut spec {
-                if digest.is_empty() {
-                    c.inputs.remove("config");
-                } else {
-                    c.inputs.insert("config".to_string(), digest.clone());
-                }
+    let specs = reconfigure::web_releases(locked.state(), |recorded| {
+        let mut spec = recorded.clone();
+        if let ResourceSpec::Config(c) = &mut spec {
+            if digest.is_empty() {
+                c.inputs.remove("config");
+            } else {
+                c.inputs.insert("config".to_string(), digest.clone());
             }
-            (*a, spec)
-        })
-        .collect();
+        }
+        spec
+    });
     locked
         .update(|s| s.config = vars)
         .map_err(super::ops::locked)?;

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use appgrid::apply::{Configurator, Event, Outcome};
 use appgrid::cloud::Cloud;
 use appgrid::engine::Workspace;
-use appgrid::graph::{ResourceAddress, ResourceSpec};
+use appgrid::graph::{ResourceAddress, ResourceSpec, Role};
 use appgrid::ops::{Locked, Operations};
+use appgrid::state::State;
 
 use super::{Failure, providers};
 
@@ -22,6 +23,28 @@ pub(super) enum Configurations {
     Recorded(Vec<ResourceAddress>),
     /// Each changed to the spec given (a rollback's, a config change's).
     Changed(Vec<(ResourceAddress, ResourceSpec)>),
+}
+
+/// Every web release state holds, each with the spec `change` makes of its
+/// recorded one (a new config, a rollback's release).
+pub(super) fn web_releases(
+    state: &State,
+    change: impl Fn(&ResourceSpec) -> ResourceSpec,
+) -> Vec<(ResourceAddress, ResourceSpec)> {
+    state
+        .resources
+        .iter()
+        .filter(|(a, _)| {
+            matches!(
+                a,
+                ResourceAddress::Config {
+                    role: Role::Web,
+                    ..
+                }
+            )
+        })
+        .map(|(a, r)| (*a, change(&r.spec)))
+        .collect()
 }
 
 /// Apply `configurations` again, one at a time, under `locked` (each result

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use appgrid::engine::Workspace;
-use appgrid::graph::{ResourceAddress, ResourceSpec, Role};
 use appgrid::ops::Locked;
 use appgrid::release::{self, ReleaseRecord, Releases};
 
@@ -166,21 +165,9 @@ pub async fn rollback_reporting(
         .rollback_target(which)
         .map_err(|e| Failure::Message(format!("cannot roll back: {e}; nothing was changed")))?
         .clone();
-    let specs: Vec<(ResourceAddress, ResourceSpec)> = locked
-        .state()
-        .resources
-        .iter()
-        .filter(|(a, _)| {
-            matches!(
-                a,
-                ResourceAddress::Config {
-                    role: Role::Web,
-                    ..
-                }
-            )
-        })
-        .map(|(a, r)| (*a, release::pinned_spec(&r.spec, &target)))
-        .collect();
+    let specs = reconfigure::web_releases(locked.state(), |recorded| {
+        release::pinned_spec(recorded, &target)
+    });
     if specs.is_empty() {
         return Err(Failure::Message(
             "no web server is in state: nothing to roll back".to_string(),

@@ -251,23 +251,30 @@ impl<F: Fleet> RoleConfigurator<F> {
             });
             connections.push((id, connected));
         }
+        let cluster = self.slony_cluster(nodes, origin, password)?;
+        Ok((cluster, connections))
+    }
+
+    /// The app's Slony-I cluster of these `nodes`, `origin` (a node id) among them.
+    pub(super) fn slony_cluster(
+        &self,
+        nodes: Vec<SlonyNode>,
+        origin: u32,
+        password: SecretString,
+    ) -> Result<SlonyCluster, RoleError> {
+        let name = sql_name(&self.manifest.app.name);
         let origin_node =
             nodes
                 .iter()
                 .find(|n| n.id == origin)
                 .cloned()
                 .ok_or(RoleError::UnknownNode {
-                    cluster: sql_name(&self.manifest.app.name),
+                    cluster: name.clone(),
                     node: origin,
                 })?;
-        let mut cluster = SlonyCluster::new(
-            &sql_name(&self.manifest.app.name),
-            &sql_name(&self.manifest.app.name),
-            origin_node,
-            password,
-        );
+        let mut cluster = SlonyCluster::new(&name, &name, origin_node, password);
         cluster.nodes = nodes;
-        Ok((cluster, connections))
+        Ok(cluster)
     }
 
     pub(super) async fn configure_database(

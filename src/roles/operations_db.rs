@@ -125,18 +125,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                 Err(e) => return Err(e),
             }
         }
-        let name = sql_name(&self.manifest.app.name);
-        let origin_node =
-            nodes
-                .iter()
-                .find(|n| n.id == origin)
-                .cloned()
-                .ok_or(RoleError::UnknownNode {
-                    cluster: name.clone(),
-                    node: origin,
-                })?;
-        let mut cluster = SlonyCluster::new(&name, &name, origin_node, password);
-        cluster.nodes = nodes;
+        let cluster = self.slony_cluster(nodes, origin, password)?;
         Ok(ReachableCluster {
             cluster,
             connections,
