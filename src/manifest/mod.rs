@@ -146,6 +146,11 @@ pub struct Web {
     pub instance_type: String,
     pub count: u32,
     pub port: u16,
+    /// `max_connections`: the most requests HAProxy sends one app server at
+    /// once (its `maxconn`); the rest wait in HAProxy's queue, which is what
+    /// `metric = "queue_time_ms"` reads. `None`: no limit (nothing queues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

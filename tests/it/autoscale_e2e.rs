@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use super::cli::{appgrid, scratch, text};
 use super::http::{http, served_by};
 
-struct Scaled {
-    dir: PathBuf,
+pub(super) struct Scaled {
+    pub(super) dir: PathBuf,
     manifest: PathBuf,
-    machines: PathBuf,
-    loop_: Option<Child>,
+    pub(super) machines: PathBuf,
+    pub(super) loop_: Option<Child>,
 }
 
 const REACTIVE: &str = "metric = \"requests_per_instance\"\ntarget = 5\nmin = 1\nmax = 3\n\
@@ -29,6 +29,11 @@ impl Scaled {
 
     /// The blog on the local provider with this `[autoscale]` table's body.
     fn with_autoscale(name: &str, autoscale: &str) -> Scaled {
+        Scaled::with_tables(name, "", autoscale)
+    }
+
+    /// [`Scaled::with_autoscale`] with more keys in `[web]`.
+    pub(super) fn with_tables(name: &str, web: &str, autoscale: &str) -> Scaled {
         let dir = scratch(name);
         let machines = dir.join("machines");
         let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
@@ -38,12 +43,13 @@ impl Scaled {
             format!(
                 "[app]\nname = \"{name}\"\n[provider]\nkind = \"local\"\n\
                  [release]\npath = \"{app}\"\nstart = \"/usr/bin/python3 app.py\"\nhealth = \"/health\"\n\
-                 [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n\
+                 [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n{web}\
                  [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
                  [database]\ninstance_type = \"m5.large\"\nschema = \"{app}/schema.sql\"\n\
                  [autoscale]\n{autoscale}",
                 app = app.display(),
                 name = name,
+                web = web,
                 autoscale = autoscale,
             ),
         )
@@ -56,7 +62,7 @@ impl Scaled {
         }
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(super) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = appgrid();
         c.args(args)
             .arg(&self.manifest)
@@ -64,7 +70,7 @@ impl Scaled {
         c
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(super) fn ok(&self, args: &[&str]) -> String {
         let out = self.cmd(args).output().unwrap();
         assert!(
             out.status.success(),
@@ -75,7 +81,7 @@ impl Scaled {
         text(&out.stdout)
     }
 
-    fn state(&self) -> serde_json::Value {
+    pub(super) fn state(&self) -> serde_json::Value {
         let app = self
             .dir
             .file_name()
@@ -89,7 +95,7 @@ impl Scaled {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    fn web_count(&self) -> usize {
+    pub(super) fn web_count(&self) -> usize {
         self.state()["resources"]
             .as_object()
             .unwrap()
@@ -114,7 +120,7 @@ impl Drop for Scaled {
     }
 }
 
-async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+pub(super) async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(
@@ -255,7 +261,7 @@ async fn the_web_tier_follows_its_load() {
 }
 
 /// One line of `autoscale history`: (unix seconds, value read, from, to, reason).
-fn history_lines(history: &str) -> Vec<(i64, f64, u32, u32, String)> {
+pub(super) fn history_lines(history: &str) -> Vec<(i64, f64, u32, u32, String)> {
     history
         .lines()
         .filter_map(|l| {

@@ -63,20 +63,38 @@ const METRICS: &[(&str, Metric)] = &[
 ];
 
 /// The longest queue time a target may be: a request queued longer than
-/// HAProxy's usual `timeout queue` is refused, not late.
-const MAX_QUEUE_TARGET_MS: f64 = 30_000.0;
+/// the `timeout queue 10s` in `templates/haproxy/haproxy.cfg` is refused
+/// (503), not late, so a higher target could never be read.
+const MAX_QUEUE_TARGET_MS: f64 = 10_000.0;
 
 /// The most web servers autoscaling may ask for, as for `web.count`.
 const MAX_INSTANCES: i64 = 10_000;
 
 /// `has_database`: whether the manifest has `[database]`, which
-/// `[autoscale.replicas]` needs.
+/// `[autoscale.replicas]` needs; `web_queues`: whether `[web]` sets
+/// `max_connections`, which `metric = "queue_time_ms"` needs.
 pub(super) fn check(
     ck: &mut Checker,
     s: &Section,
     has_database: bool,
+    web_queues: bool,
 ) -> Result<Autoscale, Reported> {
-    let metric = s.require(ck, "metric").and_then(|f| metric(ck, f));
+    let metric = s.require(ck, "metric").and_then(|f| {
+        let m = metric(ck, f)?;
+        if m == Metric::QueueTimeMs && !web_queues {
+            // Refused, not warned: without a per-server limit HAProxy never
+            // queues, the reading is always 0 and the tier would shrink to
+            // `min` under any load.
+            ck.error(
+                f.span(),
+                "`metric = \"queue_time_ms\"` needs `max_connections` in [web]",
+                "HAProxy queues requests (and measures their queue time) only when each app \
+                 server has a limit: add `max_connections = 4` under [web] (the most requests \
+                 one app server handles at once), or choose another metric",
+            );
+        }
+        Ok(m)
+    });
     let target = s
         .require(ck, "target")
         .and_then(|f| target(ck, f, metric.ok()));
