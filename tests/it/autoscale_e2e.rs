@@ -14,7 +14,7 @@ use super::http::{http, served_by};
 
 pub(super) struct Scaled {
     pub(super) dir: PathBuf,
-    manifest: PathBuf,
+    pub(super) manifest: PathBuf,
     pub(super) machines: PathBuf,
     pub(super) loop_: Option<Child>,
 }

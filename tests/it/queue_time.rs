@@ -155,6 +155,33 @@ async fn queue_time_is_read_live_and_scales_the_tier_out() {
         ok + failed.len() as u64,
         &failed[..failed.len().min(3)]
     );
+
+    // A new limit is a change of the load balancer's configuration alone,
+    // shown by plan and applied by a reload that keeps both servers.
+    let mut child = s.loop_.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let manifest = std::fs::read_to_string(&s.manifest).unwrap();
+    std::fs::write(
+        &s.manifest,
+        manifest.replace("max_connections = 1\n", "max_connections = 3\n"),
+    )
+    .unwrap();
+    let out = s.cmd(&["plan", "--detailed-exitcode"]).output().unwrap();
+    let plan = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{plan}{}", text(&out.stderr));
+    let changes: Vec<&str> = plan
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['~', '+', '-']))
+        .collect();
+    assert_eq!(changes.len(), 1, "{plan}");
+    assert!(changes[0].contains("lb.config"), "{plan}");
+    assert!(plan.contains("max_connections"), "{plan}");
+    s.ok(&["apply", "--yes"]);
+    let after = limits(&lb_root);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().all(|r| r.1 == "3"), "{after:?}");
+
     let readings: Vec<f64> = lines
         .iter()
         .map(|l| l.1)
