@@ -68,6 +68,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             policy: crate::manifest::PolicyKind::Reactive,
             boot: None,
             forecast_quantile: None,
+            forecast_only: false,
             replicas: None,
         }),
         env: Default::default(),

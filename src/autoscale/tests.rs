@@ -20,6 +20,7 @@ pub(super) fn policy() -> Policy {
         schedules: Vec::new(),
         predictive: None,
         forecast: None,
+        shadow: None,
     }
 }
 
@@ -495,6 +496,7 @@ fn policy_from_the_manifest() {
         policy: crate::manifest::PolicyKind::Reactive,
         boot: None,
         forecast_quantile: None,
+        forecast_only: false,
         replicas: None,
     };
     let p = Policy::load(&a).unwrap();

@@ -302,6 +302,10 @@ pub struct Autoscale {
     /// margin covers (default 0.9).
     #[serde(default)]
     pub forecast_quantile: Option<f64>,
+    /// Shadow mode: the reactive policy acts; the forecast policy (with
+    /// `boot` and `forecast_quantile`) decides beside it, recorded only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forecast_only: bool,
     /// `[autoscale.replicas]`: the database read tier's policy (issue 13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<ReplicaAutoscale>,

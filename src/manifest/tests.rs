@@ -743,6 +743,7 @@ fn blog_example_validates() {
             policy: crate::manifest::PolicyKind::Reactive,
             boot: None,
             forecast_quantile: None,
+            forecast_only: false,
             replicas: None,
         }),
         env: Default::default(),

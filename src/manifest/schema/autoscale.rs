@@ -31,6 +31,7 @@ pub(super) const AUTOSCALE: TableSpec = TableSpec {
         Key::optional("policy", "\"forecast\""),
         Key::optional("boot", "\"120s\""),
         Key::optional("forecast_quantile", "0.9"),
+        Key::optional("forecast_only", "true"),
         Key::optional(
             "replicas",
             "{ metric = \"connections\", target = 20, min = 1, max = 3 }",
@@ -137,6 +138,10 @@ pub(super) fn check(
         Some(f) => quantile(ck, f).map(Some),
         None => Ok(None),
     };
+    let forecast_only = match s.field("forecast_only") {
+        Some(f) => f.bool(ck),
+        None => Ok(false),
+    };
     let replicas = match s.field("replicas") {
         Some(f) => super::autoscale_replicas::check(ck, f, has_database).map(Some),
         None => Ok(None),
@@ -156,6 +161,7 @@ pub(super) fn check(
         policy: policy?,
         boot: boot?,
         forecast_quantile: forecast_quantile?,
+        forecast_only: forecast_only?,
     })
 }
 
