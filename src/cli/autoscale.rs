@@ -461,7 +461,8 @@ pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
     }
     match o.policy {
         Some(appgrid::manifest::PolicyKind::Forecast) if policy.forecast.is_none() => {
-            policy.forecast = Some(Default::default());
+            // `forecast_only`'s settings (boot, quantile) when it has them.
+            policy.forecast = Some(policy.shadow.unwrap_or_default());
         }
         Some(appgrid::manifest::PolicyKind::Reactive) => policy.forecast = None,
         _ => {}

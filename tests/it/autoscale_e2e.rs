@@ -133,7 +133,8 @@ pub(super) async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_tier_follows_its_load() {
-    let mut s = Scaled::new("itscale");
+    // Shadow mode on: the reactive policy acts, the forecast is recorded.
+    let mut s = Scaled::with_autoscale("itscale", &format!("{REACTIVE}forecast_only = true\n"));
     s.ok(&["apply", "--yes"]);
     let lb = format!(
         "{}:8000",
@@ -253,6 +254,32 @@ async fn the_web_tier_follows_its_load() {
         history.contains(" 1 -> 2 ") || history.contains(" 1 -> 3 "),
         "{history}"
     );
+
+    // `forecast_only`: every web pass has the forecast's decision beside it,
+    // and the demand recorded is a trace the simulator replays.
+    let passes = history.lines().filter(|l| l.contains(" requests_per_instance ")).count();
+    let shadows: Vec<&str> = history
+        .lines()
+        .filter(|l| l.starts_with("    forecast_only: would have gone "))
+        .collect();
+    assert_eq!(shadows.len(), passes, "{history}");
+    assert!(shadows.iter().any(|l| l.contains("forecast")), "{history}");
+    let trace = s.dir.join("recorded.csv");
+    s.ok(&["autoscale", "history", "--trace", trace.to_str().unwrap()]);
+    let csv = std::fs::read_to_string(&trace).unwrap();
+    assert!(csv.starts_with("minute,requests\n"), "{csv}");
+    assert!(csv.lines().count() >= 3, "{csv}");
+    let sim = s.ok(&[
+        "autoscale",
+        "simulate",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--policy",
+        "forecast",
+        "--out",
+        s.dir.join("sim").to_str().unwrap(),
+    ]);
+    assert!(sim.contains("under-provisioning timeshare"), "{sim}");
 
     // SIGTERM: the pass in flight finishes and the loop exits.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
