@@ -125,7 +125,10 @@ mod tests {
         );
         let trace = parse_trace(&csv).unwrap();
         assert_eq!(
-            trace.iter().map(|p| (p.minute, p.requests)).collect::<Vec<_>>(),
+            trace
+                .iter()
+                .map(|p| (p.minute, p.requests))
+                .collect::<Vec<_>>(),
             [(base, 180), (base + 60, 600), (base + 180, 30)]
         );
         assert_eq!(demand_trace(&[]), "minute,requests\n");

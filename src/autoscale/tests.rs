@@ -544,7 +544,10 @@ fn forecast_only_makes_the_forecast_a_shadow() {
         })
     );
     let p = Policy::load(&load("forecast_only = true\n").unwrap()).unwrap();
-    assert_eq!((p.forecast, p.shadow), (None, Some(ForecastSettings::default())));
+    assert_eq!(
+        (p.forecast, p.shadow),
+        (None, Some(ForecastSettings::default()))
+    );
     let p = Policy::load(&load("policy = \"forecast\"\n").unwrap()).unwrap();
     assert!(p.forecast.is_some() && p.shadow.is_none());
     let e = load("forecast_only = \"yes\"\n").unwrap_err().to_string();

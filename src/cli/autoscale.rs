@@ -414,7 +414,11 @@ pub fn history(
             0o644,
         )
         .map_err(|e| {
-            Failure::Message(format!("cannot write the trace {}: {}", path.display(), e.source))
+            Failure::Message(format!(
+                "cannot write the trace {}: {}",
+                path.display(),
+                e.source
+            ))
         })?;
     }
     if record.entries.is_empty() && record.replica_entries.is_empty() {
@@ -431,7 +435,12 @@ pub fn history(
             .iter()
             .find(|s| s.at == e.at && !e.metric.starts_with("replicas:"))
         {
-            outln!("    forecast_only: would have gone {} -> {}  {}", s.from, s.to, s.reason);
+            outln!(
+                "    forecast_only: would have gone {} -> {}  {}",
+                s.from,
+                s.to,
+                s.reason
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -260,14 +260,11 @@ fn max_connections_is_an_input_of_the_load_balancer_only_when_set() {
         .map(|r| r.address.to_string())
         .collect();
     assert_eq!(changed, ["lb.config"]);
-    let inputs = |g: &ResourceGraph| match &g
-        .get(&ResourceAddress::config(Role::Lb, 0))
-        .unwrap()
-        .spec
-    {
-        ResourceSpec::Config(c) => c.inputs.clone(),
-        other => panic!("{other:?}"),
-    };
+    let inputs =
+        |g: &ResourceGraph| match &g.get(&ResourceAddress::config(Role::Lb, 0)).unwrap().spec {
+            ResourceSpec::Config(c) => c.inputs.clone(),
+            other => panic!("{other:?}"),
+        };
     assert_eq!(inputs(&after)["max_connections"], "2");
     assert!(!inputs(&before).contains_key("max_connections"));
 }

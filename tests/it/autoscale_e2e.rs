@@ -257,7 +257,10 @@ async fn the_web_tier_follows_its_load() {
 
     // `forecast_only`: every web pass has the forecast's decision beside it,
     // and the demand recorded is a trace the simulator replays.
-    let passes = history.lines().filter(|l| l.contains(" requests_per_instance ")).count();
+    let passes = history
+        .lines()
+        .filter(|l| l.contains(" requests_per_instance "))
+        .count();
     let shadows: Vec<&str> = history
         .lines()
         .filter(|l| l.starts_with("    forecast_only: would have gone "))

@@ -159,12 +159,10 @@ mod tests {
 
     #[test]
     fn max_connections_is_read_and_checked_where_written() {
-        let web = |m: &str| parse(Path::new("appgrid.toml"), &BASE.replace("2\n", m)).map(|m| m.web);
+        let web =
+            |m: &str| parse(Path::new("appgrid.toml"), &BASE.replace("2\n", m)).map(|m| m.web);
         assert_eq!(web("2\n").unwrap().max_connections, Some(2));
-        assert_eq!(
-            web("10000\n").unwrap().max_connections,
-            Some(10_000)
-        );
+        assert_eq!(web("10000\n").unwrap().max_connections, Some(10_000));
         let unset = parse(
             Path::new("appgrid.toml"),
             &BASE.replace("max_connections = 2\n", ""),
