@@ -95,6 +95,27 @@ impl Scaled {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
+    /// The load balancer's `address:8000`.
+    pub(super) fn lb_addr(&self) -> String {
+        format!(
+            "{}:8000",
+            self.state()["resources"]["lb"]["attributes"]["private_ip"]
+                .as_str()
+                .unwrap()
+        )
+    }
+
+    /// `appgrid autoscale` running in the background until dropped.
+    pub(super) fn start_loop(&mut self) {
+        self.loop_ = Some(
+            self.cmd(&["autoscale"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+
     pub(super) fn web_count(&self) -> usize {
         self.state()["resources"]
             .as_object()
@@ -120,6 +141,48 @@ impl Drop for Scaled {
     }
 }
 
+/// Who answered, by the example app's answer.
+pub(super) type Seen = Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
+/// A client sending `GET /` to `lb` one request after the other until
+/// `stop` (at most 240 s): (requests answered 200, the others' outcomes).
+pub(super) fn client(
+    lb: &str,
+    stop: &Arc<AtomicBool>,
+    seen: &Seen,
+    began: Instant,
+) -> tokio::task::JoinHandle<(u64, Vec<String>)> {
+    let (lb, stop, seen) = (lb.to_string(), Arc::clone(stop), Arc::clone(seen));
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0u64, Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(240);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            match http(&lb, "GET", "/", "").await {
+                Ok((200, body)) => {
+                    ok += 1;
+                    seen.lock().unwrap().insert(served_by(&body));
+                }
+                other => failed.push(format!(
+                    "{:.1}s into the load: {other:?}",
+                    began.elapsed().as_secs_f64()
+                )),
+            }
+        }
+        (ok, failed)
+    })
+}
+
+/// Not one request failed (the first few shown when some did).
+pub(super) fn none_failed(ok: u64, failed: &[String]) {
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed, first: {:?}",
+        failed.len(),
+        ok + failed.len() as u64,
+        &failed[..failed.len().min(3)]
+    );
+}
+
 pub(super) async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
@@ -136,12 +199,7 @@ async fn the_web_tier_follows_its_load() {
     // Shadow mode on: the reactive policy acts, the forecast is recorded.
     let mut s = Scaled::with_autoscale("itscale", &format!("{REACTIVE}forecast_only = true\n"));
     s.ok(&["apply", "--yes"]);
-    let lb = format!(
-        "{}:8000",
-        s.state()["resources"]["lb"]["attributes"]["private_ip"]
-            .as_str()
-            .unwrap()
-    );
+    let lb = s.lb_addr();
 
     // --once: one pass, recorded, and at rest nothing changes.
     let once = s.ok(&["autoscale", "--once"]);
@@ -161,23 +219,7 @@ async fn the_web_tier_follows_its_load() {
     // server has answered some of it.
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
-    let load = {
-        let (lb, stop, seen) = (lb.clone(), Arc::clone(&stop), Arc::clone(&seen));
-        tokio::spawn(async move {
-            let (mut ok, mut failed) = (0u64, Vec::new());
-            let deadline = Instant::now() + Duration::from_secs(240);
-            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                match http(&lb, "GET", "/", "").await {
-                    Ok((200, body)) => {
-                        ok += 1;
-                        seen.lock().unwrap().insert(served_by(&body));
-                    }
-                    other => failed.push(format!("{other:?}")),
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load = client(&lb, &stop, &seen, Instant::now());
     until("a scale-out", Duration::from_secs(60), || {
         s.web_count() >= 2
     })
@@ -353,19 +395,8 @@ async fn the_forecast_asks_for_servers_before_a_ramp_arrives() {
          boot = \"8s\"\nscale_out_cooldown = \"1s\"\nscale_in_cooldown = \"10s\"\nwarmup = \"1s\"\ninterval = \"1s\"\n",
     );
     s.ok(&["apply", "--yes"]);
-    let lb = format!(
-        "{}:8000",
-        s.state()["resources"]["lb"]["attributes"]["private_ip"]
-            .as_str()
-            .unwrap()
-    );
-    s.loop_ = Some(
-        s.cmd(&["autoscale"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let lb = s.lb_addr();
+    s.start_loop();
 
     // Paced requests: STEADY req/s until the ramp starts, then rising.
     let ramp_at: Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
@@ -467,13 +498,7 @@ async fn the_forecast_asks_for_servers_before_a_ramp_arrives() {
     stop.store(true, Ordering::SeqCst);
     let (ok, failed) = load.await.unwrap();
     assert!(ok > 50, "{ok} requests");
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed, first: {:?}",
-        failed.len(),
-        ok + failed.len() as u64,
-        &failed[..failed.len().min(3)]
-    );
+    none_failed(ok, &failed);
 }
 
 /// What the ramp test measured, for BENCHMARKS.md (`--nocapture`).
@@ -491,12 +516,7 @@ fn tracing_free_report(asked_s: i64, arrives_s: i64, value: f64, to: u32) {
 async fn a_pass_waits_for_the_lock_and_loses_no_update() {
     let s = Scaled::new("itlocked");
     s.ok(&["apply", "--yes"]);
-    let lb = format!(
-        "{}:8000",
-        s.state()["resources"]["lb"]["attributes"]["private_ip"]
-            .as_str()
-            .unwrap()
-    );
+    let lb = s.lb_addr();
     s.ok(&["autoscale", "--once"]); // the first counters
     tokio::time::sleep(Duration::from_secs(2)).await; // a rate needs time between readings
     for _ in 0..200 {

@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::autoscale_e2e::{Scaled, history_lines, until};
+use super::autoscale_e2e::{Scaled, client, history_lines, none_failed, until};
 use super::cli::text;
-use super::http::{http, served_by};
 
 /// Concurrent clients: far more than one server with `maxconn 1` takes at once.
 const CLIENTS: usize = 12;
@@ -69,51 +68,21 @@ async fn queue_time_is_read_live_and_scales_the_tier_out() {
          scale_out_cooldown = \"2s\"\nscale_in_cooldown = \"600s\"\nwarmup = \"1s\"\ninterval = \"2s\"\n",
     );
     s.ok(&["apply", "--yes"]);
-    let lb = format!(
-        "{}:8000",
-        s.state()["resources"]["lb"]["attributes"]["private_ip"]
-            .as_str()
-            .unwrap()
-    );
+    let lb = s.lb_addr();
     let lb_root = s.lb_root("itqueue");
     let cfg = std::fs::read_to_string(lb_root.join("etc/appgrid/haproxy/haproxy.cfg")).unwrap();
     assert!(
         cfg.contains(" rise 2 fall 2 maxconn 1\n"),
         "no maxconn in haproxy.cfg:\n{cfg}"
     );
-    s.loop_ = Some(
-        s.cmd(&["autoscale"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    s.start_loop();
 
     // CLIENTS at once, each a request after the other, until stopped.
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let began = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (lb, stop, seen) = (lb.clone(), Arc::clone(&stop), Arc::clone(&seen));
-            tokio::spawn(async move {
-                let (mut ok, mut failed) = (0u64, Vec::new());
-                let deadline = Instant::now() + Duration::from_secs(240);
-                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    match http(&lb, "GET", "/", "").await {
-                        Ok((200, body)) => {
-                            ok += 1;
-                            seen.lock().unwrap().insert(served_by(&body));
-                        }
-                        other => failed.push(format!(
-                            "{:.1}s into the load: {other:?}",
-                            began.elapsed().as_secs_f64()
-                        )),
-                    }
-                }
-                (ok, failed)
-            })
-        })
+        .map(|_| client(&lb, &stop, &seen, began))
         .collect();
 
     until("a scale-out", Duration::from_secs(120), || {
@@ -148,13 +117,7 @@ async fn queue_time_is_read_live_and_scales_the_tier_out() {
         failed.extend(f);
     }
     assert!(ok > 100, "{ok} requests");
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed, first: {:?}",
-        failed.len(),
-        ok + failed.len() as u64,
-        &failed[..failed.len().min(3)]
-    );
+    none_failed(ok, &failed);
 
     // A new limit is a change of the load balancer's configuration alone,
     // shown by plan and applied by a reload that keeps both servers.
