@@ -41,6 +41,7 @@ fn policy() -> Policy {
         schedules: Vec::new(),
         predictive: None,
         forecast: None,
+        shadow: None,
     }
 }
 

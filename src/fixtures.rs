@@ -30,6 +30,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             instance_type: "t3.small".into(),
             count: web,
             port: 8080,
+            max_connections: None,
         },
         load_balancer: LoadBalancer {
             instance_type: "t3.small".into(),
@@ -67,6 +68,7 @@ pub fn manifest(web: u32, replicas: Option<u32>, cache: Option<u32>) -> Manifest
             policy: crate::manifest::PolicyKind::Reactive,
             boot: None,
             forecast_quantile: None,
+            forecast_only: false,
             replicas: None,
         }),
         env: Default::default(),

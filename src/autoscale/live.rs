@@ -61,6 +61,10 @@ pub struct Record {
     pub replica_entries: Vec<Entry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replica_samples: Vec<super::ReplicaSample>,
+    /// `forecast_only = true`: what the forecast policy would have done at
+    /// each pass (issue 13), beside `entries`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<super::ShadowEntry>,
     /// The database origin's checks by `failover = "auto"` (issue 8), newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub origin: Vec<super::failover::OriginCheck>,
@@ -249,6 +253,12 @@ impl Record {
     pub fn push(&mut self, entry: Entry) {
         self.entries.push(entry);
         trim(&mut self.entries, MAX_ENTRIES);
+    }
+
+    /// Keep what the forecast policy would have done at a pass.
+    pub fn push_shadow(&mut self, entry: super::ShadowEntry) {
+        self.shadow.push(entry);
+        trim(&mut self.shadow, MAX_ENTRIES);
     }
 
     /// Keep one check of the database origin (`failover = "auto"`).

@@ -27,6 +27,9 @@ pub struct Policy {
     pub predictive: Option<Predictive>,
     /// `policy = "forecast"` (see `forecast`); `None` is the reactive policy.
     pub forecast: Option<ForecastSettings>,
+    /// `forecast_only = true`: the forecast policy with these settings
+    /// decides beside this one, for the record only (see `shadow`).
+    pub shadow: Option<ForecastSettings>,
 }
 
 /// The forecast policy's settings.
@@ -109,6 +112,12 @@ impl Policy {
                 desired: s.desired,
             });
         }
+        let forecast = ForecastSettings {
+            boot_s: a.boot.map(secs),
+            quantile: a
+                .forecast_quantile
+                .unwrap_or(super::forecast::DEFAULT_QUANTILE),
+        };
         Ok(Policy {
             metric: a.metric,
             target: a.target,
@@ -121,12 +130,8 @@ impl Policy {
             tolerance: DEFAULT_TOLERANCE,
             schedules,
             predictive: a.predictive.then(Predictive::default),
-            forecast: (a.policy == PolicyKind::Forecast).then(|| ForecastSettings {
-                boot_s: a.boot.map(secs),
-                quantile: a
-                    .forecast_quantile
-                    .unwrap_or(super::forecast::DEFAULT_QUANTILE),
-            }),
+            forecast: (a.policy == PolicyKind::Forecast && !a.forecast_only).then_some(forecast),
+            shadow: a.forecast_only.then_some(forecast),
         })
     }
 

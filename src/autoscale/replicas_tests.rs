@@ -257,7 +257,7 @@ fn the_chosen_count_enters_the_graph_within_the_bounds() {
     std::fs::write(
         &manifest,
         "[app]\nname = \"blog\"\n[provider]\nkind = \"local\"\n\
-         [web]\ninstance_type = \"t3.small\"\ncount = 1\n\
+         [web]\ninstance_type = \"t3.small\"\ncount = 1\nmax_connections = 2\n\
          [load_balancer]\ninstance_type = \"t3.small\"\n\
          [database]\ninstance_type = \"m5.large\"\nreplicas = 1\n\
          [autoscale]\nmetric = \"queue_time_ms\"\ntarget = 20\nmin = 1\nmax = 2\n\

@@ -20,6 +20,7 @@ pub(super) fn policy() -> Policy {
         schedules: Vec::new(),
         predictive: None,
         forecast: None,
+        shadow: None,
     }
 }
 
@@ -495,6 +496,7 @@ fn policy_from_the_manifest() {
         policy: crate::manifest::PolicyKind::Reactive,
         boot: None,
         forecast_quantile: None,
+        forecast_only: false,
         replicas: None,
     };
     let p = Policy::load(&a).unwrap();
@@ -512,4 +514,42 @@ fn policy_from_the_manifest() {
         err.to_string()
             .starts_with("schedule 0: unknown time zone \"Europe/Berlin\"")
     );
+}
+
+/// `forecast_only = true`: the manifest's forecast settings go to the shadow;
+/// the acting policy is the reactive one, whatever `policy` says.
+#[test]
+fn forecast_only_makes_the_forecast_a_shadow() {
+    let text = |extra: &str| {
+        format!(
+            "[app]\nname = \"blog\"\n[provider]\nkind = \"local\"\n\
+             [web]\ninstance_type = \"t3.small\"\ncount = 1\n\
+             [load_balancer]\ninstance_type = \"t3.small\"\n\
+             [autoscale]\nmetric = \"requests_per_instance\"\ntarget = 5\nmin = 1\nmax = 3\n{extra}"
+        )
+    };
+    let load = |extra: &str| {
+        crate::manifest::parse(std::path::Path::new("appgrid.toml"), &text(extra))
+            .map(|m| m.autoscale.unwrap())
+    };
+    let a = load("policy = \"forecast\"\nboot = \"90s\"\nforecast_only = true\n").unwrap();
+    assert!(a.forecast_only);
+    let p = Policy::load(&a).unwrap();
+    assert_eq!(p.forecast, None);
+    assert_eq!(
+        p.shadow,
+        Some(ForecastSettings {
+            boot_s: Some(90),
+            ..ForecastSettings::default()
+        })
+    );
+    let p = Policy::load(&load("forecast_only = true\n").unwrap()).unwrap();
+    assert_eq!(
+        (p.forecast, p.shadow),
+        (None, Some(ForecastSettings::default()))
+    );
+    let p = Policy::load(&load("policy = \"forecast\"\n").unwrap()).unwrap();
+    assert!(p.forecast.is_some() && p.shadow.is_none());
+    let e = load("forecast_only = \"yes\"\n").unwrap_err().to_string();
+    assert!(e.contains("forecast_only"), "{e}");
 }

@@ -103,7 +103,19 @@ impl providers::OpsVisitor for Pass<'_> {
             policy.warmup_s,
         );
         let current = ws.effective(Some(&state)).0.web.count;
-        let decision = scaling::decide(policy, &record.history(), &record.samples(), current, at);
+        let history = record.history();
+        let decision = scaling::decide(policy, &history, &record.samples(), current, at);
+        // `forecast_only`: the forecast policy's decision, recorded beside.
+        if let Some(shadow) =
+            scaling::decide_shadow(policy, &history, &record.samples(), current, at)
+        {
+            record.push_shadow(scaling::ShadowEntry {
+                at,
+                from: current,
+                to: shadow.desired,
+                reason: shadow.reason,
+            });
+        }
         let metric = match policy.metric {
             appgrid::manifest::Metric::RequestsPerInstance => "requests_per_instance",
             appgrid::manifest::Metric::ResponseTimeMs => "response_time_ms",
@@ -387,10 +399,28 @@ pub async fn run(
     }
 }
 
-pub fn history(file: &Path, state: Option<&Path>) -> Result<ExitCode, Failure> {
+pub fn history(
+    file: &Path,
+    state: Option<&Path>,
+    trace: Option<&Path>,
+) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state)?;
     let record = live::load(&live::record_path(&ws.store_path))
         .map_err(|e| Failure::Message(e.to_string()))?;
+    if let Some(path) = trace {
+        appgrid::durable::replace(
+            path,
+            scaling::demand_trace(&record.demand).as_bytes(),
+            0o644,
+        )
+        .map_err(|e| {
+            Failure::Message(format!(
+                "cannot write the trace {}: {}",
+                path.display(),
+                e.source
+            ))
+        })?;
+    }
     if record.entries.is_empty() && record.replica_entries.is_empty() {
         outln!(
             "No autoscale passes recorded yet for {}.",
@@ -399,6 +429,19 @@ pub fn history(file: &Path, state: Option<&Path>) -> Result<ExitCode, Failure> {
     }
     for e in record.all_entries() {
         outln!("{}", show(e));
+        // Shadow mode: what the forecast policy would have done at this pass.
+        if let Some(s) = record
+            .shadow
+            .iter()
+            .find(|s| s.at == e.at && !e.metric.starts_with("replicas:"))
+        {
+            outln!(
+                "    forecast_only: would have gone {} -> {}  {}",
+                s.from,
+                s.to,
+                s.reason
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -427,7 +470,8 @@ pub fn simulate(o: SimulateOptions) -> Result<ExitCode, Failure> {
     }
     match o.policy {
         Some(appgrid::manifest::PolicyKind::Forecast) if policy.forecast.is_none() => {
-            policy.forecast = Some(Default::default());
+            // `forecast_only`'s settings (boot, quantile) when it has them.
+            policy.forecast = Some(policy.shadow.unwrap_or_default());
         }
         Some(appgrid::manifest::PolicyKind::Reactive) => policy.forecast = None,
         _ => {}

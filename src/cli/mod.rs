@@ -401,6 +401,10 @@ enum AutoscaleCommand {
         file: PathBuf,
         #[command(flatten)]
         state: StateArgs,
+        /// Also write the recorded demand as a `minute,requests` trace to
+        /// this file, for `autoscale simulate --trace`.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
     },
     /// Replay a `minute,requests` trace through the same decide, with a capacity model.
     Simulate {
@@ -733,8 +737,8 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             (Some(AutoscaleCommand::Uninstall { file, on, state }), _) => {
                 autoscale_fleet::uninstall(&file, &on, state.state.as_deref()).await
             }
-            (Some(AutoscaleCommand::History { file, state }), _) => {
-                autoscale::history(&file, state.state.as_deref())
+            (Some(AutoscaleCommand::History { file, state, trace }), _) => {
+                autoscale::history(&file, state.state.as_deref(), trace.as_deref())
             }
             (
                 Some(AutoscaleCommand::Simulate {

@@ -198,6 +198,10 @@ pub(super) fn add(g: &mut ResourceGraph, m: &Manifest, inputs: &Inputs) {
             list((0..m.web.count).map(|i| ResourceAddress::instance(Role::Web, i))),
         ),
     ];
+    // Only when set, so plans of manifests without it are unchanged.
+    if let Some(n) = m.web.max_connections {
+        lb_inputs.push(("max_connections", n.to_string()));
+    }
     if let Some(tls) = &m.load_balancer.tls {
         lb_inputs.push(("tls_port", tls.port.to_string()));
         lb_inputs.push(("tls", inputs.tls.clone().unwrap_or_default()));

@@ -143,11 +143,7 @@ fn template_digests_are_inputs_of_exactly_their_configurations() {
         .templates
         .insert("memcached".into(), "new-digest".into());
     let after = expand_with(&m, &inputs, &embedded).unwrap();
-    let changed: Vec<String> = after
-        .resources()
-        .filter(|r| before.get(&r.address).map(|b| &b.spec) != Some(&r.spec))
-        .map(|r| r.address.to_string())
-        .collect();
+    let changed = changed(&before, &after);
     assert_eq!(changed, ["cache[0].config"]);
 }
 
@@ -225,11 +221,7 @@ fn the_certificate_digest_is_an_input_of_the_load_balancer_only() {
     };
     let before = expand_with(&m, &with("aaa"), &embedded).unwrap();
     let after = expand_with(&m, &with("bbb"), &embedded).unwrap();
-    let changed: Vec<String> = after
-        .resources()
-        .filter(|r| before.get(&r.address).map(|b| &b.spec) != Some(&r.spec))
-        .map(|r| r.address.to_string())
-        .collect();
+    let changed = changed(&before, &after);
     assert_eq!(changed, ["lb.config"]);
     match &after
         .get(&ResourceAddress::config(Role::Lb, 0))
@@ -242,4 +234,34 @@ fn the_certificate_digest_is_an_input_of_the_load_balancer_only() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// `[web] max_connections` is an input of `lb.config` alone, and only when
+/// set: manifests without it plan exactly as before.
+#[test]
+fn max_connections_is_an_input_of_the_load_balancer_only_when_set() {
+    let unset = manifest(2, Some(1), Some(1));
+    let mut set = unset.clone();
+    set.web.max_connections = Some(2);
+    let embedded = crate::templates::Templates::embedded();
+    let before = expand_with(&unset, &Inputs::default(), &embedded).unwrap();
+    let after = expand_with(&set, &Inputs::default(), &embedded).unwrap();
+    let changed = changed(&before, &after);
+    assert_eq!(changed, ["lb.config"]);
+    let inputs =
+        |g: &ResourceGraph| match &g.get(&ResourceAddress::config(Role::Lb, 0)).unwrap().spec {
+            ResourceSpec::Config(c) => c.inputs.clone(),
+            other => panic!("{other:?}"),
+        };
+    assert_eq!(inputs(&after)["max_connections"], "2");
+    assert!(!inputs(&before).contains_key("max_connections"));
+}
+
+/// The addresses whose spec differs from `before` to `after`.
+fn changed(before: &ResourceGraph, after: &ResourceGraph) -> Vec<String> {
+    after
+        .resources()
+        .filter(|r| before.get(&r.address).map(|b| &b.spec) != Some(&r.spec))
+        .map(|r| r.address.to_string())
+        .collect()
 }

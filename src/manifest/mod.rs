@@ -146,6 +146,11 @@ pub struct Web {
     pub instance_type: String,
     pub count: u32,
     pub port: u16,
+    /// `max_connections`: the most requests HAProxy sends one app server at
+    /// once (its `maxconn`); the rest wait in HAProxy's queue, which is what
+    /// `metric = "queue_time_ms"` reads. `None`: no limit (nothing queues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -297,6 +302,10 @@ pub struct Autoscale {
     /// margin covers (default 0.9).
     #[serde(default)]
     pub forecast_quantile: Option<f64>,
+    /// Shadow mode: the reactive policy acts; the forecast policy (with
+    /// `boot` and `forecast_quantile`) decides beside it, recorded only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forecast_only: bool,
     /// `[autoscale.replicas]`: the database read tier's policy (issue 13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<ReplicaAutoscale>,

@@ -261,8 +261,11 @@ fn manifest(ck: &mut Checker, root: &DeTable) -> Result<Manifest, Reported> {
     });
     let cache = Section::optional(ck, root, &services::CACHE)
         .and_then(|s| s.map(|s| services::cache(ck, &s)).transpose());
+    let web_queues = root.get("web").is_some_and(|w| {
+        matches!(w.get_ref(), toml::de::DeValue::Table(t) if t.get("max_connections").is_some())
+    });
     let autoscale = Section::optional(ck, root, &autoscale::AUTOSCALE).and_then(|s| {
-        s.map(|s| autoscale::check(ck, &s, root.get("database").is_some()))
+        s.map(|s| autoscale::check(ck, &s, root.get("database").is_some(), web_queues))
             .transpose()
     });
     let env = env::check(ck, root);

@@ -279,7 +279,7 @@ fn unknown_key_far_from_any_lists_the_known_keys() {
 14 | replicas = 3
    | ^^^^^^^^
    |
-   = help: known keys in [web]: `instance_type`, `count`, `port`
+   = help: known keys in [web]: `instance_type`, `count`, `port`, `max_connections`
 "
     );
 }
@@ -699,6 +699,7 @@ fn blog_example_validates() {
             instance_type: "t3.small".into(),
             count: 2,
             port: 8080,
+            max_connections: None,
         },
         load_balancer: LoadBalancer {
             instance_type: "t3.small".into(),
@@ -742,6 +743,7 @@ fn blog_example_validates() {
             policy: crate::manifest::PolicyKind::Reactive,
             boot: None,
             forecast_quantile: None,
+            forecast_only: false,
             replicas: None,
         }),
         env: Default::default(),
@@ -760,7 +762,8 @@ fn shop_example_validates() {
         Web {
             instance_type: "c5.large".into(),
             count: 6,
-            port: 8080
+            port: 8080,
+            max_connections: None,
         }
     );
     assert_eq!(

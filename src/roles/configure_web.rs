@@ -178,6 +178,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                                 &lb.remote,
                                 &lb.place.root,
                                 &backend,
+                                self.manifest.web.max_connections,
                                 release.health_timeout,
                             )
                             .await
@@ -196,6 +197,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                         &lb.remote,
                         &lb.place.root,
                         &backend,
+                        self.manifest.web.max_connections,
                         Duration::from_secs(60),
                     )
                     .await?;
@@ -221,6 +223,7 @@ impl<F: Fleet> RoleConfigurator<F> {
                         servers: self.backends(job)?,
                         maintenance: self.maintenance.clone(),
                         tls: self.tls(job)?,
+                        max_connections: self.manifest.web.max_connections,
                     },
                     haproxy::Bounds {
                         healthy: Duration::from_secs(60),

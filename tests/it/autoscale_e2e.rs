@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use super::cli::{appgrid, scratch, text};
 use super::http::{http, served_by};
 
-struct Scaled {
-    dir: PathBuf,
-    manifest: PathBuf,
-    machines: PathBuf,
-    loop_: Option<Child>,
+pub(super) struct Scaled {
+    pub(super) dir: PathBuf,
+    pub(super) manifest: PathBuf,
+    pub(super) machines: PathBuf,
+    pub(super) loop_: Option<Child>,
 }
 
 const REACTIVE: &str = "metric = \"requests_per_instance\"\ntarget = 5\nmin = 1\nmax = 3\n\
@@ -29,6 +29,11 @@ impl Scaled {
 
     /// The blog on the local provider with this `[autoscale]` table's body.
     fn with_autoscale(name: &str, autoscale: &str) -> Scaled {
+        Scaled::with_tables(name, "", autoscale)
+    }
+
+    /// [`Scaled::with_autoscale`] with more keys in `[web]`.
+    pub(super) fn with_tables(name: &str, web: &str, autoscale: &str) -> Scaled {
         let dir = scratch(name);
         let machines = dir.join("machines");
         let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app");
@@ -38,12 +43,13 @@ impl Scaled {
             format!(
                 "[app]\nname = \"{name}\"\n[provider]\nkind = \"local\"\n\
                  [release]\npath = \"{app}\"\nstart = \"/usr/bin/python3 app.py\"\nhealth = \"/health\"\n\
-                 [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n\
+                 [web]\ninstance_type = \"t3.small\"\ncount = 1\nport = 8080\n{web}\
                  [load_balancer]\ninstance_type = \"t3.small\"\nlisten = 8000\n\
                  [database]\ninstance_type = \"m5.large\"\nschema = \"{app}/schema.sql\"\n\
                  [autoscale]\n{autoscale}",
                 app = app.display(),
                 name = name,
+                web = web,
                 autoscale = autoscale,
             ),
         )
@@ -56,7 +62,7 @@ impl Scaled {
         }
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(super) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = appgrid();
         c.args(args)
             .arg(&self.manifest)
@@ -64,7 +70,7 @@ impl Scaled {
         c
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(super) fn ok(&self, args: &[&str]) -> String {
         let out = self.cmd(args).output().unwrap();
         assert!(
             out.status.success(),
@@ -75,7 +81,7 @@ impl Scaled {
         text(&out.stdout)
     }
 
-    fn state(&self) -> serde_json::Value {
+    pub(super) fn state(&self) -> serde_json::Value {
         let app = self
             .dir
             .file_name()
@@ -89,7 +95,28 @@ impl Scaled {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    fn web_count(&self) -> usize {
+    /// The load balancer's `address:8000`.
+    pub(super) fn lb_addr(&self) -> String {
+        format!(
+            "{}:8000",
+            self.state()["resources"]["lb"]["attributes"]["private_ip"]
+                .as_str()
+                .unwrap()
+        )
+    }
+
+    /// `appgrid autoscale` running in the background until dropped.
+    pub(super) fn start_loop(&mut self) {
+        self.loop_ = Some(
+            self.cmd(&["autoscale"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    pub(super) fn web_count(&self) -> usize {
         self.state()["resources"]
             .as_object()
             .unwrap()
@@ -114,7 +141,49 @@ impl Drop for Scaled {
     }
 }
 
-async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+/// Who answered, by the example app's answer.
+pub(super) type Seen = Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
+/// A client sending `GET /` to `lb` one request after the other until
+/// `stop` (at most 240 s): (requests answered 200, the others' outcomes).
+pub(super) fn client(
+    lb: &str,
+    stop: &Arc<AtomicBool>,
+    seen: &Seen,
+    began: Instant,
+) -> tokio::task::JoinHandle<(u64, Vec<String>)> {
+    let (lb, stop, seen) = (lb.to_string(), Arc::clone(stop), Arc::clone(seen));
+    tokio::spawn(async move {
+        let (mut ok, mut failed) = (0u64, Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(240);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            match http(&lb, "GET", "/", "").await {
+                Ok((200, body)) => {
+                    ok += 1;
+                    seen.lock().unwrap().insert(served_by(&body));
+                }
+                other => failed.push(format!(
+                    "{:.1}s into the load: {other:?}",
+                    began.elapsed().as_secs_f64()
+                )),
+            }
+        }
+        (ok, failed)
+    })
+}
+
+/// Not one request failed (the first few shown when some did).
+pub(super) fn none_failed(ok: u64, failed: &[String]) {
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed, first: {:?}",
+        failed.len(),
+        ok + failed.len() as u64,
+        &failed[..failed.len().min(3)]
+    );
+}
+
+pub(super) async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(
@@ -127,14 +196,10 @@ async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_tier_follows_its_load() {
-    let mut s = Scaled::new("itscale");
+    // Shadow mode on: the reactive policy acts, the forecast is recorded.
+    let mut s = Scaled::with_autoscale("itscale", &format!("{REACTIVE}forecast_only = true\n"));
     s.ok(&["apply", "--yes"]);
-    let lb = format!(
-        "{}:8000",
-        s.state()["resources"]["lb"]["attributes"]["private_ip"]
-            .as_str()
-            .unwrap()
-    );
+    let lb = s.lb_addr();
 
     // --once: one pass, recorded, and at rest nothing changes.
     let once = s.ok(&["autoscale", "--once"]);
@@ -154,23 +219,7 @@ async fn the_web_tier_follows_its_load() {
     // server has answered some of it.
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
-    let load = {
-        let (lb, stop, seen) = (lb.clone(), Arc::clone(&stop), Arc::clone(&seen));
-        tokio::spawn(async move {
-            let (mut ok, mut failed) = (0u64, Vec::new());
-            let deadline = Instant::now() + Duration::from_secs(240);
-            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                match http(&lb, "GET", "/", "").await {
-                    Ok((200, body)) => {
-                        ok += 1;
-                        seen.lock().unwrap().insert(served_by(&body));
-                    }
-                    other => failed.push(format!("{other:?}")),
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load = client(&lb, &stop, &seen, Instant::now());
     until("a scale-out", Duration::from_secs(60), || {
         s.web_count() >= 2
     })
@@ -248,6 +297,41 @@ async fn the_web_tier_follows_its_load() {
         "{history}"
     );
 
+    // `forecast_only`: every web pass has the forecast's decision beside it,
+    // and the demand recorded is a trace the simulator replays.
+    let passes = history
+        .lines()
+        .filter(|l| l.contains(" requests_per_instance "))
+        .count();
+    let shadows: Vec<&str> = history
+        .lines()
+        .filter(|l| l.starts_with("    forecast_only: would have gone "))
+        .collect();
+    assert_eq!(shadows.len(), passes, "{history}");
+    assert!(shadows.iter().any(|l| l.contains("forecast")), "{history}");
+    let trace = s.dir.join("recorded.csv");
+    s.ok(&["autoscale", "history", "--trace", trace.to_str().unwrap()]);
+    let csv = std::fs::read_to_string(&trace).unwrap();
+    assert!(csv.starts_with("minute,requests\n"), "{csv}");
+    // The load ran for well over 100 requests (its minutes, as recorded).
+    let recorded: u64 = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(',')?.1.parse::<u64>().ok())
+        .sum();
+    assert!(recorded > 100, "{csv}");
+    let sim = s.ok(&[
+        "autoscale",
+        "simulate",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--policy",
+        "forecast",
+        "--out",
+        s.dir.join("sim").to_str().unwrap(),
+    ]);
+    assert!(sim.contains("under-provisioning timeshare"), "{sim}");
+
     // SIGTERM: the pass in flight finishes and the loop exits.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let status = s.loop_.take().unwrap().wait().unwrap();
@@ -255,7 +339,7 @@ async fn the_web_tier_follows_its_load() {
 }
 
 /// One line of `autoscale history`: (unix seconds, value read, from, to, reason).
-fn history_lines(history: &str) -> Vec<(i64, f64, u32, u32, String)> {
+pub(super) fn history_lines(history: &str) -> Vec<(i64, f64, u32, u32, String)> {
     history
         .lines()
         .filter_map(|l| {
@@ -311,19 +395,8 @@ async fn the_forecast_asks_for_servers_before_a_ramp_arrives() {
          boot = \"8s\"\nscale_out_cooldown = \"1s\"\nscale_in_cooldown = \"10s\"\nwarmup = \"1s\"\ninterval = \"1s\"\n",
     );
     s.ok(&["apply", "--yes"]);
-    let lb = format!(
-        "{}:8000",
-        s.state()["resources"]["lb"]["attributes"]["private_ip"]
-            .as_str()
-            .unwrap()
-    );
-    s.loop_ = Some(
-        s.cmd(&["autoscale"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let lb = s.lb_addr();
+    s.start_loop();
 
     // Paced requests: STEADY req/s until the ramp starts, then rising.
     let ramp_at: Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
@@ -425,13 +498,7 @@ async fn the_forecast_asks_for_servers_before_a_ramp_arrives() {
     stop.store(true, Ordering::SeqCst);
     let (ok, failed) = load.await.unwrap();
     assert!(ok > 50, "{ok} requests");
-    assert!(
-        failed.is_empty(),
-        "{} of {} requests failed, first: {:?}",
-        failed.len(),
-        ok + failed.len() as u64,
-        &failed[..failed.len().min(3)]
-    );
+    none_failed(ok, &failed);
 }
 
 /// What the ramp test measured, for BENCHMARKS.md (`--nocapture`).
@@ -449,12 +516,7 @@ fn tracing_free_report(asked_s: i64, arrives_s: i64, value: f64, to: u32) {
 async fn a_pass_waits_for_the_lock_and_loses_no_update() {
     let s = Scaled::new("itlocked");
     s.ok(&["apply", "--yes"]);
-    let lb = format!(
-        "{}:8000",
-        s.state()["resources"]["lb"]["attributes"]["private_ip"]
-            .as_str()
-            .unwrap()
-    );
+    let lb = s.lb_addr();
     s.ok(&["autoscale", "--once"]); // the first counters
     tokio::time::sleep(Duration::from_secs(2)).await; // a rate needs time between readings
     for _ in 0..200 {

@@ -32,6 +32,7 @@ mod migrate;
 mod moto;
 mod moves;
 mod preflight;
+mod queue_time;
 mod releases;
 mod replicas_autoscale;
 mod roles_pg;

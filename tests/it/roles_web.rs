@@ -345,6 +345,7 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
         servers: vec![backend(0), backend(1)],
         maintenance: None,
         tls: None,
+        max_connections: None,
     };
     let bounds = Bounds {
         healthy: Duration::from_secs(20),

@@ -31,6 +31,7 @@ pub(super) const AUTOSCALE: TableSpec = TableSpec {
         Key::optional("policy", "\"forecast\""),
         Key::optional("boot", "\"120s\""),
         Key::optional("forecast_quantile", "0.9"),
+        Key::optional("forecast_only", "true"),
         Key::optional(
             "replicas",
             "{ metric = \"connections\", target = 20, min = 1, max = 3 }",
@@ -63,20 +64,38 @@ const METRICS: &[(&str, Metric)] = &[
 ];
 
 /// The longest queue time a target may be: a request queued longer than
-/// HAProxy's usual `timeout queue` is refused, not late.
-const MAX_QUEUE_TARGET_MS: f64 = 30_000.0;
+/// the `timeout queue 10s` in `templates/haproxy/haproxy.cfg` is refused
+/// (503), not late, so a higher target could never be read.
+const MAX_QUEUE_TARGET_MS: f64 = 10_000.0;
 
 /// The most web servers autoscaling may ask for, as for `web.count`.
 const MAX_INSTANCES: i64 = 10_000;
 
 /// `has_database`: whether the manifest has `[database]`, which
-/// `[autoscale.replicas]` needs.
+/// `[autoscale.replicas]` needs; `web_queues`: whether `[web]` sets
+/// `max_connections`, which `metric = "queue_time_ms"` needs.
 pub(super) fn check(
     ck: &mut Checker,
     s: &Section,
     has_database: bool,
+    web_queues: bool,
 ) -> Result<Autoscale, Reported> {
-    let metric = s.require(ck, "metric").and_then(|f| metric(ck, f));
+    let metric = s.require(ck, "metric").and_then(|f| {
+        let m = metric(ck, f)?;
+        if m == Metric::QueueTimeMs && !web_queues {
+            // Refused, not warned: without a per-server limit HAProxy never
+            // queues, the reading is always 0 and the tier would shrink to
+            // `min` under any load.
+            ck.error(
+                f.span(),
+                "`metric = \"queue_time_ms\"` needs `max_connections` in [web]",
+                "HAProxy queues requests (and measures their queue time) only when each app \
+                 server has a limit: add `max_connections = 4` under [web] (the most requests \
+                 one app server handles at once), or choose another metric",
+            );
+        }
+        Ok(m)
+    });
     let target = s
         .require(ck, "target")
         .and_then(|f| target(ck, f, metric.ok()));
@@ -119,6 +138,10 @@ pub(super) fn check(
         Some(f) => quantile(ck, f).map(Some),
         None => Ok(None),
     };
+    let forecast_only = match s.field("forecast_only") {
+        Some(f) => f.bool(ck),
+        None => Ok(false),
+    };
     let replicas = match s.field("replicas") {
         Some(f) => super::autoscale_replicas::check(ck, f, has_database).map(Some),
         None => Ok(None),
@@ -138,6 +161,7 @@ pub(super) fn check(
         policy: policy?,
         boot: boot?,
         forecast_quantile: forecast_quantile?,
+        forecast_only: forecast_only?,
     })
 }
 

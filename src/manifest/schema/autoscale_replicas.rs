@@ -88,7 +88,7 @@ mod tests {
     use crate::manifest::{Metric, ReplicaAutoscale, ReplicaMetric, parse};
 
     const BASE: &str = "[app]\nname = \"blog\"\n[provider]\nkind = \"local\"\n\
-        [web]\ninstance_type = \"t3.small\"\ncount = 1\n\
+        [web]\ninstance_type = \"t3.small\"\ncount = 1\nmax_connections = 2\n\
         [load_balancer]\ninstance_type = \"t3.small\"\n";
     const DATABASE: &str = "[database]\ninstance_type = \"m5.large\"\nreplicas = 1\n";
     const WEB: &str = "[autoscale]\nmetric = \"queue_time_ms\"\ntarget = 20\nmin = 1\nmax = 4\n";
@@ -125,18 +125,68 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_time_target_above_30s_is_refused_where_written() {
+    fn a_queue_time_target_above_the_queue_timeout_is_refused_where_written() {
         let text = format!("{BASE}{}", WEB.replace("target = 20", "target = 45000"));
         assert_eq!(
             errors(&text),
-            "error: `target` for \"queue_time_ms\" must be at most 30000 ms, found 45000
-  --> appgrid.toml:12:10
+            "error: `target` for \"queue_time_ms\" must be at most 10000 ms, found 45000
+  --> appgrid.toml:13:10
    |
-12 | target = 45000
+13 | target = 45000
    |          ^^^^^
    |
    = help: a queue-time target is milliseconds a request waits for a server, e.g. `target = 20`
 "
+        );
+    }
+
+    /// Without a per-server limit HAProxy never queues: the metric would read 0.
+    #[test]
+    fn queue_time_without_max_connections_is_refused_at_the_metric() {
+        let text = format!("{}{WEB}", BASE.replace("max_connections = 2\n", ""));
+        assert_eq!(
+            errors(&text),
+            "error: `metric = \"queue_time_ms\"` needs `max_connections` in [web]
+  --> appgrid.toml:11:10
+   |
+11 | metric = \"queue_time_ms\"
+   |          ^^^^^^^^^^^^^^^
+   |
+   = help: HAProxy queues requests (and measures their queue time) only when each app server has a limit: add `max_connections = 4` under [web] (the most requests one app server handles at once), or choose another metric
+"
+        );
+    }
+
+    #[test]
+    fn max_connections_is_read_and_checked_where_written() {
+        let web =
+            |m: &str| parse(Path::new("appgrid.toml"), &BASE.replace("2\n", m)).map(|m| m.web);
+        assert_eq!(web("2\n").unwrap().max_connections, Some(2));
+        assert_eq!(web("10000\n").unwrap().max_connections, Some(10_000));
+        let unset = parse(
+            Path::new("appgrid.toml"),
+            &BASE.replace("max_connections = 2\n", ""),
+        )
+        .unwrap();
+        assert_eq!(unset.web.max_connections, None);
+        assert_eq!(
+            errors(&BASE.replace("max_connections = 2", "max_connections = 0")),
+            "error: `max_connections` must be at least 1, found 0
+ --> appgrid.toml:8:19
+  |
+8 | max_connections = 0
+  |                   ^
+  |
+  = help: use a whole number from 1 to 10000, for example: `max_connections = 4`
+"
+        );
+        assert!(
+            errors(&BASE.replace("max_connections = 2", "max_connections = 10001"))
+                .contains("`max_connections` must be at most 10000, found 10001"),
+        );
+        assert!(
+            errors(&BASE.replace("max_connections = 2", "max_connections = \"4\""))
+                .contains("max_connections"),
         );
     }
 
@@ -166,7 +216,7 @@ mod tests {
             "{e}"
         );
         assert!(
-            e.contains("error: `min` must be at least 1, found 0\n  --> appgrid.toml:21:7"),
+            e.contains("error: `min` must be at least 1, found 0\n  --> appgrid.toml:22:7"),
             "min = 0 is pointed at: {e}"
         );
         let text = format!(

@@ -27,6 +27,7 @@ pub(super) const WEB: TableSpec = TableSpec {
         Key::required("instance_type", "\"t3.small\""),
         Key::required("count", "2"),
         Key::optional("port", "8080"),
+        Key::optional("max_connections", "4"),
     ],
 };
 
@@ -72,6 +73,8 @@ pub(super) const CACHE: TableSpec = TableSpec {
 
 /// Most web servers one app may ask for.
 const MAX_WEB_COUNT: i64 = 10_000;
+/// Most concurrent requests HAProxy may send one app server (`maxconn`).
+pub(super) const MAX_CONNECTIONS: i64 = 10_000;
 const POSTGRES_VERSIONS: std::ops::RangeInclusive<i64> = 13..=17;
 
 pub(super) fn release(ck: &mut Checker, s: &Section) -> Result<Release, Reported> {
@@ -128,10 +131,15 @@ pub(super) fn web(ck: &mut Checker, s: &Section) -> Result<Web, Reported> {
         .require(ck, "count")
         .and_then(|f| f.integer(ck, 1, MAX_WEB_COUNT));
     let port = port(ck, s, "port", 8080);
+    let max_connections = s
+        .field("max_connections")
+        .map(|f| f.integer(ck, 1, MAX_CONNECTIONS).map(u32_from))
+        .transpose();
     Ok(Web {
         instance_type: instance_type?,
         count: u32_from(count?),
         port: port?,
+        max_connections: max_connections?,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use tera::Context;
 
-use super::{Backend, LbConfig, SERVER_OPTIONS};
+use super::{Backend, LbConfig, server_options};
 use crate::roles::web_error::{WebRoleError, check_root, check_token};
 use crate::templates::{TemplateError, Templates};
 
@@ -21,6 +21,15 @@ pub(super) fn check_lb(lb: &LbConfig, host: &str) -> Result<(), WebRoleError> {
             host,
             "TLS port",
             "must not be 0 nor the HTTP port",
+        ));
+    }
+    if let Some(n) = lb.max_connections
+        && !(1..=10_000).contains(&n)
+    {
+        return Err(WebRoleError::invalid(
+            host,
+            "max_connections",
+            format!("{n} must be from 1 to 10000"),
         ));
     }
     if let Some(m) = &lb.maintenance {
@@ -88,7 +97,7 @@ pub fn render_config(t: &Templates, lb: &LbConfig) -> Result<String, TemplateErr
     ctx.insert("addr", &lb.addr);
     ctx.insert("listen", &lb.listen);
     ctx.insert("health_path", &lb.health_path);
-    ctx.insert("server_options", SERVER_OPTIONS);
+    ctx.insert("server_options", &server_options(lb.max_connections));
     ctx.insert("servers", &servers);
     ctx.insert("tls_port", &lb.tls.as_ref().map(|t| t.port));
     ctx.insert("retry_after", &crate::maintenance::RETRY_AFTER_SECS);
@@ -126,6 +135,7 @@ mod tests {
             ],
             maintenance: None,
             tls: None,
+            max_connections: None,
         }
     }
 
@@ -189,6 +199,40 @@ mod tests {
             pem: Vec::new(),
         });
         assert!(check_lb(&clash, "h").is_err());
+    }
+
+    /// `[web] max_connections` is each server's `maxconn` (so requests queue
+    /// in HAProxy); unset, the file is what it was before the setting existed.
+    #[test]
+    fn max_connections_is_every_servers_maxconn() {
+        let plain = render_config(&Templates::embedded(), &lb()).unwrap();
+        assert!(!plain.contains("maxconn 2"), "{plain}");
+        assert!(
+            plain.contains(
+                "    default-server check inter 1s fastinter 250ms downinter 1s rise 2 fall 2\n"
+            ),
+            "{plain}"
+        );
+        assert!(plain.contains("    timeout queue 10s\n"), "{plain}");
+        let mut limited = lb();
+        limited.max_connections = Some(2);
+        let cfg = render_config(&Templates::embedded(), &limited).unwrap();
+        assert!(
+            cfg.contains(
+                "    default-server check inter 1s fastinter 250ms downinter 1s rise 2 fall 2 maxconn 2\n"
+            ),
+            "{cfg}"
+        );
+        // Only that line differs: the server lines inherit it.
+        let changed: Vec<(&str, &str)> = plain
+            .lines()
+            .zip(cfg.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        assert!(check_lb(&limited, "h").is_ok());
+        limited.max_connections = Some(0);
+        assert!(check_lb(&limited, "h").is_err());
     }
 
     #[test]

@@ -37,6 +37,16 @@ pub const BACKEND: &str = "web";
 /// (servers added at runtime do not inherit `default-server` in 2.6).
 pub const SERVER_OPTIONS: &str = "check inter 1s fastinter 250ms downinter 1s rise 2 fall 2";
 
+/// [`SERVER_OPTIONS`], with `maxconn N` when `[web] max_connections` limits
+/// the requests one app server is sent at once: the rest wait in HAProxy's
+/// queue (`timeout queue` in haproxy.cfg), whose wait is `qtime`.
+pub fn server_options(max_connections: Option<u32>) -> String {
+    match max_connections {
+        Some(n) => format!("{SERVER_OPTIONS} maxconn {n}"),
+        None => SERVER_OPTIONS.to_string(),
+    }
+}
+
 /// One web instance behind the load balancer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Backend {
@@ -61,6 +71,8 @@ pub struct LbConfig {
     pub maintenance: Option<crate::maintenance::Maintenance>,
     /// HTTPS: the port, and the certificate with its key (PEM) uploaded 0600.
     pub tls: Option<LbTls>,
+    /// `[web] max_connections`: each server's `maxconn` (None: no limit).
+    pub max_connections: Option<u32>,
 }
 
 /// HTTPS at the load balancer.
@@ -193,11 +205,11 @@ pub async fn ensure_haproxy(
                 Some(_) => {
                     // Same name, new address: replace it.
                     drain_server(t, remote, &lb.root, &s.name, bounds.drain).await?;
-                    add_server(t, remote, &lb.root, s, bounds.healthy).await?;
+                    add_server(t, remote, &lb.root, s, lb.max_connections, bounds.healthy).await?;
                     added.push(s.name.clone());
                 }
                 None => {
-                    add_server(t, remote, &lb.root, s, bounds.healthy).await?;
+                    add_server(t, remote, &lb.root, s, lb.max_connections, bounds.healthy).await?;
                     added.push(s.name.clone());
                 }
             }

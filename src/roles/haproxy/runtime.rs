@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::config::check_backend;
 use super::stats::{ServerStat, parse_servers_state, show_stat};
-use super::{BACKEND, Backend, SERVER_OPTIONS, root_ctx};
+use super::{BACKEND, Backend, root_ctx, server_options};
 use crate::remote::Remote;
 use crate::roles::web_error::{WebRoleError, check_root, run_template};
 use crate::templates::Templates;
@@ -102,13 +102,16 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Add a server to the running HAProxy: in maintenance, then health checks
 /// on while draining (checked, but sent no traffic), then ready once its
-/// check passes. Already there with the same address: nothing.
+/// check passes. Already there with the same address: nothing. A server
+/// added at runtime does not inherit `default-server`, so its options
+/// (health checks, `maxconn` from `max_connections`) are given here.
 /// Returns how long it took.
 pub async fn add_server(
     t: &Templates,
     remote: &impl Remote,
     root: &str,
     server: &Backend,
+    max_connections: Option<u32>,
     healthy_within: Duration,
 ) -> Result<Duration, WebRoleError> {
     let host = remote.host();
@@ -121,8 +124,10 @@ pub async fn add_server(
             remote,
             root,
             format!(
-                "add server {id} {}:{} {SERVER_OPTIONS}",
-                server.addr, server.port
+                "add server {id} {}:{} {}",
+                server.addr,
+                server.port,
+                server_options(max_connections)
             ),
             |a| a.contains("New server registered"),
         )
