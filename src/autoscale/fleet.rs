@@ -512,11 +512,15 @@ mod tests {
         assert_eq!(recorded(Some("lb"), "lb", &machines), Recorded::Here);
         assert_eq!(
             recorded(Some("web[0]"), "lb", &machines),
-            Recorded::Elsewhere { on: "web[0]".into() }
+            Recorded::Elsewhere {
+                on: "web[0]".into()
+            }
         );
         assert_eq!(
             recorded(Some("web[1]"), "lb", &machines),
-            Recorded::Gone { on: "web[1]".into() }
+            Recorded::Gone {
+                on: "web[1]".into()
+            }
         );
         let refused = InstallRefused::Elsewhere {
             app: "blog".into(),

@@ -135,8 +135,8 @@ pub fn write_installed(
             let guard = crate::durable::suffixed(installed, ".lock");
             crate::durable::ensure_dir(&crate::durable::parent_dir(installed), 0o700)
                 .map_err(|e| file_err(e.to_string()))?;
-            let _held = crate::durable::FileLock::exclusive(&guard)
-                .map_err(|e| file_err(e.to_string()))?;
+            let _held =
+                crate::durable::FileLock::exclusive(&guard).map_err(|e| file_err(e.to_string()))?;
             let now = match std::fs::read(installed) {
                 Ok(b) => Some(crate::hash::sha256_hex(&b)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -315,6 +315,9 @@ mod tests {
         let RecordPlace::S3 { heartbeat, .. } = &place else {
             panic!("{place:?}")
         };
-        assert_eq!(heartbeat, "appgrid/blog/state.json.autoscaler-heartbeat.json");
+        assert_eq!(
+            heartbeat,
+            "appgrid/blog/state.json.autoscaler-heartbeat.json"
+        );
     }
 }

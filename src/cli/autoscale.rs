@@ -292,13 +292,7 @@ pub(super) fn show(e: &Entry) -> String {
 /// pass, [`appgrid::autoscale::fleet::Heartbeat`] in `path` (0600, atomic).
 /// With state on S3 it is also published beside the state, for teammates'
 /// `autoscale status` ([`appgrid::autoscale::fleet_record`]).
-fn beat(
-    ws: &Workspace,
-    path: &Path,
-    passes: u64,
-    last: Result<Entry, String>,
-    policy: &Policy,
-) {
+fn beat(ws: &Workspace, path: &Path, passes: u64, last: Result<Entry, String>, policy: &Policy) {
     let heartbeat = appgrid::autoscale::fleet::Heartbeat {
         at: now(),
         pid: std::process::id(),

@@ -14,8 +14,7 @@ use std::time::Instant;
 
 use appgrid::apply::resolve_path;
 use appgrid::autoscale::fleet::{
-    self, Freshness, InstallRefused, Installed, Layout, Recorded, Reference, RunnerMode,
-    Supervisor,
+    self, Freshness, InstallRefused, Installed, Layout, Recorded, Reference, RunnerMode, Supervisor,
 };
 use appgrid::autoscale::fleet_record::{self, RecordPlace};
 use appgrid::autoscale::fleet_units::{self, RunnerSpec};
@@ -435,7 +434,14 @@ async fn check_recorded(
             "{place} named {on}, which {app} no longer has: its autoscaler went with it; replacing the record"
         ),
         Recorded::Elsewhere { on } => {
-            match on_machine(ws, &on, "autoscale install: the recorded runner", fleet_units::status_script).await {
+            match on_machine(
+                ws,
+                &on,
+                "autoscale install: the recorded runner",
+                fleet_units::status_script,
+            )
+            .await
+            {
                 Ok((_, host, stdout)) => {
                     let there = fleet::parse_observed(&stdout)
                         .map(|o| o.installed.is_some())
