@@ -440,6 +440,31 @@ fn the_autoscaler_installed_on_the_load_balancer_scales_the_farm() {
         "{status}"
     );
 
+    // A teammate who cannot reach the machine still sees where it runs and
+    // its last pass, from beside the state.
+    farm.cut(lb_host);
+    let started = Instant::now();
+    let out = app.run(&["autoscale", "status"], &[]);
+    farm.restore(lb_host);
+    eprintln!(
+        "autoscale status with lb cut off: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let cut_status = text(&out.stdout);
+    assert!(out.status.success(), "{cut_status}{}", text(&out.stderr));
+    assert!(
+        cut_status.starts_with(&format!(
+            "autoscaler of fleetscale on lb ({lb_addr}): unknown (cannot reach it: "
+        )),
+        "{cut_status}"
+    );
+    assert!(cut_status.contains("last pass: "), "{cut_status}");
+    assert!(cut_status.contains(" passes)"), "{cut_status}");
+    assert!(
+        cut_status.contains(&format!("heartbeat read from s3://{bucket_name}/{beat_key}\n")),
+        "{cut_status}"
+    );
+
     // Uninstall: nothing left running there, the claims come back here.
     let out = app.must(&["autoscale", "uninstall"], &[]);
     assert_eq!(
