@@ -461,7 +461,9 @@ fn the_autoscaler_installed_on_the_load_balancer_scales_the_farm() {
     assert!(cut_status.contains("last pass: "), "{cut_status}");
     assert!(cut_status.contains(" passes)"), "{cut_status}");
     assert!(
-        cut_status.contains(&format!("heartbeat read from s3://{bucket_name}/{beat_key}\n")),
+        cut_status.contains(&format!(
+            "heartbeat read from s3://{bucket_name}/{beat_key}\n"
+        )),
         "{cut_status}"
     );
 

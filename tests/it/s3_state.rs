@@ -750,6 +750,36 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
     (id.to_string(), secret.to_string())
 }
 
+/// The keys in `bucket`, listed with the access key `id`.
+fn keys_as(endpoint: &str, bucket: &str, id: &str, secret: &str) -> Vec<String> {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            id, secret, None, None, "test",
+        ))
+        .build();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let listed = aws_sdk_s3::Client::from_conf(config)
+                .list_objects_v2()
+                .bucket(bucket)
+                .send()
+                .await
+                .unwrap();
+            listed
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect()
+        })
+}
+
 #[test]
 fn a_key_without_permission_to_write_the_state_stops_before_any_change() {
     // The IAM setup is the only unauthenticated budget: 4 actions.
@@ -798,26 +828,23 @@ fn a_key_without_permission_to_write_the_state_stops_before_any_change() {
     );
     // Nothing in the bucket: no state, no lock left behind (read with the
     // same key, which may list).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let listed = rt.block_on(async {
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(REGION))
-            .endpoint_url(&iam.endpoint)
-            .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                &id, &secret, None, None, "test",
-            ))
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
-            .list_objects_v2()
-            .bucket(&b)
-            .send()
-            .await
-            .unwrap()
-    });
-    assert!(listed.contents().is_empty(), "{:?}", listed.contents());
+    let keys = || keys_as(&iam.endpoint, &b, &id, &secret);
+    assert_eq!(keys(), Vec::<String>::new());
+
+    // The check is the lock's: whatever command takes it with this key
+    // stops there, before it holds the lock or writes anything.
+    let at = S3Location {
+        bucket: b.clone(),
+        key: key.clone(),
+        region: Some(REGION.to_string()),
+        endpoint: Some(iam.endpoint.clone()),
+    };
+    s3_store::connect_with_credentials(&at, (id.clone(), secret.clone())).unwrap();
+    let err = s3_lock::acquire(&at, "test", Duration::ZERO, Duration::from_secs(30)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the credentials in use lack s3:PutObject on it"),
+        "{err}"
+    );
+    assert_eq!(keys(), Vec::<String>::new());
 }
