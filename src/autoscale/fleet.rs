@@ -12,9 +12,11 @@
 //! The runner needs the manifest and the remote state, never a local state
 //! file: on a machine other than this one, state must be on S3 (the state
 //! lock there keeps two runners, or a runner and a person, from acting at
-//! once). Its heartbeat and last pass stay on the machine it runs on
-//! (`heartbeat.json` in its directory), read over the same transport that
-//! installed it.
+//! once). Its heartbeat and last pass are on the machine it runs on
+//! (`heartbeat.json` in its directory, read over the same transport that
+//! installed it) and, with state on S3, beside the state too
+//! ([`super::fleet_record`]). One runner per app: [`recorded`] decides what
+//! an install does given the record of where one already runs.
 
 use serde::{Deserialize, Serialize};
 
