@@ -733,3 +733,72 @@ fn on_the_local_provider_the_runner_is_a_supervised_service_of_the_lb_machine() 
     local(&["destroy", "--yes", "--allow-data-loss"]);
     assert_eq!(running_from(&runner_dir), Vec::<String>::new());
 }
+
+/// The install record on S3 is written only over the version read, so of
+/// two installs on two machines racing, one loses (and is undone); the
+/// heartbeat is published beside it and both go with `remove`.
+#[test]
+fn the_install_record_on_s3_admits_one_of_two_racing_installs() {
+    use appgrid::autoscale::fleet::{Heartbeat, Installed, RunnerMode, Supervisor};
+    use appgrid::autoscale::fleet_record::{self, PublishedBeat, RecordPlace};
+    use appgrid::state::location::{S3Location, StateLocation};
+
+    let moto = super::moto::shared();
+    let name = format!("appgrid-record-{:x}", fastrand::u32(..));
+    bucket(moto, &name);
+    let at = S3Location {
+        bucket: name.clone(),
+        key: "appgrid/rec/state.json".into(),
+        region: Some(REGION.into()),
+        endpoint: Some(moto.endpoint.clone()),
+    };
+    appgrid::state::s3_store::connect_with_credentials(&at, ("test".into(), "test".into()))
+        .unwrap();
+    let place = RecordPlace::of(&StateLocation::S3(at));
+    let installed = |on: &str| Installed {
+        on: on.into(),
+        host: "10.0.0.1".into(),
+        mode: RunnerMode::Loop,
+        supervisor: Supervisor::Appgrid,
+        version: "0.1.0".into(),
+        sha256: "ab".into(),
+        at: 5,
+        by: "ann@laptop".into(),
+    };
+    assert!(fleet_record::read_installed(&place).unwrap().is_none());
+    // Both read "nothing"; the first write wins, the second is refused.
+    assert!(fleet_record::write_installed(&place, &installed("lb"), None).unwrap());
+    assert!(!fleet_record::write_installed(&place, &installed("web[0]"), None).unwrap());
+    let (got, etag) = fleet_record::read_installed(&place).unwrap().unwrap();
+    assert_eq!(got.on, "lb");
+    // An upgrade in place over the version read; a stale version loses.
+    // (The ETag is the content's MD5: the upgrade's record differs, as a
+    // real one does in its time and binary.)
+    let upgraded = Installed {
+        at: 6,
+        ..installed("lb")
+    };
+    assert!(fleet_record::write_installed(&place, &upgraded, Some(&etag)).unwrap());
+    assert!(!fleet_record::write_installed(&place, &installed("web[0]"), Some(&etag)).unwrap());
+    let beat = PublishedBeat {
+        on: "lb".into(),
+        heartbeat: Heartbeat {
+            at: 9,
+            pid: 42,
+            passes: 3,
+            last: Err("the apply failed".into()),
+            interval_s: 2,
+        },
+    };
+    fleet_record::publish_beat(&place, &beat).unwrap();
+    let (read, from) = fleet_record::read_beat(&place).unwrap().unwrap();
+    assert_eq!(read, beat);
+    assert_eq!(
+        from,
+        format!("s3://{name}/appgrid/rec/state.json.autoscaler-heartbeat.json")
+    );
+    assert!(object_json(moto, &name, "appgrid/rec/state.json.autoscaler.json").is_some());
+    fleet_record::remove(&place).unwrap();
+    assert!(fleet_record::read_installed(&place).unwrap().is_none());
+    assert!(fleet_record::read_beat(&place).unwrap().is_none());
+}
