@@ -12,9 +12,11 @@
 //! The runner needs the manifest and the remote state, never a local state
 //! file: on a machine other than this one, state must be on S3 (the state
 //! lock there keeps two runners, or a runner and a person, from acting at
-//! once). Its heartbeat and last pass stay on the machine it runs on
-//! (`heartbeat.json` in its directory), read over the same transport that
-//! installed it.
+//! once). Its heartbeat and last pass are on the machine it runs on
+//! (`heartbeat.json` in its directory, read over the same transport that
+//! installed it) and, with state on S3, beside the state too
+//! ([`super::fleet_record`]). One runner per app: [`recorded`] decides what
+//! an install does given the record of where one already runs.
 
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +150,73 @@ pub fn check_place(
         });
     }
     Ok(())
+}
+
+/// Why `autoscale install` will not put a second runner in place; nothing
+/// was changed. A runner on the same machine is upgraded in place instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InstallRefused {
+    #[error(
+        "the autoscaler of {app} already runs on {on} ({host}), installed by {by} (recorded at \
+         {record}); two runners would scale one app. Run `appgrid autoscale uninstall {manifest} \
+         --on {on}` first, or `appgrid autoscale install {manifest} --on {on}` to upgrade it in \
+         place. Nothing was changed"
+    )]
+    Elsewhere {
+        app: String,
+        manifest: String,
+        on: String,
+        host: String,
+        by: String,
+        record: String,
+    },
+    #[error(
+        "the autoscaler of {app} is recorded as running on {on} ({record}), which cannot be \
+         reached to check ({detail}); run `appgrid autoscale uninstall {manifest} --on {on}` once \
+         it answers, or, if that machine is gone for good, remove {record}. Nothing was changed"
+    )]
+    Unverifiable {
+        app: String,
+        manifest: String,
+        on: String,
+        record: String,
+        detail: String,
+    },
+    #[error(
+        "another `autoscale install` of {app} changed {record} while this one ran; this install \
+         was undone. See `appgrid autoscale status {manifest}`, then retry if still wanted"
+    )]
+    Raced {
+        app: String,
+        manifest: String,
+        record: String,
+    },
+}
+
+/// What the install record says of an install `--on` a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// No runner recorded: install.
+    Nothing,
+    /// The runner is on this very machine: upgrade it in place.
+    Here,
+    /// On another machine of the app: refused unless it is no longer there
+    /// (the caller asks that machine).
+    Elsewhere { on: String },
+    /// On a machine the state no longer has (destroyed with its runner):
+    /// the record is stale and replaced.
+    Gone { on: String },
+}
+
+/// Decides from the record (`recorded`: the machine it names), the target
+/// `on`, and the machines in state.
+pub fn recorded(recorded: Option<&str>, on: &str, machines: &[String]) -> Recorded {
+    match recorded {
+        None => Recorded::Nothing,
+        Some(r) if r == on => Recorded::Here,
+        Some(r) if machines.iter().any(|m| m == r) => Recorded::Elsewhere { on: r.to_string() },
+        Some(r) => Recorded::Gone { on: r.to_string() },
+    }
 }
 
 /// A path the manifest names that the runner needs a copy of.
@@ -436,6 +505,43 @@ mod tests {
         );
         // A clock behind the machine's: age 0, not a wrap.
         assert_eq!(freshness(&hb(1000, 60), 900), Freshness::Fresh { age_s: 0 });
+    }
+
+    #[test]
+    fn a_recorded_runner_elsewhere_is_checked_here_upgraded_gone_replaced() {
+        let machines = ["lb".to_string(), "web[0]".to_string()];
+        assert_eq!(recorded(None, "lb", &machines), Recorded::Nothing);
+        assert_eq!(recorded(Some("lb"), "lb", &machines), Recorded::Here);
+        assert_eq!(
+            recorded(Some("web[0]"), "lb", &machines),
+            Recorded::Elsewhere {
+                on: "web[0]".into()
+            }
+        );
+        assert_eq!(
+            recorded(Some("web[1]"), "lb", &machines),
+            Recorded::Gone {
+                on: "web[1]".into()
+            }
+        );
+        let refused = InstallRefused::Elsewhere {
+            app: "blog".into(),
+            manifest: "app.toml".into(),
+            on: "lb".into(),
+            host: "10.0.0.1".into(),
+            by: "ann@laptop".into(),
+            record: "s3://b/k.autoscaler.json".into(),
+        };
+        let text = refused.to_string();
+        assert!(
+            text.starts_with("the autoscaler of blog already runs on lb (10.0.0.1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`appgrid autoscale uninstall app.toml --on lb` first"),
+            "{text}"
+        );
+        assert!(text.ends_with("Nothing was changed"), "{text}");
     }
 
     #[test]

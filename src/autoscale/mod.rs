@@ -13,6 +13,7 @@ mod emulate;
 mod emulate_compare;
 pub mod failover;
 pub mod fleet;
+pub mod fleet_record;
 pub mod fleet_units;
 mod forecast;
 pub mod live;

@@ -302,7 +302,9 @@ pub(super) fn show(e: &Entry) -> String {
 
 /// Where the runner on the fleet says it is alive (issue 12): after every
 /// pass, [`appgrid::autoscale::fleet::Heartbeat`] in `path` (0600, atomic).
-fn beat(path: &Path, passes: u64, last: Result<Entry, String>, policy: &Policy) {
+/// With state on S3 it is also published beside the state, for teammates'
+/// `autoscale status` ([`appgrid::autoscale::fleet_record`]).
+fn beat(ws: &Workspace, path: &Path, passes: u64, last: Result<Entry, String>, policy: &Policy) {
     let heartbeat = appgrid::autoscale::fleet::Heartbeat {
         at: now(),
         pid: std::process::id(),
@@ -317,6 +319,11 @@ fn beat(path: &Path, passes: u64, last: Result<Entry, String>, policy: &Policy) 
             path.display(),
             e.source
         );
+    }
+    if let Err(e) =
+        appgrid::autoscale::fleet_record::publish_runner_beat(&ws.state_location, path, &heartbeat)
+    {
+        tracing::warn!("cannot publish the heartbeat beside the state: {e}");
     }
 }
 
@@ -374,7 +381,7 @@ pub async fn run(
                 Ok(entry) => Ok(entry.clone()),
                 Err(failure) => Err(report::plain_text(failure)),
             };
-            beat(path, passes, last, &policy);
+            beat(&ws, path, passes, last, &policy);
         }
         match pass {
             Ok(entry) => outln!("{}", show(&entry)),

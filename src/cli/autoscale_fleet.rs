@@ -14,8 +14,9 @@ use std::time::Instant;
 
 use appgrid::apply::resolve_path;
 use appgrid::autoscale::fleet::{
-    self, Freshness, Installed, Layout, Reference, RunnerMode, Supervisor,
+    self, Freshness, InstallRefused, Installed, Layout, Recorded, Reference, RunnerMode, Supervisor,
 };
+use appgrid::autoscale::fleet_record::{self, RecordPlace};
 use appgrid::autoscale::fleet_units::{self, RunnerSpec};
 use appgrid::engine::Workspace;
 use appgrid::graph::ResourceAddress;
@@ -237,6 +238,10 @@ struct Install<'a> {
     record: ResourceState,
     supervisor: Supervisor,
     interval_s: u64,
+    /// Where the install record goes, and the version of it read before
+    /// (`None`: there was none): the record is written only over that.
+    place: RecordPlace,
+    previous: Option<String>,
 }
 
 impl FleetVisitor for Install<'_> {
@@ -250,6 +255,8 @@ impl FleetVisitor for Install<'_> {
             record,
             supervisor,
             interval_s,
+            place,
+            previous,
         } = self;
         let app = ws.manifest.manifest.app.name.as_str();
         // Everything is read first: bad input stops here, before the
@@ -346,14 +353,39 @@ impl FleetVisitor for Install<'_> {
             "install: script done after {:.1} s",
             t0.elapsed().as_secs_f64()
         );
-        if let Err(e) = result {
+        let undo = || async {
             // Nothing half-installed stays behind.
             if let Ok(undo) = fleet_units::uninstall_script(&ws.templates, &root, &layout, app) {
                 let _ = remote.run("autoscale install: undo", &undo).await;
             }
+        };
+        if let Err(e) = result {
+            undo().await;
             return Err(fail(format!(
                 "installing the autoscaler on {address} failed: {e}; nothing was left installed"
             )));
+        }
+        // Recorded beside the state, only over the record read before: of
+        // two installs racing on two machines, the later writer is undone.
+        match fleet_record::write_installed(&place, &installed, previous.as_deref()) {
+            Ok(true) => {}
+            Ok(false) => {
+                undo().await;
+                return Err(fail(
+                    InstallRefused::Raced {
+                        app: app.to_string(),
+                        manifest: ws.manifest_arg.clone(),
+                        record: place.to_string(),
+                    }
+                    .to_string(),
+                ));
+            }
+            Err(e) => {
+                undo().await;
+                return Err(fail(format!(
+                    "cannot record the install at {place}: {e}; the install was undone"
+                )));
+            }
         }
         Ok((installed, layout.dir))
     }
@@ -366,6 +398,87 @@ fn policy_interval(ws: &Workspace) -> u64 {
         .as_ref()
         .and_then(|a| appgrid::autoscale::Policy::load(a).ok())
         .map_or(60, |p| p.interval_s)
+}
+
+/// The machines in state (`lb`, `web[0]`…).
+fn machines(ws: &Workspace) -> Result<Vec<String>, Failure> {
+    Ok(ws
+        .load_state()?
+        .map(|s| {
+            s.resources
+                .keys()
+                .filter(|a| matches!(a, ResourceAddress::Instance { .. }))
+                .map(ToString::to_string)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Refuses an install when the record beside the state names a runner on
+/// another machine that is still there (asked over the same transport);
+/// the record's version otherwise, for the conditional write after.
+async fn check_recorded(
+    ws: &Workspace,
+    place: &RecordPlace,
+    address: ResourceAddress,
+) -> Result<Option<String>, Failure> {
+    let app = ws.manifest.manifest.app.name.clone();
+    let Some((recorded, version)) =
+        fleet_record::read_installed(place).map_err(|e| fail(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    match fleet::recorded(Some(&recorded.on), &address.to_string(), &machines(ws)?) {
+        Recorded::Nothing | Recorded::Here => {}
+        Recorded::Gone { on } => tracing::warn!(
+            "{place} named {on}, which {app} no longer has: its autoscaler went with it; replacing the record"
+        ),
+        Recorded::Elsewhere { on } => {
+            match on_machine(
+                ws,
+                &on,
+                "autoscale install: the recorded runner",
+                fleet_units::status_script,
+            )
+            .await
+            {
+                Ok((_, host, stdout)) => {
+                    let there = fleet::parse_observed(&stdout)
+                        .map(|o| o.installed.is_some())
+                        .unwrap_or(true);
+                    if there {
+                        return Err(fail(
+                            InstallRefused::Elsewhere {
+                                app,
+                                manifest: ws.manifest_arg.clone(),
+                                on,
+                                host,
+                                by: recorded.by,
+                                record: place.to_string(),
+                            }
+                            .to_string(),
+                        ));
+                    }
+                    tracing::warn!(
+                        "{place} named {on} ({host}), where no autoscaler is installed any more; replacing the record"
+                    );
+                }
+                Err(e) => {
+                    return Err(fail(
+                        InstallRefused::Unverifiable {
+                            app,
+                            manifest: ws.manifest_arg.clone(),
+                            on,
+                            record: place.to_string(),
+                            detail: super::report::plain_text(&e),
+                        }
+                        .to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(version))
 }
 
 pub async fn install(options: InstallOptions) -> Result<ExitCode, Failure> {
@@ -393,6 +506,8 @@ pub async fn install(options: InstallOptions) -> Result<ExitCode, Failure> {
     )
     .map_err(|e| fail(e.to_string()))?;
     let (address, record) = machine(&ws, &options.on)?;
+    let place = RecordPlace::of(&ws.state_location);
+    let previous = check_recorded(&ws, &place, address).await?;
     let supervisor = Supervisor::for_provider(kind);
     let (installed, dir) = providers::with_fleet(
         &ws,
@@ -403,6 +518,8 @@ pub async fn install(options: InstallOptions) -> Result<ExitCode, Failure> {
             record,
             supervisor,
             interval_s: policy_interval(&ws),
+            place,
+            previous,
         },
     )
     .await?;
@@ -495,14 +612,67 @@ async fn on_machine(
 pub async fn status(file: &Path, on: &str, state: Option<&Path>) -> Result<ExitCode, Failure> {
     let ws = Workspace::open(file, state)?;
     let app = ws.manifest.manifest.app.name.clone();
-    let (address, host, stdout) =
-        on_machine(&ws, on, "autoscale status", fleet_units::status_script).await?;
-    let o = fleet::parse_observed(&stdout).map_err(|e| fail(format!("{address} ({host}): {e}")))?;
+    // Beside the state first (what every teammate can read), then the machine.
+    let place = RecordPlace::of(&ws.state_location);
+    let recorded = fleet_record::read_installed(&place)
+        .map_err(|e| tracing::warn!("{e}"))
+        .ok()
+        .flatten()
+        .map(|(r, _)| r);
+    let published = fleet_record::read_beat(&place)
+        .map_err(|e| tracing::warn!("{e}"))
+        .ok()
+        .flatten();
+    let reached = on_machine(&ws, on, "autoscale status", fleet_units::status_script).await;
+    let (address, host, mut o, reach_error) = match reached {
+        Ok((address, host, stdout)) => {
+            let o = fleet::parse_observed(&stdout)
+                .map_err(|e| fail(format!("{address} ({host}): {e}")))?;
+            (address, host, o, None)
+        }
+        // The machine does not answer: what the state's side records still tells.
+        Err(e) if recorded.as_ref().is_some_and(|r| r.on == on) => {
+            let r = recorded.clone().expect("checked");
+            let address = machine(&ws, on)?.0;
+            let o = fleet::Observed {
+                installed: Some(r.clone()),
+                ..Default::default()
+            };
+            (address, r.host, o, Some(super::report::plain_text(&e)))
+        }
+        Err(e) => return Err(e),
+    };
+    let beat_source = match published {
+        Some((beat, at)) if beat.on == address.to_string() => {
+            let newer = o
+                .heartbeat
+                .as_ref()
+                .is_none_or(|there| beat.heartbeat.at >= there.at);
+            if newer {
+                o.heartbeat = Some(beat.heartbeat);
+                Some(at)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
     let Some(installed) = &o.installed else {
         outln!("The autoscaler of {app} is not installed on {address} ({host}).");
+        if let Some(r) = recorded.filter(|r| r.on != address.to_string()) {
+            outln!(
+                "It is recorded on {} ({}) at {place}: `appgrid autoscale status {} --on {}`.",
+                r.on,
+                r.host,
+                ws.manifest_arg,
+                r.on
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     };
-    let running = if o.pids.is_empty() {
+    let running = if let Some(why) = &reach_error {
+        format!("unknown (cannot reach it: {why})")
+    } else if o.pids.is_empty() {
         "not running".to_string()
     } else {
         let pids: Vec<String> = o.pids.iter().map(ToString::to_string).collect();
@@ -557,6 +727,9 @@ pub async fn status(file: &Path, on: &str, state: Option<&Path>) -> Result<ExitC
             }
         }
     }
+    if let Some(at) = beat_source {
+        outln!("heartbeat read from {at}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -580,6 +753,16 @@ pub async fn uninstall(file: &Path, on: &str, state: Option<&Path>) -> Result<Ex
             .map_err(|e| fail(format!("the runner's hosts registry on {address} is not JSON ({e}); it was removed with the runner")))?;
         appgrid::durable::replace(&path, registry.as_bytes(), 0o600)
             .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+    }
+    // The record beside the state goes too, when it names this machine.
+    let place = RecordPlace::of(&ws.state_location);
+    let recorded = fleet_record::read_installed(&place).map_err(|e| fail(e.to_string()))?;
+    if recorded.is_none_or(|(r, _)| r.on == address.to_string()) {
+        fleet_record::remove(&place).map_err(|e| {
+            fail(format!(
+                "the autoscaler is removed from {address}, but its record at {place} is not: {e}"
+            ))
+        })?;
     }
     if stdout.lines().any(|l| l == "absent") {
         outln!("The autoscaler of {app} is not installed on {address} ({host}); nothing to do.");

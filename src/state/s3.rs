@@ -62,11 +62,16 @@ pub enum S3Error {
     #[error("no AWS credentials for the state at {url}: {detail}")]
     Credentials { url: String, detail: String },
     #[error(
-        "access to {url} was denied ({detail}); the credentials in use need s3:GetObject, \
-         s3:PutObject and s3:DeleteObject on the key and its `.lock`/`.backup.*` siblings, and \
-         s3:ListBucket on the bucket. Nothing was changed"
+        "access to {url} was denied: the credentials in use lack {permission} on it ({detail}); \
+         grant it: state on S3 needs s3:GetObject, s3:PutObject and s3:DeleteObject on the key \
+         and its `.lock`/`.backup.*` siblings, and s3:ListBucket on the bucket. Nothing was changed"
     )]
-    Denied { url: String, detail: String },
+    Denied {
+        url: String,
+        /// The IAM action refused (`s3:PutObject`…).
+        permission: &'static str,
+        detail: String,
+    },
     #[error("S3 {operation} of {url} failed: {code}: {message}")]
     Api {
         operation: &'static str,
@@ -313,6 +318,41 @@ impl S3Objects {
         })
     }
 
+    /// Whether these credentials may write `key`, found without writing
+    /// it: a PutObject conditional on an ETag no object has. S3 checks
+    /// permission before the condition, so a denied writer gets 403
+    /// ([`S3Error::Denied`]) while an allowed one fails the condition (412,
+    /// or 404 when there is no object yet) and changes nothing.
+    pub fn check_writable(&self, key: &str) -> Result<(), S3Error> {
+        let this = self.clone();
+        let key = key.to_string();
+        block(async move {
+            let probe = this
+                .client
+                .put_object()
+                .bucket(&this.bucket)
+                .key(&key)
+                .if_match(WRITE_PROBE_ETAG)
+                .server_side_encryption(ServerSideEncryption::Aes256)
+                .body(ByteStream::from_static(b""))
+                .send()
+                .await;
+            match probe {
+                Err(e) if precondition_failed(&e) || e.code() == Some("NoSuchKey") => Ok(()),
+                Err(e) => Err(this.error("PutObject", &key, e)),
+                // A store that ignored the condition: the probe wrote.
+                Ok(_) => Err(S3Error::Api {
+                    operation: "PutObject",
+                    url: this.url(&key),
+                    code: "ConditionIgnored".into(),
+                    message: "the store ignored `If-Match` on a write check and wrote an \
+                              empty object; it cannot fence state writes (S3 and moto honour it)"
+                        .into(),
+                }),
+            }
+        })
+    }
+
     /// The keys that start with `prefix` (every page).
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
         let this = self.clone();
@@ -426,9 +466,11 @@ impl S3Objects {
                      AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
                 ),
             },
-            (_, Some("AccessDenied" | "Forbidden"), _) | (_, None, Some(403)) => {
-                S3Error::Denied { url, detail }
-            }
+            (_, Some("AccessDenied" | "Forbidden"), _) | (_, None, Some(403)) => S3Error::Denied {
+                url,
+                permission: permission(operation),
+                detail,
+            },
             _ => S3Error::Api {
                 operation,
                 url,
@@ -440,6 +482,20 @@ impl S3Objects {
                     .map_or_else(|| DisplayErrorContext(&err).to_string(), str::to_string),
             },
         }
+    }
+}
+
+/// An ETag no object has: the condition of [`S3Objects::check_writable`].
+const WRITE_PROBE_ETAG: &str = "\"appgrid-write-check\"";
+
+/// The IAM action an S3 `operation` needs.
+fn permission(operation: &str) -> &'static str {
+    match operation {
+        "GetObject" => "s3:GetObject",
+        "PutObject" => "s3:PutObject",
+        "DeleteObject" => "s3:DeleteObject",
+        "HeadBucket" | "ListObjectsV2" => "s3:ListBucket",
+        _ => "s3:*",
     }
 }
 

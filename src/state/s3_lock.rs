@@ -93,6 +93,11 @@ fn user() -> String {
 
 /// Acquires the lock of the state at `location`, waiting up to `timeout`
 /// for a live holder; `lease` as for the file lock.
+///
+/// First it checks, without writing, that these credentials may write the
+/// state and its backups ([`S3Objects::check_writable`]): a key without
+/// permission stops the command here, before anything changes, not at the
+/// first state write after machines were launched.
 pub fn acquire(
     location: &S3Location,
     operation: &str,
@@ -100,6 +105,8 @@ pub fn acquire(
     lease: Duration,
 ) -> Result<StateLock, LockError> {
     let objects = objects(location)?;
+    objects.check_writable(&location.key)?;
+    objects.check_writable(&location.backup_key(0))?;
     let key = location.lock_key();
     let url = format!("s3://{}/{key}", location.bucket);
     let host = super::lock::hostname();

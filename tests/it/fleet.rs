@@ -126,6 +126,25 @@ fn until(what: &str, limit: Duration, log: &Path, mut f: impl FnMut() -> bool) -
     start.elapsed()
 }
 
+/// The object at `key` in `bucket` as JSON, or `None`.
+fn object_json(moto: &Moto, bucket: &str, key: &str) -> Option<Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let out = super::s3_state::sdk(&moto.endpoint)
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        let bytes = out.body.collect().await.unwrap().into_bytes();
+        Some(serde_json::from_slice(&bytes).unwrap())
+    })
+}
+
 fn bucket(moto: &Moto, name: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -274,6 +293,58 @@ fn the_autoscaler_installed_on_the_load_balancer_scales_the_farm() {
             .contains("heartbeat: ")
     });
 
+    // A second runner on another machine is refused, naming where the
+    // first runs; nothing is put on that machine, the first runs on.
+    let install_key = "appgrid/fleetscale/state.json.autoscaler.json";
+    let beat_key = "appgrid/fleetscale/state.json.autoscaler-heartbeat.json";
+    let web_addr = state["resources"]["web[0]"]["attributes"]["private_ip"]
+        .as_str()
+        .unwrap();
+    let web_host = farm
+        .hosts()
+        .iter()
+        .position(|h| h.addr == web_addr)
+        .unwrap();
+    let record_before = object_json(&moto, &bucket_name, install_key).expect("install record");
+    assert_eq!(record_before["on"], "lb", "{record_before}");
+    let runner_now = appgrid_pids(&lb_netns);
+    let out = app.run(
+        &["autoscale", "install"],
+        &["--on", "web[0]", "--credentials", &creds],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the autoscaler of fleetscale already runs on lb ({lb_addr})"
+        )) && err.contains("autoscale uninstall")
+            && err.contains(&format!("s3://{bucket_name}/{install_key}"))
+            && err.contains("Nothing was changed"),
+        "{err}"
+    );
+    assert!(
+        !farm
+            .private_dir(web_host, "var/lib/appgrid/autoscale")
+            .exists(),
+        "something was installed on web[0]"
+    );
+    assert_eq!(appgrid_pids(&lb_netns), runner_now);
+    assert_eq!(
+        object_json(&moto, &bucket_name, install_key),
+        Some(record_before)
+    );
+
+    // The runner's heartbeat is beside the state, where teammates read it.
+    until(
+        "a heartbeat beside the state",
+        Duration::from_secs(30),
+        &log,
+        || {
+            object_json(&moto, &bucket_name, beat_key)
+                .is_some_and(|b| b["on"] == "lb" && b["heartbeat"]["passes"].as_u64() >= Some(1))
+        },
+    );
+
     // Load through the load balancer: the runner scales the web tier out.
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
@@ -362,6 +433,39 @@ fn the_autoscaler_installed_on_the_load_balancer_scales_the_farm() {
         .unwrap_or_else(|| panic!("no pass count: {status}"));
     assert!(passes >= 2, "{status}");
     assert!(!status.contains("STALE"), "{status}");
+    assert!(
+        status.contains(&format!(
+            "heartbeat read from s3://{bucket_name}/{beat_key}\n"
+        )),
+        "{status}"
+    );
+
+    // A teammate who cannot reach the machine still sees where it runs and
+    // its last pass, from beside the state.
+    farm.cut(lb_host);
+    let started = Instant::now();
+    let out = app.run(&["autoscale", "status"], &[]);
+    farm.restore(lb_host);
+    eprintln!(
+        "autoscale status with lb cut off: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let cut_status = text(&out.stdout);
+    assert!(out.status.success(), "{cut_status}{}", text(&out.stderr));
+    assert!(
+        cut_status.starts_with(&format!(
+            "autoscaler of fleetscale on lb ({lb_addr}): unknown (cannot reach it: "
+        )),
+        "{cut_status}"
+    );
+    assert!(cut_status.contains("last pass: "), "{cut_status}");
+    assert!(cut_status.contains(" passes)"), "{cut_status}");
+    assert!(
+        cut_status.contains(&format!(
+            "heartbeat read from s3://{bucket_name}/{beat_key}\n"
+        )),
+        "{cut_status}"
+    );
 
     // Uninstall: nothing left running there, the claims come back here.
     let out = app.must(&["autoscale", "uninstall"], &[]);
@@ -376,6 +480,8 @@ fn the_autoscaler_installed_on_the_load_balancer_scales_the_farm() {
     )
     .unwrap();
     assert_eq!(claims["claims"].as_array().unwrap().len(), 5, "{claims}");
+    assert_eq!(object_json(&moto, &bucket_name, install_key), None);
+    assert_eq!(object_json(&moto, &bucket_name, beat_key), None);
     let again = app.must(&["autoscale", "uninstall"], &[]);
     assert!(again.contains("not installed on lb"), "{again}");
     let status = app.must(&["autoscale", "status"], &[]);
@@ -489,6 +595,31 @@ fn on_the_local_provider_the_runner_is_a_supervised_service_of_the_lb_machine() 
     let status = local(&["autoscale", "status"]);
     assert!(status.contains("): running (pid "), "{status}");
     assert!(status.contains("last pass: "), "{status}");
+    // A second runner on another machine of the app is refused.
+    let record = dir.join(".appgrid/fleetlocal/state.json.autoscaler.json");
+    let before = std::fs::read(&record).expect("install record beside the state");
+    let out = app
+        .cmd(&["autoscale", "install"])
+        .args(["--on", "web[0]"])
+        .env("APPGRID_LOCAL_ROOT", &machines)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the autoscaler of fleetlocal already runs on lb"),
+        "{err}"
+    );
+    let web_id = state["resources"]["web[0]"]["id"].as_str().unwrap();
+    assert!(
+        !machines
+            .join("fleetlocal/machines")
+            .join(web_id)
+            .join("var/lib/appgrid/autoscale")
+            .exists()
+    );
+    assert_eq!(std::fs::read(&record).unwrap(), before);
+    assert_eq!(running_from(&runner_dir).len(), 1);
 
     // A second autoscaler here too, under load: the two take turns (the
     // record's lock around each pass, the state lock around each change),
@@ -592,6 +723,7 @@ fn on_the_local_provider_the_runner_is_a_supervised_service_of_the_lb_machine() 
     );
     assert_eq!(running_from(&runner_dir), Vec::<String>::new());
     assert!(!runner_dir.exists());
+    assert!(!record.exists());
 
     // Installed again and never uninstalled: the machine's removal ends it.
     local(&["autoscale", "install"]);
@@ -600,4 +732,73 @@ fn on_the_local_provider_the_runner_is_a_supervised_service_of_the_lb_machine() 
     });
     local(&["destroy", "--yes", "--allow-data-loss"]);
     assert_eq!(running_from(&runner_dir), Vec::<String>::new());
+}
+
+/// The install record on S3 is written only over the version read, so of
+/// two installs on two machines racing, one loses (and is undone); the
+/// heartbeat is published beside it and both go with `remove`.
+#[test]
+fn the_install_record_on_s3_admits_one_of_two_racing_installs() {
+    use appgrid::autoscale::fleet::{Heartbeat, Installed, RunnerMode, Supervisor};
+    use appgrid::autoscale::fleet_record::{self, PublishedBeat, RecordPlace};
+    use appgrid::state::location::{S3Location, StateLocation};
+
+    let moto = super::moto::shared();
+    let name = format!("appgrid-record-{:x}", fastrand::u32(..));
+    bucket(moto, &name);
+    let at = S3Location {
+        bucket: name.clone(),
+        key: "appgrid/rec/state.json".into(),
+        region: Some(REGION.into()),
+        endpoint: Some(moto.endpoint.clone()),
+    };
+    appgrid::state::s3_store::connect_with_credentials(&at, ("test".into(), "test".into()))
+        .unwrap();
+    let place = RecordPlace::of(&StateLocation::S3(at));
+    let installed = |on: &str| Installed {
+        on: on.into(),
+        host: "10.0.0.1".into(),
+        mode: RunnerMode::Loop,
+        supervisor: Supervisor::Appgrid,
+        version: "0.1.0".into(),
+        sha256: "ab".into(),
+        at: 5,
+        by: "ann@laptop".into(),
+    };
+    assert!(fleet_record::read_installed(&place).unwrap().is_none());
+    // Both read "nothing"; the first write wins, the second is refused.
+    assert!(fleet_record::write_installed(&place, &installed("lb"), None).unwrap());
+    assert!(!fleet_record::write_installed(&place, &installed("web[0]"), None).unwrap());
+    let (got, etag) = fleet_record::read_installed(&place).unwrap().unwrap();
+    assert_eq!(got.on, "lb");
+    // An upgrade in place over the version read; a stale version loses.
+    // (The ETag is the content's MD5: the upgrade's record differs, as a
+    // real one does in its time and binary.)
+    let upgraded = Installed {
+        at: 6,
+        ..installed("lb")
+    };
+    assert!(fleet_record::write_installed(&place, &upgraded, Some(&etag)).unwrap());
+    assert!(!fleet_record::write_installed(&place, &installed("web[0]"), Some(&etag)).unwrap());
+    let beat = PublishedBeat {
+        on: "lb".into(),
+        heartbeat: Heartbeat {
+            at: 9,
+            pid: 42,
+            passes: 3,
+            last: Err("the apply failed".into()),
+            interval_s: 2,
+        },
+    };
+    fleet_record::publish_beat(&place, &beat).unwrap();
+    let (read, from) = fleet_record::read_beat(&place).unwrap().unwrap();
+    assert_eq!(read, beat);
+    assert_eq!(
+        from,
+        format!("s3://{name}/appgrid/rec/state.json.autoscaler-heartbeat.json")
+    );
+    assert!(object_json(moto, &name, "appgrid/rec/state.json.autoscaler.json").is_some());
+    fleet_record::remove(&place).unwrap();
+    assert!(fleet_record::read_installed(&place).unwrap().is_none());
+    assert!(fleet_record::read_beat(&place).unwrap().is_none());
 }

@@ -53,6 +53,12 @@ fn moto_server() -> PathBuf {
     path
 }
 
+/// The Python of moto's venv (it has boto3, which moto depends on): for
+/// test setup the Rust SDKs here do not cover (IAM).
+pub fn python() -> PathBuf {
+    moto_server().with_file_name("python")
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -70,7 +76,18 @@ impl Moto {
     /// A server of its own listening on `host`: an address of this machine
     /// that a test made (the host farm's bridge, for the farm's hosts to reach).
     pub fn dedicated_at(host: &str) -> Moto {
+        Moto::dedicated_with(host, &[])
+    }
+
+    /// A server of its own on `host` with `env` set, e.g.
+    /// `INITIAL_NO_AUTH_ACTION_COUNT` (moto enforces IAM after that many
+    /// unauthenticated actions).
+    pub fn dedicated_with(host: &str, env: &[(&str, &str)]) -> Moto {
         let host = host.to_string();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let program = moto_server();
         let port = free_port();
         // PR_SET_PDEATHSIG fires when the *thread* that forked exits, so fork
@@ -81,6 +98,7 @@ impl Moto {
             let mut command = Command::new(&program);
             command
                 .args(["-H", &bind, "-p", &port.to_string()])
+                .envs(env)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());

@@ -716,3 +716,137 @@ fn a_missing_bucket_no_credentials_or_a_silent_endpoint_stop_before_any_change()
     );
     assert!(!dir.join(format!(".appgrid/{name}/state.json")).exists());
 }
+
+/// Sets up, on a moto that enforces IAM after 4 unauthenticated actions,
+/// a bucket and a user allowed everything on it but `s3:PutObject` on
+/// `denied_key`; returns the user's access key id and secret.
+fn iam_user_denied_put(endpoint: &str, bucket: &str, denied_key: &str) -> (String, String) {
+    const SETUP: &str = r#"
+import boto3, json, sys
+endpoint, bucket, denied = sys.argv[1:4]
+root = dict(endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id="test", aws_secret_access_key="test")
+boto3.client("s3", **root).create_bucket(Bucket=bucket)
+iam = boto3.client("iam", **root)
+iam.create_user(UserName="teammate")
+iam.put_user_policy(UserName="teammate", PolicyName="state", PolicyDocument=json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "s3:*",
+         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
+        {"Effect": "Deny", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{bucket}/{denied}"},
+    ]}))
+key = iam.create_access_key(UserName="teammate")["AccessKey"]
+print(key["AccessKeyId"], key["SecretAccessKey"])
+"#;
+    let out = std::process::Command::new(super::moto::python())
+        .args(["-c", SETUP, endpoint, bucket, denied_key])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let (id, secret) = stdout.trim().split_once(' ').expect("KEY SECRET");
+    (id.to_string(), secret.to_string())
+}
+
+/// The keys in `bucket`, listed with the access key `id`.
+fn keys_as(endpoint: &str, bucket: &str, id: &str, secret: &str) -> Vec<String> {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            id, secret, None, None, "test",
+        ))
+        .build();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let listed = aws_sdk_s3::Client::from_conf(config)
+                .list_objects_v2()
+                .bucket(bucket)
+                .send()
+                .await
+                .unwrap();
+            listed
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_string))
+                .collect()
+        })
+}
+
+#[test]
+fn a_key_without_permission_to_write_the_state_stops_before_any_change() {
+    // The IAM setup is the only unauthenticated budget: 4 actions.
+    let iam =
+        super::moto::Moto::dedicated_with("127.0.0.1", &[("INITIAL_NO_AUTH_ACTION_COUNT", "4")]);
+    let ec2 = super::moto::shared();
+    let name = "its3denied";
+    let b = format!("appgrid-denied-{:x}", fastrand::u32(..));
+    let key = format!("appgrid/{name}/state.json");
+    let (id, secret) = iam_user_denied_put(&iam.endpoint, &b, &key);
+    let dir = super::cli::scratch(name);
+    let manifest = s3_manifest_at(&dir, name, 1, &ec2.endpoint, &b, &iam.endpoint);
+
+    // The key works for the bucket (HeadBucket, reads)…
+    let pull = appgrid()
+        .args(["state", "pull", manifest.to_str().unwrap()])
+        .env("AWS_ACCESS_KEY_ID", &id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .output()
+        .unwrap();
+    let e = text(&pull.stderr);
+    assert!(
+        e.contains(&format!("no state at s3://{b}/{key}")),
+        "reading is allowed: {e}"
+    );
+
+    // …but may not write the state: apply stops before anything changes.
+    let apply = appgrid()
+        .args(["apply", "--yes", manifest.to_str().unwrap()])
+        .env("AWS_ACCESS_KEY_ID", &id)
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .output()
+        .unwrap();
+    let e = text(&apply.stderr);
+    assert_eq!(apply.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(&format!(
+            "access to s3://{b}/{key} was denied: the credentials in use lack s3:PutObject on it"
+        )),
+        "{e}"
+    );
+    assert!(e.contains("Nothing was changed"), "{e}");
+    assert!(
+        live_addresses(&ec2.endpoint, name).is_empty(),
+        "nothing launched"
+    );
+    // Nothing in the bucket: no state, no lock left behind (read with the
+    // same key, which may list).
+    let keys = || keys_as(&iam.endpoint, &b, &id, &secret);
+    assert_eq!(keys(), Vec::<String>::new());
+
+    // The check is the lock's: whatever command takes it with this key
+    // stops there, before it holds the lock or writes anything.
+    let at = S3Location {
+        bucket: b.clone(),
+        key: key.clone(),
+        region: Some(REGION.to_string()),
+        endpoint: Some(iam.endpoint.clone()),
+    };
+    s3_store::connect_with_credentials(&at, (id.clone(), secret.clone())).unwrap();
+    let Err(err) = s3_lock::acquire(&at, "test", Duration::ZERO, Duration::from_secs(30)) else {
+        panic!("the lock was taken with a key that may not write the state");
+    };
+    assert!(
+        err.to_string()
+            .contains("the credentials in use lack s3:PutObject on it"),
+        "{err}"
+    );
+    assert_eq!(keys(), Vec::<String>::new());
+}
