@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(r.kind, "full");
         assert_eq!(r.size, "3.0 MiB");
         assert_eq!(r.stored, "0.5 MiB");
-        assert_eq!(r.when, "2025-12-02 13:43:40 UTC");
+        assert_eq!(r.when, "2025-12-02 13:37:00 UTC");
         let r = row(&BackupInfo {
             id: "20261202-133700F_20261202-140000I".into(),
             ..b
