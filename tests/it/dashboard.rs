@@ -617,7 +617,10 @@ async fn the_panel_on_the_local_blog() {
     let (status, page) = get("/logs").await;
     assert_eq!(status, 200);
     assert!(page.contains("web[0], web[1]"), "{page}");
-    assert!(page.contains("<li>db.primary: postgres, slon</li>"), "{page}");
+    assert!(
+        page.contains("<li>db.primary: postgres, slon</li>"),
+        "{page}"
+    );
     bodies.push(page);
     // Service logs by machine: Postgres's log on the primary (where the
     // app's user connects), every line labelled with it; a service the
@@ -631,7 +634,9 @@ async fn the_panel_on_the_local_blog() {
         .unwrap_or_else(|| panic!("no log: {page}"));
     assert!(
         shown.lines().count() > 0
-            && shown.lines().all(|l| l.starts_with("db.primary postgres | ")),
+            && shown
+                .lines()
+                .all(|l| l.starts_with("db.primary postgres | ")),
         "{shown}"
     );
     bodies.push(page);

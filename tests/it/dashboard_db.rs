@@ -74,7 +74,10 @@ async fn the_panel_backs_up_and_shows_service_logs_on_the_local_blog() {
     assert_eq!(status, 303, "{head}");
     let job = head
         .lines()
-        .find_map(|l| l.strip_prefix("location: ").or(l.strip_prefix("Location: ")))
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or(l.strip_prefix("Location: "))
+        })
         .unwrap_or_else(|| panic!("no job: {head}"))
         .trim()
         .to_string();
@@ -102,7 +105,10 @@ async fn the_panel_backs_up_and_shows_service_logs_on_the_local_blog() {
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
     let id = listed[0]["id"].as_str().unwrap();
-    assert!(streamed.contains(&format!("Backup {id} of db.primary taken")), "{streamed}");
+    assert!(
+        streamed.contains(&format!("Backup {id} of db.primary taken")),
+        "{streamed}"
+    );
     let (status, page) = client.get("/database").await;
     assert_eq!(status, 200, "{page}");
     let row = page
@@ -163,10 +169,7 @@ async fn the_panel_backs_up_and_shows_service_logs_on_the_local_blog() {
     assert_eq!(status, 200, "{page}");
     let shown = service_log(&page);
     assert!(
-        shown.lines().count() > 0
-            && shown
-                .lines()
-                .all(|l| l.starts_with("db.replica[0] slon-")),
+        shown.lines().count() > 0 && shown.lines().all(|l| l.starts_with("db.replica[0] slon-")),
         "{shown}"
     );
     bodies.push(page);
@@ -174,11 +177,17 @@ async fn the_panel_backs_up_and_shows_service_logs_on_the_local_blog() {
         .get("/logs/service?machine=cache%5B9%5D&service=memcached")
         .await;
     assert_eq!(status, 400, "{page}");
-    assert!(page.contains("cache[9] is not a machine of this app"), "{page}");
+    assert!(
+        page.contains("cache[9] is not a machine of this app"),
+        "{page}"
+    );
 
     for body in &bodies {
         for s in &secrets {
-            assert!(!body.contains(s.as_str()), "a secret reached a page:\n{body}");
+            assert!(
+                !body.contains(s.as_str()),
+                "a secret reached a page:\n{body}"
+            );
         }
     }
 }
