@@ -769,6 +769,14 @@ async fn the_panel_on_the_local_blog() {
             20,
         );
         b.screenshot(&shots2.join("logs.png"));
+        b.eval("document.getElementById('show-service-log').click()");
+        b.wait_for(
+            "a machine's service log",
+            "document.getElementById('service-log') !== null",
+            20,
+        );
+        b.screenshot(&shots2.join("service-logs.png"));
+        texts.push(b.eval("document.documentElement.outerHTML").to_string());
         b.navigate(&format!("{base}/releases"));
         b.screenshot(&shots2.join("releases.png"));
         b.eval("document.querySelector('button.rollback[data-release=\"v1\"]').click()");
@@ -812,6 +820,7 @@ async fn the_panel_on_the_local_blog() {
         "autoscaling",
         "scale",
         "logs",
+        "service-logs",
         "releases",
         "rollback-confirm",
         "rollback",
