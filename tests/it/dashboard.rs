@@ -618,7 +618,10 @@ async fn the_panel_on_the_local_blog() {
     assert_eq!(status, 200);
     assert!(page.contains("web[0], web[1]"), "{page}");
     assert!(
-        page.contains("<li>db.primary: postgres, slon</li>"),
+        page.contains(
+            "<li>db.primary: <a href=\"&#x2F;logs&#x2F;service?machine=db.primary&amp;service=postgres\" \
+             data-log=\"db.primary postgres\">postgres</a>, <a href"
+        ),
         "{page}"
     );
     bodies.push(page);
@@ -769,7 +772,7 @@ async fn the_panel_on_the_local_blog() {
             20,
         );
         b.screenshot(&shots2.join("logs.png"));
-        b.eval("document.getElementById('show-service-log').click()");
+        b.eval("document.querySelector('a[data-log=\"db.primary postgres\"]').click()");
         b.wait_for(
             "a machine's service log",
             "document.getElementById('service-log') !== null",

@@ -25,19 +25,30 @@ use crate::cli::{Failure, logs, report};
 const LINES: usize = 200;
 const MAX_LINES: usize = 5_000;
 
-/// Every machine with logs, and the services whose logs it has.
-pub fn choices(state: &State) -> Vec<(String, Vec<&'static str>)> {
+/// A machine with logs, and its services' log pages.
+#[derive(serde::Serialize)]
+pub struct Choice {
+    machine: String,
+    services: Vec<(&'static str, String)>,
+}
+
+/// Every machine with logs, and the services whose logs it has (each with
+/// the URL of its page).
+pub fn choices(state: &State) -> Vec<Choice> {
     state
         .resources
         .keys()
         .filter_map(|a| {
             let prefixes = log_prefixes(*a)?;
+            let machine = a.to_string();
+            // An address is letters, digits, `.` and `[i]`.
+            let query = machine.replace('[', "%5B").replace(']', "%5D");
             let services = logs::SERVICES
                 .iter()
                 .filter(|(_, p)| prefixes.contains(p))
-                .map(|(n, _)| *n)
+                .map(|(n, _)| (*n, format!("/logs/service?machine={query}&service={n}")))
                 .collect();
-            Some((a.to_string(), services))
+            Some(Choice { machine, services })
         })
         .collect()
 }
