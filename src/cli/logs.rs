@@ -338,3 +338,43 @@ impl providers::OpsVisitor for Logs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_picks_its_files_on_a_machine_that_runs_it() {
+        let primary = ResourceAddress::instance(Role::DbPrimary, 0);
+        assert_eq!(
+            service_prefixes(primary, None).unwrap(),
+            vec!["postgres.", "slon-"]
+        );
+        assert_eq!(
+            service_prefixes(primary, Some("slon")).unwrap(),
+            vec!["slon-"]
+        );
+        let lb = ResourceAddress::instance(Role::Lb, 0);
+        assert_eq!(
+            service_prefixes(lb, Some("haproxy")).unwrap(),
+            vec!["haproxy."]
+        );
+        for (machine, service, says) in [
+            (
+                lb,
+                "postgres",
+                "lb has no postgres log; its services are: haproxy",
+            ),
+            (
+                primary,
+                "nginx",
+                "db.primary has no nginx log; its services are: postgres, slon",
+            ),
+        ] {
+            match service_prefixes(machine, Some(service)) {
+                Err(Failure::Message(m)) => assert_eq!(m, says),
+                other => panic!("{service}: {other:?}"),
+            }
+        }
+    }
+}
