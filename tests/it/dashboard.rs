@@ -21,7 +21,7 @@ use super::local_e2e::Blog;
 pub(super) struct Panel {
     child: Child,
     pub(super) addr: String,
-    login: String,
+    pub(super) login: String,
 }
 
 impl Drop for Panel {

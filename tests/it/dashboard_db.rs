@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::cdp::Browser;
 use super::cli::{appgrid, text};
 use super::dashboard::{Client, csrf_of, form, secrets, sse_until, start, unescape};
 use super::local_e2e::{Blog, db};
@@ -181,6 +182,52 @@ async fn the_panel_backs_up_and_shows_service_logs_on_the_local_blog() {
         page.contains("cache[9] is not a machine of this app"),
         "{page}"
     );
+
+    drop(panel);
+
+    // In a real browser: "Back up now", its confirmation, the job streamed
+    // to its end, and the new backup listed.
+    let panel = start(&blog.manifest, &blog.machines);
+    let base = format!("http://{}", panel.addr);
+    let login = format!("{base}{}", panel.login);
+    let (dir, shots) = (blog.dir.join("browser"), blog.dir.join("screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&shots).unwrap();
+    let shots2 = shots.clone();
+    let (page, result) = tokio::task::spawn_blocking(move || {
+        let mut b = Browser::start(&dir);
+        b.navigate(&login);
+        b.wait_for("the overview", "location.pathname === '/'", 10);
+        b.navigate(&format!("{base}/database"));
+        b.eval("document.getElementById('backup-now').click()");
+        b.wait_for(
+            "the confirmation",
+            "document.getElementById('confirm') !== null",
+            10,
+        );
+        b.screenshot(&shots2.join("backup-confirm.png"));
+        b.eval("document.getElementById('confirm').click()");
+        b.wait_for("the job page", "location.pathname.startsWith('/jobs/')", 10);
+        b.wait_for(
+            "the backup to finish",
+            "document.getElementById('job-result').textContent !== ''",
+            300,
+        );
+        let result = b.eval("document.getElementById('job-result').textContent");
+        b.navigate(&format!("{base}/database"));
+        b.screenshot(&shots2.join("backups.png"));
+        let page = b.eval("document.documentElement.outerHTML");
+        (page.as_str().unwrap_or_default().to_string(), result)
+    })
+    .await
+    .unwrap();
+    assert_eq!(result, "ok");
+    assert_eq!(page.matches("<tr data-backup=").count(), 2, "{page}");
+    bodies.push(page);
+    for png in ["backup-confirm.png", "backups.png"] {
+        let size = std::fs::metadata(shots.join(png)).map(|m| m.len());
+        assert!(size.is_ok_and(|n| n > 1000), "{png}");
+    }
 
     for body in &bodies {
         for s in &secrets {
