@@ -141,6 +141,43 @@ pub(super) fn csrf_of(page: &str) -> Option<String> {
         .map(|s| s[..64].to_string())
 }
 
+/// A screenshot of the browser's page; its HTML.
+fn shot(b: &mut Browser, png: &Path) -> String {
+    b.screenshot(png);
+    b.eval("document.documentElement.outerHTML").to_string()
+}
+
+/// In the browser: click the button `selector` names, confirm, and wait up
+/// to `seconds` for the job to end; its result and its lines. Screenshots
+/// `NAME-confirm.png` and `NAME.png` in `shots`.
+pub(super) fn through_job(
+    b: &mut Browser,
+    selector: &str,
+    shots: &Path,
+    name: &str,
+    seconds: u64,
+) -> (serde_json::Value, serde_json::Value) {
+    b.eval(&format!("document.querySelector('{selector}').click()"));
+    b.wait_for(
+        "the confirmation",
+        "document.getElementById('confirm') !== null",
+        10,
+    );
+    b.screenshot(&shots.join(format!("{name}-confirm.png")));
+    b.eval("document.getElementById('confirm').click()");
+    b.wait_for("the job page", "location.pathname.startsWith('/jobs/')", 10);
+    b.wait_for(
+        &format!("the {name} to finish"),
+        "document.getElementById('job-result').textContent !== ''",
+        seconds,
+    );
+    b.screenshot(&shots.join(format!("{name}.png")));
+    (
+        b.eval("document.getElementById('job-result').textContent"),
+        b.eval("document.getElementById('job').textContent"),
+    )
+}
+
 /// Read an event stream until `done` says the text so far is enough.
 pub(super) async fn sse_until(
     addr: &str,
@@ -758,12 +795,10 @@ async fn the_panel_on_the_local_blog() {
             "document.getElementById('updated').textContent !== ''",
             20,
         );
-        b.screenshot(&shots2.join("overview.png"));
-        texts.push(b.eval("document.documentElement.outerHTML").to_string());
+        texts.push(shot(&mut b, &shots2.join("overview.png")));
         for page in ["database", "autoscaling", "scale"] {
             b.navigate(&format!("{base}/{page}"));
-            b.screenshot(&shots2.join(format!("{page}.png")));
-            texts.push(b.eval("document.documentElement.outerHTML").to_string());
+            texts.push(shot(&mut b, &shots2.join(format!("{page}.png"))));
         }
         b.navigate(&format!("{base}/logs"));
         b.wait_for(
@@ -773,32 +808,18 @@ async fn the_panel_on_the_local_blog() {
         );
         b.screenshot(&shots2.join("logs.png"));
         b.eval("document.querySelector('a[data-log=\"db.primary postgres\"]').click()");
-        b.wait_for(
-            "a machine's service log",
-            "document.getElementById('service-log') !== null",
-            20,
-        );
-        b.screenshot(&shots2.join("service-logs.png"));
-        texts.push(b.eval("document.documentElement.outerHTML").to_string());
+        let shown = "document.getElementById('service-log') !== null";
+        b.wait_for("a machine's service log", shown, 20);
+        texts.push(shot(&mut b, &shots2.join("service-logs.png")));
         b.navigate(&format!("{base}/releases"));
         b.screenshot(&shots2.join("releases.png"));
-        b.eval("document.querySelector('button.rollback[data-release=\"v1\"]').click()");
-        b.wait_for(
-            "the confirmation",
-            "document.getElementById('confirm') !== null",
-            10,
-        );
-        b.screenshot(&shots2.join("rollback-confirm.png"));
-        b.eval("document.getElementById('confirm').click()");
-        b.wait_for("the job page", "location.pathname.startsWith('/jobs/')", 10);
-        b.wait_for(
-            "the rollback to finish",
-            "document.getElementById('job-result').textContent !== ''",
+        let (result, job) = through_job(
+            &mut b,
+            "button.rollback[data-release=\"v1\"]",
+            &shots2,
+            "rollback",
             180,
         );
-        b.screenshot(&shots2.join("rollback.png"));
-        let result = b.eval("document.getElementById('job-result').textContent");
-        let job = b.eval("document.getElementById('job').textContent");
         texts.push(job.to_string());
         (texts, result, job)
     })

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::cdp::Browser;
 use super::cli::{appgrid, text};
-use super::dashboard::{Client, csrf_of, form, secrets, sse_until, start, unescape};
+use super::dashboard::{Client, csrf_of, form, secrets, sse_until, start, through_job, unescape};
 use super::local_e2e::{Blog, db};
 
 /// The lines of the page's service log.
@@ -199,21 +199,8 @@ async fn the_panel_backs_up_and_shows_service_logs_on_the_local_blog() {
         b.navigate(&login);
         b.wait_for("the overview", "location.pathname === '/'", 10);
         b.navigate(&format!("{base}/database"));
-        b.eval("document.getElementById('backup-now').click()");
-        b.wait_for(
-            "the confirmation",
-            "document.getElementById('confirm') !== null",
-            10,
-        );
-        b.screenshot(&shots2.join("backup-confirm.png"));
-        b.eval("document.getElementById('confirm').click()");
-        b.wait_for("the job page", "location.pathname.startsWith('/jobs/')", 10);
-        b.wait_for(
-            "the backup to finish",
-            "document.getElementById('job-result').textContent !== ''",
-            300,
-        );
-        let result = b.eval("document.getElementById('job-result').textContent");
+        let (result, job) = through_job(&mut b, "#backup-now", &shots2, "backup", 300);
+        assert!(job.to_string().contains("Backup "), "{job}");
         b.navigate(&format!("{base}/database"));
         b.screenshot(&shots2.join("backups.png"));
         let page = b.eval("document.documentElement.outerHTML");
@@ -224,7 +211,7 @@ async fn the_panel_backs_up_and_shows_service_logs_on_the_local_blog() {
     assert_eq!(result, "ok");
     assert_eq!(page.matches("<tr data-backup=").count(), 2, "{page}");
     bodies.push(page);
-    for png in ["backup-confirm.png", "backups.png"] {
+    for png in ["backup-confirm.png", "backup.png", "backups.png"] {
         let size = std::fs::metadata(shots.join(png)).map(|m| m.len());
         assert!(size.is_ok_and(|n| n > 1000), "{png}");
     }
