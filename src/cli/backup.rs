@@ -97,17 +97,17 @@ fn applied(ws: &Workspace) -> Result<State, Failure> {
     })
 }
 
-fn when(unix: i64) -> String {
+pub(super) fn when(unix: i64) -> String {
     jiff::Timestamp::from_second(unix)
         .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|_| unix.to_string())
 }
 
-fn mib(bytes: u64) -> String {
+pub(super) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-fn describe(b: &BackupInfo) -> String {
+pub(super) fn describe(b: &BackupInfo) -> String {
     format!(
         "{}  {}  {} ({} stored)  from {} ({})  sha256:{}",
         b.id,
@@ -186,6 +186,19 @@ async fn take(
     }
 }
 
+/// A full backup now, under the state lock (`db backup`, and the panel's
+/// "Back up now").
+pub(super) async fn take_now(
+    file: &Path,
+    state: Option<&Path>,
+    lock_timeout: Duration,
+) -> Result<BackupInfo, Failure> {
+    let ws = Workspace::open(file, state)?;
+    let _lock = ws.lock("db backup", lock_timeout)?;
+    let s = applied(&ws)?;
+    take(&ws, s.resources, "manual").await
+}
+
 /// `appgrid db backup FILE`: a full backup now.
 pub async fn backup(
     file: &Path,
@@ -193,10 +206,7 @@ pub async fn backup(
     lock_timeout: Duration,
     json: bool,
 ) -> Result<ExitCode, Failure> {
-    let ws = Workspace::open(file, state)?;
-    let _lock = ws.lock("db backup", lock_timeout)?;
-    let s = applied(&ws)?;
-    let b = take(&ws, s.resources, "manual").await?;
+    let b = take_now(file, state, lock_timeout).await?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&b).expect("json"));
     } else {
@@ -206,15 +216,22 @@ pub async fn backup(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `appgrid db backups FILE`: what the target holds for this app.
-pub async fn backups(file: &Path, state: Option<&Path>, json: bool) -> Result<ExitCode, Failure> {
-    let ws = Workspace::open(file, state)?;
-    let s = applied(&ws)?;
-    let Done::Many(list) = run(&ws, s.resources, Run::List).await? else {
+/// What the target holds for this app, oldest first (`db backups`, and the
+/// panel's Database page).
+pub(super) async fn list(ws: &Workspace) -> Result<Vec<BackupInfo>, Failure> {
+    let s = applied(ws)?;
+    let Done::Many(list) = run(ws, s.resources, Run::List).await? else {
         return Err(Failure::Message(
             "a listing answered with one backup".into(),
         ));
     };
+    Ok(list)
+}
+
+/// `appgrid db backups FILE`: what the target holds for this app.
+pub async fn backups(file: &Path, state: Option<&Path>, json: bool) -> Result<ExitCode, Failure> {
+    let ws = Workspace::open(file, state)?;
+    let list = list(&ws).await?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&list).expect("json"));
         return Ok(ExitCode::SUCCESS);

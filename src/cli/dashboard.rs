@@ -3,8 +3,10 @@
 //! one-time login token and a session cookie. Every action runs through the
 //! functions the CLI runs (see [`worker`]).
 
+mod database;
 mod jobs;
 mod routes;
+mod service_logs;
 mod tls;
 mod worker;
 

@@ -3,7 +3,8 @@
 //! the app, `lb` HAProxy, `db.primary` / `db.replica[i]` Postgres and slon,
 //! `cache[i]` memcached), merged by the time written in the lines
 //! (`appgrid::log_merge`), each prefixed with where it comes from; `-f`
-//! then follows them (every second) until Ctrl-C. Secrets redacted.
+//! then follows them (every second) until Ctrl-C. `--service S` keeps one
+//! service's log of a machine (`db.primary --service slon`). Secrets redacted.
 //! Read-only: no lock. Nothing keeps running on a machine between two reads
 //! (no remote `tail -f`), so an interrupted `-f` leaves nothing behind.
 
@@ -32,9 +33,44 @@ use super::{Failure, providers};
 /// to reach back a while on a busy server.
 const SINCE_LINES: usize = 10_000;
 
+/// The services whose logs appgrid reads, by the name `--service` takes,
+/// and the prefix of their files under `var/log/appgrid`.
+pub const SERVICES: &[(&str, &str)] = &[
+    ("app", "app."),
+    ("haproxy", "haproxy."),
+    ("postgres", "postgres."),
+    ("slon", "slon-"),
+    ("memcached", "memcached."),
+];
+
+/// The log file prefixes to read on `machine`: all its services', or the
+/// one `service` names (which must run there).
+pub fn service_prefixes(
+    machine: ResourceAddress,
+    service: Option<&str>,
+) -> Result<Vec<&'static str>, Failure> {
+    let all = log_prefixes(machine).unwrap_or_default();
+    let Some(service) = service else {
+        return Ok(all);
+    };
+    let on_machine: Vec<&str> = SERVICES
+        .iter()
+        .filter(|(_, p)| all.contains(p))
+        .map(|(n, _)| *n)
+        .collect();
+    match SERVICES.iter().find(|(n, _)| *n == service) {
+        Some((_, p)) if all.contains(p) => Ok(vec![*p]),
+        _ => Err(Failure::Message(format!(
+            "{machine} has no {service} log; its services are: {}",
+            on_machine.join(", ")
+        ))),
+    }
+}
+
 pub async fn run(
     file: &Path,
     addresses: &[String],
+    service: Option<&str>,
     lines: Option<usize>,
     since: Option<Duration>,
     follow: bool,
@@ -50,6 +86,10 @@ pub async fn run(
             .map(|a| logged_machine(&state, a))
             .collect::<Result<Vec<_>, _>>()?
     };
+    let prefixes = machines
+        .iter()
+        .map(|m| service_prefixes(*m, service))
+        .collect::<Result<Vec<_>, _>>()?;
     let since = since
         .map(|d| {
             jiff::SignedDuration::try_from(d)
@@ -64,12 +104,76 @@ pub async fn run(
         Logs {
             state,
             machines,
+            prefixes,
             lines,
             since,
             follow,
         },
     )
     .await
+}
+
+/// The lines `appgrid logs FILE MACHINE --service SERVICE -n LINES` prints,
+/// as data (the panel's service logs), each prefixed as printed.
+pub async fn service_lines(
+    ws: &Workspace,
+    state: State,
+    machine: &str,
+    service: Option<&str>,
+    lines: usize,
+) -> Result<Vec<String>, Failure> {
+    let machine = logged_machine(&state, machine)?;
+    let prefixes = vec![service_prefixes(machine, service)?];
+    let machines = vec![machine];
+    let read = providers::with_operations(
+        ws,
+        ReadOnce {
+            state,
+            requests: requests(&machines, &prefixes, lines, None),
+        },
+    )
+    .await?;
+    Ok(render(&sources(&machines, &read), None, &mut 0))
+}
+
+/// One read of the logs `requests` name.
+struct ReadOnce {
+    state: State,
+    requests: Vec<LogRequest>,
+}
+
+impl providers::OpsVisitor for ReadOnce {
+    type Output = Vec<Vec<LogFile>>;
+    async fn visit<C: Cloud, K: Configurator + Operations>(
+        self,
+        _: Arc<C>,
+        k: Arc<K>,
+    ) -> Result<Self::Output, Failure> {
+        k.logs(&self.state.resources, &self.requests)
+            .await
+            .map_err(|e| Failure::Message(e.to_string()))
+    }
+}
+
+/// What to read on each machine: these files, the last `lines` of each (or
+/// what follows the offsets).
+fn requests(
+    machines: &[ResourceAddress],
+    prefixes: &[Vec<&'static str>],
+    lines: usize,
+    offsets: Option<&Vec<BTreeMap<String, u64>>>,
+) -> Vec<LogRequest> {
+    machines
+        .iter()
+        .zip(prefixes)
+        .enumerate()
+        .map(|(i, (m, p))| LogRequest {
+            machine: *m,
+            prefixes: p.clone(),
+            lines,
+            offsets: offsets.map(|o| o[i].clone()),
+        })
+        .collect()
 }
 
 /// An address whose logs appgrid reads, checked against state.
@@ -105,6 +209,8 @@ fn logged_machine(state: &State, written: &str) -> Result<ResourceAddress, Failu
 struct Logs {
     state: State,
     machines: Vec<ResourceAddress>,
+    /// The log file prefixes to read on each machine.
+    prefixes: Vec<Vec<&'static str>>,
     lines: usize,
     since: Option<Timestamp>,
     follow: bool,
@@ -146,9 +252,9 @@ fn local_zone() -> TimeZone {
         .unwrap_or(TimeZone::UTC)
 }
 
-/// Print merged lines, each prefixed with its source (aligned to the widest
-/// label seen so far).
-fn print(sources: &[Source], since: Option<Timestamp>, width: &mut usize) {
+/// Merged lines, each prefixed with its source (aligned to the widest label
+/// seen so far).
+fn render(sources: &[Source], since: Option<Timestamp>, width: &mut usize) -> Vec<String> {
     let zone = local_zone();
     *width = sources
         .iter()
@@ -156,13 +262,22 @@ fn print(sources: &[Source], since: Option<Timestamp>, width: &mut usize) {
         .max()
         .unwrap_or(0)
         .max(*width);
-    for line in log_merge::merge(sources, &zone, since) {
-        outln!(
-            "{:<w$} | {}",
-            sources[line.source].label,
-            line.text,
-            w = *width
-        );
+    log_merge::merge(sources, &zone, since)
+        .into_iter()
+        .map(|line| {
+            format!(
+                "{:<w$} | {}",
+                sources[line.source].label,
+                line.text,
+                w = *width
+            )
+        })
+        .collect()
+}
+
+fn print(sources: &[Source], since: Option<Timestamp>, width: &mut usize) {
+    for line in render(sources, since, width) {
+        outln!("{line}");
     }
 }
 
@@ -176,21 +291,13 @@ impl providers::OpsVisitor for Logs {
         let Logs {
             state,
             machines,
+            prefixes,
             lines,
             since,
             follow,
         } = self;
-        let request = |offsets: Option<&Vec<BTreeMap<String, u64>>>| -> Vec<LogRequest> {
-            machines
-                .iter()
-                .enumerate()
-                .map(|(i, m)| LogRequest {
-                    machine: *m,
-                    prefixes: log_prefixes(*m).unwrap_or_default(),
-                    lines,
-                    offsets: offsets.map(|o| o[i].clone()),
-                })
-                .collect()
+        let request = |offsets: Option<&Vec<BTreeMap<String, u64>>>| {
+            requests(&machines, &prefixes, lines, offsets)
         };
         let read = |requests: Vec<LogRequest>| {
             let k = Arc::clone(&k);
@@ -228,6 +335,46 @@ impl providers::OpsVisitor for Logs {
             };
             print(&sources(&machines, &more), None, &mut width);
             offsets = offsets_of(&more);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_picks_its_files_on_a_machine_that_runs_it() {
+        let primary = ResourceAddress::instance(Role::DbPrimary, 0);
+        assert_eq!(
+            service_prefixes(primary, None).unwrap(),
+            vec!["postgres.", "slon-"]
+        );
+        assert_eq!(
+            service_prefixes(primary, Some("slon")).unwrap(),
+            vec!["slon-"]
+        );
+        let lb = ResourceAddress::instance(Role::Lb, 0);
+        assert_eq!(
+            service_prefixes(lb, Some("haproxy")).unwrap(),
+            vec!["haproxy."]
+        );
+        for (machine, service, says) in [
+            (
+                lb,
+                "postgres",
+                "lb has no postgres log; its services are: haproxy",
+            ),
+            (
+                primary,
+                "nginx",
+                "db.primary has no nginx log; its services are: postgres, slon",
+            ),
+        ] {
+            match service_prefixes(machine, Some(service)) {
+                Err(Failure::Message(m)) => assert_eq!(m, says),
+                other => panic!("{service}: {other:?}"),
+            }
         }
     }
 }

@@ -278,6 +278,10 @@ enum Command {
         file: PathBuf,
         /// Machines, e.g. 'web[1]', lb, db.primary (default: every web server).
         addresses: Vec<String>,
+        /// Only this service's log on each machine: app, haproxy, postgres,
+        /// slon, memcached.
+        #[arg(long, value_name = "SERVICE")]
+        service: Option<String>,
         /// Lines from each log (default 100; 10000 with --since).
         #[arg(short = 'n', long = "lines")]
         lines: Option<usize>,
@@ -929,6 +933,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
         Command::Logs {
             file,
             addresses,
+            service,
             lines,
             since,
             follow,
@@ -937,6 +942,7 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             logs::run(
                 &file,
                 &addresses,
+                service.as_deref(),
                 lines,
                 since,
                 follow,

@@ -18,10 +18,10 @@ use super::http::{http, http_with};
 use super::local_e2e::Blog;
 
 /// A running `appgrid dashboard`: its address and login URL.
-struct Panel {
+pub(super) struct Panel {
     child: Child,
-    addr: String,
-    login: String,
+    pub(super) addr: String,
+    pub(super) login: String,
 }
 
 impl Drop for Panel {
@@ -31,11 +31,16 @@ impl Drop for Panel {
     }
 }
 
-fn start(manifest: &Path, machines: &Path) -> Panel {
+pub(super) fn start(manifest: &Path, machines: &Path) -> Panel {
+    start_with(manifest, &[("APPGRID_LOCAL_ROOT", machines.as_os_str())])
+}
+
+/// `appgrid dashboard MANIFEST` with this environment.
+pub(super) fn start_with(manifest: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Panel {
     let mut child = appgrid()
         .args(["dashboard", "--listen", "127.0.0.1:0", "--interval", "1s"])
         .arg(manifest)
-        .env("APPGRID_LOCAL_ROOT", machines)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -58,8 +63,123 @@ fn start(manifest: &Path, machines: &Path) -> Panel {
     }
 }
 
+/// A signed-in browser, as far as HTTP goes: the session cookie on every
+/// request.
+pub(super) struct Client {
+    pub(super) addr: String,
+    pub(super) cookie: String,
+}
+
+impl Client {
+    /// Sign in with the panel's one-time token; also the `Set-Cookie` line.
+    pub(super) async fn sign_in(panel: &Panel) -> (Client, String) {
+        let (status, head, _) = http_with(&panel.addr, "GET", &panel.login, &[], "")
+            .await
+            .unwrap();
+        assert_eq!(status, 303, "{head}");
+        let set_cookie = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+            .unwrap_or_else(|| panic!("no cookie: {head}"))
+            .to_string();
+        let cookie = set_cookie
+            .split_once(':')
+            .unwrap()
+            .1
+            .trim()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let client = Client {
+            addr: panel.addr.clone(),
+            cookie,
+        };
+        (client, set_cookie)
+    }
+
+    pub(super) async fn get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = http_with(&self.addr, "GET", path, &[("Cookie", &self.cookie)], "")
+            .await
+            .unwrap();
+        (status, body)
+    }
+
+    /// A form POST (with these extra headers): the status and the body.
+    pub(super) async fn post(
+        &self,
+        path: &str,
+        body: String,
+        extra: Vec<(&'static str, String)>,
+    ) -> (u16, String) {
+        let (status, _, body) = self.post_with_head(path, body, extra).await;
+        (status, body)
+    }
+
+    /// A form POST: the status, the head and the body.
+    pub(super) async fn post_with_head(
+        &self,
+        path: &str,
+        body: String,
+        extra: Vec<(&'static str, String)>,
+    ) -> (u16, String, String) {
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("Cookie", self.cookie.as_str()),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ];
+        headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        http_with(&self.addr, "POST", path, &headers, &body)
+            .await
+            .unwrap()
+    }
+}
+
+/// The CSRF token in a page's forms.
+pub(super) fn csrf_of(page: &str) -> Option<String> {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .map(|s| s[..64].to_string())
+}
+
+/// A screenshot of the browser's page; its HTML.
+fn shot(b: &mut Browser, png: &Path) -> String {
+    b.screenshot(png);
+    b.eval("document.documentElement.outerHTML").to_string()
+}
+
+/// In the browser: click the button `selector` names, confirm, and wait up
+/// to `seconds` for the job to end; its result and its lines. Screenshots
+/// `NAME-confirm.png` and `NAME.png` in `shots`.
+pub(super) fn through_job(
+    b: &mut Browser,
+    selector: &str,
+    shots: &Path,
+    name: &str,
+    seconds: u64,
+) -> (serde_json::Value, serde_json::Value) {
+    b.eval(&format!("document.querySelector('{selector}').click()"));
+    b.wait_for(
+        "the confirmation",
+        "document.getElementById('confirm') !== null",
+        10,
+    );
+    b.screenshot(&shots.join(format!("{name}-confirm.png")));
+    b.eval("document.getElementById('confirm').click()");
+    b.wait_for("the job page", "location.pathname.startsWith('/jobs/')", 10);
+    b.wait_for(
+        &format!("the {name} to finish"),
+        "document.getElementById('job-result').textContent !== ''",
+        seconds,
+    );
+    b.screenshot(&shots.join(format!("{name}.png")));
+    (
+        b.eval("document.getElementById('job-result').textContent"),
+        b.eval("document.getElementById('job').textContent"),
+    )
+}
+
 /// Read an event stream until `done` says the text so far is enough.
-async fn sse_until(
+pub(super) async fn sse_until(
     addr: &str,
     path: &str,
     cookie: &str,
@@ -89,7 +209,7 @@ async fn sse_until(
 }
 
 /// Every secret the state holds: sensitive attributes and config var values.
-fn secrets(state: &serde_json::Value) -> Vec<String> {
+pub(super) fn secrets(state: &serde_json::Value) -> Vec<String> {
     let mut out = Vec::new();
     for r in state["resources"].as_object().unwrap().values() {
         if let Some(attrs) = r["attributes"].as_object() {
@@ -110,7 +230,7 @@ fn secrets(state: &serde_json::Value) -> Vec<String> {
 }
 
 /// HTML text back to plain text (what tera's escaping does, undone).
-fn unescape(s: &str) -> String {
+pub(super) fn unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
@@ -119,7 +239,7 @@ fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn form(fields: &[(&str, &str)]) -> String {
+pub(super) fn form(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
         .map(|(k, v)| {
@@ -301,6 +421,8 @@ async fn the_panel_on_the_local_blog() {
         ("GET", "/scale?web=3"),
         ("POST", "/releases/rollback"),
         ("POST", "/database/query"),
+        ("POST", "/database/backup"),
+        ("GET", "/logs/service?machine=db.primary&service=postgres"),
     ] {
         let (status, _, body) = http_with(
             &addr,
@@ -317,39 +439,16 @@ async fn the_panel_on_the_local_blog() {
     // A wrong token gets nothing; the right one a session cookie, once.
     let (status, _) = http(&addr, "GET", "/login?token=0000", "").await.unwrap();
     assert_eq!(status, 401);
-    let (status, head, _) = http_with(&addr, "GET", &panel.login, &[], "")
-        .await
-        .unwrap();
-    assert_eq!(status, 303, "{head}");
-    let set_cookie = head
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    let (client, set_cookie) = Client::sign_in(&panel).await;
     assert!(
         set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
         "{set_cookie}"
     );
-    let cookie = set_cookie
-        .split_once(':')
-        .unwrap()
-        .1
-        .trim()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = client.cookie.clone();
     assert_eq!(cookie.len(), "appgrid_session=".len() + 64, "{cookie}");
     let (again, _) = http(&addr, "GET", &panel.login, "").await.unwrap();
     assert_eq!(again, 401, "the login token works once");
-    let get = |path: &str| {
-        let (addr, cookie, path) = (addr.clone(), cookie.clone(), path.to_string());
-        async move {
-            let (status, _, body) = http_with(&addr, "GET", &path, &[("Cookie", &cookie)], "")
-                .await
-                .unwrap();
-            (status, body)
-        }
-    };
+    let get = |path: &'static str| client.get(path);
 
     // The overview: every machine, with its address, drawn and listed.
     let (status, page) = get("/").await;
@@ -369,10 +468,7 @@ async fn the_panel_on_the_local_blog() {
         page.contains("<g class=\"node up\" data-address=\"web[0]\""),
         "{page}"
     );
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .map(|s| s[..64].to_string());
+    let csrf = csrf_of(&page);
     bodies.push(page);
     let (status, health) = get("/api/health").await;
     assert_eq!(status, 200);
@@ -387,24 +483,12 @@ async fn the_panel_on_the_local_blog() {
         page.contains("data-release=\"v2\"") && page.contains("Roll back to v1"),
         "{page}"
     );
-    let csrf = csrf
-        .unwrap_or_else(|| page.split("name=\"csrf\" value=\"").nth(1).unwrap()[..64].to_string());
+    let csrf = csrf.or_else(|| csrf_of(&page)).unwrap();
     bodies.push(page);
 
     // Actions need the CSRF token and the panel's own origin.
-    let post = |path: &str, body: String, extra: Vec<(&'static str, String)>| {
-        let (addr, cookie, path) = (addr.clone(), cookie.clone(), path.to_string());
-        async move {
-            let mut headers: Vec<(&str, &str)> = vec![
-                ("Cookie", cookie.as_str()),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ];
-            headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
-            let (status, _, body) = http_with(&addr, "POST", &path, &headers, &body)
-                .await
-                .unwrap();
-            (status, body)
-        }
+    let post = |path: &'static str, body: String, extra: Vec<(&'static str, String)>| {
+        client.post(path, body, extra)
     };
     let count = || {
         blog.psql("db.primary", "select count(*) from notes")
@@ -445,13 +529,15 @@ async fn the_panel_on_the_local_blog() {
         assert_eq!(status, 403, "{body} {extra:?}: {page}");
         bodies.push(page);
     }
-    let (status, page) = post(
-        "/releases/rollback",
-        form(&[("release", "v1"), ("confirm", "yes")]),
-        vec![],
-    )
-    .await;
-    assert_eq!(status, 403, "{page}");
+    for action in ["/releases/rollback", "/database/backup"] {
+        let (status, page) = post(
+            action,
+            form(&[("release", "v1"), ("confirm", "yes")]),
+            vec![],
+        )
+        .await;
+        assert_eq!(status, 403, "{action}: {page}");
+    }
 
     // The query box: a read runs on the replica as the app's user ...
     let (status, page) = post(
@@ -546,14 +632,60 @@ async fn the_panel_on_the_local_blog() {
         page.contains("<td>db.replica[0]</td><td>db.primary</td>"),
         "{page}"
     );
+    // Without [database.backup], the page says how to enable backups and
+    // "Back up now" is refused.
+    assert!(
+        page.contains("id=\"backups-off\"") && page.contains("[database.backup]"),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"backup-now\""), "{page}");
     bodies.push(page);
+    let (status, page) = post(
+        "/database/backup",
+        form(&[("csrf", &csrf), ("confirm", "yes")]),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("add [database.backup]"), "{page}");
     let (status, page) = get("/autoscaling").await;
     assert_eq!(status, 200);
     bodies.push(page);
     let (status, page) = get("/logs").await;
     assert_eq!(status, 200);
     assert!(page.contains("web[0], web[1]"), "{page}");
+    assert!(
+        page.contains(
+            "<li>db.primary: <a href=\"&#x2F;logs&#x2F;service?machine=db.primary&amp;service=postgres\" \
+             data-log=\"db.primary postgres\">postgres</a>, <a href"
+        ),
+        "{page}"
+    );
     bodies.push(page);
+    // Service logs by machine: Postgres's log on the primary (where the
+    // app's user connects), every line labelled with it; a service the
+    // machine does not run is refused.
+    let (status, page) = get("/logs/service?machine=db.primary&service=postgres&lines=50").await;
+    assert_eq!(status, 200, "{page}");
+    let shown = page
+        .split("<pre id=\"service-log\">")
+        .nth(1)
+        .and_then(|p| p.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no log: {page}"));
+    assert!(
+        shown.lines().count() > 0
+            && shown
+                .lines()
+                .all(|l| l.starts_with("db.primary postgres | ")),
+        "{shown}"
+    );
+    bodies.push(page);
+    let (status, page) = get("/logs/service?machine=lb&service=postgres").await;
+    assert_eq!(status, 400, "{page}");
+    assert!(
+        page.contains("lb has no postgres log; its services are: haproxy"),
+        "{page}"
+    );
 
     // The overview's stream tells a HAProxy state change: web[1] put in
     // maintenance through the runtime API shows as down.
@@ -663,12 +795,10 @@ async fn the_panel_on_the_local_blog() {
             "document.getElementById('updated').textContent !== ''",
             20,
         );
-        b.screenshot(&shots2.join("overview.png"));
-        texts.push(b.eval("document.documentElement.outerHTML").to_string());
+        texts.push(shot(&mut b, &shots2.join("overview.png")));
         for page in ["database", "autoscaling", "scale"] {
             b.navigate(&format!("{base}/{page}"));
-            b.screenshot(&shots2.join(format!("{page}.png")));
-            texts.push(b.eval("document.documentElement.outerHTML").to_string());
+            texts.push(shot(&mut b, &shots2.join(format!("{page}.png"))));
         }
         b.navigate(&format!("{base}/logs"));
         b.wait_for(
@@ -677,25 +807,19 @@ async fn the_panel_on_the_local_blog() {
             20,
         );
         b.screenshot(&shots2.join("logs.png"));
+        b.eval("document.querySelector('a[data-log=\"db.primary postgres\"]').click()");
+        let shown = "document.getElementById('service-log') !== null";
+        b.wait_for("a machine's service log", shown, 20);
+        texts.push(shot(&mut b, &shots2.join("service-logs.png")));
         b.navigate(&format!("{base}/releases"));
         b.screenshot(&shots2.join("releases.png"));
-        b.eval("document.querySelector('button.rollback[data-release=\"v1\"]').click()");
-        b.wait_for(
-            "the confirmation",
-            "document.getElementById('confirm') !== null",
-            10,
-        );
-        b.screenshot(&shots2.join("rollback-confirm.png"));
-        b.eval("document.getElementById('confirm').click()");
-        b.wait_for("the job page", "location.pathname.startsWith('/jobs/')", 10);
-        b.wait_for(
-            "the rollback to finish",
-            "document.getElementById('job-result').textContent !== ''",
+        let (result, job) = through_job(
+            &mut b,
+            "button.rollback[data-release=\"v1\"]",
+            &shots2,
+            "rollback",
             180,
         );
-        b.screenshot(&shots2.join("rollback.png"));
-        let result = b.eval("document.getElementById('job-result').textContent");
-        let job = b.eval("document.getElementById('job').textContent");
         texts.push(job.to_string());
         (texts, result, job)
     })
@@ -720,6 +844,7 @@ async fn the_panel_on_the_local_blog() {
         "autoscaling",
         "scale",
         "logs",
+        "service-logs",
         "releases",
         "rollback-confirm",
         "rollback",

@@ -455,6 +455,34 @@ fn hosts_provider_runs_the_blog_on_a_farm() {
     let err = refused.expect_err("a write on the replica must be refused");
     assert!(err.contains("Slony-I"), "refused, but not by Slony: {err}");
 
+    // The panel's query box runs psql on the replica's own host, over SSH:
+    // the connection comes from the replica's address, not from here.
+    let env: Vec<(&str, &std::ffi::OsStr)> = d
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), std::ffi::OsStr::new(v.as_str())))
+        .collect();
+    let (status, page) = super::dashboard_db::query_box(
+        &d.manifest,
+        &env,
+        "db.replica[0]",
+        &format!("SELECT host(inet_client_addr()), current_user, body FROM notes WHERE id = {id}"),
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!("<td>{replica}</td><td>{user}</td><td>{body}</td>")),
+        "{page}"
+    );
+    assert!(!page.contains(&password), "the password reached the page");
+    let (status, page) = super::dashboard_db::query_box(
+        &d.manifest,
+        &env,
+        "db.replica[0]",
+        "select nextval('notes_id_seq')",
+    );
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("read-only transaction"), "{page}");
+
     // memcached on the cache host answers.
     let stats = memcached_stats(&format!("{cache}:11211"));
     assert!(stats.contains_key("pid"), "{stats:?}");

@@ -13,6 +13,7 @@ mod cdp;
 mod cli;
 mod console;
 mod dashboard;
+mod dashboard_db;
 mod failover;
 mod farm;
 mod fault_trials;

@@ -58,6 +58,8 @@ pub fn router(panel: App) -> Router {
         .route("/logs/events", get(log_events))
         .route("/database", get(database_page))
         .route("/database/query", post(database_query))
+        .route("/database/backup", post(super::database::back_up_now))
+        .route("/logs/service", get(super::service_logs::page))
         .route("/autoscaling", get(autoscaling_page))
         .route("/scale", get(scale_page))
         .route("/static/{name}", get(asset))
@@ -146,12 +148,12 @@ fn same_origin(h: &HeaderMap, tls: bool) -> bool {
 }
 
 /// The CSRF token in a form, checked against the session's.
-fn csrf_ok(session: &Session, form: &HashMap<String, String>) -> bool {
+pub(super) fn csrf_ok(session: &Session, form: &HashMap<String, String>) -> bool {
     form.get("csrf")
         .is_some_and(|t| auth::same(t, &session.csrf))
 }
 
-fn forbidden_csrf() -> Response {
+pub(super) fn forbidden_csrf() -> Response {
     refuse(
         StatusCode::FORBIDDEN,
         "Refused: the form's CSRF token is missing or wrong; reload the page and try again.",
@@ -191,7 +193,7 @@ async fn asset(UrlPath(name): UrlPath<String>) -> Response {
     }
 }
 
-fn context(panel: &Panel, session: &Session, page: &str, title: &str) -> Context {
+pub(super) fn context(panel: &Panel, session: &Session, page: &str, title: &str) -> Context {
     let mut ctx = Context::new();
     ctx.insert("app", &panel.app);
     ctx.insert("page", page);
@@ -200,14 +202,14 @@ fn context(panel: &Panel, session: &Session, page: &str, title: &str) -> Context
     ctx
 }
 
-fn render(page: &str, ctx: &Context) -> Response {
+pub(super) fn render(page: &str, ctx: &Context) -> Response {
     match pages::render(page, ctx) {
         Ok(body) => Html(body).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
-fn failed(panel: &Panel, session: &Session, title: &str, message: &str) -> Response {
+pub(super) fn failed(panel: &Panel, session: &Session, title: &str, message: &str) -> Response {
     let mut ctx = context(panel, session, "error", title);
     ctx.insert("message", message);
     let mut r = render("error", &ctx);
@@ -216,7 +218,7 @@ fn failed(panel: &Panel, session: &Session, title: &str, message: &str) -> Respo
 }
 
 /// The state as the CLI reads it (off the async threads: an S3 state blocks).
-async fn load_state(panel: &Panel) -> Result<(Workspace, Option<State>), String> {
+pub(super) async fn load_state(panel: &Panel) -> Result<(Workspace, Option<State>), String> {
     let (file, state) = (panel.file.clone(), panel.state.clone());
     tokio::task::spawn_blocking(move || {
         let ws = Workspace::open(&file, state.as_deref()).map_err(|e| e.to_string())?;
@@ -460,6 +462,9 @@ async fn logs_page(Shared(panel): Shared<App>, Extension(s): Extension<Session>)
     };
     let mut ctx = context(&panel, &s, "logs", "Logs");
     ctx.insert("machines", &machines);
+    if let Ok((_, Some(st))) = load_state(&panel).await {
+        ctx.insert("choices", &super::service_logs::choices(&st));
+    }
     render("logs", &ctx)
 }
 
@@ -554,6 +559,7 @@ async fn database(
     ctx.insert("limit", &query::ROW_LIMIT);
     ctx.insert("refused", &refused);
     ctx.insert("rows", &rows);
+    super::database::context(panel, &mut ctx).await;
     let mut r = render("database", &ctx);
     if refused.is_some() {
         *r.status_mut() = StatusCode::BAD_REQUEST;
@@ -581,14 +587,14 @@ async fn database_query(
     }
 }
 
-/// Run a checked query on `replica` as the app's user (psql from here, the
-/// password in its environment, never on a command line or a page).
+/// Run a checked query on `replica` as the app's user, on the replica's own
+/// machine (see [`super::database::run_query`]).
 async fn run_query(
     panel: &Panel,
     replica: &str,
     checked: &str,
 ) -> Result<Vec<Vec<String>>, String> {
-    let (ws, state) = load_state(panel).await?;
+    let (_, state) = load_state(panel).await?;
     let state = state.ok_or("nothing applied yet")?;
     if !replicas(&state).iter().any(|r| r == replica) {
         return Err(format!("{replica} is not a replica of this app"));
@@ -596,73 +602,7 @@ async fn run_query(
     let address: ResourceAddress = replica
         .parse()
         .map_err(|e: appgrid::graph::address::BadAddress| e.to_string())?;
-    let ip = state.resources[&address]
-        .attributes
-        .get("private_ip")
-        .cloned()
-        .ok_or("the replica has no address in state")?;
-    let config = state
-        .resources
-        .get(&ResourceAddress::config(Role::DbPrimary, 0))
-        .ok_or("the database is not configured yet")?;
-    let attr = |k: &str| {
-        config
-            .attributes
-            .get(k)
-            .cloned()
-            .ok_or(format!("the database's {k} is not in state"))
-    };
-    let (user, db, password) = (attr("user")?, attr("database")?, attr("password")?);
-    let port = ws
-        .manifest
-        .manifest
-        .database
-        .as_ref()
-        .map_or(5432, |d| d.port);
-    let redactor = appgrid::remote::Redactor::new();
-    redactor.add(&password);
-    let mut child = tokio::process::Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-F",
-            "\t",
-            "-P",
-            "footer=off",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ])
-        .args(["-h", &ip, "-p", &port.to_string(), "-U", &user, "-d", &db])
-        .env("PGPASSWORD", &password)
-        .env("PGCONNECT_TIMEOUT", "5")
-        .env("PGAPPNAME", "appgrid-panel")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot run psql: {e}"))?;
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().expect("piped");
-        stdin
-            .write_all(query::script(checked).as_bytes())
-            .await
-            .map_err(|e| format!("psql: {e}"))?;
-    }
-    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
-        .await
-        .map_err(|_| "the query did not finish within 20 s".to_string())?
-        .map_err(|e| format!("psql: {e}"))?;
-    if !out.status.success() {
-        return Err(redactor.redact(String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    Ok(redactor
-        .redact(&String::from_utf8_lossy(&out.stdout))
-        .lines()
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect())
+    super::database::query(&panel.engine, address, query::script(checked)).await
 }
 
 async fn autoscaling_page(

@@ -35,6 +35,25 @@ pub enum Work {
         release: String,
         job: Arc<Job>,
     },
+    /// A checked query's script, run on a replica's machine.
+    Query {
+        replica: ResourceAddress,
+        script: String,
+        reply: oneshot::Sender<Result<Vec<Vec<String>>, String>>,
+    },
+    /// The backups `db backups` lists.
+    Backups(oneshot::Sender<Result<Vec<appgrid::ops::backup::BackupInfo>, String>>),
+    /// `db backup`, its progress on the job.
+    Backup {
+        job: Arc<Job>,
+    },
+    /// `appgrid logs FILE MACHINE --service S -n LINES`'s lines.
+    ServiceLogs {
+        machine: String,
+        service: String,
+        lines: usize,
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
+    },
     /// The plan `appgrid plan` prints for the manifest with these counts.
     Plan {
         web: Option<u32>,
@@ -151,6 +170,29 @@ impl Ctx {
                 reply,
             } => {
                 let _ = reply.send(self.plan(web, replicas).await.map_err(|e| say(&e)));
+            }
+            Work::Query {
+                replica,
+                script,
+                reply,
+            } => {
+                let r = super::database::run_query(&self.file, state, replica, script).await;
+                let _ = reply.send(r);
+            }
+            Work::Backups(reply) => {
+                let _ = reply.send(super::database::list_backups(&self.file, state).await);
+            }
+            Work::Backup { job } => {
+                super::database::back_up(&self.file, state, self.lock_timeout, job).await;
+            }
+            Work::ServiceLogs {
+                machine,
+                service,
+                lines,
+                reply,
+            } => {
+                let r = super::service_logs::read(&self.file, state, machine, service, lines);
+                let _ = reply.send(r.await);
             }
             Work::Rollback { release, job } => {
                 let lines = Arc::clone(&job);

@@ -157,6 +157,10 @@ mod tests {
             "{hba}"
         );
         assert!(!hba.contains("127.0.9.1/32"), "{hba}");
+        assert!(
+            hba.contains("host    all   +appgrid_app   samehost   scram-sha-256"),
+            "{hba}"
+        );
         assert!(render_pg_hba(&t, &node, &["0.0.0.0/0 trust".to_string()], &[]).is_err());
     }
 }
