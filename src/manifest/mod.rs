@@ -7,6 +7,7 @@
 //! Nothing here does I/O except [`load`], which reads the one file.
 
 pub mod certificate;
+pub mod edit;
 mod diagnostic;
 mod schema;
 #[cfg(test)]
