@@ -5,6 +5,7 @@
 
 mod jobs;
 mod routes;
+mod scale;
 mod tls;
 mod worker;
 
@@ -62,6 +63,7 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         tls: tls.is_some(),
         engine: worker::Engine::start(o.file.clone(), o.state.clone(), o.lock_timeout),
         jobs: Default::default(),
+        proposals: Default::default(),
         graph,
         interval: o.interval,
     });
