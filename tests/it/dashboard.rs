@@ -58,6 +58,34 @@ fn start(manifest: &Path, machines: &Path) -> Panel {
     }
 }
 
+/// Sign in with the panel's one-time token: the session cookie
+/// (`appgrid_session=…`), set HttpOnly and SameSite=Strict.
+async fn login(panel: &Panel) -> String {
+    let (status, head, _) = http_with(&panel.addr, "GET", &panel.login, &[], "")
+        .await
+        .unwrap();
+    assert_eq!(status, 303, "{head}");
+    let set_cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie
+        .split_once(':')
+        .unwrap()
+        .1
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(cookie.len(), "appgrid_session=".len() + 64, "{cookie}");
+    cookie
+}
+
 /// Read an event stream until `done` says the text so far is enough.
 async fn sse_until(
     addr: &str,
@@ -117,6 +145,30 @@ fn unescape(s: &str) -> String {
         .replace("&#x27;", "'")
         .replace("&#x2F;", "/")
         .replace("&amp;", "&")
+}
+
+/// A page with the session: (status, body).
+async fn get_page(addr: &str, cookie: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = http_with(addr, "GET", path, &[("Cookie", cookie)], "")
+        .await
+        .unwrap();
+    (status, body)
+}
+
+/// A form posted with the session (and `extra` headers): (status, head, body).
+async fn post_form(
+    addr: &str,
+    cookie: &str,
+    path: &str,
+    body: &str,
+    extra: &[(&'static str, String)],
+) -> (u16, String, String) {
+    let mut headers: Vec<(&str, &str)> = vec![
+        ("Cookie", cookie),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+    http_with(addr, "POST", path, &headers, body).await.unwrap()
 }
 
 fn form(fields: &[(&str, &str)]) -> String {
@@ -317,38 +369,12 @@ async fn the_panel_on_the_local_blog() {
     // A wrong token gets nothing; the right one a session cookie, once.
     let (status, _) = http(&addr, "GET", "/login?token=0000", "").await.unwrap();
     assert_eq!(status, 401);
-    let (status, head, _) = http_with(&addr, "GET", &panel.login, &[], "")
-        .await
-        .unwrap();
-    assert_eq!(status, 303, "{head}");
-    let set_cookie = head
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .unwrap_or_else(|| panic!("no cookie: {head}"));
-    assert!(
-        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
-        "{set_cookie}"
-    );
-    let cookie = set_cookie
-        .split_once(':')
-        .unwrap()
-        .1
-        .trim()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    assert_eq!(cookie.len(), "appgrid_session=".len() + 64, "{cookie}");
+    let cookie = login(&panel).await;
     let (again, _) = http(&addr, "GET", &panel.login, "").await.unwrap();
     assert_eq!(again, 401, "the login token works once");
     let get = |path: &str| {
         let (addr, cookie, path) = (addr.clone(), cookie.clone(), path.to_string());
-        async move {
-            let (status, _, body) = http_with(&addr, "GET", &path, &[("Cookie", &cookie)], "")
-                .await
-                .unwrap();
-            (status, body)
-        }
+        async move { get_page(&addr, &cookie, &path).await }
     };
 
     // The overview: every machine, with its address, drawn and listed.
@@ -395,14 +421,7 @@ async fn the_panel_on_the_local_blog() {
     let post = |path: &str, body: String, extra: Vec<(&'static str, String)>| {
         let (addr, cookie, path) = (addr.clone(), cookie.clone(), path.to_string());
         async move {
-            let mut headers: Vec<(&str, &str)> = vec![
-                ("Cookie", cookie.as_str()),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ];
-            headers.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
-            let (status, _, body) = http_with(&addr, "POST", &path, &headers, &body)
-                .await
-                .unwrap();
+            let (status, _, body) = post_form(&addr, &cookie, &path, &body, &extra).await;
             (status, body)
         }
     };
@@ -739,4 +758,202 @@ async fn the_panel_on_the_local_blog() {
         }
     }
     eprintln!("panel screenshots: {}", shots.display());
+}
+
+/// The form value `name` on a page (`name="NAME" value="…"`).
+fn field(page: &str, name: &str) -> String {
+    page.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} field: {page}"))
+        .to_string()
+}
+
+/// The `<pre id="plan">` of a page, as plain text.
+fn shown_plan(page: &str) -> String {
+    unescape(
+        page.split("<pre id=\"plan\">")
+            .nth(1)
+            .and_then(|p| p.split("</pre>").next())
+            .unwrap_or_else(|| panic!("no plan: {page}")),
+    )
+}
+
+/// A confirm posted: the job it started runs to its end; (result, lines).
+async fn run_job(addr: &str, cookie: &str, path: &str, body: &str) -> (String, String) {
+    let (status, head, page) = post_form(addr, cookie, path, body, &[]).await;
+    assert_eq!(status, 303, "{head}{page}");
+    let job = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("location:")
+                .then(|| l.split_once(':').unwrap().1.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no location: {head}"));
+    assert!(job.starts_with("/jobs/"), "{job}");
+    let seen = sse_until(
+        addr,
+        &format!("{job}/events"),
+        cookie,
+        Duration::from_secs(600),
+        |s| s.contains("event: done"),
+    )
+    .await;
+    let result = seen
+        .split("event: done\ndata: ")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .unwrap_or_default()
+        .to_string();
+    (result, seen)
+}
+
+/// Scale and deploy through the panel (issue 14): scaling web 1 → 2 shows
+/// the plan `appgrid plan` prints for the edited manifest; a confirm without
+/// its CSRF token, or from another site, is refused and changes nothing; a
+/// confirm of a plan whose manifest changed since is refused; the confirm
+/// writes `[web] count = 2` into the manifest in place (comments kept) and
+/// applies the plan under the lock, streamed. Then Releases → Deploy
+/// applies a changed release, recorded as a CLI apply's; and the CLI's
+/// `appgrid scale --yes` scales back, the comments still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_and_deploying_through_the_panel() {
+    let mut blog = Blog::new("dash-scale");
+    blog.write(1, 1);
+    let manifest = format!(
+        "# The blog the panel scales.\n{}",
+        std::fs::read_to_string(&blog.manifest)
+            .unwrap()
+            .replace("count = 1\n", "count = 1 # app servers: the panel edits this\n")
+    );
+    std::fs::write(&blog.manifest, &manifest).unwrap();
+    blog.ok(&["apply", "--yes"]);
+    let serial = |blog: &Blog| blog.state()["serial"].as_u64().unwrap();
+    let panel = start(&blog.manifest, &blog.machines);
+    let (addr, cookie) = (panel.addr.clone(), login(&panel).await);
+
+    // The plan for two web servers is the CLI's plan for a manifest saying two.
+    let (status, page) = get_page(&addr, &cookie, "/scale?web=2").await;
+    assert_eq!(status, 200, "{page}");
+    let shown = shown_plan(&page);
+    let edited = manifest.replace("count = 1 #", "count = 2 #");
+    std::fs::write(&blog.manifest, &edited).unwrap();
+    let cli = blog.ok(&["plan"]);
+    std::fs::write(&blog.manifest, &manifest).unwrap();
+    assert_eq!(shown, cli);
+    assert!(shown.contains("web[1]"), "{shown}");
+    let (csrf, proposal) = (field(&page, "csrf"), field(&page, "proposal"));
+
+    // Refused without the CSRF token, with a wrong one, or from another site.
+    let before = serial(&blog);
+    for (body, extra) in [
+        (form(&[("proposal", &proposal)]), vec![]),
+        (
+            form(&[("csrf", &"0".repeat(64)), ("proposal", &proposal)]),
+            vec![],
+        ),
+        (
+            form(&[("csrf", &csrf), ("proposal", &proposal)]),
+            vec![("Origin", "http://evil.example".to_string())],
+        ),
+    ] {
+        let (status, _, page) = post_form(&addr, &cookie, "/scale/apply", &body, &extra).await;
+        assert_eq!(status, 403, "{body}: {page}");
+    }
+    assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), manifest);
+    assert_eq!(serial(&blog), before, "a refused confirm changed state");
+
+    // The manifest changed since the plan was shown: refused, nothing changed.
+    let touched = format!("{manifest}# touched by hand\n");
+    std::fs::write(&blog.manifest, &touched).unwrap();
+    let (result, lines) = run_job(
+        &addr,
+        &cookie,
+        "/scale/apply",
+        &form(&[("csrf", &csrf), ("proposal", &proposal)]),
+    )
+    .await;
+    assert_eq!(result, "failed", "{lines}");
+    assert!(lines.contains("changed since the plan was made"), "{lines}");
+    assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), touched);
+    assert_eq!(serial(&blog), before);
+    std::fs::write(&blog.manifest, &manifest).unwrap();
+    // A plan is confirmed once.
+    let (status, _, _) = post_form(
+        &addr,
+        &cookie,
+        "/scale/apply",
+        &form(&[("csrf", &csrf), ("proposal", &proposal)]),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 409);
+
+    // Confirmed: the manifest says two, comments kept, and two serve.
+    let (_, page) = get_page(&addr, &cookie, "/scale?web=2").await;
+    assert_eq!(shown_plan(&page), cli);
+    let (result, lines) = run_job(
+        &addr,
+        &cookie,
+        "/scale/apply",
+        &form(&[("csrf", &csrf), ("proposal", &field(&page, "proposal"))]),
+    )
+    .await;
+    assert_eq!(result, "ok", "{lines}");
+    assert!(lines.contains("web[1]"), "{lines}");
+    assert!(lines.contains("now says [web] count = 2"), "{lines}");
+    assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), edited);
+    let state = blog.state();
+    assert!(state["resources"]["web[1]"].is_object(), "no web[1] in state");
+    let out = blog.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    // Releases → Deploy: a changed start command becomes a new release.
+    let releases = |blog: &Blog| blog.state()["releases"]["records"].as_array().unwrap().len();
+    let n = releases(&blog);
+    let deployed = edited.replace("python3 app.py", "python3 -u app.py");
+    assert_ne!(deployed, edited);
+    std::fs::write(&blog.manifest, &deployed).unwrap();
+    let (status, page) = get_page(&addr, &cookie, "/releases").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("href=\"/releases/deploy\""), "{page}");
+    let (status, page) = get_page(&addr, &cookie, "/releases/deploy").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(shown_plan(&page), blog.ok(&["plan"]));
+    let (status, _, _) = post_form(
+        &addr,
+        &cookie,
+        "/releases/deploy",
+        &form(&[("proposal", &field(&page, "proposal"))]),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (result, lines) = run_job(
+        &addr,
+        &cookie,
+        "/releases/deploy",
+        &form(&[("csrf", &csrf), ("proposal", &field(&page, "proposal"))]),
+    )
+    .await;
+    assert_eq!(result, "ok", "{lines}");
+    let v = n + 1;
+    assert!(
+        lines.contains(&format!("Release v{v} is active on every web server")),
+        "{lines}"
+    );
+    assert_eq!(releases(&blog), v, "recorded as a CLI apply's release");
+    assert!(blog.ok(&["releases"]).contains(&format!("v{v}")));
+    assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), deployed);
+    drop(panel);
+
+    // The CLI scales back: same function, the comments still there.
+    let out = blog.ok(&["scale", "--web", "1", "--yes"]);
+    assert!(out.contains("now says [web] count = 1"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&blog.manifest).unwrap(),
+        deployed.replace("count = 2 #", "count = 1 #")
+    );
+    assert!(blog.state()["resources"]["web[1]"].is_null());
 }
