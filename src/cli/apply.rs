@@ -92,10 +92,7 @@ impl Terminal {
 impl Report for Terminal {
     fn plan(&mut self, text: &str) {
         if self.show_plan {
-            out!(
-                "{}",
-                term::colour_plan(text, term::term().stdout_color)
-            );
+            out!("{}", term::colour_plan(text, term::term().stdout_color));
         }
     }
     fn line(&mut self, line: String) {

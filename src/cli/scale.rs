@@ -49,10 +49,7 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         ));
     }
     let p = propose(&o.file, o.state.as_deref(), o.counts).await?;
-    out!(
-        "{}",
-        term::colour_plan(&p.text, term::term().stdout_color)
-    );
+    out!("{}", term::colour_plan(&p.text, term::term().stdout_color));
     if !o.yes && (p.plan.has_changes() || p.edited.is_some()) {
         apply::confirm("scale")?;
     }

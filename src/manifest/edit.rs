@@ -54,10 +54,12 @@ pub enum EditError {
 
 /// `text` with the counts set, everything else as it was.
 pub fn set_counts(path: &Path, text: &str, counts: Counts) -> Result<String, EditError> {
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| EditError::Parse {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })?;
+    let mut doc: DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| EditError::Parse {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
     if let Some(web) = counts.web {
         set(path, &mut doc, "web", "count", web, true)?;
     }
@@ -175,7 +177,10 @@ mod tests {
             );
         assert_eq!(out, expected);
         // Nothing asked: the text comes back byte for byte.
-        assert_eq!(set_counts(p, MANIFEST, Counts::default()).unwrap(), MANIFEST);
+        assert_eq!(
+            set_counts(p, MANIFEST, Counts::default()).unwrap(),
+            MANIFEST
+        );
     }
 
     #[test]
@@ -252,7 +257,12 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert!(std::fs::read_to_string(&real).unwrap().contains("=  4 #"));
     }
 }

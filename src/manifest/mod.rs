@@ -7,8 +7,8 @@
 //! Nothing here does I/O except [`load`], which reads the one file.
 
 pub mod certificate;
-pub mod edit;
 mod diagnostic;
+pub mod edit;
 mod schema;
 #[cfg(test)]
 mod tests;

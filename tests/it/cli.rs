@@ -379,7 +379,6 @@ fn scale_is_refused_where_the_autoscaler_owns_the_count() {
     }
 }
 
-
 /// `appgrid scale` shows the plan `appgrid plan` prints for the manifest
 /// with the new count, and without a terminal (or --yes) goes no further:
 /// the manifest is not written, nothing is applied.

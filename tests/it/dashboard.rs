@@ -823,9 +823,10 @@ async fn scaling_and_deploying_through_the_panel() {
     blog.write(1, 1);
     let manifest = format!(
         "# The blog the panel scales.\n{}",
-        std::fs::read_to_string(&blog.manifest)
-            .unwrap()
-            .replace("count = 1\n", "count = 1 # app servers: the panel edits this\n")
+        std::fs::read_to_string(&blog.manifest).unwrap().replace(
+            "count = 1\n",
+            "count = 1 # app servers: the panel edits this\n"
+        )
     );
     std::fs::write(&blog.manifest, &manifest).unwrap();
     blog.ok(&["apply", "--yes"]);
@@ -905,12 +906,20 @@ async fn scaling_and_deploying_through_the_panel() {
     assert!(lines.contains("now says [web] count = 2"), "{lines}");
     assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), edited);
     let state = blog.state();
-    assert!(state["resources"]["web[1]"].is_object(), "no web[1] in state");
+    assert!(
+        state["resources"]["web[1]"].is_object(),
+        "no web[1] in state"
+    );
     let out = blog.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 
     // Releases → Deploy: a changed start command becomes a new release.
-    let releases = |blog: &Blog| blog.state()["releases"]["records"].as_array().unwrap().len();
+    let releases = |blog: &Blog| {
+        blog.state()["releases"]["records"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
     let n = releases(&blog);
     let deployed = edited.replace("python3 app.py", "python3 -u app.py");
     assert_ne!(deployed, edited);

@@ -64,7 +64,10 @@ pub fn router(panel: App) -> Router {
         .route("/autoscaling", get(autoscaling_page))
         .route("/scale", get(scale::scale_page))
         .route("/scale/apply", post(scale::scale_apply))
-        .route("/releases/deploy", get(scale::deploy_page).post(scale::deploy))
+        .route(
+            "/releases/deploy",
+            get(scale::deploy_page).post(scale::deploy),
+        )
         .route("/static/{name}", get(asset))
         .route("/login", get(login))
         .layer(middleware::from_fn_with_state(Arc::clone(&panel), gate))

@@ -171,12 +171,7 @@ pub async fn deploy(
     confirmed(&panel, &s, &form, "Deploy")
 }
 
-fn confirmed(
-    panel: &App,
-    s: &Session,
-    form: &HashMap<String, String>,
-    title: &str,
-) -> Response {
+fn confirmed(panel: &App, s: &Session, form: &HashMap<String, String>, title: &str) -> Response {
     if !csrf_ok(s, form) {
         return forbidden_csrf();
     }
@@ -199,7 +194,10 @@ fn confirmed(
         w => format!("{title}: {w}"),
     };
     let (id, job) = panel.jobs.start(what);
-    if let Err(e) = panel.engine.send(Work::Carry { proposal, job }) {
+    if let Err(e) = panel.engine.send(Work::Carry {
+        proposal: Box::new(proposal),
+        job,
+    }) {
         return failed(panel, s, title, &e);
     }
     Redirect::to(&format!("/jobs/{id}")).into_response()

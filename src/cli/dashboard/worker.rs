@@ -46,7 +46,7 @@ pub enum Work {
     },
     /// Apply a proposal shown and confirmed, as `appgrid scale` does.
     Carry {
-        proposal: Proposal,
+        proposal: Box<Proposal>,
         job: Arc<Job>,
     },
 }
@@ -161,7 +161,7 @@ impl Ctx {
                     &self.file,
                     state,
                     self.lock_timeout,
-                    proposal,
+                    *proposal,
                     cancel,
                     &mut JobReport(Arc::clone(&job)),
                 )
