@@ -815,8 +815,9 @@ async fn run_job(addr: &str, cookie: &str, path: &str, body: &str) -> (String, S
 /// confirm of a plan whose manifest changed since is refused; the confirm
 /// writes `[web] count = 2` into the manifest in place (comments kept) and
 /// applies the plan under the lock, streamed. Then Releases → Deploy
-/// applies a changed release, recorded as a CLI apply's; and the CLI's
-/// `appgrid scale --yes` scales back, the comments still there.
+/// applies a changed release, recorded as a CLI apply's; a headless
+/// Chromium clicks a scale to three through its confirm (screenshots); and
+/// the CLI's `appgrid scale --yes` scales back, the comments still there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_and_deploying_through_the_panel() {
     let mut blog = Blog::new("dash-scale");
@@ -894,6 +895,7 @@ async fn scaling_and_deploying_through_the_panel() {
     // Confirmed: the manifest says two, comments kept, and two serve.
     let (_, page) = get_page(&addr, &cookie, "/scale?web=2").await;
     assert_eq!(shown_plan(&page), cli);
+    let confirmed = Instant::now();
     let (result, lines) = run_job(
         &addr,
         &cookie,
@@ -904,6 +906,10 @@ async fn scaling_and_deploying_through_the_panel() {
     assert_eq!(result, "ok", "{lines}");
     assert!(lines.contains("web[1]"), "{lines}");
     assert!(lines.contains("now says [web] count = 2"), "{lines}");
+    eprintln!(
+        "panel: scale web 1 → 2 from the confirm to the job's end in {:.1}s",
+        confirmed.elapsed().as_secs_f64()
+    );
     assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), edited);
     let state = blog.state();
     assert!(
@@ -957,6 +963,49 @@ async fn scaling_and_deploying_through_the_panel() {
     assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), deployed);
     drop(panel);
 
+    // A real browser clicks a scale to three through its confirm.
+    let panel = start(&blog.manifest, &blog.machines);
+    let base = format!("http://{}", panel.addr);
+    let (shots, browser_dir) = (blog.dir.join("screenshots"), blog.dir.join("browser"));
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::create_dir_all(&browser_dir).unwrap();
+    let login_url = format!("{base}{}", panel.login);
+    let shots2 = shots.clone();
+    let (result, job) = tokio::task::spawn_blocking(move || {
+        let mut b = Browser::start(&browser_dir);
+        b.navigate(&login_url);
+        b.wait_for("the overview", "location.pathname === '/'", 10);
+        b.navigate(&format!("{base}/scale"));
+        b.eval("document.querySelector('input[name=web]').value = '3'");
+        b.eval("document.getElementById('show-plan').click()");
+        b.wait_for("the plan", "document.getElementById('plan') !== null", 60);
+        b.screenshot(&shots2.join("scale-plan.png"));
+        b.eval("document.getElementById('confirm').click()");
+        b.wait_for("the job page", "location.pathname.startsWith('/jobs/')", 10);
+        b.wait_for(
+            "the scale to finish",
+            "document.getElementById('job-result').textContent !== ''",
+            300,
+        );
+        b.screenshot(&shots2.join("scale-job.png"));
+        let result = b.eval("document.getElementById('job-result').textContent");
+        let job = b.eval("document.getElementById('job').textContent");
+        (result, job)
+    })
+    .await
+    .unwrap();
+    drop(panel);
+    assert_eq!(result, "ok", "{job}");
+    assert!(
+        job.as_str().unwrap().contains("now says [web] count = 3"),
+        "{job}"
+    );
+    assert!(blog.state()["resources"]["web[2]"].is_object());
+    for png in ["scale-plan.png", "scale-job.png"] {
+        let len = std::fs::metadata(shots.join(png)).map_or(0, |m| m.len());
+        assert!(len > 1000, "{png}: {len} bytes");
+    }
+
     // The CLI scales back: same function, the comments still there.
     let out = blog.ok(&["scale", "--web", "1", "--yes"]);
     assert!(out.contains("now says [web] count = 1"), "{out}");
@@ -964,5 +1013,6 @@ async fn scaling_and_deploying_through_the_panel() {
         std::fs::read_to_string(&blog.manifest).unwrap(),
         deployed.replace("count = 2 #", "count = 1 #")
     );
+    assert!(blog.state()["resources"]["web[2]"].is_null());
     assert!(blog.state()["resources"]["web[1]"].is_null());
 }
