@@ -48,9 +48,7 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         Some(p) => Workspace::from_plan(p, o.state.as_deref())?,
         None => Workspace::open(&o.file, o.state.as_deref())?,
     };
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    tokio::spawn(watch_signals(cancel_tx));
-    execute(&ws, saved, &o, cancel_rx, None, &mut Terminal::new(true)).await
+    execute(&ws, saved, &o, None, None, &mut Terminal::new(true)).await
 }
 
 /// Just before the walk of a saved plan, under the state lock, after every
@@ -120,11 +118,14 @@ impl Report for Terminal {
 /// `appgrid apply` from its workspace on: the preflight, the state lock, the
 /// freshness of a saved plan, the plan, confirm, the walk, the release; every
 /// word to `report`. `appgrid scale` and the panel run exactly this.
+/// `cancel`: who stops the walk (the panel's own); `None`: Ctrl-C and
+/// SIGTERM, watched from the walk's start (a Ctrl-C at the confirm still
+/// exits at once).
 pub async fn execute(
     ws: &Workspace,
     saved: Option<Plan>,
     o: &Options,
-    cancel: watch::Receiver<bool>,
+    cancel: Option<watch::Receiver<bool>>,
     before_walk: Option<BeforeWalk<'_>>,
     report: &mut dyn Report,
 ) -> Result<ExitCode, Failure> {
@@ -180,7 +181,7 @@ struct Walk<'a> {
     existing: Option<appgrid::state::State>,
     operation: &'static str,
     lock: appgrid::state::lock::StateLock,
-    cancel: watch::Receiver<bool>,
+    cancel: Option<watch::Receiver<bool>>,
     before_walk: Option<BeforeWalk<'a>>,
     report: &'a mut dyn Report,
 }
@@ -265,6 +266,11 @@ impl Walk<'_> {
             .unwrap_or_default();
         let mut state = engine::state_for_apply(&store, existing, &plan.app)?;
         engine::adopt_new_lineage(&mut plan, &state);
+        let cancel = cancel.unwrap_or_else(|| {
+            let (cancel_tx, cancel_rx) = watch::channel(false);
+            tokio::spawn(watch_signals(cancel_tx));
+            cancel_rx
+        });
         let options = ApplyOptions {
             parallelism: o.parallelism,
             base_dir: ws.base_dir.clone(),
@@ -395,7 +401,7 @@ pub fn confirm(operation: &str) -> Result<(), Failure> {
 
 /// First Ctrl-C (or SIGTERM): start nothing new, let running steps finish.
 /// Second: exit at once.
-pub async fn watch_signals(cancel: watch::Sender<bool>) {
+async fn watch_signals(cancel: watch::Sender<bool>) {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     else {
         return;

@@ -53,15 +53,13 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
     if !o.yes && (p.plan.has_changes() || p.edited.is_some()) {
         apply::confirm("scale")?;
     }
-    let (cancel_tx, cancel) = watch::channel(false);
-    tokio::spawn(apply::watch_signals(cancel_tx));
     let mut terminal = apply::Terminal::new(false);
     let (code, wrote) = carry_out(
         &o.file,
         o.state.as_deref(),
         o.lock_timeout,
         p,
-        cancel,
+        None,
         &mut terminal,
     )
     .await?;
@@ -174,7 +172,7 @@ pub async fn carry_out(
     state_path: Option<&Path>,
     lock_timeout: Duration,
     p: Proposal,
-    cancel: watch::Receiver<bool>,
+    cancel: Option<watch::Receiver<bool>>,
     report: &mut dyn Report,
 ) -> Result<(ExitCode, bool), Failure> {
     let Proposal {

@@ -23,6 +23,9 @@ use super::worker::{Work, event_line};
 use crate::cli::apply::Report;
 use crate::cli::scale::{Proposal, said};
 
+/// How many shown plans wait for a confirm at most.
+const KEPT: usize = 16;
+
 /// Plans shown and not yet confirmed, by number; a confirm takes its plan
 /// (a plan is applied once).
 #[derive(Default)]
@@ -31,10 +34,15 @@ pub struct Proposals {
 }
 
 impl Proposals {
+    /// Keeps `p`; only the last [`KEPT`] shown stay confirmable.
     fn keep(&self, p: Proposal) -> usize {
         let mut list = self.list.lock().expect("proposals lock");
         list.push(Some(p));
-        list.len() - 1
+        let n = list.len();
+        if let Some(old) = n.checked_sub(KEPT + 1) {
+            list[old] = None;
+        }
+        n - 1
     }
 
     fn take(&self, id: usize) -> Option<Proposal> {

@@ -162,7 +162,7 @@ impl Ctx {
                     state,
                     self.lock_timeout,
                     *proposal,
-                    cancel,
+                    Some(cancel),
                     &mut JobReport(Arc::clone(&job)),
                 )
                 .await;
