@@ -19,7 +19,7 @@ use appgrid::plan::{self, Plan, render};
 use super::preflight::{self, Reach};
 use super::progress::Progress;
 use super::term::{self, errln, out, outln};
-use super::{Failure, providers, report};
+use super::{Failure, providers};
 
 pub struct Options {
     pub file: PathBuf,
@@ -48,16 +48,97 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         Some(p) => Workspace::from_plan(p, o.state.as_deref())?,
         None => Workspace::open(&o.file, o.state.as_deref())?,
     };
+    execute(&ws, saved, &o, None, None, &mut Terminal::new(true)).await
+}
+
+/// Just before the walk of a saved plan, under the state lock, after every
+/// check that may refuse it: `appgrid scale` writes the manifest here.
+pub type BeforeWalk<'a> = Box<dyn FnOnce(&mut Plan) -> Result<(), Failure> + 'a>;
+
+/// Where an apply's words go: the terminal (`appgrid apply`, `appgrid
+/// scale`) or a job of the panel, which streams them to the browser.
+pub trait Report {
+    /// The plan about to be applied, as `appgrid plan` prints it.
+    fn plan(&mut self, text: &str);
+    /// A result (stdout on the terminal).
+    fn line(&mut self, line: String);
+    /// A warning or a failure (stderr on the terminal).
+    fn warn(&mut self, line: String);
+    /// The walk of `steps` steps starts.
+    fn start(&mut self, steps: usize);
+    fn event(&mut self, e: &apply::Event);
+    /// The walk ended.
+    fn finish(&mut self);
+}
+
+/// The terminal: the plan coloured, progress bars (or log lines).
+pub struct Terminal {
+    show_plan: bool,
+    progress: Option<Progress>,
+}
+
+impl Terminal {
+    /// `show_plan: false` when the caller printed the plan already.
+    pub fn new(show_plan: bool) -> Terminal {
+        Terminal {
+            show_plan,
+            progress: None,
+        }
+    }
+}
+
+impl Report for Terminal {
+    fn plan(&mut self, text: &str) {
+        if self.show_plan {
+            out!("{}", term::colour_plan(text, term::term().stdout_color));
+        }
+    }
+    fn line(&mut self, line: String) {
+        outln!("{line}");
+    }
+    fn warn(&mut self, line: String) {
+        errln!("{line}");
+    }
+    fn start(&mut self, steps: usize) {
+        self.progress = Some(Progress::new(steps, Progress::interactive()));
+    }
+    fn event(&mut self, e: &apply::Event) {
+        match &mut self.progress {
+            Some(p) => p.event(e),
+            None => super::report::print_event(e),
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(p) = self.progress.take() {
+            p.finish();
+        }
+    }
+}
+
+/// `appgrid apply` from its workspace on: the preflight, the state lock, the
+/// freshness of a saved plan, the plan, confirm, the walk, the release; every
+/// word to `report`. `appgrid scale` and the panel run exactly this.
+/// `cancel`: who stops the walk (the panel's own); `None`: Ctrl-C and
+/// SIGTERM, watched from the walk's start (a Ctrl-C at the confirm still
+/// exits at once).
+pub async fn execute(
+    ws: &Workspace,
+    saved: Option<Plan>,
+    o: &Options,
+    cancel: Option<watch::Receiver<bool>>,
+    before_walk: Option<BeforeWalk<'_>>,
+    report: &mut dyn Report,
+) -> Result<ExitCode, Failure> {
     if let Some(p) = &saved {
         // A stale plan is refused before anything else is looked at.
-        plan::file::check_fresh(p, ws.load_state()?.as_ref(), &state_at(&ws))
+        plan::file::check_fresh(p, ws.load_state()?.as_ref(), &state_at(ws))
             .map_err(|e| Failure::Message(e.to_string()))?;
     }
     // Before the lock: a refused apply writes nothing, not even a lock file.
     if o.destroy {
-        preflight::warn(&ws, Reach::Offline).await;
+        preflight::warn(ws, Reach::Offline).await;
     } else {
-        preflight::require(&ws).await?;
+        preflight::require(ws).await?;
     }
     let operation = if o.destroy { "destroy" } else { "apply" };
     let lock = ws.lock(operation, o.lock_timeout)?;
@@ -69,26 +150,27 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         && let Some(s) = existing.as_mut()
         && let Some(pin) = s.releases.pinned.take()
     {
-        outln!(
+        report.line(format!(
             "Rolling forward from v{} (the rollback by {} at {}) to the manifest's release.",
-            pin.number,
-            pin.by,
-            pin.at
-        );
+            pin.number, pin.by, pin.at
+        ));
     }
     if let Some(p) = &saved {
-        plan::file::check_fresh(p, existing.as_ref(), &state_at(&ws))
+        plan::file::check_fresh(p, existing.as_ref(), &state_at(ws))
             .map_err(|e| Failure::Message(e.to_string()))?;
     }
     let walk = Walk {
-        ws: &ws,
-        options: &o,
+        ws,
+        options: o,
         saved,
         existing,
         operation,
         lock,
+        cancel,
+        before_walk,
+        report,
     };
-    providers::with_provider(&ws, Visit(walk)).await
+    providers::with_provider(ws, Visit(walk)).await
 }
 
 /// Everything a walk needs but the provider.
@@ -99,6 +181,9 @@ struct Walk<'a> {
     existing: Option<appgrid::state::State>,
     operation: &'static str,
     lock: appgrid::state::lock::StateLock,
+    cancel: Option<watch::Receiver<bool>>,
+    before_walk: Option<BeforeWalk<'a>>,
+    report: &'a mut dyn Report,
 }
 
 struct Visit<'a>(Walk<'a>);
@@ -128,6 +213,9 @@ impl Walk<'_> {
             existing,
             operation,
             lock,
+            cancel,
+            before_walk,
+            report,
         } = self;
         let mut plan = match saved {
             Some(p) => p,
@@ -140,10 +228,7 @@ impl Walk<'_> {
                 ws.plan(&graph, existing.as_ref(), cloud.as_ref()).await?
             }
         };
-        out!(
-            "{}",
-            term::colour_plan(&render::text(&plan), term::term().stdout_color)
-        );
+        report.plan(&render::text(&plan));
         if !plan.has_changes() {
             drop(lock);
             return Ok(ExitCode::SUCCESS);
@@ -160,6 +245,9 @@ impl Walk<'_> {
         };
         if !o.yes && !is_saved_plan(&o.file) {
             confirm(operation)?;
+        }
+        if let Some(f) = before_walk {
+            f(&mut plan)?;
         }
         if let (Some(loss), true) = (&loss, final_backup) {
             let resources = existing
@@ -178,13 +266,16 @@ impl Walk<'_> {
             .unwrap_or_default();
         let mut state = engine::state_for_apply(&store, existing, &plan.app)?;
         engine::adopt_new_lineage(&mut plan, &state);
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        tokio::spawn(watch_signals(cancel_tx));
+        let cancel = cancel.unwrap_or_else(|| {
+            let (cancel_tx, cancel_rx) = watch::channel(false);
+            tokio::spawn(watch_signals(cancel_tx));
+            cancel_rx
+        });
         let options = ApplyOptions {
             parallelism: o.parallelism,
             base_dir: ws.base_dir.clone(),
         };
-        let mut progress = Progress::new(apply::steps::build(&plan).len(), Progress::interactive());
+        report.start(apply::steps::build(&plan).len());
         let outcome = apply::walk(
             cloud,
             Arc::clone(&configurator),
@@ -192,16 +283,16 @@ impl Walk<'_> {
             &mut state,
             &mut store,
             &options,
-            cancel_rx,
-            &mut |e| progress.event(&e),
+            cancel,
+            &mut |e| report.event(&e),
         )
         .await;
-        progress.finish();
+        report.finish();
         // Issue 15: nothing appgrid started survives a machine that left.
         let removed = apply::removed_machines(&before, &apply::machines_of(&state));
         if !removed.is_empty() {
             let n = removed.len();
-            print_sweep(&plan.app, n, configurator.sweep(removed).await);
+            print_sweep(report, &plan.app, n, configurator.sweep(removed).await);
         }
         // Issue 9: the web rollout becomes a numbered release (or a failed one).
         let booked = if o.destroy {
@@ -217,50 +308,69 @@ impl Walk<'_> {
         if let Some(n) = booked
             && let Err(e) = store.save(&mut state)
         {
-            errln!("warning: release v{n} could not be recorded in state: {e}");
+            report.warn(format!(
+                "warning: release v{n} could not be recorded in state: {e}"
+            ));
         }
         drop(lock);
-        let code = summarize(&plan, &outcome, state.serial, &ws.store_path, o.destroy);
+        let code = summarize(
+            report,
+            &plan,
+            &outcome,
+            state.serial,
+            &ws.store_path,
+            o.destroy,
+        );
         if let Some(record) = booked.and_then(|n| state.releases.get(n)) {
             let active = state
                 .releases
                 .active()
                 .map_or_else(|| "no release".to_string(), |a| format!("v{}", a.number));
             if record.status == appgrid::release::ReleaseStatus::Active {
-                outln!("Release v{} is active on every web server.", record.number);
+                report.line(format!(
+                    "Release v{} is active on every web server.",
+                    record.number
+                ));
             } else {
-                errln!(
+                report.warn(format!(
                     "Release v{} {}; {active} still serves (`appgrid releases` lists them).",
-                    record.number,
-                    record.status
-                );
+                    record.number, record.status
+                ));
             }
         }
-        if outcome.is_success() && !o.destroy {
-            report::print_endpoints(&state);
+        if outcome.is_success()
+            && !o.destroy
+            && let Some(url) = super::report::endpoint(&state)
+        {
+            report.line(format!("The app answers at {url}"));
         }
         Ok(code)
     }
 }
 
 /// What the check of the machines that left found.
-fn print_sweep(app: &str, machines: usize, swept: Result<Vec<apply::Stopped>, apply::ConfigError>) {
+fn print_sweep(
+    report: &mut dyn Report,
+    app: &str,
+    machines: usize,
+    swept: Result<Vec<apply::Stopped>, apply::ConfigError>,
+) {
     match swept {
-        Ok(stopped) if stopped.is_empty() => {
-            outln!(
-                "Nothing of {app} is left running on the {machines} machine(s) it no longer has."
-            )
-        }
+        Ok(stopped) if stopped.is_empty() => report.line(format!(
+            "Nothing of {app} is left running on the {machines} machine(s) it no longer has."
+        )),
         Ok(stopped) => {
-            outln!("Stopped what of {app} was still running on machines it no longer has:");
+            report.line(format!(
+                "Stopped what of {app} was still running on machines it no longer has:"
+            ));
             for s in stopped {
-                outln!("  {}: pid {} ({})", s.machine, s.pid, s.command);
+                report.line(format!("  {}: pid {} ({})", s.machine, s.pid, s.command));
             }
         }
-        Err(e) => errln!(
+        Err(e) => report.warn(format!(
             "warning: could not check {} for processes left behind: {e}",
             e.machine.unwrap_or(e.address)
-        ),
+        )),
     }
 }
 
@@ -269,7 +379,7 @@ fn state_at(ws: &Workspace) -> PathBuf {
     PathBuf::from(ws.state_location.to_string())
 }
 
-fn confirm(operation: &str) -> Result<(), Failure> {
+pub fn confirm(operation: &str) -> Result<(), Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::Message(format!(
             "refusing to {operation} without confirmation: stdin is not a terminal; pass --yes, or apply a saved plan"
@@ -316,7 +426,7 @@ async fn watch_signals(cancel: watch::Sender<bool>) {
 }
 
 /// What verifying the machines adopted and terminated, a line each.
-fn print_verification(outcome: &Outcome) {
+fn print_verification(report: &mut dyn Report, outcome: &Outcome) {
     let v = &outcome.verification;
     let name = |a: &Option<appgrid::graph::ResourceAddress>, id: &str| match a {
         Some(a) => format!("{a} {id}"),
@@ -328,28 +438,29 @@ fn print_verification(outcome: &Outcome) {
             .iter()
             .map(|(a, id)| name(&Some(*a), id))
             .collect();
-        outln!(
+        report.line(format!(
             "Found and recorded (launched, but the answer was lost): {}",
             list.join(", ")
-        );
+        ));
     }
     if !v.terminated.is_empty() {
         let list: Vec<String> = v.terminated.iter().map(|(a, id)| name(a, id)).collect();
-        outln!(
+        report.line(format!(
             "Terminated (duplicates no address wanted): {}",
             list.join(", ")
-        );
+        ));
     }
 }
 
 fn summarize(
+    report: &mut dyn Report,
     plan: &Plan,
     outcome: &Outcome,
     serial: u64,
     state_path: &std::path::Path,
     destroy: bool,
 ) -> ExitCode {
-    print_verification(outcome);
+    print_verification(report, outcome);
     let s = plan.summary();
     if outcome.is_success() {
         let verb = if destroy { "Destroy" } else { "Apply" };
@@ -361,48 +472,47 @@ fn summarize(
         if s.moved > 0 {
             adopted.push_str(&format!(", {} moved online", s.moved));
         }
-        outln!(
+        report.line(format!(
             "\n{verb} complete: {} added, {} changed, {} replaced, {} destroyed{adopted}. State: {} (serial {serial}).",
             s.create,
             s.update,
             s.replace,
             s.delete,
             state_path.display()
-        );
+        ));
         return ExitCode::SUCCESS;
     }
-    let mut out = std::io::stderr().lock();
-    let _ = writeln!(out);
+    report.warn(String::new());
     for (label, error) in &outcome.failed {
-        let _ = writeln!(out, "error: {label}: {error}");
+        report.warn(format!("error: {label}: {error}"));
     }
     if let Some(e) = &outcome.checkpoint_error {
-        let _ = writeln!(out, "error: saving state failed, so the walk stopped: {e}");
+        report.warn(format!(
+            "error: saving state failed, so the walk stopped: {e}"
+        ));
     }
     if let Some(e) = &outcome.verification.mismatch {
-        let _ = writeln!(out, "error: the cloud does not match the state: {e}");
+        report.warn(format!("error: the cloud does not match the state: {e}"));
     }
     let headline = if outcome.interrupted {
         "Interrupted"
     } else {
         "Apply failed"
     };
-    let _ = writeln!(
-        out,
+    report.warn(format!(
         "{headline}: {} steps done, {} failed, {} skipped because an upstream step failed, {} not started.",
         outcome.done.len(),
         outcome.failed.len(),
         outcome.skipped.len(),
         outcome.not_started.len()
-    );
+    ));
     for label in outcome.skipped.iter().chain(&outcome.not_started) {
-        let _ = writeln!(out, "  not done: {label}");
+        report.warn(format!("  not done: {label}"));
     }
-    let _ = writeln!(
-        out,
+    report.warn(format!(
         "State at {} (serial {serial}) records exactly what exists. Run the same command again to finish.",
         state_path.display()
-    );
+    ));
     if outcome.interrupted {
         ExitCode::from(130)
     } else {

@@ -6,6 +6,7 @@
 mod database;
 mod jobs;
 mod routes;
+mod scale;
 mod service_logs;
 mod tls;
 mod worker;
@@ -64,6 +65,7 @@ pub async fn run(o: Options) -> Result<ExitCode, Failure> {
         tls: tls.is_some(),
         engine: worker::Engine::start(o.file.clone(), o.state.clone(), o.lock_timeout),
         jobs: Default::default(),
+        proposals: Default::default(),
         graph,
         interval: o.interval,
     });

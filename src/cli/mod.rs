@@ -32,6 +32,7 @@ mod reconfigure;
 mod releases;
 mod report;
 mod run;
+mod scale;
 mod session;
 mod ssh;
 mod state;
@@ -161,6 +162,25 @@ enum Command {
     Apply(WalkArgs),
     /// Remove everything the app owns, and nothing else.
     Destroy(WalkArgs),
+    /// Set the web count and/or the replica count: shows the plan, then
+    /// (after a confirm) writes them into the manifest in place, comments
+    /// kept, and applies exactly that plan (`heroku ps:scale`'s job).
+    Scale {
+        file: PathBuf,
+        /// App servers: `[web] count` (refused with [autoscale]).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        web: Option<u32>,
+        /// Database replicas: `[database] replicas` (refused with [autoscale.replicas]).
+        #[arg(long, value_name = "M")]
+        replicas: Option<u32>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        lock: LockArgs,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Print the resource graph as Graphviz DOT.
     Graph { file: PathBuf },
     /// Check what applying the manifest needs on this machine and in the
@@ -689,6 +709,23 @@ async fn dispatch(command: Command) -> Result<ExitCode, Failure> {
         }
         Command::Apply(args) => apply::run(args.options(false)).await,
         Command::Destroy(args) => apply::run(args.options(true)).await,
+        Command::Scale {
+            file,
+            web,
+            replicas,
+            yes,
+            lock,
+            state,
+        } => {
+            scale::run(scale::Options {
+                file,
+                counts: appgrid::manifest::edit::Counts { web, replicas },
+                yes,
+                lock_timeout: lock.lock_timeout,
+                state: state.state,
+            })
+            .await
+        }
         Command::Graph { file } => inspect::graph(&file),
         Command::Doctor {
             file,

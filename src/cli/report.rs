@@ -11,7 +11,7 @@ use appgrid::manifest::{DiagnosticStyle, ManifestError};
 use appgrid::preflight::Report;
 
 use super::logging::{self, LogFormat};
-use super::term::{Paint, errln, outln, paint, term};
+use super::term::{Paint, errln, paint, term};
 
 /// A command's failure and its exit code.
 #[derive(Debug)]
@@ -124,14 +124,12 @@ pub fn print_event(event: &appgrid::apply::Event) {
     super::progress::log(event);
 }
 
-/// After an apply: where the app answers.
-pub fn print_endpoints(state: &appgrid::state::State) {
+/// After an apply: the load balancer's URL, where the app answers.
+pub fn endpoint(state: &appgrid::state::State) -> Option<&str> {
     let lb = appgrid::graph::ResourceAddress::config(appgrid::graph::Role::Lb, 0);
-    if let Some(url) = state
+    state
         .resources
         .get(&lb)
         .and_then(|r| r.attributes.get("url"))
-    {
-        outln!("The app answers at {url}");
-    }
+        .map(String::as_str)
 }

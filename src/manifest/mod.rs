@@ -8,6 +8,7 @@
 
 pub mod certificate;
 mod diagnostic;
+pub mod edit;
 mod schema;
 #[cfg(test)]
 mod tests;

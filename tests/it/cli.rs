@@ -345,3 +345,75 @@ fn project_templates_override_exactly_what_they_name() {
         "{stderr}"
     );
 }
+
+/// `appgrid scale`: with `[autoscale]` the web count is the autoscaler's and
+/// with `[autoscale.replicas]` the replica count; both refused, the file
+/// untouched, nothing applied.
+#[test]
+fn scale_is_refused_where_the_autoscaler_owns_the_count() {
+    let mut blog = super::local_e2e::Blog::new("scale-autoscaled");
+    let mut manifest = std::fs::read_to_string(&blog.manifest).unwrap();
+    manifest.push_str(
+        "# The autoscaler owns the counts.\n\
+         [autoscale]\nmetric = \"requests_per_instance\"\ntarget = 100\nmin = 2\nmax = 6\n\
+         [autoscale.replicas]\nmetric = \"connections\"\ntarget = 10\nmin = 1\nmax = 3\n",
+    );
+    std::fs::write(&blog.manifest, &manifest).unwrap();
+    for (args, says) in [
+        (
+            ["scale", "--web", "3", "--yes"],
+            "the web count is the autoscaler's (min = 2, max = 6)",
+        ),
+        (
+            ["scale", "--replicas", "2", "--yes"],
+            "the replica count is the autoscaler's (min = 1, max = 3)",
+        ),
+    ] {
+        let out = blog.run(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(err.contains("nothing was changed"), "{err}");
+        assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), manifest);
+        assert!(!blog.dir.join(".appgrid").exists(), "nothing applied");
+    }
+}
+
+/// `appgrid scale` shows the plan `appgrid plan` prints for the manifest
+/// with the new count, and without a terminal (or --yes) goes no further:
+/// the manifest is not written, nothing is applied.
+#[test]
+fn scale_shows_the_plan_for_the_new_count_and_asks_first() {
+    let mut blog = super::local_e2e::Blog::new("scale-asks");
+    let original = std::fs::read_to_string(&blog.manifest)
+        .unwrap()
+        .replace("count = 2\n", "count = 2 # app servers\n");
+    std::fs::write(&blog.manifest, &original).unwrap();
+    let out = blog.run(&["scale", "--web", "3"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refusing to scale without confirmation"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), original);
+    assert!(!blog.dir.join(".appgrid").exists(), "nothing applied");
+    let shown = text(&out.stdout);
+    std::fs::write(
+        &blog.manifest,
+        original.replace("count = 2 #", "count = 3 #"),
+    )
+    .unwrap();
+    let planned = blog.ok(&["plan"]);
+    std::fs::write(&blog.manifest, &original).unwrap();
+    assert_eq!(shown, planned);
+    assert!(shown.contains("web[2]"), "{shown}");
+    // Out of range: refused by the argument parser, before anything is read.
+    let out = blog.run(&["scale", "--web", "0", "--yes"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--web"), "{}", text(&out.stderr));
+    // Nothing asked: a usage error.
+    let out = blog.run(&["scale", "--yes"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("say what to scale"));
+}

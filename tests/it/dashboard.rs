@@ -865,3 +865,253 @@ async fn the_panel_on_the_local_blog() {
     }
     eprintln!("panel screenshots: {}", shots.display());
 }
+
+/// The form value `name` on a page (`name="NAME" value="…"`).
+fn field(page: &str, name: &str) -> String {
+    page.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} field: {page}"))
+        .to_string()
+}
+
+/// The `<pre id="plan">` of a page, as plain text.
+fn shown_plan(page: &str) -> String {
+    unescape(
+        page.split("<pre id=\"plan\">")
+            .nth(1)
+            .and_then(|p| p.split("</pre>").next())
+            .unwrap_or_else(|| panic!("no plan: {page}")),
+    )
+}
+
+/// A confirm posted: the job it started runs to its end; (result, lines).
+async fn run_job(client: &Client, path: &str, body: String) -> (String, String) {
+    let (status, head, page) = client.post_with_head(path, body, vec![]).await;
+    assert_eq!(status, 303, "{head}{page}");
+    let job = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("location:")
+                .then(|| l.split_once(':').unwrap().1.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no location: {head}"));
+    assert!(job.starts_with("/jobs/"), "{job}");
+    let seen = sse_until(
+        &client.addr,
+        &format!("{job}/events"),
+        &client.cookie,
+        Duration::from_secs(600),
+        |s| s.contains("event: done"),
+    )
+    .await;
+    let result = seen
+        .split("event: done\ndata: ")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .unwrap_or_default()
+        .to_string();
+    (result, seen)
+}
+
+/// Scale and deploy through the panel (issue 14): scaling web 1 → 2 shows
+/// the plan `appgrid plan` prints for the edited manifest; a confirm without
+/// its CSRF token, or from another site, is refused and changes nothing; a
+/// confirm of a plan whose manifest changed since is refused; the confirm
+/// writes `[web] count = 2` into the manifest in place (comments kept) and
+/// applies the plan under the lock, streamed. Then Releases → Deploy
+/// applies a changed release, recorded as a CLI apply's; a headless
+/// Chromium clicks a scale to three through its confirm (screenshots); and
+/// the CLI's `appgrid scale --yes` scales back, the comments still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_and_deploying_through_the_panel() {
+    let mut blog = Blog::new("dash-scale");
+    blog.write(1, 1);
+    let manifest = format!(
+        "# The blog the panel scales.\n{}",
+        std::fs::read_to_string(&blog.manifest).unwrap().replace(
+            "count = 1\n",
+            "count = 1 # app servers: the panel edits this\n"
+        )
+    );
+    std::fs::write(&blog.manifest, &manifest).unwrap();
+    blog.ok(&["apply", "--yes"]);
+    let serial = |blog: &Blog| blog.state()["serial"].as_u64().unwrap();
+    let panel = start(&blog.manifest, &blog.machines);
+    let (client, _) = Client::sign_in(&panel).await;
+
+    // The plan for two web servers is the CLI's plan for a manifest saying two.
+    let (status, page) = client.get("/scale?web=2").await;
+    assert_eq!(status, 200, "{page}");
+    let shown = shown_plan(&page);
+    let edited = manifest.replace("count = 1 #", "count = 2 #");
+    std::fs::write(&blog.manifest, &edited).unwrap();
+    let cli = blog.ok(&["plan"]);
+    std::fs::write(&blog.manifest, &manifest).unwrap();
+    assert_eq!(shown, cli);
+    assert!(shown.contains("web[1]"), "{shown}");
+    let (csrf, proposal) = (field(&page, "csrf"), field(&page, "proposal"));
+
+    // Refused without the CSRF token, with a wrong one, or from another site.
+    let before = serial(&blog);
+    for (body, extra) in [
+        (form(&[("proposal", &proposal)]), vec![]),
+        (
+            form(&[("csrf", &"0".repeat(64)), ("proposal", &proposal)]),
+            vec![],
+        ),
+        (
+            form(&[("csrf", &csrf), ("proposal", &proposal)]),
+            vec![("Origin", "http://evil.example".to_string())],
+        ),
+    ] {
+        let (status, _, page) = client.post_with_head("/scale/apply", body.clone(), extra).await;
+        assert_eq!(status, 403, "{body}: {page}");
+    }
+    assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), manifest);
+    assert_eq!(serial(&blog), before, "a refused confirm changed state");
+
+    // The manifest changed since the plan was shown: refused, nothing changed.
+    let touched = format!("{manifest}# touched by hand\n");
+    std::fs::write(&blog.manifest, &touched).unwrap();
+    let (result, lines) = run_job(
+        &client,
+        "/scale/apply",
+        form(&[("csrf", &csrf), ("proposal", &proposal)]),
+    )
+    .await;
+    assert_eq!(result, "failed", "{lines}");
+    assert!(lines.contains("changed since the plan was made"), "{lines}");
+    assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), touched);
+    assert_eq!(serial(&blog), before);
+    std::fs::write(&blog.manifest, &manifest).unwrap();
+    // A plan is confirmed once.
+    let (status, _, _) = client.post_with_head(
+                "/scale/apply",
+        form(&[("csrf", &csrf), ("proposal", &proposal)]),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 409);
+
+    // Confirmed: the manifest says two, comments kept, and two serve.
+    let (_, page) = client.get("/scale?web=2").await;
+    assert_eq!(shown_plan(&page), cli);
+    let confirmed = Instant::now();
+    let (result, lines) = run_job(
+        &client,
+        "/scale/apply",
+        form(&[("csrf", &csrf), ("proposal", &field(&page, "proposal"))]),
+    )
+    .await;
+    assert_eq!(result, "ok", "{lines}");
+    assert!(lines.contains("web[1]"), "{lines}");
+    assert!(lines.contains("now says [web] count = 2"), "{lines}");
+    eprintln!(
+        "panel: scale web 1 → 2 from the confirm to the job's end in {:.1}s",
+        confirmed.elapsed().as_secs_f64()
+    );
+    assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), edited);
+    let state = blog.state();
+    assert!(
+        state["resources"]["web[1]"].is_object(),
+        "no web[1] in state"
+    );
+    let out = blog.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    // Releases → Deploy: a changed start command becomes a new release.
+    let releases = |blog: &Blog| {
+        blog.state()["releases"]["records"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let n = releases(&blog);
+    let deployed = edited.replace("python3 app.py", "python3 -u app.py");
+    assert_ne!(deployed, edited);
+    std::fs::write(&blog.manifest, &deployed).unwrap();
+    let (status, page) = client.get("/releases").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("href=\"/releases/deploy\""), "{page}");
+    let (status, page) = client.get("/releases/deploy").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(shown_plan(&page), blog.ok(&["plan"]));
+    let (status, _, _) = client.post_with_head(
+                "/releases/deploy",
+        form(&[("proposal", &field(&page, "proposal"))]),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (result, lines) = run_job(
+        &client,
+        "/releases/deploy",
+        form(&[("csrf", &csrf), ("proposal", &field(&page, "proposal"))]),
+    )
+    .await;
+    assert_eq!(result, "ok", "{lines}");
+    let v = n + 1;
+    assert!(
+        lines.contains(&format!("Release v{v} is active on every web server")),
+        "{lines}"
+    );
+    assert_eq!(releases(&blog), v, "recorded as a CLI apply's release");
+    assert!(blog.ok(&["releases"]).contains(&format!("v{v}")));
+    assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), deployed);
+    drop(panel);
+
+    // A real browser clicks a scale to three through its confirm.
+    let panel = start(&blog.manifest, &blog.machines);
+    let base = format!("http://{}", panel.addr);
+    let (shots, browser_dir) = (blog.dir.join("screenshots"), blog.dir.join("browser"));
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::create_dir_all(&browser_dir).unwrap();
+    let login_url = format!("{base}{}", panel.login);
+    let shots2 = shots.clone();
+    let (result, job) = tokio::task::spawn_blocking(move || {
+        let mut b = Browser::start(&browser_dir);
+        b.navigate(&login_url);
+        b.wait_for("the overview", "location.pathname === '/'", 10);
+        b.navigate(&format!("{base}/scale"));
+        b.eval("document.querySelector('input[name=web]').value = '3'");
+        b.eval("document.getElementById('show-plan').click()");
+        b.wait_for("the plan", "document.getElementById('plan') !== null", 60);
+        b.screenshot(&shots2.join("scale-plan.png"));
+        b.eval("document.getElementById('confirm').click()");
+        b.wait_for("the job page", "location.pathname.startsWith('/jobs/')", 10);
+        b.wait_for(
+            "the scale to finish",
+            "document.getElementById('job-result').textContent !== ''",
+            300,
+        );
+        b.screenshot(&shots2.join("scale-job.png"));
+        let result = b.eval("document.getElementById('job-result').textContent");
+        let job = b.eval("document.getElementById('job').textContent");
+        (result, job)
+    })
+    .await
+    .unwrap();
+    drop(panel);
+    assert_eq!(result, "ok", "{job}");
+    assert!(
+        job.as_str().unwrap().contains("now says [web] count = 3"),
+        "{job}"
+    );
+    assert!(blog.state()["resources"]["web[2]"].is_object());
+    for png in ["scale-plan.png", "scale-job.png"] {
+        let len = std::fs::metadata(shots.join(png)).map_or(0, |m| m.len());
+        assert!(len > 1000, "{png}: {len} bytes");
+    }
+
+    // The CLI scales back: same function, the comments still there.
+    let out = blog.ok(&["scale", "--web", "1", "--yes"]);
+    assert!(out.contains("now says [web] count = 1"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&blog.manifest).unwrap(),
+        deployed.replace("count = 2 #", "count = 1 #")
+    );
+    assert!(blog.state()["resources"]["web[2]"].is_null());
+    assert!(blog.state()["resources"]["web[1]"].is_null());
+}

@@ -27,6 +27,7 @@ use appgrid::graph::{ResourceAddress, Role};
 use appgrid::state::State;
 
 use super::jobs::Jobs;
+use super::scale;
 use super::worker::{Engine, Work};
 
 /// What every handler shares.
@@ -38,12 +39,14 @@ pub struct Panel {
     pub tls: bool,
     pub engine: Engine,
     pub jobs: Jobs,
+    /// Plans shown by the Scale page and Deploy, waiting for their confirm.
+    pub proposals: scale::Proposals,
     /// The overview's latest SVG, while someone watches `/events`.
     pub graph: watch::Sender<Option<Arc<String>>>,
     pub interval: Duration,
 }
 
-type App = Arc<Panel>;
+pub(super) type App = Arc<Panel>;
 
 pub fn router(panel: App) -> Router {
     Router::new()
@@ -61,7 +64,12 @@ pub fn router(panel: App) -> Router {
         .route("/database/backup", post(super::database::back_up_now))
         .route("/logs/service", get(super::service_logs::page))
         .route("/autoscaling", get(autoscaling_page))
-        .route("/scale", get(scale_page))
+        .route("/scale", get(scale::scale_page))
+        .route("/scale/apply", post(scale::scale_apply))
+        .route(
+            "/releases/deploy",
+            get(scale::deploy_page).post(scale::deploy),
+        )
         .route("/static/{name}", get(asset))
         .route("/login", get(login))
         .layer(middleware::from_fn_with_state(Arc::clone(&panel), gate))
@@ -658,56 +666,4 @@ async fn autoscaling_page(
         ctx.insert("policy", &None::<()>);
     }
     render("autoscaling", &ctx)
-}
-
-/// The Scale page: the counts as inputs; with `?web=N&replicas=M`, the plan
-/// `appgrid plan` prints for the manifest with those counts. Applying it is
-/// a manifest change (shown, not written): the manifest stays the truth.
-async fn scale_page(
-    Shared(panel): Shared<App>,
-    Extension(s): Extension<Session>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let (ws, _) = match load_state(&panel).await {
-        Ok(v) => v,
-        Err(e) => return failed(&panel, &s, "Scale", &e),
-    };
-    let m = &ws.manifest.manifest;
-    let mut ctx = context(&panel, &s, "scale", "Scale");
-    ctx.insert("file", &panel.file.display().to_string());
-    ctx.insert("web", &m.web.count);
-    ctx.insert("replicas", &m.database.as_ref().map(|d| d.replicas));
-    ctx.insert(
-        "autoscale",
-        &m.autoscale
-            .as_ref()
-            .map(|a| format!("min {}, max {}, target {}", a.min, a.max, a.target)),
-    );
-    let number = |k: &str| q.get(k).and_then(|v| v.trim().parse::<u32>().ok());
-    let (web, replicas) = (number("web"), number("replicas"));
-    let web = web.filter(|_| m.autoscale.is_none());
-    let mut status = StatusCode::OK;
-    if web.is_some() || replicas.is_some() {
-        if web.is_some_and(|w| w == 0 || w > 1000) || replicas.is_some_and(|r| r > 20) {
-            ctx.insert("refused", "web is 1 to 1000 and replicas 0 to 20");
-            status = StatusCode::BAD_REQUEST;
-        } else {
-            match panel.engine.plan(web, replicas).await {
-                Ok(text) => ctx.insert("plan", &text),
-                Err(e) => {
-                    ctx.insert("refused", &e);
-                    status = StatusCode::BAD_GATEWAY;
-                }
-            }
-            if let Some(w) = web {
-                ctx.insert("asked_web", &w);
-            }
-            if let Some(r) = replicas {
-                ctx.insert("asked_replicas", &r);
-            }
-        }
-    }
-    let mut r = render("scale", &ctx);
-    *r.status_mut() = status;
-    r
 }

@@ -21,7 +21,10 @@ use appgrid::status::AppStatus;
 use std::collections::BTreeMap;
 
 use super::jobs::Job;
+use super::scale::JobReport;
+use crate::cli::scale::{self, Proposal};
 use crate::cli::{Failure, ops, providers, releases, report, run};
+use appgrid::manifest::edit::Counts;
 
 pub enum Work {
     Status(oneshot::Sender<Result<(State, AppStatus), String>>),
@@ -54,11 +57,16 @@ pub enum Work {
         lines: usize,
         reply: oneshot::Sender<Result<Vec<String>, String>>,
     },
-    /// The plan `appgrid plan` prints for the manifest with these counts.
-    Plan {
-        web: Option<u32>,
-        replicas: Option<u32>,
-        reply: oneshot::Sender<Result<String, String>>,
+    /// The plan `appgrid plan` prints for the manifest with these counts
+    /// (`appgrid scale`'s proposal).
+    Propose {
+        counts: Counts,
+        reply: oneshot::Sender<Result<Proposal, String>>,
+    },
+    /// Apply a proposal shown and confirmed, as `appgrid scale` does.
+    Carry {
+        proposal: Box<Proposal>,
+        job: Arc<Job>,
     },
 }
 
@@ -109,13 +117,9 @@ impl Engine {
         rx.await.map_err(|_| gone())?
     }
 
-    pub async fn plan(&self, web: Option<u32>, replicas: Option<u32>) -> Result<String, String> {
+    pub async fn propose(&self, counts: Counts) -> Result<Proposal, String> {
         let (reply, rx) = oneshot::channel();
-        self.send(Work::Plan {
-            web,
-            replicas,
-            reply,
-        })?;
+        self.send(Work::Propose { counts, reply })?;
         rx.await.map_err(|_| gone())?
     }
 
@@ -164,12 +168,36 @@ impl Ctx {
             Work::Logs { after, reply } => {
                 let _ = reply.send(self.logs(after).await.map_err(|e| say(&e)));
             }
-            Work::Plan {
-                web,
-                replicas,
-                reply,
-            } => {
-                let _ = reply.send(self.plan(web, replicas).await.map_err(|e| say(&e)));
+            Work::Propose { counts, reply } => {
+                let r = scale::propose(&self.file, state, counts).await;
+                let _ = reply.send(r.map_err(|e| say(&e)));
+            }
+            Work::Carry { proposal, job } => {
+                let counts = proposal.counts;
+                // The panel's own interrupt stops the panel, not this walk.
+                let (_keep, cancel) = tokio::sync::watch::channel(false);
+                let r = scale::carry_out(
+                    &self.file,
+                    state,
+                    self.lock_timeout,
+                    *proposal,
+                    Some(cancel),
+                    &mut JobReport(Arc::clone(&job)),
+                )
+                .await;
+                match r {
+                    Ok((code, wrote)) => {
+                        if wrote {
+                            job.push(format!(
+                                "{} now says {}.",
+                                self.file.display(),
+                                scale::said(counts)
+                            ));
+                        }
+                        job.finish(code == std::process::ExitCode::SUCCESS, None)
+                    }
+                    Err(e) => job.finish(false, Some(say(&e))),
+                }
             }
             Work::Query {
                 replica,
@@ -216,20 +244,6 @@ impl Ctx {
                 }
             }
         }
-    }
-
-    async fn plan(&self, web: Option<u32>, replicas: Option<u32>) -> Result<String, Failure> {
-        let mut ws = Workspace::open(&self.file, self.state.as_deref())?;
-        let m = &mut ws.manifest.manifest;
-        if let Some(web) = web {
-            m.web.count = web;
-        }
-        if let (Some(replicas), Some(db)) = (replicas, m.database.as_mut()) {
-            db.replicas = replicas;
-        }
-        let state = ws.load_state()?;
-        let plan = crate::cli::plan::make(&ws, state.as_ref(), true).await?;
-        Ok(appgrid::plan::render::text(&plan))
     }
 
     async fn logs(
