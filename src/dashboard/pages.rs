@@ -66,7 +66,7 @@ mod tests {
         );
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(asset("panel.js").is_some());
-        assert!(asset("../app/run.sh").is_none());
+        assert!(asset("../app/start.sh").is_none());
         assert!(asset("base.html").is_none());
     }
 }

@@ -966,7 +966,9 @@ async fn scaling_and_deploying_through_the_panel() {
             vec![("Origin", "http://evil.example".to_string())],
         ),
     ] {
-        let (status, _, page) = client.post_with_head("/scale/apply", body.clone(), extra).await;
+        let (status, _, page) = client
+            .post_with_head("/scale/apply", body.clone(), extra)
+            .await;
         assert_eq!(status, 403, "{body}: {page}");
     }
     assert_eq!(std::fs::read_to_string(&blog.manifest).unwrap(), manifest);
@@ -987,12 +989,13 @@ async fn scaling_and_deploying_through_the_panel() {
     assert_eq!(serial(&blog), before);
     std::fs::write(&blog.manifest, &manifest).unwrap();
     // A plan is confirmed once.
-    let (status, _, _) = client.post_with_head(
-                "/scale/apply",
-        form(&[("csrf", &csrf), ("proposal", &proposal)]),
-        vec![],
-    )
-    .await;
+    let (status, _, _) = client
+        .post_with_head(
+            "/scale/apply",
+            form(&[("csrf", &csrf), ("proposal", &proposal)]),
+            vec![],
+        )
+        .await;
     assert_eq!(status, 409);
 
     // Confirmed: the manifest says two, comments kept, and two serve.
@@ -1038,12 +1041,13 @@ async fn scaling_and_deploying_through_the_panel() {
     let (status, page) = client.get("/releases/deploy").await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(shown_plan(&page), blog.ok(&["plan"]));
-    let (status, _, _) = client.post_with_head(
-                "/releases/deploy",
-        form(&[("proposal", &field(&page, "proposal"))]),
-        vec![],
-    )
-    .await;
+    let (status, _, _) = client
+        .post_with_head(
+            "/releases/deploy",
+            form(&[("proposal", &field(&page, "proposal"))]),
+            vec![],
+        )
+        .await;
     assert_eq!(status, 403);
     let (result, lines) = run_job(
         &client,
