@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod fleet_record;
 pub mod fleet_units;
 mod forecast;
+mod history_lines;
 pub mod live;
 mod policy;
 mod predict;
@@ -49,6 +50,7 @@ pub use emulate_compare::{
 pub use forecast::{
     COLD_MARGIN, DEFAULT_BOOT_S, DEFAULT_QUANTILE, MIN_RESIDUALS, Outlook, boot_s, outlook,
 };
+pub use history_lines::{HistoryLine, history};
 pub use policy::{
     DEFAULT_TOLERANCE, Decision, DecisionRecord, DemandPoint, ForecastSettings, History, Policy,
     PolicyError, Predictive, Sample,

@@ -285,21 +285,6 @@ async fn heal<C: Cloud, K: Configurator>(
     lines
 }
 
-pub(super) fn show(e: &Entry) -> String {
-    let value = e
-        .value
-        .map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
-    format!(
-        "{}  {} {}  {} -> {}  {}",
-        scaling::format_time(e.at as i64),
-        e.metric,
-        value,
-        e.from,
-        e.to,
-        e.reason
-    )
-}
-
 /// Where the runner on the fleet says it is alive (issue 12): after every
 /// pass, [`appgrid::autoscale::fleet::Heartbeat`] in `path` (0600, atomic).
 /// With state on S3 it is also published beside the state, for teammates'
@@ -384,7 +369,7 @@ pub async fn run(
             beat(&ws, path, passes, last, &policy);
         }
         match pass {
-            Ok(entry) => outln!("{}", show(&entry)),
+            Ok(entry) => outln!("{}", entry.line()),
             Err(failure) if once => return Err(failure),
             // The loop goes on: a failed pass is reported and retried next interval.
             Err(failure) => report::print_failure(&failure),
@@ -434,20 +419,11 @@ pub fn history(
             ws.manifest.manifest.app.name
         );
     }
-    for e in record.all_entries() {
-        outln!("{}", show(e));
+    for line in appgrid::autoscale::history(&record) {
+        outln!("{}  {}", line.when, line.decision);
         // Shadow mode: what the forecast policy would have done at this pass.
-        if let Some(s) = record
-            .shadow
-            .iter()
-            .find(|s| s.at == e.at && !e.metric.starts_with("replicas:"))
-        {
-            outln!(
-                "    forecast_only: would have gone {} -> {}  {}",
-                s.from,
-                s.to,
-                s.reason
-            );
+        if let Some(shadow) = line.shadow {
+            outln!("    forecast_only: {shadow}");
         }
     }
     Ok(ExitCode::SUCCESS)

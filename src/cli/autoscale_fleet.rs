@@ -699,7 +699,7 @@ pub async fn status(file: &Path, on: &str, state: Option<&Path>) -> Result<ExitC
         None => outln!("last pass: none yet"),
         Some(hb) => {
             match &hb.last {
-                Ok(entry) => outln!("last pass: {}", super::autoscale::show(entry)),
+                Ok(entry) => outln!("last pass: {}", entry.line()),
                 Err(why) => outln!("last pass: failed: {why}"),
             }
             match fleet::freshness(hb, now) {

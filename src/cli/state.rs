@@ -166,6 +166,7 @@ pub fn migrate(o: MigrateOptions) -> Result<ExitCode, Failure> {
         }
         path => StateLocation::File(PathBuf::from(path)),
     };
+    refuse_with_a_runner(&ws.state_location, &o.file)?;
     let now = jiff::Timestamp::now().to_string();
     let state = migrate::migrate(&ws.state_location, &to, o.lock_timeout, ws.lease(), &now)
         .map_err(|e| Failure::Message(e.to_string()))?;
@@ -199,4 +200,26 @@ pub fn migrate(o: MigrateOptions) -> Result<ExitCode, Failure> {
     };
     errln!("note: {next}; the old place keeps a `.moved` note and refuses to be used");
     Ok(ExitCode::SUCCESS)
+}
+
+/// An installed autoscaler reads the state where it is now and its install
+/// record lies beside it: moving the state under it would leave a runner
+/// failing on a `.moved` note, and a second install possible at the new
+/// place. Refused, with the way round, before anything moves.
+fn refuse_with_a_runner(state: &StateLocation, file: &Path) -> Result<(), Failure> {
+    let place = appgrid::autoscale::fleet_record::RecordPlace::of(state);
+    let installed = appgrid::autoscale::fleet_record::read_installed(&place)
+        .map_err(|e| Failure::Message(e.to_string()))?;
+    match installed {
+        None => Ok(()),
+        Some((runner, _)) => Err(Failure::Message(format!(
+            "the autoscaler installed on {} ({}) reads the state at {state} (recorded in {place}); \
+             moving the state would strand it. Run `appgrid autoscale uninstall {f}`, migrate, \
+             then `appgrid autoscale install {f} --on {}` again",
+            runner.on,
+            runner.host,
+            runner.on,
+            f = file.display()
+        ))),
+    }
 }

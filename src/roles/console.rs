@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 use tera::Context;
 
 use super::RoleError;
-use super::configure::{Fleet, RoleConfigurator, machine_addr, secret_attribute};
+use super::configure::{Fleet, RoleConfigurator, secret_attribute};
 use super::fleet::Connected;
 use super::web_error::check_root;
 use crate::graph::{ResourceAddress, Role};
@@ -78,7 +78,6 @@ impl<F: Fleet> RoleConfigurator<F> {
                 ctx.insert("user", user);
                 ctx.insert("database", database);
                 ctx.insert("port", &port);
-                ctx.insert("addr", &machine_addr(resources, machine)?);
                 ctx.insert("password", password.expose_secret());
                 ctx.insert("pg_bin", super::postgres::PG_BIN);
                 "console/psql.sh"

@@ -332,6 +332,26 @@ async fn the_web_tier_follows_its_load() {
     ]);
     assert!(sim.contains("under-provisioning timeshare"), "{sim}");
 
+    // The panel's Autoscaling page shows the same passes and shadow lines.
+    let panel = super::dashboard::start(&s.manifest, &s.machines);
+    let (client, _) = super::dashboard::Client::sign_in(&panel).await;
+    let (status, page) = client.get("/autoscaling").await;
+    assert_eq!(status, 200, "{page}");
+    let page = super::dashboard::unescape(&page);
+    let shown = page
+        .matches("<span class=\"shadow\">forecast_only: would have gone ")
+        .count();
+    assert!(
+        shown >= shadows.len(),
+        "{shown} shadow lines for {}: {page}",
+        shadows.len()
+    );
+    let first = shadows[0]
+        .trim_start()
+        .trim_start_matches("forecast_only: ");
+    assert!(page.contains(first), "{first}: {page}");
+    drop(panel);
+
     // SIGTERM: the pass in flight finishes and the loop exits.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let status = s.loop_.take().unwrap().wait().unwrap();

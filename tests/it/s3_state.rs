@@ -478,6 +478,44 @@ fn migrate_local_to_s3_and_back_keeps_lineage_and_serial_and_stale_plans_are_ref
     let before: State = serde_json::from_slice(&std::fs::read(&local).unwrap()).unwrap();
 
     let url = format!("s3://{b}/teams/{name}.json");
+    let migrate_args = [
+        "state",
+        "migrate",
+        &m,
+        "--to",
+        &url,
+        "--endpoint",
+        &moto.endpoint,
+        "--region",
+        REGION,
+    ];
+    // An autoscaler installed on the state's place: refused, nothing moves.
+    use appgrid::autoscale::fleet::{Installed, RunnerMode, Supervisor};
+    use appgrid::autoscale::fleet_record::{RecordPlace, write_installed};
+    let place = RecordPlace::of(&StateLocation::File(local.clone()));
+    let runner = Installed {
+        on: "lb".to_string(),
+        host: "127.0.0.1".to_string(),
+        mode: RunnerMode::Loop,
+        supervisor: Supervisor::Appgrid,
+        version: "test".to_string(),
+        sha256: "0".repeat(64),
+        at: 1_720_000_000,
+        by: "test".to_string(),
+    };
+    assert!(write_installed(&place, &runner, None).unwrap());
+    let refused = run(&migrate_args);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("the autoscaler installed on lb (127.0.0.1)")
+            && text(&refused.stderr).contains("appgrid autoscale uninstall"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(local.exists(), "nothing moved");
+    assert!(object(&b, &format!("teams/{name}.json")).is_none());
+    appgrid::autoscale::fleet_record::remove(&place).unwrap();
+
     let moved = appgrid()
         .args([
             "state",

@@ -650,17 +650,9 @@ async fn autoscaling_page(
                 &format!("{}: load and servers", panel.app),
             ),
         );
-        let record = record.entries;
-        let history: Vec<(String, String)> = record
-            .iter()
-            .rev()
-            .take(200)
-            .map(|e| {
-                let line = crate::cli::autoscale::show(e);
-                let (when, rest) = line.split_once("  ").unwrap_or((&line, ""));
-                (when.to_string(), rest.to_string())
-            })
-            .collect();
+        let mut history = appgrid::autoscale::history(&record);
+        history.reverse();
+        history.truncate(200);
         ctx.insert("history", &history);
     } else {
         ctx.insert("policy", &None::<()>);

@@ -158,7 +158,8 @@ mod tests {
         );
         assert!(!hba.contains("127.0.9.1/32"), "{hba}");
         assert!(
-            hba.contains("host    all   +appgrid_app   samehost   scram-sha-256"),
+            hba.contains("local   all   +appgrid_app   scram-sha-256")
+                && !hba.contains("+appgrid_app   samehost"),
             "{hba}"
         );
         assert!(render_pg_hba(&t, &node, &["0.0.0.0/0 trust".to_string()], &[]).is_err());
