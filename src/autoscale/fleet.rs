@@ -311,6 +311,24 @@ pub struct Installed {
     pub by: String,
 }
 
+impl Installed {
+    /// A record of a runner on `on` (10.0.0.1, a loop under appgrid's
+    /// supervisor) installed by `by`: for tests.
+    #[doc(hidden)]
+    pub fn for_test(on: &str, by: &str) -> Installed {
+        Installed {
+            on: on.into(),
+            host: "10.0.0.1".into(),
+            mode: RunnerMode::Loop,
+            supervisor: Supervisor::Appgrid,
+            version: "0.1.0".into(),
+            sha256: "ab".into(),
+            at: 5,
+            by: by.into(),
+        }
+    }
+}
+
 /// What the runner writes after every pass (`heartbeat.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -546,16 +564,7 @@ mod tests {
 
     #[test]
     fn status_lines_are_read_back() {
-        let installed = Installed {
-            on: "lb".into(),
-            host: "10.0.0.1".into(),
-            mode: RunnerMode::Loop,
-            supervisor: Supervisor::Appgrid,
-            version: "0.1.0".into(),
-            sha256: "ab".into(),
-            at: 5,
-            by: "me@here".into(),
-        };
+        let installed = Installed::for_test("lb", "me@here");
         let hb = Heartbeat {
             at: 9,
             pid: 42,

@@ -262,19 +262,9 @@ pub fn read_beat(place: &RecordPlace) -> Result<Option<(PublishedBeat, String)>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autoscale::fleet::{RunnerMode, Supervisor};
 
     fn installed(on: &str) -> Installed {
-        Installed {
-            on: on.into(),
-            host: "10.0.0.1".into(),
-            mode: RunnerMode::Loop,
-            supervisor: Supervisor::Appgrid,
-            version: "0.1.0".into(),
-            sha256: "ab".into(),
-            at: 5,
-            by: "me@here".into(),
-        }
+        Installed::for_test(on, "me@here")
     }
 
     #[test]

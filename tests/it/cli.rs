@@ -15,6 +15,15 @@ pub fn text(o: &[u8]) -> String {
     String::from_utf8_lossy(o).into_owned()
 }
 
+/// A command that must have failed (exit 1) saying `says` on stderr: its
+/// stderr.
+pub fn refused(out: &std::process::Output, says: &str) -> String {
+    let e = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains(says), "{e}");
+    e
+}
+
 /// A fresh directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("appgrid-it-{}-{name}", std::process::id()));

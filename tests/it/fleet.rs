@@ -128,21 +128,8 @@ fn until(what: &str, limit: Duration, log: &Path, mut f: impl FnMut() -> bool) -
 
 /// The object at `key` in `bucket` as JSON, or `None`.
 fn object_json(moto: &Moto, bucket: &str, key: &str) -> Option<Value> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let out = super::s3_state::sdk(&moto.endpoint)
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
-        let bytes = out.body.collect().await.unwrap().into_bytes();
-        Some(serde_json::from_slice(&bytes).unwrap())
-    })
+    super::s3_state::object_at(&moto.endpoint, bucket, key)
+        .map(|bytes| serde_json::from_slice(&bytes).unwrap())
 }
 
 fn bucket(moto: &Moto, name: &str) {
@@ -312,12 +299,12 @@ fn the_autoscaler_installed_on_the_load_balancer_scales_the_farm() {
         &["autoscale", "install"],
         &["--on", "web[0]", "--credentials", &creds],
     );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = super::cli::refused(
+        &out,
+        &format!("the autoscaler of fleetscale already runs on lb ({lb_addr})"),
+    );
     assert!(
-        err.contains(&format!(
-            "the autoscaler of fleetscale already runs on lb ({lb_addr})"
-        )) && err.contains("autoscale uninstall")
+        err.contains("autoscale uninstall")
             && err.contains(&format!("s3://{bucket_name}/{install_key}"))
             && err.contains("Nothing was changed"),
         "{err}"
@@ -604,12 +591,7 @@ fn on_the_local_provider_the_runner_is_a_supervised_service_of_the_lb_machine() 
         .env("APPGRID_LOCAL_ROOT", &machines)
         .output()
         .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("the autoscaler of fleetlocal already runs on lb"),
-        "{err}"
-    );
+    super::cli::refused(&out, "the autoscaler of fleetlocal already runs on lb");
     let web_id = state["resources"]["web[0]"]["id"].as_str().unwrap();
     assert!(
         !machines
@@ -739,7 +721,7 @@ fn on_the_local_provider_the_runner_is_a_supervised_service_of_the_lb_machine() 
 /// heartbeat is published beside it and both go with `remove`.
 #[test]
 fn the_install_record_on_s3_admits_one_of_two_racing_installs() {
-    use appgrid::autoscale::fleet::{Heartbeat, Installed, RunnerMode, Supervisor};
+    use appgrid::autoscale::fleet::{Heartbeat, Installed};
     use appgrid::autoscale::fleet_record::{self, PublishedBeat, RecordPlace};
     use appgrid::state::location::{S3Location, StateLocation};
 
@@ -755,16 +737,7 @@ fn the_install_record_on_s3_admits_one_of_two_racing_installs() {
     appgrid::state::s3_store::connect_with_credentials(&at, ("test".into(), "test".into()))
         .unwrap();
     let place = RecordPlace::of(&StateLocation::S3(at));
-    let installed = |on: &str| Installed {
-        on: on.into(),
-        host: "10.0.0.1".into(),
-        mode: RunnerMode::Loop,
-        supervisor: Supervisor::Appgrid,
-        version: "0.1.0".into(),
-        sha256: "ab".into(),
-        at: 5,
-        by: "ann@laptop".into(),
-    };
+    let installed = |on: &str| Installed::for_test(on, "ann@laptop");
     assert!(fleet_record::read_installed(&place).unwrap().is_none());
     // Both read "nothing"; the first write wins, the second is refused.
     assert!(fleet_record::write_installed(&place, &installed("lb"), None).unwrap());

@@ -36,27 +36,31 @@ fn bucket(test: &str) -> String {
 
 /// A plain S3 client, to look at what appgrid wrote independently.
 pub(super) fn sdk(endpoint: &str) -> aws_sdk_s3::Client {
+    sdk_as(endpoint, "test", "test")
+}
+
+/// A plain S3 client with the access key `id`.
+fn sdk_as(endpoint: &str, id: &str, secret: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .region(aws_sdk_s3::config::Region::new(REGION))
         .endpoint_url(endpoint)
         .force_path_style(true)
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "test",
+            id, secret, None, None, "test",
         ))
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// The object at `key`, or `None`.
-fn object(bucket: &str, key: &str) -> Option<Vec<u8>> {
-    let endpoint = super::moto::shared().endpoint.clone();
+/// The object at `key` in `bucket` on the moto at `endpoint`, or `None`.
+pub(super) fn object_at(endpoint: &str, bucket: &str, key: &str) -> Option<Vec<u8>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let out = sdk(&endpoint)
+        let out = sdk(endpoint)
             .get_object()
             .bucket(bucket)
             .key(key)
@@ -65,6 +69,11 @@ fn object(bucket: &str, key: &str) -> Option<Vec<u8>> {
             .ok()?;
         Some(out.body.collect().await.unwrap().into_bytes().to_vec())
     })
+}
+
+/// The object at `key` on the shared moto, or `None`.
+fn object(bucket: &str, key: &str) -> Option<Vec<u8>> {
+    object_at(&super::moto::shared().endpoint, bucket, key)
 }
 
 /// The location of `key` in `bucket` on moto, connected for this process
@@ -490,24 +499,15 @@ fn migrate_local_to_s3_and_back_keeps_lineage_and_serial_and_stale_plans_are_ref
         REGION,
     ];
     // An autoscaler installed on the state's place: refused, nothing moves.
-    use appgrid::autoscale::fleet::{Installed, RunnerMode, Supervisor};
+    use appgrid::autoscale::fleet::Installed;
     use appgrid::autoscale::fleet_record::{RecordPlace, write_installed};
     let place = RecordPlace::of(&StateLocation::File(local.clone()));
-    let runner = Installed {
-        on: "lb".to_string(),
-        host: "127.0.0.1".to_string(),
-        mode: RunnerMode::Loop,
-        supervisor: Supervisor::Appgrid,
-        version: "test".to_string(),
-        sha256: "0".repeat(64),
-        at: 1_720_000_000,
-        by: "test".to_string(),
-    };
+    let runner = Installed::for_test("lb", "ann@laptop");
     assert!(write_installed(&place, &runner, None).unwrap());
     let refused = run(&migrate_args);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
-        text(&refused.stderr).contains("the autoscaler installed on lb (127.0.0.1)")
+        text(&refused.stderr).contains("the autoscaler installed on lb (10.0.0.1)")
             && text(&refused.stderr).contains("appgrid autoscale uninstall"),
         "{}",
         text(&refused.stderr)
@@ -516,20 +516,7 @@ fn migrate_local_to_s3_and_back_keeps_lineage_and_serial_and_stale_plans_are_ref
     assert!(object(&b, &format!("teams/{name}.json")).is_none());
     appgrid::autoscale::fleet_record::remove(&place).unwrap();
 
-    let moved = appgrid()
-        .args([
-            "state",
-            "migrate",
-            &m,
-            "--to",
-            &url,
-            "--endpoint",
-            &moto.endpoint,
-            "--region",
-            REGION,
-        ])
-        .output()
-        .unwrap();
+    let moved = run(&migrate_args);
     assert!(moved.status.success(), "{}", text(&moved.stderr));
     assert!(
         text(&moved.stdout).contains(&format!(
@@ -700,13 +687,9 @@ fn a_missing_bucket_no_credentials_or_a_silent_endpoint_stop_before_any_change()
     let m = manifest.to_str().unwrap().to_string();
 
     let missing = appgrid().args(["apply", "--yes", &m]).output().unwrap();
-    let e = text(&missing.stderr);
-    assert_eq!(missing.status.code(), Some(1), "{e}");
-    assert!(
-        e.contains(
-            "the bucket of s3://appgrid-no-such-bucket/appgrid/its3bad/state.json does not exist"
-        ),
-        "{e}"
+    let e = super::cli::refused(
+        &missing,
+        "the bucket of s3://appgrid-no-such-bucket/appgrid/its3bad/state.json does not exist",
     );
     assert!(e.contains("Nothing was changed"), "{e}");
     assert!(
@@ -720,12 +703,7 @@ fn a_missing_bucket_no_credentials_or_a_silent_endpoint_stop_before_any_change()
         .env_remove("AWS_SECRET_ACCESS_KEY")
         .output()
         .unwrap();
-    let e = text(&no_creds.stderr);
-    assert_eq!(no_creds.status.code(), Some(1), "{e}");
-    assert!(
-        e.contains("no AWS credentials for the state at s3://"),
-        "{e}"
-    );
+    super::cli::refused(&no_creds, "no AWS credentials for the state at s3://");
 
     let port = super::moto::free_port();
     let silent_manifest = s3_manifest_at(
@@ -740,13 +718,9 @@ fn a_missing_bucket_no_credentials_or_a_silent_endpoint_stop_before_any_change()
         .args(["apply", "--yes", silent_manifest.to_str().unwrap()])
         .output()
         .unwrap();
-    let e = text(&silent.stderr);
-    assert_eq!(silent.status.code(), Some(1), "{e}");
-    assert!(
-        e.contains(&format!(
-            "cannot reach the S3 endpoint http://127.0.0.1:{port}"
-        )),
-        "{e}"
+    super::cli::refused(
+        &silent,
+        &format!("cannot reach the S3 endpoint http://127.0.0.1:{port}"),
     );
     assert!(
         live_addresses(&moto.endpoint, name).is_empty(),
@@ -790,21 +764,12 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
 
 /// The keys in `bucket`, listed with the access key `id`.
 fn keys_as(endpoint: &str, bucket: &str, id: &str, secret: &str) -> Vec<String> {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(REGION))
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            id, secret, None, None, "test",
-        ))
-        .build();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(async {
-            let listed = aws_sdk_s3::Client::from_conf(config)
+            let listed = sdk_as(endpoint, id, secret)
                 .list_objects_v2()
                 .bucket(bucket)
                 .send()
@@ -851,13 +816,11 @@ fn a_key_without_permission_to_write_the_state_stops_before_any_change() {
         .env("AWS_SECRET_ACCESS_KEY", &secret)
         .output()
         .unwrap();
-    let e = text(&apply.stderr);
-    assert_eq!(apply.status.code(), Some(1), "{e}");
-    assert!(
-        e.contains(&format!(
+    let e = super::cli::refused(
+        &apply,
+        &format!(
             "access to s3://{b}/{key} was denied: the credentials in use lack s3:PutObject on it"
-        )),
-        "{e}"
+        ),
     );
     assert!(e.contains("Nothing was changed"), "{e}");
     assert!(
