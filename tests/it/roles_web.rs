@@ -399,9 +399,21 @@ async fn app_behind_haproxy_scales_without_failing_a_request() {
     assert!(body.contains("hello from the test"), "{body}");
     assert_eq!(json_field(&body, "cached"), "false", "{body}");
     assert_eq!(json_field(&body, "source"), format!("{pg}:5432"), "{body}");
-    let (_, body) = http(&front, "GET", &format!("/notes/{id}"), "")
-        .await
-        .unwrap();
+    // The app's cache is best effort (pymemcache with a 1 s timeout and
+    // errors ignored): on a loaded machine one set may time out, and the
+    // next miss sets it again. The note is served from memcached within a
+    // few reads.
+    let mut body = String::new();
+    for _ in 0..10 {
+        body = http(&front, "GET", &format!("/notes/{id}"), "")
+            .await
+            .unwrap()
+            .1;
+        if json_field(&body, "cached") == "true" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     assert_eq!(json_field(&body, "cached"), "true", "{body}");
     assert!(body.contains("hello from the test"), "{body}");
 
