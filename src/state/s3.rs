@@ -318,39 +318,53 @@ impl S3Objects {
         })
     }
 
-    /// Whether these credentials may write `key`, found without writing
+    /// Whether these credentials may write `key`, found without changing
     /// it: a PutObject conditional on an ETag no object has. S3 checks
     /// permission before the condition, so a denied writer gets 403
     /// ([`S3Error::Denied`]) while an allowed one fails the condition (412,
-    /// or 404 when there is no object yet) and changes nothing.
+    /// or 404 when there is no object yet). The probe carries the object's
+    /// current bytes, so a store that ignored the condition rewrote what was
+    /// there (and a probe that created the object is deleted again): it is
+    /// refused, and nothing is lost either way.
     pub fn check_writable(&self, key: &str) -> Result<(), S3Error> {
+        let current = self.get(key)?;
         let this = self.clone();
-        let key = key.to_string();
-        block(async move {
-            let probe = this
-                .client
+        let owned_key = key.to_string();
+        let body = current
+            .as_ref()
+            .map(|o| o.bytes.clone())
+            .unwrap_or_default();
+        let probe = block(async move {
+            this.client
                 .put_object()
                 .bucket(&this.bucket)
-                .key(&key)
+                .key(&owned_key)
                 .if_match(WRITE_PROBE_ETAG)
+                .content_type("application/json")
                 .server_side_encryption(ServerSideEncryption::Aes256)
-                .body(ByteStream::from_static(b""))
+                .body(ByteStream::from(body))
                 .send()
-                .await;
-            match probe {
-                Err(e) if precondition_failed(&e) || e.code() == Some("NoSuchKey") => Ok(()),
-                Err(e) => Err(this.error("PutObject", &key, e)),
-                // A store that ignored the condition: the probe wrote.
-                Ok(_) => Err(S3Error::Api {
+                .await
+        });
+        match probe {
+            Err(e) if precondition_failed(&e) || e.code() == Some("NoSuchKey") => Ok(()),
+            Err(e) => Err(self.error("PutObject", key, e)),
+            // A store that ignored the condition: it cannot fence state writes.
+            Ok(written) => {
+                if current.is_none() {
+                    self.delete(key, written.e_tag())?;
+                }
+                Err(S3Error::Api {
                     operation: "PutObject",
-                    url: this.url(&key),
+                    url: self.url(key),
                     code: "ConditionIgnored".into(),
-                    message: "the store ignored `If-Match` on a write check and wrote an \
-                              empty object; it cannot fence state writes (S3 and moto honour it)"
+                    message: "the store ignored `If-Match` on a write check (the object was \
+                              left as it was); it cannot fence state writes: use a store that \
+                              honours conditional writes (S3 and moto do)"
                         .into(),
-                }),
+                })
             }
-        })
+        }
     }
 
     /// The keys that start with `prefix` (every page).

@@ -851,3 +851,96 @@ fn a_key_without_permission_to_write_the_state_stops_before_any_change() {
     );
     assert_eq!(keys(), Vec::<String>::new());
 }
+
+/// An S3-compatible store that ignores conditional writes (a proxy in front
+/// of moto dropping `If-Match` and `If-None-Match`): taking the lock is
+/// refused at its write check, and the check lost nothing: the state object
+/// keeps its bytes and no backup object appears.
+#[test]
+fn a_store_that_ignores_conditions_is_refused_and_loses_nothing() {
+    const PROXY: &str = r#"
+import http.client, http.server, sys
+upstream = sys.argv[1].split("//", 1)[1]
+class Drop(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def forward(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in ("host", "if-match", "if-none-match")}
+        c = http.client.HTTPConnection(upstream, timeout=30)
+        c.request(self.command, self.path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+    do_GET = do_PUT = do_DELETE = do_HEAD = do_POST = forward
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drop)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let moto = super::moto::shared();
+    let b = bucket("nocond");
+    let mut proxy = std::process::Command::new(super::moto::python())
+        .args(["-c", PROXY, &moto.endpoint])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    std::io::BufReader::new(proxy.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let key = "apps/nocond/state.json";
+    let at = S3Location {
+        bucket: b.clone(),
+        key: key.to_string(),
+        region: Some(REGION.to_string()),
+        endpoint: Some(format!("http://127.0.0.1:{}", port.trim())),
+    };
+    let state = br#"{"the state": "kept"}"#;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(
+        sdk(&moto.endpoint)
+            .put_object()
+            .bucket(&b)
+            .key(key)
+            .body(state.to_vec().into())
+            .send(),
+    )
+    .unwrap();
+
+    s3_store::connect_with_credentials(&at, ("test".into(), "test".into())).unwrap();
+    let taken = s3_lock::acquire(&at, "test", Duration::ZERO, Duration::from_secs(30));
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let Err(err) = taken else {
+        panic!("the lock was taken on a store that ignores conditional writes");
+    };
+    assert!(
+        err.to_string()
+            .contains("ignored `If-Match` on a write check"),
+        "{err}"
+    );
+    assert_eq!(
+        object(&b, key).as_deref(),
+        Some(&state[..]),
+        "the state kept"
+    );
+    assert_eq!(
+        object(&b, &format!("{key}.backup.0")),
+        None,
+        "no backup made"
+    );
+    assert_eq!(object(&b, &format!("{key}.lock")), None, "no lock left");
+}
